@@ -1,0 +1,72 @@
+"""Writing the audit trail: called inside every service's transaction."""
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import models
+
+from .actors import Actor
+from .models import AuditEvent
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return str(value.pk)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, decimal.Decimal)):
+        return str(value)
+    return value
+
+
+def snapshot(obj: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    """Field values of `obj` (FKs as ids) in a JSON-safe form, for before/after diffs."""
+    out = {}
+    for name in fields:
+        field = obj._meta.get_field(name)
+        attname = getattr(field, "attname", name)
+        out[name] = _jsonable(getattr(obj, attname))
+    return out
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """`{field: [before, after]}` for the fields whose value changed."""
+    return {k: [before.get(k), after[k]] for k in after if before.get(k) != after[k]}
+
+
+def audit_record(
+    *,
+    tenant,
+    actor: Actor,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str | None = None,
+    object_id: Any = None,
+    changes: dict[str, list[Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Record one audit event. Call it inside the transaction of the write it describes."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = obj.pk
+    return AuditEvent.objects.unscoped().create(
+        tenant=tenant,
+        actor_kind=actor.kind,
+        actor_name=actor.name[:200],
+        actor_user=actor.user,
+        actor_api_key=actor.api_key,
+        action=action,
+        object_type=object_type or "",
+        object_id=str(object_id) if object_id is not None else "",
+        changes={k: [_jsonable(v) for v in pair] for k, pair in (changes or {}).items()},
+        metadata={k: _jsonable(v) for k, v in (metadata or {}).items()},
+    )
+
+
+def audit_bulk(*, events: list[AuditEvent]) -> None:
+    """Insert many prepared events in one statement (batch writes)."""
+    AuditEvent.objects.unscoped().bulk_create(events)

@@ -1,0 +1,8 @@
+"""App config for tenancy: tenants, teams, memberships, API keys."""
+from django.apps import AppConfig
+
+
+class TenancyConfig(AppConfig):
+    name = "leadmgmt.tenancy"
+    label = "tenancy"
+    verbose_name = "Tenancy"

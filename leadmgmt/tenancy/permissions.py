@@ -1,0 +1,24 @@
+"""DRF permissions: a request must belong to a tenant; API keys need the view's scope."""
+from __future__ import annotations
+
+from rest_framework import permissions
+
+
+class HasTenant(permissions.BasePermission):
+    message = "This request is not tied to a tenant (use an API key or sign in as a member)."
+
+    def has_permission(self, request, view) -> bool:
+        if getattr(request, "tenant", None) is None:
+            return False
+        api_key = getattr(request, "api_key", None)
+        if api_key is None:
+            return True
+        required = getattr(view, "required_scopes", {}).get(request.method)
+        if required is None:
+            required = getattr(view, "required_scopes", {}).get("*")
+        if required is None:
+            return True
+        if not api_key.has_scope(required):
+            self.message = f"This API key lacks the '{required}' scope."
+            return False
+        return True

@@ -1,0 +1,129 @@
+"""Writes for tenancy: provisioning tenants, memberships and API keys (each in one transaction)."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from leadmgmt.audit.actors import SYSTEM, Actor
+from leadmgmt.audit.services import audit_record, diff, snapshot
+
+from .models import ApiKey, ApiScope, Membership, Role, Team, Tenant
+
+DEFAULT_TEAM = "Sales Development"
+MEMBERSHIP_FIELDS = ["role", "team", "is_available", "capacity"]
+
+
+@dataclass
+class ProvisionedTenant:
+    tenant: Tenant
+    admin_email: str
+    admin_password: str | None  # None when the user already existed (password unchanged)
+    form_key: str
+    api_key: str
+
+
+def api_key_create(*, tenant: Tenant, name: str, scopes: list[str] | None = None, actor: Actor = SYSTEM) -> tuple[ApiKey, str]:
+    """Create a key; the raw secret is returned once and only its hash is stored."""
+    scopes = list(scopes if scopes is not None else ApiScope.values)
+    unknown = sorted(set(scopes) - set(ApiScope.values))
+    if unknown:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({"scopes": [f"Unknown scope(s): {', '.join(unknown)}"]})
+    with transaction.atomic():
+        prefix, raw = ApiKey.generate_secret()
+        key = ApiKey(tenant=tenant, name=name, prefix=prefix, scopes=scopes, created_by=actor.user)
+        key.set_secret(raw)
+        key.save()
+        audit_record(tenant=tenant, actor=actor, action="api_key.created", obj=key,
+                     metadata={"name": name, "prefix": prefix, "scopes": scopes})
+    return key, raw
+
+
+def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
+    with transaction.atomic():
+        updated = ApiKey.objects.unscoped().filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        api_key.refresh_from_db(fields=["revoked_at"])
+        if updated:
+            audit_record(tenant=api_key.tenant, actor=actor, action="api_key.revoked", obj=api_key,
+                         changes={"revoked_at": [None, api_key.revoked_at]})
+    return api_key
+
+
+def team_get_or_create(*, tenant: Tenant, name: str, actor: Actor = SYSTEM) -> Team:
+    team, created = Team.objects.unscoped().get_or_create(tenant=tenant, name=name)
+    if created:
+        audit_record(tenant=tenant, actor=actor, action="team.created", obj=team, metadata={"name": name})
+    return team
+
+
+@transaction.atomic
+def membership_upsert(
+    *, tenant: Tenant, email: str, role: str, team_name: str | None = None, capacity: int | None = None,
+    is_available: bool = True, actor: Actor = SYSTEM, password: str | None = None,
+) -> tuple[Membership, bool, str | None]:
+    """Create or update a user's membership. Returns (membership, user_created, new_password)."""
+    if role not in Role.values:
+        from django.core.exceptions import ValidationError
+
+        raise ValidationError({"role": [f"Unknown role '{role}'; choose one of {', '.join(Role.values)}."]})
+    User = get_user_model()
+    email = email.strip().lower()
+    user = User.objects.filter(username=email).first()
+    user_created = user is None
+    new_password = None
+    if user_created:
+        new_password = password or secrets.token_urlsafe(12)
+        user = User.objects.create_user(username=email, email=email, password=new_password)
+    team = team_get_or_create(tenant=tenant, name=team_name, actor=actor) if team_name else None
+    membership = Membership.objects.unscoped().select_for_update().filter(tenant=tenant, user=user).first()
+    if membership is None:
+        membership = Membership.objects.unscoped().create(
+            tenant=tenant, user=user, role=role, team=team, capacity=capacity, is_available=is_available
+        )
+        audit_record(tenant=tenant, actor=actor, action="membership.created", obj=membership,
+                     changes=diff({}, snapshot(membership, MEMBERSHIP_FIELDS)), metadata={"email": email})
+    else:
+        before = snapshot(membership, MEMBERSHIP_FIELDS)
+        membership.role, membership.capacity, membership.is_available = role, capacity, is_available
+        if team is not None:
+            membership.team = team
+        changes = diff(before, snapshot(membership, MEMBERSHIP_FIELDS))
+        if changes:
+            membership.save(update_fields=list(changes))
+            audit_record(tenant=tenant, actor=actor, action="membership.updated", obj=membership,
+                         changes=changes, metadata={"email": email})
+    if role == Role.ADMIN and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    if role == Role.MARKETING_OPS and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return membership, user_created, new_password
+
+
+@transaction.atomic
+def tenant_create(
+    *, slug: str, name: str, admin_email: str, admin_password: str | None = None, actor: Actor = SYSTEM,
+    form_name: str = "Website", allowed_origins: list[str] | None = None,
+) -> ProvisionedTenant:
+    """Provision a tenant: its admin user, default team, one lead form and one API key."""
+    from leads.models import LeadForm
+
+    tenant = Tenant.objects.create(slug=slug, name=name)
+    audit_record(tenant=tenant, actor=actor, action="tenant.created", obj=tenant, metadata={"slug": slug, "name": name})
+    team_get_or_create(tenant=tenant, name=DEFAULT_TEAM, actor=actor)
+    _membership, _created, password = membership_upsert(
+        tenant=tenant, email=admin_email, role=Role.ADMIN, actor=actor, password=admin_password
+    )
+    form = LeadForm.objects.unscoped().create(
+        tenant=tenant, name=form_name, allowed_origins=allowed_origins if allowed_origins is not None else ["*"]
+    )
+    audit_record(tenant=tenant, actor=actor, action="lead_form.created", obj=form, metadata={"name": form_name})
+    _key, raw_key = api_key_create(tenant=tenant, name="Default integration key", actor=actor)
+    return ProvisionedTenant(tenant=tenant, admin_email=admin_email.strip().lower(), admin_password=password,
+                             form_key=form.key, api_key=raw_key)

@@ -1,0 +1,7 @@
+"""App config for leads: accounts, leads, touches, signals, activities, intake forms."""
+from django.apps import AppConfig
+
+
+class LeadsConfig(AppConfig):
+    name = "leads"
+    verbose_name = "Leads"

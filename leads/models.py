@@ -1,0 +1,310 @@
+"""Accounts, leads and everything that happens to a lead: touches, signals, activities, stages."""
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from leadmgmt.tenancy.managers import TenantOwned
+
+
+class LeadForm(TenantOwned):
+    """A public capture form: its key is embedded in web pages that POST to the intake endpoint."""
+
+    name = models.CharField(max_length=100)
+    # Looked up before the tenant is known, so this unique index cannot start with tenant_id.
+    key = models.CharField(max_length=40, unique=True, editable=False)
+    default_source = models.CharField(max_length=64, default="web_form")
+    allowed_origins = models.JSONField(
+        default=list, blank=True,
+        help_text='Origins allowed to post from a browser, e.g. ["https://www.example.com"]; '
+        '["*"] allows any. Requests without an Origin header (server to server) are always allowed.',
+    )
+    success_url = models.URLField(blank=True, help_text="Where a plain HTML form post is redirected (303).")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "name"], name="leadform_unique_name_per_tenant",
+                violation_error_message="A form with this name already exists.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if not self.key:
+            self.key = f"lf_{secrets.token_urlsafe(24)}"
+        super().save(*args, **kwargs)
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if not origin:
+            return True
+        allowed = [o.rstrip("/").lower() for o in (self.allowed_origins or [])]
+        return "*" in allowed or origin.rstrip("/").lower() in allowed
+
+
+class Account(TenantOwned):
+    """A company in the tenant's CRM data, keyed by its canonical domain (acme.com)."""
+
+    domain = models.CharField(max_length=253)
+    name = models.CharField(max_length=200, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "domain"], name="account_unique_domain_per_tenant",
+                violation_error_message="An account with this domain already exists.",
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "owner"], name="account_tenant_owner")]
+
+    def __str__(self) -> str:
+        return self.name or self.domain
+
+
+class LeadStatus(models.TextChoices):
+    NEW = "new", "New"
+    CONTACTED = "contacted", "Contacted"
+    QUALIFIED = "qualified", "Qualified"
+    UNQUALIFIED = "unqualified", "Unqualified"
+    CONVERTED = "converted", "Converted"
+    RECYCLED = "recycled", "Recycled"
+    ARCHIVED = "archived", "Archived"
+
+
+class LeadStage(models.TextChoices):
+    RAW = "raw", "Raw lead"
+    MQL = "mql", "MQL"
+    SAL = "sal", "SAL"
+    SQL = "sql", "SQL"
+    OPPORTUNITY = "opportunity", "Opportunity"
+    CUSTOMER = "customer", "Customer"
+
+
+class Lead(TenantOwned):
+    """A person who showed interest; unique per tenant by (lower-cased) email."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.CharField(max_length=254, blank=True)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    phone = models.CharField(max_length=40, blank=True, help_text="E.164 when it could be parsed.")
+    job_title = models.CharField(max_length=200, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    company_domain = models.CharField(max_length=253, blank=True)
+    company_size = models.PositiveIntegerField(null=True, blank=True, help_text="Employees.")
+    industry = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    source = models.CharField(max_length=64, blank=True)
+    utm_source = models.CharField(max_length=200, blank=True)
+    utm_medium = models.CharField(max_length=200, blank=True)
+    utm_campaign = models.CharField(max_length=200, blank=True)
+    utm_term = models.CharField(max_length=200, blank=True)
+    utm_content = models.CharField(max_length=200, blank=True)
+    campaign = models.CharField(max_length=200, blank=True)
+    marketing_consent = models.BooleanField(default=False)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_source = models.CharField(max_length=200, blank=True)
+    is_personal_email = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=LeadStatus.choices, default=LeadStatus.NEW)
+    stage = models.CharField(max_length=16, choices=LeadStage.choices, default=LeadStage.RAW)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+        related_name="+",
+    )
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="leads"
+    )
+    form = models.ForeignKey(
+        LeadForm, null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="+"
+    )
+    possible_duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="+",
+        help_text="Set when another lead has the same phone number.",
+    )
+    attributes = models.JSONField(default=dict, blank=True, help_text="Extra form fields.")
+    # Fields a person edited by hand: later captures fill blanks but never overwrite these.
+    edited_fields = models.JSONField(default=list, blank=True, editable=False)
+    # Filled by scoring and routing (later issues); null until then.
+    score = models.IntegerField(null=True, blank=True)
+    band = models.CharField(max_length=16, blank=True)
+    lead_class = models.CharField(max_length=16, blank=True)
+    score_breakdown = models.JSONField(null=True, blank=True)
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "email"], condition=~Q(email=""), name="lead_unique_email_per_tenant",
+                violation_error_message="A lead with this email already exists.",
+            ),
+            models.CheckConstraint(
+                condition=~(Q(email="") & Q(phone="")), name="lead_has_email_or_phone",
+                violation_error_message="A lead needs an email or a phone number.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="lead_tenant_created"),
+            models.Index(fields=["tenant", "owner", "status"], name="lead_tenant_owner_status"),
+            models.Index(fields=["tenant", "status", "stage"], name="lead_tenant_status_stage"),
+            models.Index(fields=["tenant", "phone"], name="lead_tenant_phone"),
+            models.Index(fields=["tenant", "company_domain"], name="lead_tenant_domain"),
+            models.Index(fields=["tenant", "account"], name="lead_tenant_account"),
+            models.Index(fields=["tenant", "score"], name="lead_tenant_score"),
+            models.Index(fields=["tenant", "sla_due_at"], name="lead_tenant_sla_due"),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return name or self.email or self.phone
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class TouchKind(models.TextChoices):
+    CREATED = "created", "Created the lead"
+    DUPLICATE = "duplicate", "Duplicate submission, merged"
+
+
+class Touch(TenantOwned):
+    """One capture of a lead (a form post, an import row), duplicates included, with the raw payload."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="touches", db_index=False)
+    kind = models.CharField(max_length=16, choices=TouchKind.choices)
+    form = models.ForeignKey(LeadForm, null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="+")
+    source = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField(default=dict)
+    filled_fields = models.JSONField(default=list, blank=True, help_text="Blank lead fields this touch filled.")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["tenant", "lead", "received_at"], name="touch_tenant_lead")]
+
+
+class SignalType(TenantOwned):
+    """A tenant-defined behavioural signal type, beyond the built-in catalog."""
+
+    name = models.SlugField(max_length=64, db_index=False)
+    label = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="signaltype_unique_name_per_tenant",
+                                    violation_error_message="This signal type already exists.")
+        ]
+
+    def __str__(self) -> str:
+        return self.label or self.name
+
+
+class Signal(TenantOwned):
+    """A behavioural event (page view, email click, webinar…) for a lead, or for an email not yet a lead."""
+
+    lead = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="signals", db_index=False)
+    email = models.CharField(max_length=254, blank=True, help_text="Kept to attach the signal when the lead arrives.")
+    type = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    external_id = models.CharField(max_length=200, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    api_key = models.ForeignKey("tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="+")
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "external_id"], condition=~Q(external_id=""),
+                name="signal_unique_external_id_per_tenant",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "lead", "occurred_at"], name="signal_tenant_lead"),
+            models.Index(fields=["tenant", "email"], condition=Q(lead__isnull=True), name="signal_tenant_pending_email"),
+            models.Index(fields=["tenant", "received_at"], condition=Q(processed_at__isnull=True), name="signal_tenant_unprocessed"),
+        ]
+
+
+class ActivityKind(models.TextChoices):
+    CALL = "call", "Call"
+    EMAIL = "email", "Email"
+    MEETING = "meeting", "Meeting"
+    NOTE = "note", "Note"
+
+
+class Activity(TenantOwned):
+    """Something a rep did with a lead: a call, an email, a meeting or a note."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="activities", db_index=False)
+    kind = models.CharField(max_length=16, choices=ActivityKind.choices)
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True)
+    outcome = models.CharField(max_length=64, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        verbose_name_plural = "activities"
+        indexes = [models.Index(fields=["tenant", "lead", "occurred_at"], name="activity_tenant_lead")]
+
+
+class StageTransition(TenantOwned):
+    """A lead moving from one stage to another, by whom and when."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_transitions", db_index=False)
+    from_stage = models.CharField(max_length=16, choices=LeadStage.choices, blank=True)
+    to_stage = models.CharField(max_length=16, choices=LeadStage.choices)
+    at = models.DateTimeField(default=timezone.now)
+    actor_name = models.CharField(max_length=200)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="+")
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["tenant", "lead", "at"], name="stagetransition_tenant_lead")]
+
+
+class IdempotencyRecord(TenantOwned):
+    """The first answer to an intake request with an Idempotency-Key, replayed for 24 hours."""
+
+    form = models.ForeignKey(LeadForm, on_delete=models.CASCADE, db_index=False, related_name="+")
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "form", "key"], name="idempotency_unique_key_per_form")
+        ]
+        indexes = [models.Index(fields=["tenant", "created_at"], name="idempotency_tenant_created")]

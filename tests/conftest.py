@@ -1,0 +1,90 @@
+"""Shared fixtures: tenants, users by role, API clients; Celery runs eagerly unless a test starts a worker."""
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from leadmgmt.celery import app as celery_app
+from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.models import Role
+
+from .factories import LeadFormFactory, MembershipFactory, TenantFactory, UserFactory, api_key_for
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager():
+    """In-process tasks by default; tests marked `worker` talk to a real worker process instead."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def tenant(db):
+    return TenantFactory(slug="acme-corp", name="Acme Corp")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return TenantFactory(slug="globex", name="Globex")
+
+
+@pytest.fixture
+def in_tenant(tenant):
+    with tenant_scope(tenant):
+        yield tenant
+
+
+@pytest.fixture
+def lead_form(tenant):
+    return LeadFormFactory(tenant=tenant, name="Website", allowed_origins=["https://www.acme-site.test"],
+                           success_url="https://www.acme-site.test/thanks")
+
+
+@pytest.fixture
+def other_lead_form(other_tenant):
+    return LeadFormFactory(tenant=other_tenant, name="Globex site")
+
+
+@pytest.fixture
+def api_key(tenant):
+    return api_key_for(tenant)
+
+
+@pytest.fixture
+def api_client(api_key):
+    _key, raw = api_key
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def member(tenant, role=Role.SDR, **kwargs):
+    user = UserFactory()
+    MembershipFactory(tenant=tenant, user=user, role=role, **kwargs)
+    return user
+
+
+@pytest.fixture
+def make_member():
+    return member
+
+
+@pytest.fixture
+def client_for():
+    """An APIClient signed in (session) as `user`."""
+
+    def _client(user):
+        client = APIClient()
+        client.force_login(user)
+        return client
+
+    return _client
