@@ -1,4 +1,14 @@
-"""API v1 routes of the leads app: intake, signals, leads."""
-from django.urls import path
+"""API v1 routes of the leads app: intake (public form key), signals and leads (tenant API key or session)."""
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from . import api, intake
+
+router = SimpleRouter()
+api.register(router)
+
+urlpatterns = [
+    path("intake/", intake.IntakeView.as_view(), name="intake"),
+    path("", include(router.urls)),
+    *api.extra_urlpatterns,
+]

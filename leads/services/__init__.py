@@ -1,0 +1,1 @@
+"""Writes of the leads app, one module per sub-domain: capture (intake + matching), signals, edits."""
