@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import views
+from . import admin_site, views  # noqa: F401 (admin branding)
 
 urlpatterns = [
     path("", views.home, name="home"),

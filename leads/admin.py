@@ -1,0 +1,130 @@
+"""Tenant-scoped admin for leads, accounts, lead forms (with an embeddable HTML snippet), signals."""
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
+
+from .models import Account, Activity, Lead, LeadForm, Signal, SignalType, StageTransition, Touch
+
+SALES_ROLES = CONFIG_ROLES | {"manager"}
+
+
+@admin.register(LeadForm)
+class LeadFormAdmin(TenantScopedAdmin):
+    list_display = ("name", "key", "default_source", "is_active", "created_at")
+    readonly_fields = ("key", "html_snippet")
+    fields = ("name", "key", "default_source", "allowed_origins", "success_url", "is_active", "html_snippet")
+    change_roles = CONFIG_ROLES
+
+    @admin.display(description="HTML snippet to paste into any site")
+    def html_snippet(self, obj):
+        if not obj or not obj.pk:
+            return "Save the form to get its snippet."
+        request = getattr(self, "_request", None)
+        action = reverse("intake")
+        if request is not None:
+            action = request.build_absolute_uri(action)
+        snippet = (
+            f'<form method="post" action="{action}">\n'
+            f'  <input type="hidden" name="form_key" value="{obj.key}">\n'
+            '  <input name="first_name" placeholder="First name">\n'
+            '  <input name="last_name" placeholder="Last name">\n'
+            '  <input name="email" type="email" placeholder="Work email" required>\n'
+            '  <input name="company" placeholder="Company">\n'
+            '  <label><input type="checkbox" name="marketing_consent" value="yes"> Keep me informed</label>\n'
+            '  <input name="website_url" style="display:none" tabindex="-1" autocomplete="off">\n'
+            '  <button type="submit">Send</button>\n'
+            "</form>"
+        )
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", snippet)
+
+    def get_form(self, request, obj=None, **kwargs):
+        self._request = request
+        return super().get_form(request, obj, **kwargs)
+
+
+@admin.register(Account)
+class AccountAdmin(TenantScopedAdmin):
+    list_display = ("domain", "name", "owner", "created_at")
+    search_fields = ("domain", "name")
+    list_select_related = ("owner",)
+    view_roles = SALES_ROLES
+
+
+class TouchInline(admin.TabularInline):
+    model = Touch
+    extra = 0
+    can_delete = False
+    fields = ("received_at", "kind", "source", "form", "filled_fields", "payload")
+    readonly_fields = fields
+    ordering = ("-received_at",)
+
+    def get_queryset(self, request):
+        return Touch.objects.unscoped().select_related("form")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser or request_role(request) in SALES_ROLES
+
+
+@admin.register(Lead)
+class LeadAdmin(TenantScopedAdmin):
+    list_display = ("email", "full_name", "company", "status", "stage", "owner", "score", "source", "created_at")
+    list_filter = ("status", "stage", "source", "is_personal_email")
+    search_fields = ("email", "first_name", "last_name", "company", "phone")
+    list_select_related = ("owner",)
+    readonly_fields = ("id", "score", "band", "lead_class", "score_breakdown", "sla_due_at", "edited_fields",
+                       "possible_duplicate_of", "form", "created_at", "updated_at", "last_activity_at")
+    raw_id_fields = ("account",)
+    inlines = [TouchInline]
+    view_roles = SALES_ROLES
+    date_hierarchy = "created_at"
+
+    def save_model(self, request, obj, form, change):
+        if change and form.changed_data:
+            # A person edited these: later captures must never overwrite them.
+            obj.edited_fields = sorted(set(obj.edited_fields or []) | set(form.changed_data))
+        super().save_model(request, obj, form, change)
+
+
+class ReadOnlyTenantAdmin(TenantScopedAdmin):
+    view_roles = SALES_ROLES
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Signal)
+class SignalAdmin(ReadOnlyTenantAdmin):
+    list_display = ("type", "lead", "email", "occurred_at", "external_id", "processed_at")
+    list_filter = ("type",)
+    search_fields = ("email", "external_id")
+    list_select_related = ("lead",)
+
+
+@admin.register(SignalType)
+class SignalTypeAdmin(TenantScopedAdmin):
+    list_display = ("name", "label", "created_at")
+    change_roles = CONFIG_ROLES
+
+
+@admin.register(Activity)
+class ActivityAdmin(ReadOnlyTenantAdmin):
+    list_display = ("occurred_at", "kind", "lead", "actor", "subject")
+    list_filter = ("kind",)
+    list_select_related = ("lead", "actor")
+
+
+@admin.register(StageTransition)
+class StageTransitionAdmin(ReadOnlyTenantAdmin):
+    list_display = ("at", "lead", "from_stage", "to_stage", "actor_name", "reason")
+    list_select_related = ("lead",)
