@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from leadmgmt.tenancy.context import TenantNotSet, tenant_scope
-from leadmgmt.tenancy.models import ApiKey, Membership, Role
+from leadmgmt.tenancy.models import Membership, Role
 from leadmgmt.tenancy.selectors import api_key_lookup
 from leadmgmt.tenancy.services import api_key_revoke
 from leads.models import Lead, LeadForm
