@@ -1,4 +1,5 @@
 # leadmgmt: `make run` brings the whole system up, `make test` runs the suite.
+# Options: make run RUN_ARGS='--port 8001'; make test PYTEST_ARGS='-x tests/test_tenancy.py'; make bench BENCH_ARGS='-n 5000'
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,16 +17,16 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m leadmgmt.embedded run
+	$(PY) -m leadmgmt.embedded run $(RUN_ARGS)
 
 test: $(STAMP)
 	$(PY) -m leadmgmt.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m leadmgmt.embedded exec -- $(PY) bench/run_all.py
+	$(PY) -m leadmgmt.embedded exec -- $(PY) bench/run_all.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache
+	rm -rf $(VENV) .data .pytest_cache staticfiles

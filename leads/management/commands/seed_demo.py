@@ -1,0 +1,235 @@
+"""`manage.py seed_demo [--json]`: the "Demo Co" tenant that `make run` shows (idempotent).
+
+Everything is written through the services that audit: the tenant, its admin, team and form
+come from `tenant_create`, the other users from `membership_upsert`, the key from
+`api_key_create`, and the sample leads from the capture service (`lead_capture`), exactly as
+if they had been posted to the demo form.
+Running it again adds nothing: existing users, leads and the key are reused.
+
+API keys are stored hashed, so the raw demo key is kept in `<data dir>/demo_credentials.json`
+(mode 0600) to be printed on every run. When that file is missing or its key no longer works
+(a fresh database, a revoked key), the previous demo keys are revoked and a new one is stored.
+Fixed passwords are acceptable here only because this tenant is a local demo.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.audit.services import audit_record, diff, snapshot
+from leadmgmt.tenancy.models import ApiKey, Role, Tenant
+from leadmgmt.tenancy.selectors import api_key_lookup
+from leadmgmt.tenancy.services import (
+    DEFAULT_TEAM,
+    api_key_create,
+    api_key_revoke,
+    membership_upsert,
+    tenant_create,
+)
+from leads.models import Lead, LeadForm
+from leads.services.capture import lead_capture
+
+DEMO_SLUG = "demo"
+DEMO_NAME = "Demo Co"
+DEMO_PASSWORD = "demo-pass-1234"  # noqa: S105 - the local demo tenant only; printed by `make run`
+DEMO_FORM_NAME = "Website"
+DEMO_KEY_NAME = "Demo integration key"
+# tenant_create names its key "Default integration key"; both are demo keys that may be rotated.
+DEMO_KEY_NAMES = {DEMO_KEY_NAME, "Default integration key"}
+CREDENTIALS_FILE = "demo_credentials.json"
+SEED_ACTOR = Actor.agent("Demo seeder")
+AE_TEAM = "Account Executives"
+
+# (email, role, team): admin first, it is the tenant's provisioning admin.
+DEMO_USERS: list[tuple[str, str, str | None]] = [
+    ("admin@demo.test", Role.ADMIN, None),
+    ("manager@demo.test", Role.MANAGER, DEFAULT_TEAM),
+    ("sdr1@demo.test", Role.SDR, DEFAULT_TEAM),
+    ("sdr2@demo.test", Role.SDR, DEFAULT_TEAM),
+    ("ae@demo.test", Role.AE, AE_TEAM),
+    ("marketing@demo.test", Role.MARKETING_OPS, None),
+]
+
+# A spread of fit and channels: strong ICP, mid-market, small business, personal email, phone only.
+DEMO_LEADS: list[dict] = [
+    {"email": "dana.whitfield@northwind-analytics.com", "first_name": "Dana", "last_name": "Whitfield",
+     "job_title": "VP Marketing", "company": "Northwind Analytics", "company_size": 850,
+     "industry": "Software", "country": "United States", "phone": "+1 415 555 0134",
+     "utm_source": "google", "utm_medium": "cpc", "utm_campaign": "demo-request", "marketing_consent": True},
+    {"email": "raj.patel@contoso-logistics.com", "first_name": "Raj", "last_name": "Patel",
+     "job_title": "Head of Operations", "company": "Contoso Logistics", "company_size": 2400,
+     "industry": "Logistics", "country": "United Kingdom", "utm_source": "linkedin", "utm_medium": "paid_social",
+     "utm_campaign": "ops-efficiency", "marketing_consent": True},
+    {"email": "mei.chen@fabrikam.io", "first_name": "Mei", "last_name": "Chen", "job_title": "CTO",
+     "company": "Fabrikam", "company_size": 120, "industry": "Software", "country": "Singapore",
+     "utm_source": "newsletter", "utm_medium": "email"},
+    {"email": "lucas.moreau@tailspin-travel.fr", "first_name": "Lucas", "last_name": "Moreau",
+     "job_title": "Marketing Manager", "company": "Tailspin Travel", "company_size": 45,
+     "industry": "Travel", "country": "France", "utm_source": "webinar", "utm_medium": "event"},
+    {"email": "sam.rivera@adventure-works.com", "first_name": "Sam", "last_name": "Rivera",
+     "job_title": "Director of Sales", "company": "Adventure Works", "company_size": 5200,
+     "industry": "Manufacturing", "country": "United States", "utm_source": "g2", "utm_medium": "review_site"},
+    {"email": "jordan.lee.home@gmail.com", "first_name": "Jordan", "last_name": "Lee",
+     "job_title": "Student", "utm_source": "organic"},
+    {"email": "olga.ivanova@woodgrove-bank.com", "first_name": "Olga", "last_name": "Ivanova",
+     "job_title": "Procurement Lead", "company": "Woodgrove Bank", "company_size": 12000,
+     "industry": "Financial Services", "country": "Germany", "utm_source": "partner", "utm_medium": "referral"},
+    {"phone": "+1 212 555 0187", "first_name": "Chris", "last_name": "Okafor", "company": "Litware",
+     "job_title": "Owner", "company_size": 8, "country": "United States", "utm_source": "chat"},
+]
+
+
+@dataclass
+class DemoSeedResult:
+    tenant: str
+    tenant_name: str
+    created: bool
+    form_key: str
+    api_key: str
+    password: str
+    login_url: str
+    users: list[dict] = field(default_factory=list)
+    leads_total: int = 0
+    leads_added: int = 0
+    credentials_file: str = ""
+
+
+def default_credentials_path() -> Path:
+    from leadmgmt.embedded import DATA_DIR
+
+    return Path(DATA_DIR) / CREDENTIALS_FILE
+
+
+def _read_credentials(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_credentials(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def demo_api_key_ensure(*, tenant: Tenant, credentials_path: Path, fresh_raw: str | None = None) -> str:
+    """The raw demo key: the stored one while it still works, else a new one (old demo keys revoked)."""
+    if fresh_raw is not None:
+        _write_credentials(credentials_path, {"tenant": tenant.slug, "api_key": fresh_raw})
+        return fresh_raw
+    stored = _read_credentials(credentials_path).get("api_key") or ""
+    key = api_key_lookup(raw=stored) if stored else None
+    if key is not None and key.tenant_id == tenant.pk:
+        return stored
+    with transaction.atomic():
+        for old in ApiKey.objects.unscoped().filter(tenant=tenant, name__in=DEMO_KEY_NAMES, revoked_at__isnull=True):
+            api_key_revoke(api_key=old, actor=SEED_ACTOR)
+        _key, raw = api_key_create(tenant=tenant, name=DEMO_KEY_NAME, actor=SEED_ACTOR)
+        # Written inside the transaction: if the file cannot be written, the key is not kept either.
+        _write_credentials(credentials_path, {"tenant": tenant.slug, "api_key": raw})
+    return raw
+
+
+@transaction.atomic
+def demo_form_configure(*, tenant: Tenant, success_url: str) -> LeadForm:
+    """The demo form accepts any origin and redirects plain HTML posts to `success_url`."""
+    form = LeadForm.objects.unscoped().select_for_update().get(tenant=tenant, name=DEMO_FORM_NAME)
+    fields = ["allowed_origins", "success_url", "is_active"]
+    before = snapshot(form, fields)
+    form.allowed_origins, form.success_url, form.is_active = ["*"], success_url, True
+    changes = diff(before, snapshot(form, fields))
+    if changes:
+        form.save(update_fields=list(changes))
+        audit_record(tenant=tenant, actor=SEED_ACTOR, action="lead_form.updated", obj=form, changes=changes)
+    return form
+
+
+def demo_leads_seed(*, tenant: Tenant, form: LeadForm) -> int:
+    """Capture the sample leads that are not there yet (through the demo form); returns how many."""
+    existing_emails = set(
+        Lead.objects.unscoped().filter(tenant=tenant).exclude(email="").values_list("email", flat=True)
+    )
+    existing_phones = set(Lead.objects.unscoped().filter(tenant=tenant, email="").values_list("phone", flat=True))
+    added = 0
+    for data in DEMO_LEADS:
+        email = data.get("email", "").lower()
+        if email in existing_emails or (not email and data["phone"].replace(" ", "") in existing_phones):
+            continue
+        lead_capture(tenant=tenant, data=dict(data), actor=SEED_ACTOR, form=form)
+        added += 1
+    return added
+
+
+@transaction.atomic
+def demo_seed(*, credentials_path: Path, base_url: str) -> DemoSeedResult:
+    """Create or complete the demo tenant, all or nothing; safe to run any number of times."""
+    tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
+    created = tenant is None
+    fresh_raw = None
+    admin_email = DEMO_USERS[0][0]
+    if created:
+        provisioned = tenant_create(slug=DEMO_SLUG, name=DEMO_NAME, admin_email=admin_email,
+                                    admin_password=DEMO_PASSWORD, actor=SEED_ACTOR, form_name=DEMO_FORM_NAME,
+                                    allowed_origins=["*"])
+        tenant, fresh_raw = provisioned.tenant, provisioned.api_key
+    elif not LeadForm.objects.unscoped().filter(tenant=tenant, name=DEMO_FORM_NAME).exists():
+        with transaction.atomic():
+            form = LeadForm.objects.unscoped().create(tenant=tenant, name=DEMO_FORM_NAME, allowed_origins=["*"])
+            audit_record(tenant=tenant, actor=SEED_ACTOR, action="lead_form.created", obj=form,
+                         metadata={"name": DEMO_FORM_NAME})
+    users = []
+    for email, role, team in DEMO_USERS:
+        # A no-op for members that are already there (an existing user's password is left alone).
+        membership_upsert(tenant=tenant, email=email, role=role, team_name=team, actor=SEED_ACTOR,
+                          password=DEMO_PASSWORD)
+        users.append({"email": email, "role": str(role), "team": team or ""})
+    form = demo_form_configure(tenant=tenant, success_url=f"{base_url.rstrip('/')}/?submitted=1")
+    raw_key = demo_api_key_ensure(tenant=tenant, credentials_path=credentials_path, fresh_raw=fresh_raw)
+    added = demo_leads_seed(tenant=tenant, form=form)
+    return DemoSeedResult(
+        tenant=tenant.slug, tenant_name=tenant.name, created=created, form_key=form.key, api_key=raw_key,
+        password=DEMO_PASSWORD, login_url=str(settings.LOGIN_URL), users=users,
+        leads_total=Lead.objects.unscoped().filter(tenant=tenant).count(), leads_added=added,
+        credentials_file=str(credentials_path),
+    )
+
+
+class Command(BaseCommand):
+    help = "Create (or complete) the 'Demo Co' tenant with users for every role, a form, an API key and sample leads."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="Print the credentials as one JSON object.")
+        parser.add_argument("--credentials-file", default=None,
+                            help=f"Where the raw demo API key is kept (default: <data dir>/{CREDENTIALS_FILE}).")
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000",
+                            help="Where the app is served; the demo form's success URL points at it.")
+
+    def handle(self, *args, json: bool, credentials_file: str | None, base_url: str, **options):
+        path = Path(credentials_file) if credentials_file else default_credentials_path()
+        try:
+            result = demo_seed(credentials_path=path, base_url=base_url)
+        except OSError as exc:
+            raise CommandError(f"could not write {path}: {exc}") from exc
+        if json:
+            self.stdout.write(_dumps(asdict(result)))
+            return
+        self.stdout.write(f"Tenant {result.tenant_name} ({result.tenant}) {'created' if result.created else 'up to date'}")
+        self.stdout.write(f"form key: {result.form_key}\napi key:  {result.api_key}")
+        for user in result.users:
+            self.stdout.write(f"  {user['role']:<14} {user['email']:<24} password: {result.password}")
+        self.stdout.write(f"leads: {result.leads_total} ({result.leads_added} added)")
+
+
+def _dumps(payload) -> str:
+    return json.dumps(payload)
