@@ -14,7 +14,7 @@ from leads.models import Lead
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-FORM_PAGE = """<!doctype html><html><body>
+FORM_PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>
 <h1>Talk to sales</h1>
 <form method="post" action="{action}">
   <input type="hidden" name="form_key" value="{form_key}">
