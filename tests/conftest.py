@@ -88,3 +88,20 @@ def client_for():
         return client
 
     return _client
+
+
+@pytest.fixture
+def service_data_dir():
+    """A data dir for embedded services that the `pgserver` system user can reach.
+
+    Run as root, pgserver starts postgres as its own unprivileged user, which cannot traverse
+    pytest's 0700 `/tmp/pytest-of-root`; so this lives directly under the system temp dir.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="leadmgmt-embedded-"))
+    path.chmod(0o755)
+    yield path / "data"
+    shutil.rmtree(path, ignore_errors=True)

@@ -47,8 +47,8 @@ def processes_under(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
-def test_exec_starts_embedded_postgres_and_redis_and_stops_them(tmp_path):
-    data_dir = tmp_path / "data"
+def test_exec_starts_embedded_postgres_and_redis_and_stops_them(service_data_dir):
+    data_dir = service_data_dir
     result = subprocess.run(
         [sys.executable, "-m", "leadmgmt.embedded", "exec", "--", sys.executable, "-c", PROBE],
         env=env_without_services(data_dir), cwd=BASE_DIR, capture_output=True, text=True, timeout=120,
@@ -60,8 +60,8 @@ def test_exec_starts_embedded_postgres_and_redis_and_stops_them(tmp_path):
     assert leftovers == [], [(p.pid, p.name()) for p in leftovers]
 
 
-def test_exec_returns_the_commands_exit_status_and_still_stops_services(tmp_path):
-    data_dir = tmp_path / "data"
+def test_exec_returns_the_commands_exit_status_and_still_stops_services(service_data_dir):
+    data_dir = service_data_dir
     result = subprocess.run(
         [sys.executable, "-m", "leadmgmt.embedded", "exec", "--", sys.executable, "-c", "raise SystemExit(3)"],
         env=env_without_services(data_dir), cwd=BASE_DIR, capture_output=True, text=True, timeout=120,
@@ -70,9 +70,9 @@ def test_exec_returns_the_commands_exit_status_and_still_stops_services(tmp_path
     assert processes_under(data_dir) == []
 
 
-def test_next_run_cleans_up_after_a_launcher_that_was_killed(tmp_path):
+def test_next_run_cleans_up_after_a_launcher_that_was_killed(service_data_dir):
     """A SIGKILLed launcher cannot stop its servers; the next run on the same data dir must not leave them."""
-    data_dir = tmp_path / "data"
+    data_dir = service_data_dir
     env = env_without_services(data_dir)
     killed = subprocess.Popen(
         [sys.executable, "-m", "leadmgmt.embedded", "exec", "--", sys.executable, "-c",

@@ -65,8 +65,8 @@ def read_until_banner(proc: subprocess.Popen, lines: queue.Queue, log: list[str]
     raise AssertionError(f"no banner within {STARTUP_TIMEOUT}s:\n{tail}")
 
 
-def test_make_run_serves_the_demo_tenant_and_ctrl_c_stops_everything(tmp_path):
-    data_dir = tmp_path / "data"
+def test_make_run_serves_the_demo_tenant_and_ctrl_c_stops_everything(service_data_dir):
+    data_dir = service_data_dir
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "leadmgmt.embedded", "run", "--port", str(port), "--workers", "1",
