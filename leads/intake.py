@@ -8,7 +8,7 @@ import json
 import logging
 import uuid
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
@@ -45,6 +45,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 CORS_ALLOW_HEADERS = f"Content-Type, {FORM_KEY_HEADER}, {IDEMPOTENCY_HEADER}, X-Requested-With"
 CORS_EXPOSE_HEADERS = f"{REPLAYED_HEADER}, Retry-After"
 CORS_MAX_AGE = 600
+LEGACY_FORM_CHARSET = "windows-1252"
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -239,7 +240,20 @@ class IntakeView(APIView):
             django_request._body, django_request._stream = body, io.BytesIO(body)
             meta["CONTENT_LENGTH"] = str(len(body))
 
+    def _charset_detect(self, request) -> None:
+        """Browsers post a form in its page's charset without saying so. A legacy page that is not
+        UTF-8 (windows-1252 is what such pages use) must not turn "Zoë" into "Zo\ufffd"."""
+        content_type = request.META.get("CONTENT_TYPE", "").lower()
+        if not content_type.startswith("application/x-www-form-urlencoded") or "charset=" in content_type:
+            return
+        try:
+            unquote_to_bytes(request._request.body.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            request._request.encoding = LEGACY_FORM_CHARSET
+            request.parser_context["encoding"] = LEGACY_FORM_CHARSET
+
     def _data_parse(self, request) -> dict:
+        self._charset_detect(request)
         try:
             data = request.data
         except RecursionError:

@@ -392,3 +392,16 @@ def test_one_intake_post_runs_a_bounded_number_of_queries(client, lead_form, dja
     with django_assert_max_num_queries(16):
         merged = post_json(client, {**ADA, "job_title": "Analyst"}, form=lead_form)
     assert merged.status_code == 200
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "windows-1252"])
+def test_form_post_from_a_page_in_either_charset_keeps_accented_names(client, lead_form, charset):
+    """Browsers encode a form in its page's charset and do not say which; legacy pages are windows-1252."""
+    from urllib.parse import urlencode
+
+    body = urlencode({"form_key": lead_form.key, "email": "zoe@accents.example", "first_name": "Zoë"},
+                     encoding=charset)
+    response = client.post(INTAKE_URL, data=body, content_type="application/x-www-form-urlencoded",
+                           HTTP_ACCEPT="application/json")
+    assert response.status_code == 201, response.content
+    assert Lead.objects.unscoped().get(email="zoe@accents.example").first_name == "Zoë"
