@@ -8,3 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadmgmt.settings")
 app = Celery("leadmgmt")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Periodic work. django_celery_beat's DatabaseScheduler copies these entries into its tables at
+# start-up (admins can pause them there); each task is a cheap scan of a database column.
+app.conf.beat_schedule = {
+    # Signals whose processing task was lost (broker down, worker killed) and pending signals
+    # whose lead has arrived since.
+    "leads.signals-sweep": {"task": "leads.tasks.signals_sweep_task", "schedule": 60.0},
+}

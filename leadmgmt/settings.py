@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves collectstatic output (admin, Swagger UI) from gunicorn itself: no CDN, no extra server.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -172,12 +174,31 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Enum names in the OpenAPI schema (several models have a `status`/`kind` field).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "LeadStatusEnum": "leads.models.LeadStatus",
+    "LeadStageEnum": "leads.models.LeadStage",
+    "TouchKindEnum": "leads.models.TouchKind",
+    "ActivityKindEnum": "leads.models.ActivityKind",
+    "SignalResultStatusEnum": "leads.services.signals.SignalStatus",
+}
+# No call to swagger.io's online validator from the docs page (no network beyond the app).
+SPECTACULAR_SETTINGS["SWAGGER_UI_SETTINGS"] = {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None}
+
 # --- Intake ---
 INTAKE_MAX_BODY_BYTES = env_int("INTAKE_MAX_BODY_BYTES", 64 * 1024)
 INTAKE_MAX_ATTRIBUTES_BYTES = env_int("INTAKE_MAX_ATTRIBUTES_BYTES", 16 * 1024)
 INTAKE_IDEMPOTENCY_TTL_HOURS = 24
 INTAKE_HONEYPOT_FIELD = "website_url"
 DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", "US")
+
+# --- Signals API (POST /api/v1/signals/) ---
+SIGNALS_MAX_BATCH = env_int("SIGNALS_MAX_BATCH", 1000)
+SIGNALS_MAX_BODY_BYTES = env_int("SIGNALS_MAX_BODY_BYTES", 4 * 1024 * 1024)
+SIGNALS_MAX_PROPERTIES_BYTES = env_int("SIGNALS_MAX_PROPERTIES_BYTES", 8 * 1024)
+SIGNALS_MAX_FUTURE_SKEW_SECONDS = env_int("SIGNALS_MAX_FUTURE_SKEW_SECONDS", 300)
+# The beat sweep re-enqueues signals of known leads still unprocessed after this long.
+SIGNALS_SWEEP_AFTER_SECONDS = env_int("SIGNALS_SWEEP_AFTER_SECONDS", 120)
 
 # --- Celery (json only, time limits, late acks: tasks are idempotent) ---
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)

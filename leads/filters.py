@@ -1,0 +1,71 @@
+"""django-filter FilterSets of the leads API, and ordering that keeps empty values last."""
+from __future__ import annotations
+
+import django_filters
+from django.core.exceptions import ValidationError
+from django.db.models import F, Q
+from rest_framework.filters import OrderingFilter
+
+from .models import Lead, LeadStage, LeadStatus
+
+
+class LeadFilterSet(django_filters.FilterSet):
+    """`?status=new&status=contacted&score_min=40&q=acme&owner=me` — repeat a choice filter for OR."""
+
+    status = django_filters.MultipleChoiceFilter(choices=LeadStatus.choices)
+    stage = django_filters.MultipleChoiceFilter(choices=LeadStage.choices)
+    owner = django_filters.CharFilter(
+        method="filter_owner", label="Owner: a user id, `me`, or `none` for unassigned leads."
+    )
+    source = django_filters.CharFilter(field_name="source", lookup_expr="iexact")
+    band = django_filters.CharFilter(field_name="band", lookup_expr="iexact")
+    lead_class = django_filters.CharFilter(field_name="lead_class", lookup_expr="iexact")
+    account = django_filters.NumberFilter(field_name="account_id")
+    score_min = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
+    score_max = django_filters.NumberFilter(field_name="score", lookup_expr="lte")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = django_filters.IsoDateTimeFilter(
+        field_name="updated_at", lookup_expr="gte", label="Changed at or after (incremental sync)."
+    )
+    q = django_filters.CharFilter(
+        method="filter_q", label="Case-insensitive search in first and last name, email and company."
+    )
+
+    class Meta:
+        model = Lead
+        fields: list[str] = []
+
+    def filter_owner(self, queryset, name, value):
+        value = value.strip().lower()
+        if value == "none":
+            return queryset.filter(owner__isnull=True)
+        if value == "me":
+            user = getattr(self.request, "user", None)
+            return queryset.filter(owner_id=user.pk) if user is not None and user.pk else queryset.none()
+        if not value.isdigit():
+            raise ValidationError({"owner": ["Enter a user id, `me` or `none`."]})
+        return queryset.filter(owner_id=int(value))
+
+    def filter_q(self, queryset, name, value):
+        condition = Q()
+        for word in value.split()[:5]:
+            condition &= (
+                Q(first_name__icontains=word) | Q(last_name__icontains=word)
+                | Q(email__icontains=word) | Q(company__icontains=word)
+            )
+        return queryset.filter(condition)
+
+
+class NullsLastOrderingFilter(OrderingFilter):
+    """`?ordering=-score`: leads not scored yet sort last either way; ties broken by id (stable pages)."""
+
+    def filter_queryset(self, request, queryset, view):
+        ordering = self.get_ordering(request, queryset, view)
+        if not ordering:
+            return queryset
+        terms = [
+            F(term[1:]).desc(nulls_last=True) if term.startswith("-") else F(term).asc(nulls_last=True)
+            for term in ordering
+        ]
+        return queryset.order_by(*terms, "id")

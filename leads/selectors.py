@@ -1,0 +1,161 @@
+"""Reads of the leads app: which leads a member or API key may see, a lead's timeline, stale signals.
+
+Visibility by role: SDRs and AEs see the leads they own; a manager sees the leads owned by
+members of their team, their own, and unassigned leads (the queue they distribute); admins,
+marketing ops and API keys (`leads:read`) see every lead of the tenant. A lead outside that
+scope is answered exactly like a missing one (404).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+
+from leadmgmt.audit.models import AuditEvent
+from leadmgmt.tenancy.context import get_current_tenant
+from leadmgmt.tenancy.models import ApiKey, Membership, Role, Tenant
+
+from .models import Activity, Lead, Signal, Touch
+
+
+@dataclass(frozen=True)
+class LeadViewer:
+    """Who reads leads: a member (the role decides the scope) or a tenant API key (all leads)."""
+
+    tenant: Tenant
+    membership: Membership | None = None
+    api_key: ApiKey | None = None
+
+    def __post_init__(self):
+        if (self.membership is None) == (self.api_key is None):
+            raise ValueError("A LeadViewer is either a membership or an API key.")
+        owner = self.membership or self.api_key
+        if owner.tenant_id != self.tenant.pk:
+            raise ValueError("The membership or API key belongs to another tenant.")
+
+    @classmethod
+    def from_request(cls, request) -> LeadViewer:
+        """The viewer of an authenticated API request (`HasTenant` has already checked it)."""
+        if getattr(request, "api_key", None) is not None:
+            return cls(tenant=request.tenant, api_key=request.api_key)
+        return cls(tenant=request.tenant, membership=request.membership)
+
+    @property
+    def user(self):
+        return self.membership.user if self.membership is not None else None
+
+    @property
+    def sees_all_leads(self) -> bool:
+        return self.api_key is not None or self.membership.sees_all_leads
+
+    @property
+    def can_reassign(self) -> bool:
+        return self.api_key is not None or self.membership.role in {Role.MANAGER, Role.ADMIN}
+
+
+def viewer_for_user(*, user, tenant: Tenant | None = None) -> LeadViewer:
+    """The viewer of a signed-in user in `tenant` (default: the tenant in context); 404 if not a member."""
+    tenant = tenant or get_current_tenant()
+    membership = (
+        Membership.objects.unscoped().select_related("tenant", "user").filter(tenant=tenant, user=user).first()
+        if tenant is not None and user is not None and user.is_authenticated else None
+    )
+    if membership is None:
+        raise Http404("No lead matches the given query.")
+    return LeadViewer(tenant=tenant, membership=membership)
+
+
+def _visible_q(viewer: LeadViewer) -> Q:
+    if viewer.sees_all_leads:
+        return Q()
+    membership = viewer.membership
+    mine = Q(owner_id=membership.user_id)
+    if membership.role != Role.MANAGER:
+        return mine
+    team_scope = mine | Q(owner__isnull=True)
+    if membership.team_id is not None:
+        team_members = Membership.objects.unscoped().filter(
+            tenant_id=viewer.tenant.pk, team_id=membership.team_id
+        ).values("user_id")
+        team_scope |= Q(owner_id__in=team_members)
+    return team_scope
+
+
+def lead_list(*, viewer: LeadViewer) -> QuerySet[Lead]:
+    """The viewer's leads with owner and account joined (one query per page, whatever its size)."""
+    return (
+        Lead.objects.unscoped()
+        .filter(tenant=viewer.tenant)
+        .filter(_visible_q(viewer))
+        .select_related("owner", "account")
+    )
+
+
+def lead_get_for_viewer(*, viewer: LeadViewer, lead_id: uuid.UUID | str) -> Lead:
+    """The lead if the viewer may see it; the same 404 when it is missing, not theirs, or another tenant's."""
+    try:
+        lead_id = uuid.UUID(str(lead_id))
+    except ValueError:
+        raise Http404("No lead matches the given query.") from None
+    lead = lead_list(viewer=viewer).filter(id=lead_id).first()
+    if lead is None:
+        raise Http404("No lead matches the given query.")
+    return lead
+
+
+def lead_get_for_user(*, user, lead_id: uuid.UUID | str, tenant: Tenant | None = None) -> Lead:
+    """`lead_get_for_viewer` for a signed-in member (UI code): tenant from context unless given."""
+    return lead_get_for_viewer(viewer=viewer_for_user(user=user, tenant=tenant), lead_id=lead_id)
+
+
+def lead_touches(*, lead: Lead) -> QuerySet[Touch]:
+    return Touch.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).select_related("form").order_by("-received_at", "-id")
+
+
+def lead_signals(*, lead: Lead) -> QuerySet[Signal]:
+    return Signal.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).order_by("-occurred_at", "-id")
+
+
+def lead_activities(*, lead: Lead) -> QuerySet[Activity]:
+    return Activity.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).select_related("actor").order_by("-occurred_at", "-id")
+
+
+def lead_history(*, lead: Lead) -> QuerySet[AuditEvent]:
+    """The audit trail of the lead itself (edits, assignments, stage changes, processed signals)."""
+    return AuditEvent.objects.unscoped().filter(
+        tenant_id=lead.tenant_id, object_type="leads.lead", object_id=str(lead.pk)
+    ).order_by("-at", "-id")
+
+
+def signals_unprocessed_by_tenant(*, received_before: dt.datetime, limit: int = 10_000) -> dict[int, list[int]]:
+    """Signals of known leads still unprocessed after `received_before`, grouped by tenant id.
+
+    The one deliberate cross-tenant read of this module: the beat sweep that recovers
+    processing tasks lost by the broker or a killed worker.
+    """
+    rows = (
+        Signal.objects.unscoped()
+        .filter(processed_at__isnull=True, lead__isnull=False, received_at__lt=received_before)
+        .order_by("received_at", "id")
+        .values_list("tenant_id", "id")[:limit]
+    )
+    grouped: dict[int, list[int]] = defaultdict(list)
+    for tenant_id, pk in rows:
+        grouped[tenant_id].append(pk)
+    return dict(grouped)
+
+
+def tenants_with_attachable_signals() -> list[int]:
+    """Tenant ids having a pending signal whose email is now a lead (cross-tenant, for the sweep)."""
+    lead = Lead.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), email=OuterRef("email"))
+    return list(
+        Signal.objects.unscoped()
+        .filter(lead__isnull=True).exclude(email="")
+        .filter(Exists(lead))
+        .values_list("tenant_id", flat=True)
+        .distinct()
+    )
