@@ -15,4 +15,6 @@ app.conf.beat_schedule = {
     # Signals whose processing task was lost (broker down, worker killed) and pending signals
     # whose lead has arrived since.
     "leads.signals-sweep": {"task": "leads.tasks.signals_sweep_task", "schedule": 60.0},
+    # Intake Idempotency-Key answers are replayed for 24 hours; older ones are deleted hourly.
+    "leads.idempotency-purge": {"task": "leads.tasks.idempotency_purge_task", "schedule": 3600.0},
 }

@@ -161,6 +161,9 @@ REST_FRAMEWORK = {
         "api_key": env("API_RATE_PER_KEY", "6000/min"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # How many reverse proxies append to X-Forwarded-For in front of the app; per-IP throttling
+    # trusts only that many hops (unset: the header is ignored and REMOTE_ADDR is the client).
+    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0) or None,
 }
 
 SPECTACULAR_SETTINGS = {

@@ -44,3 +44,11 @@ def signals_sweep_task() -> int:
     if enqueued:
         log.info("signals_sweep_task: re-enqueued %s unprocessed signals", enqueued)
     return enqueued
+
+
+@shared_task(acks_late=True)
+def idempotency_purge_task() -> int:
+    """Beat, hourly: delete intake idempotency records past their 24-hour replay window."""
+    from .services.capture import idempotency_records_purge
+
+    return idempotency_records_purge()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.models import Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
-from leads.models import Account, Lead, LeadForm, Signal, Touch, TouchKind
+from leads.models import Account, IdempotencyRecord, Lead, LeadForm, Signal, Touch, TouchKind
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,8 @@ def _signals_attach(*, tenant: Tenant, lead: Lead) -> list[tuple[int, Any]]:
 
 
 def _signals_enqueue(*, tenant: Tenant, signal_ids: list[int]) -> None:
-    try:
-        from leads.tasks import signals_process_task
-    except ImportError:  # TODO: leads/tasks.py (signals work) provides it; until then the sweep picks them up
-        return
+    from leads.tasks import signals_process_task  # tasks import services: import here, not at the top
+
     transaction.on_commit(lambda: signals_process_task.delay(tenant_id=tenant.pk, signal_ids=signal_ids))
 
 
@@ -200,3 +199,13 @@ def lead_capture(
                          metadata={**metadata, "matched_on": matched_on})
     return CaptureResult(lead=lead, result="created" if created else "merged", touch=touch,
                          possible_duplicate_of=possible_duplicate)
+
+
+def idempotency_records_purge(*, now=None) -> int:
+    """Delete Idempotency-Key records older than the replay window, across tenants, set-based.
+
+    Not audited per row: these are transport bookkeeping, not tenant data anyone edited.
+    """
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.INTAKE_IDEMPOTENCY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.unscoped().filter(created_at__lt=cutoff).delete()
+    return deleted

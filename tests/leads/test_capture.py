@@ -208,3 +208,21 @@ def test_other_tenants_lead_with_same_email_is_untouched(capture, other_tenant):
     result = capture({"email": "same@email.example", "job_title": "CTO"})
     theirs.refresh_from_db()
     assert result.result == "created" and theirs.job_title == ""
+
+
+def test_idempotency_records_past_the_replay_window_are_purged(tenant, lead_form):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from leads.models import IdempotencyRecord
+    from leads.tasks import idempotency_purge_task
+
+    now = timezone.now()
+    fresh = IdempotencyRecord.objects.unscoped().create(
+        tenant=tenant, form=lead_form, key="fresh", request_hash="x", status_code=201, response_body={})
+    IdempotencyRecord.objects.unscoped().create(
+        tenant=tenant, form=lead_form, key="stale", request_hash="x", status_code=201, response_body={},
+        created_at=now - timedelta(hours=25))
+    assert idempotency_purge_task.delay().get() == 1
+    assert list(IdempotencyRecord.objects.unscoped().values_list("pk", flat=True)) == [fresh.pk]
