@@ -69,7 +69,8 @@ def _signals_attach(*, tenant: Tenant, lead: Lead) -> list[tuple[int, Any]]:
 
 
 def _signals_enqueue(*, tenant: Tenant, signal_ids: list[int]) -> None:
-    from leads.tasks import signals_process_task  # tasks import services: import here, not at the top
+    # leads.tasks imports the services, so this import cannot sit at the top of the module.
+    from leads.tasks import signals_process_task
 
     transaction.on_commit(lambda: signals_process_task.delay(tenant_id=tenant.pk, signal_ids=signal_ids))
 
