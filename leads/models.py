@@ -143,9 +143,22 @@ class Lead(TenantOwned):
     edited_fields = models.JSONField(default=list, blank=True, editable=False)
     # Filled by scoring and routing (later issues); null until then.
     score = models.IntegerField(null=True, blank=True)
+    fit_score = models.IntegerField(null=True, blank=True)
+    engagement_score = models.IntegerField(null=True, blank=True)
     band = models.CharField(max_length=16, blank=True)
     lead_class = models.CharField(max_length=16, blank=True)
+    lead_class_reason = models.CharField(max_length=300, blank=True)
+    # {"<rule id>": points} of the scoring model in `scoring_model`: the score is the sum of
+    # these points clamped to 0–100 (the API expands it into named, categorised lines).
     score_breakdown = models.JSONField(null=True, blank=True)
+    scoring_model = models.ForeignKey(
+        "scoring.ScoringModel", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="+"
+    )
+    scored_at = models.DateTimeField(null=True, blank=True)
+    is_hot = models.BooleanField(default=False, help_text="At or above the hot threshold: in the manager queue.")
+    cold_since = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    archive_reason = models.CharField(max_length=200, blank=True)
     sla_due_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -172,6 +185,7 @@ class Lead(TenantOwned):
             models.Index(fields=["tenant", "account"], name="lead_tenant_account"),
             models.Index(fields=["tenant", "score"], name="lead_tenant_score"),
             models.Index(fields=["tenant", "sla_due_at"], name="lead_tenant_sla_due"),
+            models.Index(fields=["tenant", "scored_at"], condition=Q(is_hot=True), name="lead_tenant_hot"),
         ]
 
     def __str__(self) -> str:

@@ -1,1 +1,205 @@
-"""Models arrive with their issue; the app is installed so migrations and admin find it."""
+"""Scoring models (versioned per tenant), their rules and bands, and each lead's score history."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from leadmgmt.tenancy.managers import TenantOwned
+
+
+class ModelStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published (active)"
+    RETIRED = "retired", "Retired"
+
+
+class ScoringModel(TenantOwned):
+    """One version of a tenant's definition of a good lead. Drafts are edited; exactly one
+    version is published (active); published and retired versions are read-only forever."""
+
+    name = models.CharField(max_length=100, default="Lead score")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=ModelStatus.choices, default=ModelStatus.DRAFT)
+    based_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+                                 related_name="+")
+    notes = models.TextField(blank=True)
+    engagement_window_days = models.PositiveIntegerField(
+        default=90, help_text="Decay: a signal older than this many days no longer scores.")
+    hot_threshold = models.PositiveSmallIntegerField(
+        default=75, help_text="A lead at or above this score is flagged for the manager queue.")
+    cold_threshold = models.PositiveSmallIntegerField(
+        default=20, help_text="A lead at or below this score counts as cold.")
+    archive_after_days = models.PositiveIntegerField(
+        default=14, help_text="Archive leads that stay cold this many days (0: never).")
+    fit_high_min = models.SmallIntegerField(default=40, help_text="Fit score from which fit is high.")
+    fit_medium_min = models.SmallIntegerField(default=20, help_text="Fit score from which fit is medium.")
+    engagement_ready_min = models.SmallIntegerField(
+        default=30, help_text="Engagement score from which a lead shows buying intent now.")
+    engagement_some_min = models.SmallIntegerField(
+        default=1, help_text="Engagement score from which a lead shows some interest.")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   db_index=False, related_name="+")
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     db_index=False, related_name="+")
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "version"], name="scoringmodel_unique_version",
+                                    violation_error_message="This version number is already used."),
+            models.UniqueConstraint(fields=["tenant"], condition=Q(status="published"),
+                                    name="scoringmodel_one_published_per_tenant",
+                                    violation_error_message="Only one version can be published at a time."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version} ({self.get_status_display()})"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status == ModelStatus.DRAFT
+
+
+class Category(models.TextChoices):
+    DEMOGRAPHIC = "demographic", "Demographic"
+    FIRMOGRAPHIC = "firmographic", "Firmographic"
+    BEHAVIORAL = "behavioral", "Behavioral"
+    ENGAGEMENT = "engagement", "Engagement"
+
+
+FIT_CATEGORIES = (Category.DEMOGRAPHIC, Category.FIRMOGRAPHIC)
+ENGAGEMENT_CATEGORIES = (Category.BEHAVIORAL, Category.ENGAGEMENT)
+
+
+class Operator(models.TextChoices):
+    EQUALS = "equals", "equals (case-insensitive)"
+    IN_LIST = "in_list", "is one of (case-insensitive)"
+    CONTAINS = "contains", "contains (case-insensitive)"
+    KEYWORDS = "keywords", "contains any of these words"
+    REGEX = "regex", "matches regular expression (case-insensitive)"
+    RANGE = "range", "numeric range (min/max, inclusive)"
+    IS_TRUE = "is_true", "is true"
+    NOT_BLANK = "not_blank", "is not blank"
+    SIGNAL = "signal", "behavioural signal received"
+
+
+class ScoringRule(TenantOwned):
+    """One line of the scoring table: a condition on the lead (fit, negative) or a signal type
+    (engagement), its points, and where those points roll up."""
+
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="rules", db_index=False)
+    position = models.PositiveIntegerField(default=0)
+    name = models.CharField(max_length=100)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    field = models.CharField(max_length=80, blank=True,
+                             help_text="Lead field the condition reads (not used by signal rules).")
+    operator = models.CharField(max_length=16, choices=Operator.choices)
+    value = models.JSONField(default=None, null=True, blank=True,
+                             help_text='equals/contains/regex: "text"; in_list/keywords: ["a", "b"]; '
+                                       'range: {"min": 100, "max": 499}; is_true/not_blank/signal: empty.')
+    signal_type = models.CharField(max_length=64, blank=True)
+    points = models.IntegerField()
+    cap = models.PositiveIntegerField(null=True, blank=True,
+                                      help_text="Signal rules: most points this rule can give (absolute).")
+    once_per_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Signal rules: count at most once per period of this many days.")
+    exclusive_group = models.CharField(
+        max_length=40, blank=True,
+        help_text="Rules sharing a group are alternatives: only the first matching one (by position) scores.")
+    disqualifies = models.BooleanField(
+        default=False, help_text="A lead matching this rule is classed low-fit/reject whatever its score.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["tenant", "model", "position"], name="scoringrule_tenant_model")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.points:+d})"
+
+
+class ScoreBand(TenantOwned):
+    """A score range (seed 002: Cold, Warm, MQL, SAL, SQL) and the action it implies."""
+
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="bands", db_index=False)
+    key = models.SlugField(max_length=20, db_index=False)
+    name = models.CharField(max_length=40)
+    min_score = models.PositiveSmallIntegerField()
+    max_score = models.PositiveSmallIntegerField()
+    action = models.CharField(max_length=200, blank=True)
+    auto_mql = models.BooleanField(
+        default=False, help_text="Entering this band moves a raw lead to MQL (never further: SAL/SQL are human).")
+
+    class Meta:
+        ordering = ["min_score"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "model", "key"], name="scoreband_unique_key"),
+            models.CheckConstraint(condition=Q(min_score__lte=models.F("max_score")) & Q(max_score__lte=100),
+                                   name="scoreband_valid_range",
+                                   violation_error_message="A band runs from min to max within 0–100."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.min_score}–{self.max_score}"
+
+
+class LeadClass(models.TextChoices):
+    HIGH_FIT = "high_fit", "High-fit"
+    NURTURE = "nurture", "Nurture (medium fit)"
+    FUTURE_FIT = "future_fit", "Future-fit"
+    LOW_FIT = "low_fit", "Low-fit / reject"
+
+
+class ScoreCause(models.TextChoices):
+    CAPTURE = "capture", "Lead captured"
+    SIGNAL = "signal", "New signal"
+    FIELD_EDIT = "field_edit", "Field edited"
+    MODEL_PUBLISH = "model_publish", "Scoring model published"
+    DECAY = "decay", "Decay / inactivity"
+    MANUAL = "manual", "Manual re-score"
+
+
+class ScoreChange(TenantOwned):
+    """One change of a lead's score: old and new score and band, and why."""
+
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="score_changes", db_index=False)
+    at = models.DateTimeField(default=timezone.now)
+    old_score = models.IntegerField(null=True, blank=True)
+    new_score = models.IntegerField()
+    old_band = models.CharField(max_length=20, blank=True)
+    new_band = models.CharField(max_length=20, blank=True)
+    cause = models.CharField(max_length=16, choices=ScoreCause.choices)
+    model = models.ForeignKey(ScoringModel, null=True, on_delete=models.SET_NULL, db_index=False, related_name="+")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["tenant", "lead", "at"], name="scorechange_tenant_lead")]
+
+
+class ScoreEventKind(models.TextChoices):
+    BAND_CHANGED = "band_changed", "Band changed"
+    BECAME_HOT = "became_hot", "Became hot"
+
+
+class ScoreEvent(TenantOwned):
+    """Outbox of scoring events (band crossed, became hot) that routing, escalation and nurture consume."""
+
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="+", db_index=False)
+    kind = models.CharField(max_length=16, choices=ScoreEventKind.choices)
+    from_band = models.CharField(max_length=20, blank=True)
+    to_band = models.CharField(max_length=20, blank=True)
+    score = models.IntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            models.Index(fields=["tenant", "lead", "at"], name="scoreevent_tenant_lead"),
+            models.Index(fields=["tenant", "at"], condition=Q(dispatched_at__isnull=True),
+                         name="scoreevent_tenant_pending"),
+        ]

@@ -154,3 +154,34 @@ class ApiKey(TenantOwned):
 
     def has_scope(self, scope: str) -> bool:
         return scope in (self.scopes or [])
+
+
+class Agent(models.TextChoices):
+    SCORING = "scoring", "Scoring Agent"
+    ROUTING = "routing", "Routing Agent"
+    SLA = "sla", "SLA Agent"
+    NURTURE = "nurture", "Nurture Agent"
+
+
+class AgentSetting(TenantOwned):
+    """A tenant's on/off switch for one automated agent (agents are on unless switched off)."""
+
+    agent = models.CharField(max_length=16, choices=Agent.choices)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["agent"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "agent"], name="agentsetting_unique_agent",
+                                    violation_error_message="This agent already has a setting.")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_agent_display()}: {'on' if self.enabled else 'off'}"
+
+
+def agent_enabled(*, tenant, agent: str) -> bool:
+    """Agents run unless the tenant switched them off."""
+    setting = AgentSetting.objects.unscoped().filter(tenant=tenant, agent=agent).values_list("enabled", flat=True).first()
+    return True if setting is None else bool(setting)

@@ -125,5 +125,8 @@ def tenant_create(
     )
     audit_record(tenant=tenant, actor=actor, action="lead_form.created", obj=form, metadata={"name": form_name})
     _key, raw_key = api_key_create(tenant=tenant, name="Default integration key", actor=actor)
+    from scoring.services import scoring_default_model_create
+
+    scoring_default_model_create(tenant=tenant, actor=actor)
     return ProvisionedTenant(tenant=tenant, admin_email=admin_email.strip().lower(), admin_password=password,
                              form_key=form.key, api_key=raw_key)

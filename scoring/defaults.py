@@ -1,0 +1,74 @@
+"""The default scoring model every tenant starts with: seed 002's tables, rule by rule."""
+from __future__ import annotations
+
+from .models import Category, Operator
+
+C_LEVEL = ["chief", "ceo", "cfo", "cto", "coo", "cmo", "cio", "ciso", "cro", "cpo", "founder", "co-founder",
+           "owner", "president", "managing partner"]
+VP_DIRECTOR = ["vp", "svp", "evp", "avp", "vice president", "director", "head of"]
+MANAGER = ["manager", "lead", "supervisor", "team lead"]
+
+# Starting points for marketing ops to edit; seed 002 names the tiers, the tenant names the lists.
+TARGET_INDUSTRIES = ["Software", "SaaS", "Technology", "Information Technology", "Internet"]
+ADJACENT_INDUSTRIES = ["Financial Services", "Fintech", "Professional Services", "Telecommunications",
+                       "Media", "E-commerce", "Consulting"]
+PRIMARY_MARKETS = ["US", "USA", "United States", "United States of America", "CA", "Canada"]
+STUDENT_EMAIL_DOMAIN = r"(\.edu|\.ac\.[a-z]{2}|\.edu\.[a-z]{2}|student\.[a-z.]+)$"
+
+# (name, category, field, operator, value, points, exclusive_group, extra)
+FIT_RULES = [
+    ("Title: C-level", Category.DEMOGRAPHIC, "job_title", Operator.KEYWORDS, C_LEVEL, 25, "title", {}),
+    ("Title: VP/Director", Category.DEMOGRAPHIC, "job_title", Operator.KEYWORDS, VP_DIRECTOR, 20, "title", {}),
+    ("Title: Manager", Category.DEMOGRAPHIC, "job_title", Operator.KEYWORDS, MANAGER, 10, "title", {}),
+    ("Title: Individual contributor", Category.DEMOGRAPHIC, "job_title", Operator.NOT_BLANK, None, 5, "title", {}),
+    ("Company size: 500+ employees", Category.FIRMOGRAPHIC, "company_size", Operator.RANGE, {"min": 500}, 20,
+     "company_size", {}),
+    ("Company size: 100-499", Category.FIRMOGRAPHIC, "company_size", Operator.RANGE, {"min": 100, "max": 499}, 15,
+     "company_size", {}),
+    ("Company size: 20-99", Category.FIRMOGRAPHIC, "company_size", Operator.RANGE, {"min": 20, "max": 99}, 10,
+     "company_size", {}),
+    ("Company size: <20", Category.FIRMOGRAPHIC, "company_size", Operator.RANGE, {"min": 1, "max": 19}, 5,
+     "company_size", {}),
+    ("Industry: target", Category.FIRMOGRAPHIC, "industry", Operator.IN_LIST, TARGET_INDUSTRIES, 15, "industry", {}),
+    ("Industry: adjacent", Category.FIRMOGRAPHIC, "industry", Operator.IN_LIST, ADJACENT_INDUSTRIES, 10,
+     "industry", {}),
+    ("Geography: primary market", Category.DEMOGRAPHIC, "country", Operator.IN_LIST, PRIMARY_MARKETS, 10, "", {}),
+]
+
+# (signal type, name, category, points)
+SIGNAL_RULES = [
+    ("pricing_page_view", "Web: pricing page view", Category.BEHAVIORAL, 20),
+    ("product_page_view", "Web: product page view", Category.BEHAVIORAL, 10),
+    ("blog_post_view", "Web: blog post view", Category.BEHAVIORAL, 3),
+    ("multi_page_session", "Web: 3+ pages/session", Category.BEHAVIORAL, 5),
+    ("email_open", "Email: open", Category.ENGAGEMENT, 2),
+    ("email_click", "Email: click", Category.ENGAGEMENT, 5),
+    ("whitepaper_download", "Content: whitepaper download", Category.BEHAVIORAL, 10),
+    ("webinar_registration", "Content: webinar registration", Category.ENGAGEMENT, 15),
+    ("webinar_attendance", "Content: webinar attendance", Category.ENGAGEMENT, 20),
+    ("case_study_download", "Content: case study download", Category.BEHAVIORAL, 15),
+    ("demo_request", "Direct: demo request", Category.BEHAVIORAL, 30),
+    ("contact_form", "Direct: contact form", Category.BEHAVIORAL, 25),
+    ("free_trial_signup", "Direct: free trial signup", Category.BEHAVIORAL, 25),
+]
+
+NEGATIVE_RULES = [
+    # (name, category, field/signal, operator, value, points, extra)
+    ("Email: unsubscribe", Category.ENGAGEMENT, "unsubscribe", Operator.SIGNAL, None, -20, {"cap": 20}),
+    ("Negative: 30+ days inactive", Category.ENGAGEMENT, "days_inactive", Operator.RANGE, {"min": 30}, -15, {}),
+    ("Negative: competitor email domain", Category.FIRMOGRAPHIC, "email_domain", Operator.IN_LIST, [], -30,
+     {"disqualifies": True, "exclusive_group": "email_kind"}),
+    ("Negative: student email", Category.DEMOGRAPHIC, "email_domain", Operator.REGEX, STUDENT_EMAIL_DOMAIN, -10,
+     {"exclusive_group": "email_kind"}),
+    ("Negative: free email", Category.DEMOGRAPHIC, "is_personal_email", Operator.IS_TRUE, None, -10,
+     {"exclusive_group": "email_kind"}),
+]
+
+# (key, name, min, max, action, auto_mql)
+BANDS = [
+    ("cold", "Cold", 0, 20, "Awareness content, retargeting", False),
+    ("warm", "Warm", 21, 40, "Nurture sequence", False),
+    ("mql", "MQL", 41, 60, "Marketing nurture + BDR notification", True),
+    ("sal", "SAL", 61, 80, "BDR outreach within 24h", True),
+    ("sql", "SQL", 81, 100, "AE engagement, demo scheduling", True),
+]

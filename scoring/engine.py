@@ -1,0 +1,269 @@
+"""The scoring engine: compiles a scoring model into one set-based SQL statement.
+
+Every score is computed inside PostgreSQL, for one lead or a million, by the same SQL: each rule
+becomes a column holding its contribution (NULL when it does not apply), the contributions are
+summed by category and clamped to 0–100, and the very same columns are stored as the lead's
+breakdown. So the score always equals the clamped sum of the contributions it lists, by
+construction; there is no second implementation that could drift from it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .models import (
+    ENGAGEMENT_CATEGORIES,
+    FIT_CATEGORIES,
+    Category,
+    LeadClass,
+    Operator,
+    ScoreBand,
+    ScoringModel,
+    ScoringRule,
+)
+
+TEXT, NUMBER, BOOLEAN = "text", "number", "boolean"
+
+# Lead fields a rule may read: name -> (SQL over alias `l`, type). `attributes.<key>` reads a
+# custom form field; `email_domain` and `days_inactive` are derived.
+FIELDS: dict[str, tuple[str, str]] = {
+    "job_title": ("l.job_title", TEXT),
+    "company": ("l.company", TEXT),
+    "company_domain": ("l.company_domain", TEXT),
+    "company_size": ("l.company_size", NUMBER),
+    "industry": ("l.industry", TEXT),
+    "country": ("l.country", TEXT),
+    "source": ("l.source", TEXT),
+    "campaign": ("l.campaign", TEXT),
+    "utm_source": ("l.utm_source", TEXT),
+    "utm_medium": ("l.utm_medium", TEXT),
+    "utm_campaign": ("l.utm_campaign", TEXT),
+    "email": ("l.email", TEXT),
+    "email_domain": ("split_part(l.email, '@', 2)", TEXT),
+    "phone": ("l.phone", TEXT),
+    "is_personal_email": ("l.is_personal_email", BOOLEAN),
+    "marketing_consent": ("l.marketing_consent", BOOLEAN),
+    "days_inactive": ("(EXTRACT(EPOCH FROM (%(now)s - COALESCE(l.last_activity_at, l.created_at))) / 86400.0)",
+                      NUMBER),
+}
+ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+OPERATORS_BY_TYPE = {
+    TEXT: {Operator.EQUALS, Operator.IN_LIST, Operator.CONTAINS, Operator.KEYWORDS, Operator.REGEX,
+           Operator.NOT_BLANK, Operator.RANGE},
+    NUMBER: {Operator.RANGE, Operator.NOT_BLANK},
+    BOOLEAN: {Operator.IS_TRUE},
+}
+# Lead fields whose change must trigger a re-score (field edits, merges that fill blanks).
+SCORING_FIELDS = frozenset(
+    {"job_title", "company", "company_domain", "company_size", "industry", "country", "source", "campaign",
+     "utm_source", "utm_medium", "utm_campaign", "email", "phone", "is_personal_email", "marketing_consent",
+     "attributes"}
+)
+
+
+def field_sql(name: str) -> tuple[str, str, dict]:
+    """(SQL expression, type, params) of a rule field; KeyError for an unknown field."""
+    if name.startswith("attributes."):
+        key = name.split(".", 1)[1]
+        if not ATTRIBUTE_KEY.match(key):
+            raise KeyError(name)
+        param = f"attr_{key}"
+        return f"(l.attributes ->> %({param})s)", TEXT, {param: key}
+    expr, kind = FIELDS[name]
+    return expr, kind, {}
+
+
+def pg_regex_escape(word: str) -> str:
+    return re.sub(r"([\\.^$|?*+()\[\]{}-])", r"\\\1", word)
+
+
+def keywords_regex(words: list[str]) -> str:
+    """A PostgreSQL regex matching any of the words (or phrases) as whole words."""
+    return r"\m(" + "|".join(pg_regex_escape(w.strip().lower()) for w in words if w.strip()) + r")\M"
+
+
+@dataclass
+class CompiledModel:
+    """The SQL pieces of one scoring model, with their parameters."""
+
+    model: ScoringModel
+    rules: list[ScoringRule]
+    bands: list[ScoreBand]
+    params: dict = field(default_factory=dict)
+    rule_columns: list[str] = field(default_factory=list)  # SQL expression per rule (contribution or NULL)
+    signal_columns: list[str] = field(default_factory=list)  # aggregate expressions of the signal CTE
+    dq_conditions: list[tuple[str, str]] = field(default_factory=list)  # (condition, rule name)
+    signal_types: list[str] = field(default_factory=list)
+
+    def p(self, name: str, value) -> str:
+        self.params[name] = value
+        return f"%({name})s"
+
+
+def _condition(compiled: CompiledModel, rule: ScoringRule) -> str:
+    expr, kind, extra = field_sql(rule.field)
+    compiled.params.update(extra)
+    rid = rule.pk
+    op, value = rule.operator, rule.value
+    if kind == NUMBER and op == Operator.RANGE:
+        target = expr
+    elif op == Operator.RANGE:  # a number typed into a text field (custom attributes)
+        target = f"(CASE WHEN {expr} ~ '^\\s*-?[0-9]+(\\.[0-9]+)?\\s*$' THEN ({expr})::numeric END)"
+    if op == Operator.EQUALS:
+        return f"lower({expr}) = lower({compiled.p(f'v{rid}', str(value))})"
+    if op == Operator.IN_LIST:
+        return f"lower({expr}) = ANY({compiled.p(f'v{rid}', [str(v).strip().lower() for v in value or []])})"
+    if op == Operator.CONTAINS:
+        return f"strpos(lower({expr}), lower({compiled.p(f'v{rid}', str(value))})) > 0"
+    if op == Operator.KEYWORDS:
+        return f"lower({expr}) ~ {compiled.p(f'v{rid}', keywords_regex(list(value or [])))}"
+    if op == Operator.REGEX:
+        return f"{expr} ~* {compiled.p(f'v{rid}', str(value))}"
+    if op == Operator.RANGE:
+        parts = []
+        if (value or {}).get("min") is not None:
+            parts.append(f"{target} >= {compiled.p(f'min{rid}', value['min'])}")
+        if (value or {}).get("max") is not None:
+            parts.append(f"{target} <= {compiled.p(f'max{rid}', value['max'])}")
+        return "(" + " AND ".join(parts or [f"{target} IS NOT NULL"]) + ")"
+    if op == Operator.IS_TRUE:
+        return f"({expr} IS TRUE)"
+    if op == Operator.NOT_BLANK:
+        return f"(COALESCE(({expr})::text, '') <> '')"
+    raise ValueError(f"operator {op} cannot be compiled for field {rule.field}")
+
+
+def _capped(rule: ScoringRule, amount: str) -> str:
+    if rule.cap is None:
+        return amount
+    if rule.points >= 0:
+        return f"LEAST({amount}, {int(rule.cap)})"
+    return f"GREATEST({amount}, {-int(rule.cap)})"
+
+
+def compile_model(model: ScoringModel, *, rules=None, bands=None) -> CompiledModel:
+    rules = list(rules if rules is not None else ScoringRule.objects.unscoped()
+                 .filter(model=model, is_active=True).order_by("position", "id"))
+    bands = list(bands if bands is not None else ScoreBand.objects.unscoped().filter(model=model).order_by("min_score"))
+    compiled = CompiledModel(model=model, rules=rules, bands=bands)
+    earlier_in_group: dict[str, list[str]] = {}
+    for rule in rules:
+        rid = rule.pk
+        if rule.operator == Operator.SIGNAL:
+            type_param = compiled.p(f"t{rid}", rule.signal_type)
+            compiled.signal_types.append(rule.signal_type)
+            if rule.once_per_days:
+                bucket = f"floor(EXTRACT(EPOCH FROM s.occurred_at) / {int(rule.once_per_days) * 86400})"
+                compiled.signal_columns.append(f"COUNT(DISTINCT {bucket}) FILTER (WHERE s.type = {type_param}) AS n{rid}")
+            else:
+                compiled.signal_columns.append(f"COUNT(*) FILTER (WHERE s.type = {type_param}) AS n{rid}")
+            condition = f"COALESCE(sig.n{rid}, 0) > 0"
+            amount = _capped(rule, f"sig.n{rid} * {int(rule.points)}")
+        else:
+            condition = _condition(compiled, rule)
+            amount = str(int(rule.points))
+        group = rule.exclusive_group.strip()
+        guarded = condition
+        if group:
+            before = earlier_in_group.setdefault(group, [])
+            if before:
+                guarded = f"({condition}) AND NOT COALESCE(({' OR '.join(before)}), false)"
+            before.append(f"({condition})")
+        compiled.rule_columns.append(f"CASE WHEN {guarded} THEN {amount} END")
+        if rule.disqualifies:
+            compiled.dq_conditions.append((f"COALESCE(({guarded}), false)", rule.name))
+    return compiled
+
+
+def _sum(compiled: CompiledModel, categories) -> str:
+    cols = [f"COALESCE(c.r{r.pk}, 0)" for r in compiled.rules if r.category in categories]
+    return " + ".join(cols) if cols else "0"
+
+
+def _breakdown(compiled: CompiledModel) -> str:
+    """jsonb {rule id: points} of the rules that apply (NULLs stripped); chunks stay under 100 args."""
+    pairs = [f"'{r.pk}', c.r{r.pk}" for r in compiled.rules]
+    if not pairs:
+        return "'{}'::jsonb"
+    chunks = [pairs[i:i + 45] for i in range(0, len(pairs), 45)]
+    return "jsonb_strip_nulls(" + " || ".join(f"jsonb_build_object({', '.join(ch)})" for ch in chunks) + ")"
+
+
+def _band_case(compiled: CompiledModel, score: str) -> str:
+    whens = " ".join(
+        f"WHEN {score} BETWEEN {int(b.min_score)} AND {int(b.max_score)} THEN {compiled.p(f'band{b.pk}', b.key)}"
+        for b in compiled.bands
+    )
+    return f"(CASE {whens} ELSE '' END)" if whens else "''"
+
+
+def _class_case(compiled: CompiledModel, a: str) -> tuple[str, str]:
+    """(lead class CASE, reason text) over alias `a` having fit, eng and dq columns."""
+    m = compiled.model
+    fh, fm = int(m.fit_high_min), int(m.fit_medium_min)
+    er, es = int(m.engagement_ready_min), int(m.engagement_some_min)
+    klass = (
+        f"CASE WHEN {a}.dq THEN '{LeadClass.LOW_FIT}' "
+        f"WHEN {a}.fit >= {fh} AND {a}.eng >= {er} THEN '{LeadClass.HIGH_FIT}' "
+        f"WHEN {a}.fit >= {fm} AND {a}.eng >= {es} THEN '{LeadClass.NURTURE}' "
+        f"WHEN {a}.fit >= {fm} THEN '{LeadClass.FUTURE_FIT}' "
+        f"ELSE '{LeadClass.LOW_FIT}' END"
+    )
+    fit_level = f"CASE WHEN {a}.fit >= {fh} THEN 'high' WHEN {a}.fit >= {fm} THEN 'medium' ELSE 'low' END"
+    eng_level = f"CASE WHEN {a}.eng >= {er} THEN 'ready' WHEN {a}.eng >= {es} THEN 'some' ELSE 'none' END"
+    reason = (
+        f"CASE WHEN {a}.dq THEN 'Disqualified: ' || {a}.dq_names "
+        f"ELSE format('Fit %%s is %%s (high from {fh}, medium from {fm}); engagement %%s shows %%s intent "
+        f"(ready from {er}, some from {es})', {a}.fit, {fit_level}, {a}.eng, {eng_level}) END"
+    )
+    return klass, reason
+
+
+def _dq_columns(compiled: CompiledModel) -> str:
+    if not compiled.dq_conditions:
+        return "false AS dq, NULL::text AS dq_names"
+    any_dq = " OR ".join(cond for cond, _ in compiled.dq_conditions)
+    names = ", ".join(
+        f"CASE WHEN {cond} THEN {compiled.p(f'dqn{i}', name)}::text END"
+        for i, (cond, name) in enumerate(compiled.dq_conditions)
+    )
+    return f"({any_dq}) AS dq, concat_ws(', ', {names}) AS dq_names"
+
+
+def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, lead_ids=None) -> str:
+    """SELECT of every lead to score with its new score, parts, band, class and old values."""
+    model = compiled.model
+    compiled.p("tenant", tenant_id)
+    compiled.p("now", now)
+    compiled.p("window_start", now - timedelta(days=int(model.engagement_window_days)))
+    only = ""
+    if lead_ids is not None:
+        compiled.p("ids", [str(i) for i in lead_ids])
+        only = "AND l.id = ANY(%(ids)s::uuid[])"
+    sig_cte = "sig AS (SELECT NULL::uuid AS lead_id WHERE false)"
+    if compiled.signal_columns:
+        compiled.p("types", sorted(set(compiled.signal_types)))
+        sig_only = "AND s.lead_id = ANY(%(ids)s::uuid[])" if lead_ids is not None else ""
+        sig_cte = (
+            "sig AS (SELECT s.lead_id, " + ", ".join(compiled.signal_columns) + " FROM leads_signal s "
+            "WHERE s.tenant_id = %(tenant)s AND s.lead_id IS NOT NULL AND s.type = ANY(%(types)s) "
+            "AND s.occurred_at >= %(window_start)s AND s.occurred_at <= %(now)s " + sig_only + " GROUP BY s.lead_id)"
+        )
+    rule_cols = ", ".join(f"{expr} AS r{r.pk}" for r, expr in zip(compiled.rules, compiled.rule_columns, strict=True))
+    klass, reason = _class_case(compiled, "s")
+    fit = _sum(compiled, FIT_CATEGORIES)
+    eng = _sum(compiled, ENGAGEMENT_CATEGORIES)
+    cats = ", ".join(f"({_sum(compiled, (cat,))}) AS cat_{cat}" for cat in Category.values)
+    return (
+        f"WITH {sig_cte}, "
+        "c AS (SELECT l.id, l.score AS old_score, l.band AS old_band, l.is_hot AS old_hot, l.lead_class AS old_class, "
+        "l.cold_since, "
+        f"l.stage, {_dq_columns(compiled)}" + (", " + rule_cols if rule_cols else "") + " "
+        "FROM leads_lead l LEFT JOIN sig ON sig.lead_id = l.id "
+        f"WHERE l.tenant_id = %(tenant)s {only}), "
+        f"t AS (SELECT c.*, ({fit}) AS fit, ({eng}) AS eng, {cats}, {_breakdown(compiled)} AS breakdown FROM c), "
+        "s AS (SELECT t.*, GREATEST(0, LEAST(100, t.fit + t.eng)) AS score FROM t) "
+        f"SELECT s.*, {_band_case(compiled, 's.score')} AS band, {klass} AS lead_class, "
+        f"{reason} AS class_reason FROM s"
+    )

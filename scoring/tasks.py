@@ -1,0 +1,49 @@
+"""Celery tasks of the Scoring Agent: thin, re-runnable wrappers around scoring services."""
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.models import Agent, Tenant, agent_enabled
+
+from .services import SCORING_AGENT, leads_score
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def leads_score_task(self, *, tenant_id: int, lead_ids: list[str], cause: str) -> int:
+    """Re-score these leads (a signal arrived, a scoring field changed). Re-running is harmless:
+    the score is recomputed from the database, so the same signal never counts twice."""
+    try:
+        with tenant_scope(tenant_id) as tenant:
+            if not agent_enabled(tenant=tenant, agent=Agent.SCORING):
+                return 0
+            return leads_score(tenant=tenant, lead_ids=lead_ids, cause=cause, actor=SCORING_AGENT).updated
+    except Tenant.DoesNotExist:
+        return 0
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def leads_rescore_all_task(self, *, tenant_id: int, cause: str, actor_name: str = "Scoring Agent") -> int:
+    """Re-score every lead of a tenant (after a model is published), set-based in one statement."""
+    try:
+        with tenant_scope(tenant_id) as tenant:
+            actor = SCORING_AGENT if actor_name == SCORING_AGENT.name else Actor(kind="user", name=actor_name)
+            run = leads_score(tenant=tenant, cause=cause, actor=actor)
+            log.info("rescored tenant %s: %s leads updated", tenant_id, run.updated)
+            return run.updated
+    except Tenant.DoesNotExist:
+        return 0
+
+
+@shared_task(acks_late=True)
+def score_events_dispatch_task(*, tenant_id: int) -> int:
+    from .events import score_events_dispatch
+
+    with tenant_scope(tenant_id) as tenant:
+        return score_events_dispatch(tenant=tenant)
