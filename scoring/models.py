@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -119,7 +120,28 @@ class ScoringRule(TenantOwned):
         indexes = [models.Index(fields=["tenant", "model", "position"], name="scoringrule_tenant_model")]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.points:+d})"
+        return f"{self.name} ({self.points:+d})" if isinstance(self.points, int) else self.name
+
+    def signal_type_catalog(self) -> frozenset[str]:
+        """Signal type names this rule may use: the built-in catalog plus its tenant's own types.
+
+        A form set validating many rules of one model sets `_signal_types` once for all of them.
+        """
+        cached = getattr(self, "_signal_types", None)
+        if cached is None:
+            from leads.signal_catalog import signal_type_names
+
+            tenant_id = self.tenant_id or (self.model.tenant_id if self.model_id else None)
+            cached = self._signal_types = signal_type_names(tenant=tenant_id)
+        return cached
+
+    def clean(self) -> None:
+        from .validation import raise_if, rule_errors
+
+        errors = rule_errors(self, signal_types=self.signal_type_catalog())
+        if self.points is None:
+            errors.pop("points", None)  # clean_fields() already says the field is required
+        raise_if(errors)
 
 
 class ScoreBand(TenantOwned):
@@ -145,6 +167,17 @@ class ScoreBand(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.name} {self.min_score}–{self.max_score}"
+
+    def clean(self) -> None:
+        """Field-level messages for one band; the band set as a whole is checked by `bands_errors`."""
+        errors: dict[str, list[str]] = {}
+        if self.max_score is not None and self.max_score > 100:
+            errors["max_score"] = ["Scores run from 0 to 100: a band ends at 100 at most."]
+        if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
+            errors.setdefault("max_score", []).append(
+                f"The band ends below where it starts ({self.min_score}).")
+        if errors:
+            raise ValidationError(errors)
 
 
 class LeadClass(models.TextChoices):

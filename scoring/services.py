@@ -256,6 +256,16 @@ def leads_score(
                     model_version=model.version)
 
 
+def lead_score_enqueue(*, tenant: Tenant, lead_ids: Iterable, cause: str) -> None:
+    """Have the Scoring Agent re-score these leads in a worker once the current transaction commits."""
+    ids = sorted({str(i) for i in lead_ids})
+    if not ids:
+        return
+    from .tasks import leads_score_task
+
+    transaction.on_commit(lambda: leads_score_task.delay(tenant_id=tenant.pk, lead_ids=ids, cause=cause))
+
+
 def model_whatif(*, model: ScoringModel, now: datetime | None = None) -> list[dict]:
     """Per band of `model`: leads in it now, after publishing it, and how many move in and out."""
     now = now or timezone.now()

@@ -15,10 +15,16 @@ from .factories import LeadFormFactory, MembershipFactory, TenantFactory, UserFa
 @pytest.fixture(autouse=True)
 def _celery_eager():
     """In-process tasks by default; tests marked `worker` talk to a real worker process instead."""
+    from celery._state import _set_task_join_will_block
+
+    # Eager `.delay()` flips a process-global "inside a task" flag and restores it afterwards;
+    # tests that capture from several threads can interleave those flips and leave it set.
+    _set_task_join_will_block(False)
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager = False
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture(autouse=True)

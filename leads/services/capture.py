@@ -16,6 +16,9 @@ from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.models import Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
 from leads.models import Account, IdempotencyRecord, Lead, LeadForm, Signal, Touch, TouchKind
+from scoring.engine import SCORING_FIELDS
+from scoring.models import ScoreCause
+from scoring.services import lead_score_enqueue
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,8 @@ def lead_capture(
         else:
             audit_record(tenant=tenant, actor=actor, action="lead.merged", obj=lead, changes=changes,
                          metadata={**metadata, "matched_on": matched_on})
+        if created or SCORING_FIELDS & {name.split(".")[0] for name in changes}:
+            lead_score_enqueue(tenant=tenant, lead_ids=[lead.pk], cause=ScoreCause.CAPTURE)
     return CaptureResult(lead=lead, result="created" if created else "merged", touch=touch,
                          possible_duplicate_of=possible_duplicate)
 

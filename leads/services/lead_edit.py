@@ -23,6 +23,9 @@ from leads.normalize import (
     phone_normalize,
     text_clean,
 )
+from scoring.engine import SCORING_FIELDS
+from scoring.models import ScoreCause
+from scoring.services import lead_score_enqueue
 
 TEXT_FIELDS = ("first_name", "last_name", "job_title", "company", "industry", "country")
 EDITABLE_FIELDS = frozenset(
@@ -122,4 +125,6 @@ def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str =
         changes=diff(before, snapshot(locked, [*fields, *_DERIVED_FIELDS])),
         metadata={"reason": reason} if reason else None,
     )
+    if SCORING_FIELDS & set(fields):
+        lead_score_enqueue(tenant=locked.tenant, lead_ids=[locked.pk], cause=ScoreCause.FIELD_EDIT)
     return locked

@@ -21,8 +21,11 @@ from django.utils import timezone
 from leadmgmt.audit.actors import SIGNAL_AGENT, Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk
+from leadmgmt.tenancy.models import Agent, agent_enabled
 from leads.models import Lead, Signal
 from leads.signal_catalog import signal_type_names
+from scoring.models import ScoreCause
+from scoring.services import SCORING_AGENT, leads_score
 
 # Largest batch one task processes; bigger id lists are split into several tasks.
 PROCESS_CHUNK = 1000
@@ -305,6 +308,10 @@ def signals_process(*, tenant, signal_ids: Iterable[int], actor: Actor = SIGNAL_
             )
             for lead_id, signals in by_lead.items() if lead_id in before
         ])
+        # The Scoring Agent re-scores in the same transaction: a signal is never marked processed
+        # without its lead's score reflecting it (a crash rolls both back; the sweep retries).
+        if agent_enabled(tenant=tenant, agent=Agent.SCORING):
+            leads_score(tenant=tenant, lead_ids=list(by_lead), cause=ScoreCause.SIGNAL, actor=SCORING_AGENT)
         return SignalProcessingResult(signal_ids=processed_ids, lead_ids=list(by_lead))
 
 

@@ -1,0 +1,185 @@
+"""Admin forms of scoring: the rule and band inline forms and form sets, the model form, their widgets."""
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.forms.formsets import DELETION_FIELD_NAME
+from django.forms.models import BaseInlineFormSet
+
+from .engine import FIELDS
+from .models import ScoreBand, ScoringModel, ScoringRule
+from .validation import bands_errors
+
+ATTRIBUTE_CHOICE = "attributes"
+SIGNAL_TYPES_DATALIST_ID = "scoring-signal-types"
+
+
+class RuleFieldWidget(forms.MultiWidget):
+    """A select of the lead fields a rule can read, and a box for the key of a custom form field.
+
+    Posts `<name>_0` (the choice) and `<name>_1` (the key); the value is `job_title` or
+    `attributes.<key>`. A plain `<name>` is accepted too, so scripts may post the stored form.
+    """
+
+    def __init__(self, attrs=None):
+        choices = [("", "---------")]
+        choices += [(name, name.replace("_", " ").capitalize()) for name in FIELDS]
+        choices += [(ATTRIBUTE_CHOICE, "Custom form field (attributes.…) →")]
+        super().__init__(
+            [forms.Select(choices=choices), forms.TextInput(attrs={"size": 10, "placeholder": "custom field key"})],
+            attrs,
+        )
+
+    def decompress(self, value):
+        if not value:
+            return ["", ""]
+        if value in FIELDS:
+            return [value, ""]
+        if value.startswith(f"{ATTRIBUTE_CHOICE}."):
+            return [ATTRIBUTE_CHOICE, value.split(".", 1)[1]]
+        return ["", value]  # an unknown stored value stays visible (and is refused on save)
+
+    def value_from_datadict(self, data, files, name):
+        if name in data and f"{name}_0" not in data:
+            return data.get(name)
+        choice, key = super().value_from_datadict(data, files, name)
+        choice, key = (choice or "").strip(), (key or "").strip()
+        if choice == ATTRIBUTE_CHOICE:
+            return f"{ATTRIBUTE_CHOICE}.{key}"
+        return choice or key
+
+    def value_omitted_from_data(self, data, files, name):
+        return name not in data and super().value_omitted_from_data(data, files, name)
+
+
+class RuleValueField(forms.JSONField):
+    """A rule's value: JSON for lists and ranges; anything that is not JSON is taken as plain text,
+    so `software` or a regular expression like `\\.edu$` can be typed without JSON quoting."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            return value.strip()
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
+class ScoringRuleForm(forms.ModelForm):
+    class Meta:
+        model = ScoringRule
+        fields = ["position", "name", "category", "field", "operator", "value", "signal_type", "points", "cap",
+                  "once_per_days", "exclusive_group", "disqualifies", "is_active"]
+        field_classes = {"value": RuleValueField}
+        widgets = {
+            "position": forms.NumberInput(attrs={"style": "width:4em"}),
+            "name": forms.TextInput(attrs={"size": 24}),
+            "field": RuleFieldWidget,
+            "value": forms.Textarea(attrs={"rows": 1, "cols": 26}),
+            "signal_type": forms.TextInput(attrs={"size": 16, "list": SIGNAL_TYPES_DATALIST_ID}),
+            "points": forms.NumberInput(attrs={"style": "width:4.5em"}),
+            "cap": forms.NumberInput(attrs={"style": "width:4.5em"}),
+            "once_per_days": forms.NumberInput(attrs={"style": "width:4.5em"}),
+            "exclusive_group": forms.TextInput(attrs={"size": 8}),
+        }
+        error_messages = {
+            "points": {"invalid": "Points must be a whole number.",
+                       "required": "Give the points (a whole number; negative subtracts)."},
+            "cap": {"invalid": "A cap must be a whole number.", "min_value": "A cap cannot be below zero."},
+            "once_per_days": {"invalid": "Give a whole number of days.",
+                              "min_value": "A period cannot be below zero days."},
+        }
+        help_texts = {"field": "A lead field, or a custom form field: choose the last entry and type its key."}
+
+
+class ScoringRuleFormSet(BaseInlineFormSet):
+    """Validates every rule against the tenant's signal type catalog, read once for the whole set."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from leads.signal_catalog import signal_type_names
+
+        self.signal_types = signal_type_names(tenant=self.instance.tenant_id) if self.instance.tenant_id else None
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        if getattr(self, "signal_types", None) is not None:
+            form.instance._signal_types = self.signal_types
+
+
+class ScoreBandForm(forms.ModelForm):
+    class Meta:
+        model = ScoreBand
+        fields = ["key", "name", "min_score", "max_score", "action", "auto_mql"]
+        widgets = {
+            "key": forms.TextInput(attrs={"size": 8}),
+            "name": forms.TextInput(attrs={"size": 12}),
+            "min_score": forms.NumberInput(attrs={"style": "width:4.5em"}),
+            "max_score": forms.NumberInput(attrs={"style": "width:4.5em"}),
+            "action": forms.TextInput(attrs={"size": 36}),
+        }
+        error_messages = {
+            "min_score": {"invalid": "Give a whole score from 0 to 100.", "min_value": "Scores start at 0."},
+            "max_score": {"invalid": "Give a whole score from 0 to 100.", "min_value": "Scores start at 0."},
+        }
+
+
+class ScoreBandFormSet(BaseInlineFormSet):
+    """The bands left after this save must cover 0–100 with no gap, no overlap and unique keys."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return  # each form's own messages first; the set is checked once they are fixed
+        bands = []
+        for form in self.forms:
+            if self.can_delete and form.cleaned_data.get(DELETION_FIELD_NAME):
+                continue
+            if form.instance._state.adding and not form.has_changed():
+                continue  # an untouched blank row
+            bands.append(form.instance)
+        problems = bands_errors(bands)
+        if problems:
+            raise ValidationError(problems)
+
+
+class ScoringModelForm(forms.ModelForm):
+    """The thresholds of a version must be in a sensible order."""
+
+    class Meta:
+        model = ScoringModel
+        fields = "__all__"
+
+    def clean(self):
+        data = super().clean()
+        pairs = [
+            ("cold_threshold", "hot_threshold", "The cold threshold must be below the hot threshold."),
+            ("fit_medium_min", "fit_high_min", "Medium fit must start below high fit."),
+            ("engagement_some_min", "engagement_ready_min", "'Some interest' must start below 'ready now'."),
+        ]
+        for low, high, message in pairs:
+            if data.get(low) is not None and data.get(high) is not None and data[low] >= data[high]:
+                self.add_error(high, message)
+        for name in ("hot_threshold", "cold_threshold"):
+            if data.get(name) is not None and data[name] > 100:
+                self.add_error(name, "Scores run from 0 to 100.")
+        return data
+
+
+class ScoringModelAddForm(forms.ModelForm):
+    """Adding a model means starting a draft: a copy of the version it is based on."""
+
+    class Meta:
+        model = ScoringModel
+        fields = ["name", "based_on", "notes"]
+        labels = {"based_on": "Copy rules and bands from"}
+        help_texts = {"based_on": "Usually the published version. Leave empty to start with no rules."}
+
+    def clean(self):
+        data = super().clean()
+        tenant = data.get("tenant")
+        based_on = data.get("based_on")
+        if tenant is not None and based_on is not None and based_on.tenant_id != tenant.pk:
+            self.add_error("based_on", "Choose a version of the same tenant.")
+        return data
