@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadmgmt.settings")
 
@@ -17,4 +18,7 @@ app.conf.beat_schedule = {
     "leads.signals-sweep": {"task": "leads.tasks.signals_sweep_task", "schedule": 60.0},
     # Intake Idempotency-Key answers are replayed for 24 hours; older ones are deleted hourly.
     "leads.idempotency-purge": {"task": "leads.tasks.idempotency_purge_task", "schedule": 3600.0},
+    # The Scoring Agent's daily pass: decay, inactivity penalty, archiving of leads cold for too long.
+    "scoring.decay": {"task": "scoring.tasks.scoring_decay_task", "schedule": crontab(hour=3, minute=15)},
+    "scoring.events-sweep": {"task": "scoring.tasks.score_events_sweep_task", "schedule": 60.0},
 }

@@ -35,6 +35,7 @@ from leadmgmt.tenancy.authentication import ApiKeyAuthentication
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import ApiKey, ApiScope, Tenant
 from leadmgmt.tenancy.permissions import HasTenant
+from scoring.selectors import score_history
 
 from .filters import LeadFilterSet, NullsLastOrderingFilter
 from .models import Lead
@@ -53,6 +54,7 @@ from .serializers import (
     AuditEventSerializer,
     LeadSerializer,
     LeadUpdateSerializer,
+    ScoreChangeSerializer,
     SignalBatchResultSerializer,
     SignalInSerializer,
     SignalSerializer,
@@ -283,6 +285,12 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["get"], filter_backends=[])
     def signals(self, request, pk=None):
         return _page(self, lead_signals(lead=self.get_object()), SignalSerializer)
+
+    @extend_schema(summary="Changes of the lead's score: old and new score and band, and their cause",
+                   responses={200: ScoreChangeSerializer(many=True), 404: ERRORS_RESPONSE})
+    @action(detail=True, methods=["get"], filter_backends=[], url_path="score-history")
+    def score_history(self, request, pk=None):
+        return _page(self, score_history(lead=self.get_object()), ScoreChangeSerializer)
 
     @extend_schema(summary="Audit trail of the lead", responses={200: AuditEventSerializer(many=True), 404: ERRORS_RESPONSE})
     @action(detail=True, methods=["get"], filter_backends=[])

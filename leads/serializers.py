@@ -7,9 +7,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from leadmgmt.audit.models import AuditEvent
+from scoring.selectors import rule_labels, score_explain
 
 from .models import Activity, ActivityKind, Lead, LeadStage, LeadStatus, Signal, Touch
 from .normalize import email_normalize
@@ -137,10 +139,42 @@ class AccountBriefSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+class ScoreLineSerializer(serializers.Serializer):
+    rule_id = serializers.IntegerField()
+    rule = serializers.CharField()
+    category = serializers.CharField()
+    points = serializers.IntegerField()
+
+
+class ScoreBreakdownSerializer(serializers.Serializer):
+    score = serializers.IntegerField()
+    raw_total = serializers.IntegerField(help_text="Sum of the lines' points before clamping to 0-100.")
+    fit = serializers.IntegerField()
+    engagement = serializers.IntegerField()
+    categories = serializers.DictField(child=serializers.IntegerField())
+    lines = ScoreLineSerializer(many=True)
+    lead_class = serializers.CharField()
+    lead_class_reason = serializers.CharField()
+    model_id = serializers.IntegerField()
+
+
+class ScoreChangeSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    old_score = serializers.IntegerField(allow_null=True)
+    new_score = serializers.IntegerField()
+    old_band = serializers.CharField()
+    new_band = serializers.CharField()
+    cause = serializers.CharField()
+    model_version = serializers.IntegerField(source="model.version", allow_null=True, default=None)
+
+
 class LeadSerializer(serializers.ModelSerializer):
     owner = UserBriefSerializer(read_only=True, allow_null=True)
     account = AccountBriefSerializer(read_only=True, allow_null=True)
     possible_duplicate_of = serializers.UUIDField(source="possible_duplicate_of_id", read_only=True, allow_null=True)
+    score_breakdown = serializers.SerializerMethodField(
+        help_text="Every rule's contribution (rule, category, points); the score is their sum clamped to "
+        "0-100. Null until the lead is scored.")
 
     class Meta:
         model = Lead
@@ -150,10 +184,27 @@ class LeadSerializer(serializers.ModelSerializer):
             "status", "stage", "owner", "account", "source",
             "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "campaign",
             "marketing_consent", "consent_at", "consent_source", "is_personal_email",
-            "score", "band", "lead_class", "score_breakdown", "sla_due_at", "last_activity_at",
+            "score", "fit_score", "engagement_score", "band", "lead_class", "lead_class_reason", "is_hot",
+            "scored_at", "score_breakdown", "sla_due_at", "last_activity_at",
             "attributes", "edited_fields", "possible_duplicate_of", "created_at", "updated_at",
         ]
         read_only_fields = fields
+
+
+    @extend_schema_field(ScoreBreakdownSerializer(allow_null=True))
+    def get_score_breakdown(self, lead):
+        if lead.scoring_model_id is None:
+            return None
+        # One label lookup per request for all the leads of a page (published versions are cached).
+        cache = self.context.setdefault("_rule_labels", {}) if isinstance(self.context, dict) else {}
+        if lead.scoring_model_id not in cache:
+            models = {lead.scoring_model_id}
+            parent = getattr(self, "parent", None)
+            instances = getattr(parent, "instance", None)
+            if instances is not None and not isinstance(instances, Lead):
+                models |= {item.scoring_model_id for item in instances if item.scoring_model_id}
+            cache.update(rule_labels(model_ids=models - set(cache)))
+        return score_explain(lead=lead, labels=cache.get(lead.scoring_model_id, {}))
 
 
 class LeadUpdateSerializer(serializers.Serializer):

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from .models import Category, Operator
 
-C_LEVEL = ["chief", "ceo", "cfo", "cto", "coo", "cmo", "cio", "ciso", "cro", "cpo", "founder", "co-founder",
-           "owner", "president", "managing partner"]
+# A regex (PostgreSQL syntax: \m and \M are word boundaries) because "President" is C-level but
+# "Vice President" is not.
+C_LEVEL = (r"\m(chief|ceo|cfo|cto|coo|cmo|cio|ciso|cro|cpo|founder|co-founder|owner|managing partner)\M"
+           r"|(?<!vice[ -])\mpresident\M")
 VP_DIRECTOR = ["vp", "svp", "evp", "avp", "vice president", "director", "head of"]
 MANAGER = ["manager", "lead", "supervisor", "team lead"]
 
@@ -17,7 +19,7 @@ STUDENT_EMAIL_DOMAIN = r"(\.edu|\.ac\.[a-z]{2}|\.edu\.[a-z]{2}|student\.[a-z.]+)
 
 # (name, category, field, operator, value, points, exclusive_group, extra)
 FIT_RULES = [
-    ("Title: C-level", Category.DEMOGRAPHIC, "job_title", Operator.KEYWORDS, C_LEVEL, 25, "title", {}),
+    ("Title: C-level", Category.DEMOGRAPHIC, "job_title", Operator.REGEX, C_LEVEL, 25, "title", {}),
     ("Title: VP/Director", Category.DEMOGRAPHIC, "job_title", Operator.KEYWORDS, VP_DIRECTOR, 20, "title", {}),
     ("Title: Manager", Category.DEMOGRAPHIC, "job_title", Operator.KEYWORDS, MANAGER, 10, "title", {}),
     ("Title: Individual contributor", Category.DEMOGRAPHIC, "job_title", Operator.NOT_BLANK, None, 5, "title", {}),

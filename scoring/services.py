@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -289,3 +289,47 @@ def model_whatif(*, model: ScoringModel, now: datetime | None = None) -> list[di
         out.append({"key": "", "name": "Not scored yet / other bands", "min": None, "max": None, "now": unbanded,
                     "after": 0, "moving_in": 0, "moving_out": unbanded})
     return out
+
+
+# --- decay and archiving (daily) ---------------------------------------------------------------
+
+
+@dataclass
+class DecayRun:
+    rescored: ScoreRun
+    archived: int = 0
+
+
+def leads_decay_and_archive(*, tenant: Tenant, now: datetime | None = None, actor: Actor = SCORING_AGENT) -> DecayRun:
+    """The daily pass: re-score every lead at `now` (signals older than the model's window stop
+    counting, the inactivity penalty starts), then archive leads that stayed cold too long.
+
+    Both steps are set-based and idempotent: a second run the same day changes nothing.
+    """
+    now = now or timezone.now()
+    model = scoring_model_published(tenant=tenant)
+    if model is None:
+        return DecayRun(rescored=ScoreRun())
+    rescored = leads_score(tenant=tenant, cause=ScoreCause.DECAY, actor=actor, now=now, model=model)
+    archived = 0
+    if model.archive_after_days:
+        cutoff = now - timedelta(days=int(model.archive_after_days))
+        reason = f"Score at or below {model.cold_threshold} (cold) for {model.archive_after_days} days"
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "WITH arch AS (UPDATE leads_lead l SET status = 'archived', archived_at = %(now)s, "
+                "archive_reason = %(reason)s, updated_at = %(now)s "
+                "WHERE l.tenant_id = %(tenant)s AND l.cold_since <= %(cutoff)s "
+                "AND l.status IN ('new', 'contacted', 'recycled') "
+                "RETURNING l.id, l.score, l.cold_since), "
+                "audit AS (INSERT INTO audit_auditevent (tenant_id, at, actor_kind, actor_name, actor_user_id, "
+                "actor_api_key_id, action, object_type, object_id, changes, metadata) "
+                "SELECT %(tenant)s, %(now)s, %(kind)s, %(name)s, NULL, NULL, 'lead.archived', 'leads.lead', a.id::text, "
+                "jsonb_build_object('status', jsonb_build_array(NULL, 'archived')), "
+                "jsonb_build_object('reason', %(reason)s, 'score', a.score, 'cold_since', a.cold_since) FROM arch a "
+                "RETURNING 1) SELECT count(*) FROM arch",
+                {"now": now, "tenant": tenant.pk, "cutoff": cutoff, "reason": reason, "kind": actor.kind,
+                 "name": actor.name},
+            )
+            archived = cursor.fetchone()[0]
+    return DecayRun(rescored=rescored, archived=archived)

@@ -47,3 +47,31 @@ def score_events_dispatch_task(*, tenant_id: int) -> int:
 
     with tenant_scope(tenant_id) as tenant:
         return score_events_dispatch(tenant=tenant)
+
+
+@shared_task(acks_late=True)
+def scoring_decay_task() -> int:
+    """Beat, daily: decay, inactivity penalty and cold archiving for every tenant whose agent is on."""
+    from .services import leads_decay_and_archive
+
+    archived = 0
+    for tenant in Tenant.objects.filter(is_active=True).order_by("pk"):
+        with tenant_scope(tenant):
+            if agent_enabled(tenant=tenant, agent=Agent.SCORING):
+                archived += leads_decay_and_archive(tenant=tenant).archived
+    return archived
+
+
+@shared_task(acks_late=True)
+def score_events_sweep_task() -> int:
+    """Beat, every minute: dispatch scoring events whose on-commit dispatch was lost."""
+    from .events import score_events_dispatch
+    from .models import ScoreEvent
+
+    sent = 0
+    tenant_ids = (ScoreEvent.objects.unscoped().filter(dispatched_at__isnull=True)
+                  .values_list("tenant_id", flat=True).distinct())
+    for tenant in Tenant.objects.filter(pk__in=list(tenant_ids)):
+        with tenant_scope(tenant):
+            sent += score_events_dispatch(tenant=tenant)
+    return sent

@@ -1,7 +1,6 @@
 """Validation of scoring rules and bands: field-level messages, used by model clean(), admin and publish."""
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -78,14 +77,11 @@ def rule_errors(rule, *, signal_types: Iterable[str]) -> dict[str, list[str]]:
         if not isinstance(value, str) or not value:
             add("value", "Give a regular expression.")
         else:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                add("value", f"Invalid regular expression: {exc}.")
-            else:
-                problem = _pg_regex_error(value)
-                if problem:
-                    add("value", f"Invalid regular expression for the database: {problem}")
+            # The database evaluates the rule, so its regex dialect (\m, \M, \y word boundaries…)
+            # is the one that counts, not Python's.
+            problem = _pg_regex_error(value)
+            if problem:
+                add("value", f"Invalid regular expression: {problem}")
     elif rule.operator == Operator.RANGE:
         if not isinstance(value, dict) or set(value) - {"min", "max"} or not value:
             add("value", 'Give {"min": …, "max": …} (either may be left out).')

@@ -110,19 +110,41 @@ def test_api_key_scopes(tenant):
 
 
 def test_detail_has_scoring_routing_and_contact_fields(tenant, api_client, make_member):
+    from leadmgmt.audit.actors import SYSTEM
+    from leads.models import Signal
+    from scoring.services import leads_score, scoring_default_model_create
+
+    scoring_default_model_create(tenant=tenant, actor=SYSTEM)
     owner = make_member(tenant, Role.SDR)
     account = AccountFactory(tenant=tenant, domain="acme.example", name="Acme")
-    lead = LeadFactory(tenant=tenant, owner=owner, account=account, score=72, band="sal", lead_class="hot",
-                       score_breakdown={"rules": [{"rule": "pricing_page_view", "points": 20}]},
-                       sla_due_at=timezone.now() + timedelta(hours=1), utm_source="google")
+    lead = LeadFactory(tenant=tenant, owner=owner, account=account, job_title="CEO", company_size=250,
+                       sla_due_at=timezone.now() + timedelta(hours=1), utm_source="google",
+                       last_activity_at=timezone.now())
+    Signal.objects.unscoped().create(tenant=tenant, lead=lead, type="pricing_page_view", occurred_at=timezone.now())
+    leads_score(tenant=tenant, lead_ids=[lead.pk], cause="manual")
     body = api_client.get(detail(lead)).json()
     for name in ("id", "email", "first_name", "last_name", "company", "status", "stage", "owner", "account", "source",
                  "created_at", "score", "band", "lead_class", "sla_due_at", "score_breakdown", "utm_source",
-                 "attributes", "is_personal_email", "possible_duplicate_of", "updated_at", "phone", "marketing_consent"):
+                 "attributes", "is_personal_email", "possible_duplicate_of", "updated_at", "phone", "marketing_consent",
+                 "fit_score", "engagement_score", "lead_class_reason", "is_hot"):
         assert name in body, name
     assert body["owner"] == {"id": owner.id, "email": owner.email, "name": owner.username}
     assert body["account"] == {"id": account.id, "domain": "acme.example", "name": "Acme"}
-    assert body["score"] == 72 and body["score_breakdown"]["rules"][0]["points"] == 20
+    assert (body["score"], body["fit_score"], body["engagement_score"], body["band"]) == (60, 40, 20, "mql")
+    breakdown = body["score_breakdown"]
+    assert {(line["rule"], line["category"], line["points"]) for line in breakdown["lines"]} == {
+        ("Title: C-level", "demographic", 25), ("Company size: 100-499", "firmographic", 15),
+        ("Web: pricing page view", "behavioral", 20)}
+    assert breakdown["raw_total"] == 60 == body["score"]
+    assert breakdown["categories"] == {"demographic": 25, "firmographic": 15, "behavioral": 20, "engagement": 0}
+    history = api_client.get(detail(lead) + "score-history/").json()["results"]
+    assert [(h["old_score"], h["new_score"], h["new_band"], h["cause"]) for h in history] == [(None, 60, "mql", "manual")]
+
+
+def test_an_unscored_lead_has_a_null_breakdown(tenant, api_client):
+    lead = LeadFactory(tenant=tenant)
+    body = api_client.get(detail(lead)).json()
+    assert body["score"] is None and body["score_breakdown"] is None
 
 
 def test_listing_50_leads_with_owners_and_accounts_has_no_n_plus_1(tenant, make_member, client_for, api_client,

@@ -1,0 +1,65 @@
+"""Reads of scoring: rule labels for explanations, a lead's explained score, score history."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from .models import (
+    ENGAGEMENT_CATEGORIES,
+    FIT_CATEGORIES,
+    Category,
+    ModelStatus,
+    ScoreChange,
+    ScoringModel,
+    ScoringRule,
+)
+
+# Published and retired versions never change, so their labels can be kept for the process's life.
+_IMMUTABLE_LABELS: dict[int, dict[str, tuple[str, str]]] = {}
+
+
+def rule_labels(*, model_ids) -> dict[int, dict[str, tuple[str, str]]]:
+    """{model id: {rule id (str): (rule name, category)}} in at most two queries."""
+    wanted = {int(m) for m in model_ids if m is not None}
+    out = {m: _IMMUTABLE_LABELS[m] for m in wanted if m in _IMMUTABLE_LABELS}
+    missing = wanted - set(out)
+    if missing:
+        immutable = set(ScoringModel.objects.unscoped().filter(pk__in=missing)
+                        .exclude(status=ModelStatus.DRAFT).values_list("pk", flat=True))
+        fetched: dict[int, dict[str, tuple[str, str]]] = {m: {} for m in missing}
+        for model_id, rule_id, name, category in (ScoringRule.objects.unscoped().filter(model_id__in=missing)
+                                                  .values_list("model_id", "id", "name", "category")):
+            fetched[model_id][str(rule_id)] = (name, category)
+        for model_id, labels in fetched.items():
+            if model_id in immutable:
+                _IMMUTABLE_LABELS[model_id] = labels
+        out.update(fetched)
+    return out
+
+
+def score_explain(*, lead, labels: dict[str, tuple[str, str]]) -> dict | None:
+    """The lead's score as named lines per rule: the score is the clamped sum of the lines' points."""
+    if lead.score is None or lead.score_breakdown is None:
+        return None
+    lines = []
+    categories = {c: 0 for c in Category.values}
+    for rule_id, points in sorted(lead.score_breakdown.items(), key=lambda kv: (-abs(kv[1]), kv[0])):
+        name, category = labels.get(str(rule_id), (f"Rule {rule_id}", ""))
+        lines.append({"rule_id": int(rule_id), "rule": name, "category": category, "points": points})
+        if category in categories:
+            categories[category] += points
+    total = sum(line["points"] for line in lines)
+    return {
+        "score": lead.score,
+        "raw_total": total,
+        "fit": sum(categories[c] for c in FIT_CATEGORIES),
+        "engagement": sum(categories[c] for c in ENGAGEMENT_CATEGORIES),
+        "categories": categories,
+        "lines": lines,
+        "lead_class": lead.lead_class,
+        "lead_class_reason": lead.lead_class_reason,
+        "model_id": lead.scoring_model_id,
+    }
+
+
+def score_history(*, lead) -> QuerySet[ScoreChange]:
+    return ScoreChange.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).select_related("model")
