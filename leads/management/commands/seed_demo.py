@@ -35,6 +35,8 @@ from leadmgmt.tenancy.services import (
 )
 from leads.models import Lead, LeadForm
 from leads.services.capture import lead_capture
+from scoring.models import ScoreCause
+from scoring.services import SCORING_AGENT, leads_score, scoring_default_model_create
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo Co"
@@ -194,9 +196,14 @@ def demo_seed(*, credentials_path: Path, base_url: str) -> DemoSeedResult:
         membership_upsert(tenant=tenant, email=email, role=role, team_name=team, actor=SEED_ACTOR,
                           password=DEMO_PASSWORD)
         users.append({"email": email, "role": str(role), "team": team or ""})
+    # A demo tenant made before scoring existed gets its default model too (a no-op otherwise).
+    scoring_default_model_create(tenant=tenant, actor=SEED_ACTOR)
     form = demo_form_configure(tenant=tenant, success_url=f"{base_url.rstrip('/')}/?submitted=1")
     raw_key = demo_api_key_ensure(tenant=tenant, credentials_path=credentials_path, fresh_raw=fresh_raw)
     added = demo_leads_seed(tenant=tenant, form=form)
+    # Score now, so the demo shows scores even before the worker has run (idempotent: unchanged
+    # scores are not rewritten).
+    leads_score(tenant=tenant, cause=ScoreCause.CAPTURE, actor=SCORING_AGENT)
     return DemoSeedResult(
         tenant=tenant.slug, tenant_name=tenant.name, created=created, form_key=form.key, api_key=raw_key,
         password=DEMO_PASSWORD, login_url=str(settings.LOGIN_URL), users=users,
