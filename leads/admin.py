@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
+from scoring.admin import score_breakdown_html
 
 from .models import Account, Activity, Lead, LeadForm, Signal, SignalType, StageTransition, Touch
 
@@ -80,7 +81,10 @@ class LeadAdmin(TenantScopedAdmin):
     search_fields = ("email", "first_name", "last_name", "company", "phone")
     list_select_related = ("owner",)
     readonly_fields = ("id", "score", "band", "lead_class", "score_breakdown", "sla_due_at", "edited_fields",
-                       "possible_duplicate_of", "form", "created_at", "updated_at", "last_activity_at")
+                       "possible_duplicate_of", "form", "created_at", "updated_at", "last_activity_at",
+                       # computed by the Scoring Agent, never typed in:
+                       "fit_score", "engagement_score", "lead_class_reason", "scoring_model", "scored_at", "is_hot",
+                       "cold_since", score_breakdown_html)
     raw_id_fields = ("account",)
     inlines = [TouchInline]
     view_roles = SALES_ROLES

@@ -93,7 +93,37 @@ class ScoringRuleForm(forms.ModelForm):
         help_texts = {"field": "A lead field, or a custom form field: choose the last entry and type its key."}
 
 
-class ScoringRuleFormSet(BaseInlineFormSet):
+class LoadedRowField(forms.ModelChoiceField):
+    """The hidden id of an existing inline row, resolved from the rows the form set loaded already."""
+
+    def __init__(self, *, rows: dict, **kwargs):
+        self.rows = rows
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        row = self.rows.get(str(value))
+        if row is None:
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return row
+
+
+class LoadedRowsFormSet(BaseInlineFormSet):
+    """An inline form set whose posted row ids cost one query for the whole set, not one per row."""
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        name = self.model._meta.pk.name
+        current = form.fields.get(name)
+        if isinstance(current, forms.ModelChoiceField):
+            if not hasattr(self, "_loaded_rows"):
+                self._loaded_rows = {str(row.pk): row for row in self.get_queryset()}
+            form.fields[name] = LoadedRowField(rows=self._loaded_rows, queryset=current.queryset,
+                                               initial=current.initial, required=False, widget=current.widget)
+
+
+class ScoringRuleFormSet(LoadedRowsFormSet):
     """Validates every rule against the tenant's signal type catalog, read once for the whole set."""
 
     def __init__(self, *args, **kwargs):
@@ -125,7 +155,7 @@ class ScoreBandForm(forms.ModelForm):
         }
 
 
-class ScoreBandFormSet(BaseInlineFormSet):
+class ScoreBandFormSet(LoadedRowsFormSet):
     """The bands left after this save must cover 0–100 with no gap, no overlap and unique keys."""
 
     def clean(self):
@@ -149,7 +179,10 @@ class ScoringModelForm(forms.ModelForm):
 
     class Meta:
         model = ScoringModel
-        fields = "__all__"
+        # The admin picks the fields; foreign keys are left out here because building their default
+        # choices would need a tenant in context at import time.
+        fields = ["name", "notes", "hot_threshold", "cold_threshold", "archive_after_days", "engagement_window_days",
+                  "fit_high_min", "fit_medium_min", "engagement_ready_min", "engagement_some_min"]
 
     def clean(self):
         data = super().clean()
@@ -172,7 +205,7 @@ class ScoringModelAddForm(forms.ModelForm):
 
     class Meta:
         model = ScoringModel
-        fields = ["name", "based_on", "notes"]
+        fields = ["name", "notes"]  # + based_on (and tenant for platform operators), added by the admin
         labels = {"based_on": "Copy rules and bands from"}
         help_texts = {"based_on": "Usually the published version. Leave empty to start with no rules."}
 

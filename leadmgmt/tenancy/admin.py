@@ -1,12 +1,13 @@
-"""Admin for tenancy: tenants (platform superusers only), teams, memberships and API keys."""
+"""Admin for tenancy: tenants (platform superusers only), teams, memberships, API keys, agent switches."""
 from django.contrib import admin, messages
+from django.db import transaction
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 
-from .admin_base import ADMIN_ROLES, TenantScopedAdmin
-from .models import ApiKey, Membership, Team, Tenant
+from .admin_base import ADMIN_ROLES, CONFIG_ROLES, TenantScopedAdmin
+from .models import AgentSetting, ApiKey, Membership, Team, Tenant
 
 
 @admin.register(Tenant)
@@ -59,3 +60,64 @@ class ApiKeyAdmin(TenantScopedAdmin):
             audit_record(tenant=key.tenant, actor=Actor.for_user(request.user), action="api_key.revoked",
                          obj=key, changes={"revoked_at": [None, now]}, metadata={"via": "admin"})
         self.message_user(request, "Revoked.")
+
+
+# --- agent on/off switches ------------------------------------------------------------------------
+
+
+@admin.register(AgentSetting)
+class AgentSettingAdmin(TenantScopedAdmin):
+    """Tenant admins switch each automated agent on or off; an agent without a row here is on."""
+
+    list_display = ("agent", "enabled", "updated_at")
+    list_editable = ("enabled",)
+    fields = ("agent", "enabled")
+    view_roles = CONFIG_ROLES
+    change_roles = ADMIN_ROLES
+    audit_action_prefix = "agent_setting"
+    actions = ("switch_on", "switch_off")
+
+    def get_fields(self, request, obj=None):
+        if obj is None and request.user.is_superuser and getattr(request, "tenant", None) is None:
+            return ("tenant", "agent", "enabled")
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("agent",) if obj is not None else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # switching an agent off is the way; a deleted row would silently mean "on"
+
+    def get_form(self, request, obj=None, **kwargs):
+        base = super().get_form(request, obj, **kwargs)
+        request_tenant = getattr(request, "tenant", None)
+
+        class AgentSettingForm(base):
+            def clean(self):
+                data = super().clean()
+                tenant = data.get("tenant") or request_tenant
+                agent = data.get("agent")
+                if obj is None and tenant is not None and agent and AgentSetting.objects.unscoped().filter(
+                        tenant=tenant, agent=agent).exists():
+                    self.add_error("agent", "This agent already has a setting: switch it on or off in the list.")
+                return data
+
+        return AgentSettingForm
+
+    @transaction.atomic
+    def _switch(self, request, queryset, enabled: bool) -> None:
+        actor = Actor.for_user(request.user)
+        for setting in queryset.filter(enabled=not enabled):
+            setting.enabled = enabled
+            setting.save(update_fields=["enabled", "updated_at"])
+            audit_record(tenant=setting.tenant, actor=actor, action="agent_setting.updated", obj=setting,
+                         changes={"enabled": [not enabled, enabled]}, metadata={"via": "admin"})
+        self.message_user(request, f"Switched {'on' if enabled else 'off'}.")
+
+    @admin.action(description="Switch the selected agents on")
+    def switch_on(self, request, queryset):
+        self._switch(request, queryset, True)
+
+    @admin.action(description="Switch the selected agents off")
+    def switch_off(self, request, queryset):
+        self._switch(request, queryset, False)
