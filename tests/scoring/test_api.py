@@ -16,7 +16,7 @@ def test_a_page_of_scored_leads_from_two_model_versions_has_bounded_queries(
         LeadFactory(tenant=tenant, job_title="CEO" if i % 2 else "Analyst", last_activity_at=timezone.now())
     leads_score(tenant=tenant, cause="capture")
     draft = scoring_model_draft_create(tenant=tenant, actor=SYSTEM)
-    for i in range(20):
+    for _ in range(20):
         LeadFactory(tenant=tenant, job_title="Director", last_activity_at=timezone.now())
     leads_score(tenant=tenant, cause="manual", model=draft)  # some leads now explained by another version
     api_client.get("/api/v1/leads/")  # warm-up (auth, content types)
