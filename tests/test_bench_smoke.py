@@ -1,0 +1,74 @@
+"""The scoring benches run end to end at a tiny size, print their figures, exit 0 and leave no database behind."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _bench_env() -> dict[str, str]:
+    # The benches make a throwaway database on this server; they never touch the test database.
+    return {**os.environ, "DATABASE_URL": os.environ["DATABASE_URL"], "REDIS_URL": settings.REDIS_URL,
+            "CELERY_TASK_ALWAYS_EAGER": "false", "LOG_LEVEL": "WARNING"}
+
+
+def _bench_databases() -> set[str]:
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%%'")
+            return {name for (name,) in cursor.fetchall()}
+    finally:
+        conn.close()
+
+
+def _run(*args: str, timeout: int = 120) -> str:
+    before = _bench_databases()
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, env=_bench_env(), capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr[-4000:]}"
+    assert _bench_databases() <= before, "the bench left its throwaway database behind"
+    return result.stdout
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_rescore_bench_prints_rescore_floor_and_ratio():
+    out = _run("bench/rescore.py", "--leads", "2000")
+
+    rescore = re.search(r"full re-score after publish \(leads_score\)\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
+    floor = re.search(r"floor: plain UPDATE, same rows and columns\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
+    assert rescore and floor, out
+    # Publishing a new version rewrites every lead (new model, new rule ids in the breakdown).
+    assert _number(rescore.group(1)) == 2000 and _number(floor.group(1)) == 2000
+    assert _number(rescore.group(2)) > 0 and _number(rescore.group(3)) > 0
+    assert re.search(r"re-score / floor = [\d.]+x \(target <= 3x\)", out), out
+    changes = re.search(r"re-score wrote ([\d,]+) score changes, ([\d,]+) score events", out)
+    assert changes and 0 < _number(changes.group(1)) <= 2000, out
+    assert "floor statement: UPDATE leads_lead SET score = score, fit_score = fit_score" in out
+    assert re.search(r"^(targets met|MISSED .*)$", out, re.MULTILINE), out
+
+
+@pytest.mark.worker
+def test_signal_latency_bench_measures_every_signal_through_a_real_worker():
+    out = _run("bench/signal_latency.py", "--leads", "500", "--rate", "10", "--seconds", "2", "--settle", "15")
+
+    row = re.search(r"accepted -> score visible \(ScoreChange\.at - received_at\)\s+(\d+)\s+([\d.]+)\s+([\d.]+)"
+                    r"\s+([\d.]+)\s+([\d.]+)", out)
+    assert row, out
+    measured, p50, _p95, p99, worst = (_number(g) for g in row.groups())
+    assert measured == 20, out  # every posted signal's score change was found
+    assert 0 < p50 <= p99 <= worst, out
+    assert "HTTP statuses {202: 20}" in out
+    assert re.search(r"p99 signal -> score = \d+ ms: target < 1000 ms (met|MISSED)", out), out
