@@ -140,7 +140,7 @@ class AccountBriefSerializer(serializers.Serializer):
 
 
 class ScoreLineSerializer(serializers.Serializer):
-    rule_id = serializers.IntegerField()
+    rule_key = serializers.CharField(help_text="Stable identifier of the rule across model versions.")
     rule = serializers.CharField()
     category = serializers.CharField()
     points = serializers.IntegerField()

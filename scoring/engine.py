@@ -182,8 +182,8 @@ def _sum(compiled: CompiledModel, categories) -> str:
 
 
 def _breakdown(compiled: CompiledModel) -> str:
-    """jsonb {rule id: points} of the rules that apply (NULLs stripped); chunks stay under 100 args."""
-    pairs = [f"'{r.pk}', c.r{r.pk}" for r in compiled.rules]
+    """jsonb {rule key: points} of the rules that apply (NULLs stripped); chunks stay under 100 args."""
+    pairs = [f"{compiled.p(f'k{r.pk}', r.key)}::text, c.r{r.pk}" for r in compiled.rules]
     if not pairs:
         return "'{}'::jsonb"
     chunks = [pairs[i:i + 45] for i in range(0, len(pairs), 45)]
@@ -261,8 +261,11 @@ def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, l
         "l.cold_since, "
         f"l.stage, {_dq_columns(compiled)}" + (", " + rule_cols if rule_cols else "") + " "
         "FROM leads_lead l LEFT JOIN sig ON sig.lead_id = l.id "
-        f"WHERE l.tenant_id = %(tenant)s {only}), "
-        f"t AS (SELECT c.*, ({fit}) AS fit, ({eng}) AS eng, {cats}, {_breakdown(compiled)} AS breakdown FROM c), "
+        # OFFSET 0 fences: otherwise PostgreSQL folds c and t into the final SELECT and evaluates
+        # every rule's CASE (regexes included) once per reference (sums, breakdown, class, reason).
+        f"WHERE l.tenant_id = %(tenant)s {only} OFFSET 0), "
+        f"t AS (SELECT c.*, ({fit}) AS fit, ({eng}) AS eng, {cats}, {_breakdown(compiled)} AS breakdown "
+        "FROM c OFFSET 0), "
         "s AS (SELECT t.*, GREATEST(0, LEAST(100, t.fit + t.eng)) AS score FROM t) "
         f"SELECT s.*, {_band_case(compiled, 's.score')} AS band, {klass} AS lead_class, "
         f"{reason} AS class_reason FROM s"

@@ -1,6 +1,8 @@
 """Scoring models (versioned per tenant), their rules and bands, and each lead's score history."""
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -88,11 +90,18 @@ class Operator(models.TextChoices):
     SIGNAL = "signal", "behavioural signal received"
 
 
+def new_rule_key() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 class ScoringRule(TenantOwned):
     """One line of the scoring table: a condition on the lead (fit, negative) or a signal type
     (engagement), its points, and where those points roll up."""
 
     model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="rules", db_index=False)
+    # Stable across versions (a draft copies it): lead breakdowns are keyed by it, so publishing a
+    # version only rewrites the leads whose points actually change.
+    key = models.CharField(max_length=32, default=new_rule_key, editable=False)
     position = models.PositiveIntegerField(default=0)
     name = models.CharField(max_length=100)
     category = models.CharField(max_length=16, choices=Category.choices)
@@ -118,6 +127,10 @@ class ScoringRule(TenantOwned):
     class Meta:
         ordering = ["position", "id"]
         indexes = [models.Index(fields=["tenant", "model", "position"], name="scoringrule_tenant_model")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "model", "key"], name="scoringrule_unique_key",
+                                    violation_error_message="Two rules of one version share a key."),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.points:+d})" if isinstance(self.points, int) else self.name

@@ -18,7 +18,7 @@ _IMMUTABLE_LABELS: dict[int, dict[str, tuple[str, str]]] = {}
 
 
 def rule_labels(*, model_ids) -> dict[int, dict[str, tuple[str, str]]]:
-    """{model id: {rule id (str): (rule name, category)}} in at most two queries."""
+    """{model id: {rule key: (rule name, category)}} in at most two queries."""
     wanted = {int(m) for m in model_ids if m is not None}
     out = {m: _IMMUTABLE_LABELS[m] for m in wanted if m in _IMMUTABLE_LABELS}
     missing = wanted - set(out)
@@ -26,9 +26,9 @@ def rule_labels(*, model_ids) -> dict[int, dict[str, tuple[str, str]]]:
         immutable = set(ScoringModel.objects.unscoped().filter(pk__in=missing)
                         .exclude(status=ModelStatus.DRAFT).values_list("pk", flat=True))
         fetched: dict[int, dict[str, tuple[str, str]]] = {m: {} for m in missing}
-        for model_id, rule_id, name, category in (ScoringRule.objects.unscoped().filter(model_id__in=missing)
-                                                  .values_list("model_id", "id", "name", "category")):
-            fetched[model_id][str(rule_id)] = (name, category)
+        for model_id, key, name, category in (ScoringRule.objects.unscoped().filter(model_id__in=missing)
+                                              .values_list("model_id", "key", "name", "category")):
+            fetched[model_id][key] = (name, category)
         for model_id, labels in fetched.items():
             if model_id in immutable:
                 _IMMUTABLE_LABELS[model_id] = labels
@@ -42,9 +42,9 @@ def score_explain(*, lead, labels: dict[str, tuple[str, str]]) -> dict | None:
         return None
     lines = []
     categories = {c: 0 for c in Category.values}
-    for rule_id, points in sorted(lead.score_breakdown.items(), key=lambda kv: (-abs(kv[1]), kv[0])):
-        name, category = labels.get(str(rule_id), (f"Rule {rule_id}", ""))
-        lines.append({"rule_id": int(rule_id), "rule": name, "category": category, "points": points})
+    for key, points in sorted(lead.score_breakdown.items(), key=lambda kv: (-abs(kv[1]), kv[0])):
+        name, category = labels.get(str(key), (f"Rule {key}", ""))
+        lines.append({"rule_key": key, "rule": name, "category": category, "points": points})
         if category in categories:
             categories[category] += points
     total = sum(line["points"] for line in lines)

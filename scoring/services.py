@@ -82,7 +82,7 @@ def scoring_model_draft_create(*, tenant: Tenant, actor: Actor, based_on: Scorin
         **({f: getattr(based_on, f) for f in copy_fields} if based_on else {}),
     )
     if based_on is not None:
-        rule_fields = ["position", "name", "category", "field", "operator", "value", "signal_type", "points",
+        rule_fields = ["key", "position", "name", "category", "field", "operator", "value", "signal_type", "points",
                        "cap", "once_per_days", "exclusive_group", "disqualifies", "is_active"]
         ScoringRule.objects.unscoped().bulk_create([
             ScoringRule(tenant=tenant, model=draft, **{f: getattr(r, f) for f in rule_fields})
@@ -194,9 +194,11 @@ def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each:
         "cold_since = CASE WHEN f.score <= %(cold)s THEN COALESCE(l.cold_since, %(now)s) END, "
         f"stage = {new_stage} "
         "FROM f WHERE l.id = f.id AND l.tenant_id = %(tenant)s AND ("
+        # Rule keys are stable across versions, so a lead whose result is the same under a new
+        # version is left alone (its scoring_model_id names the version that last changed it).
         "(l.score, l.fit_score, l.engagement_score, l.band, l.lead_class, l.lead_class_reason, l.score_breakdown, "
-        "l.scoring_model_id, l.is_hot, l.cold_since IS NULL) IS DISTINCT FROM "
-        "(f.score, f.fit, f.eng, f.band, f.lead_class, f.class_reason, f.breakdown, %(model_id)s::bigint, "
+        "l.is_hot, l.cold_since IS NULL) IS DISTINCT FROM "
+        "(f.score, f.fit, f.eng, f.band, f.lead_class, f.class_reason, f.breakdown, "
         "f.score >= %(hot)s, f.score > %(cold)s) "
         f"OR l.stage IS DISTINCT FROM {new_stage}) "
         "RETURNING l.id, f.old_score, f.old_band, f.old_hot, f.old_class, l.score, l.band, l.is_hot, l.lead_class, "
@@ -240,6 +242,10 @@ def leads_score(
                            "FOR UPDATE", [tenant.pk, ids])
         else:
             cursor.execute("SET LOCAL work_mem = '256MB'")
+            # A whole tenant: never nest the lead/signal join, even on stale statistics.
+            cursor.execute("SET LOCAL enable_nestloop = off")
+        # The compiled statement is large; LLVM JIT spends seconds compiling it and wins nothing back.
+        cursor.execute("SET LOCAL jit = off")
         model = model or scoring_model_published(tenant=tenant)
         if model is None:
             return ScoreRun()
@@ -273,6 +279,8 @@ def model_whatif(*, model: ScoringModel, now: datetime | None = None) -> list[di
     rows_sql = scored_rows_sql(compiled, tenant_id=model.tenant_id, now=now)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"SELECT COALESCE(r.old_band, ''), r.band, count(*) FROM ({rows_sql}) r GROUP BY 1, 2",
                        compiled.params)
         moves = cursor.fetchall()

@@ -135,7 +135,7 @@ def model(tenant):
     return ScoringModel.objects.unscoped().create(tenant=tenant, version=1)
 
 
-def test_rule_clean_accepts_the_tenants_own_signal_types_only(tenant, other_tenant, model):
+def test_rule_clean_accepts_the_tenants_own_signal_types_only(in_tenant, tenant, other_tenant, model):
     SignalType.objects.unscoped().create(tenant=tenant, name="trade_show_visit")
     SignalType.objects.unscoped().create(tenant=other_tenant, name="podcast_listen")
     signal_rule(tenant=tenant, model=model, signal_type="trade_show_visit").full_clean()
@@ -149,7 +149,7 @@ def test_rule_clean_finds_the_tenant_through_its_model(tenant, model):
     signal_rule(model=model, signal_type="trade_show_visit").clean()  # a new inline row has no tenant yet
 
 
-def test_rule_clean_reports_missing_points_once(tenant, model):
+def test_rule_clean_reports_missing_points_once(in_tenant, tenant, model):
     with pytest.raises(ValidationError) as exc:
         rule(tenant=tenant, model=model, points=None).full_clean()
     assert exc.value.message_dict["points"] == ["This field cannot be null."]
