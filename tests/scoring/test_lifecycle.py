@@ -136,3 +136,21 @@ def test_scoring_stays_inside_its_tenant(tenant, other_tenant, model):
     # Passing another tenant's lead id scores nothing.
     assert leads_score(tenant=tenant, lead_ids=[theirs.pk], cause="manual").updated == 0
     assert fresh(theirs).score is None
+
+
+def test_publishing_rewrites_only_the_leads_whose_result_changes(in_tenant, tenant, model,
+                                                                 django_capture_on_commit_callbacks):
+    vp = LeadFactory(tenant=tenant, job_title="VP Sales", last_activity_at=timezone.now())
+    analyst = LeadFactory(tenant=tenant, job_title="Analyst", last_activity_at=timezone.now())
+    leads_score(tenant=tenant, cause="capture")
+    analyst_scored_at = fresh(analyst).scored_at
+    draft = scoring_model_draft_create(tenant=tenant, actor=SYSTEM)
+    assert set(draft.rules.values_list("key", flat=True)) == set(model.rules.values_list("key", flat=True))
+    ScoringRule.objects.unscoped().filter(model=draft, name="Title: VP/Director").update(points=45)
+    with django_capture_on_commit_callbacks(execute=True):
+        scoring_model_publish(model=draft, actor=SYSTEM)
+    assert (fresh(vp).score, fresh(vp).scoring_model_id) == (45, draft.pk)
+    # Same result under the new version: untouched, still explained by the version that scored it.
+    analyst = fresh(analyst)
+    assert (analyst.score, analyst.scoring_model_id, analyst.scored_at) == (5, model.pk, analyst_scored_at)
+    assert ScoreChange.objects.unscoped().filter(cause="model_publish").count() == 1
