@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -146,3 +146,29 @@ def test_concurrent_signals_on_one_lead_never_lose_an_update(tenant, model):
     assert fresh(lead).score == 8 * 5
     assert list(ScoreChange.objects.unscoped().filter(lead=lead).order_by("at", "id")
                 .values_list("new_score", flat=True))[-1] == 40
+
+
+def test_caps_and_once_per_period_limit_signal_points(tenant, model):
+    from scoring.models import Category, Operator, ScoringRule
+
+    ScoringRule.objects.unscoped().filter(model=model, signal_type="pricing_page_view").update(cap=25)
+    ScoringRule.objects.unscoped().create(
+        tenant=tenant, model=model, position=999, name="Web: weekly visitor", category=Category.BEHAVIORAL,
+        operator=Operator.SIGNAL, signal_type="page_view", points=4, once_per_days=7)
+    # Mid-period on purpose: periods are counted from the epoch, so the views below share one.
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    lead = LeadFactory(tenant=tenant, last_activity_at=now)
+    for minutes in (1, 2, 1441):
+        Signal.objects.unscoped().create(tenant=tenant, lead=lead, type="pricing_page_view",
+                                         occurred_at=now - timedelta(minutes=minutes))
+    # Page views: three within one 7-day period count once, one a month earlier counts again.
+    for minutes in (1, 60, 120, 30 * 1440):
+        Signal.objects.unscoped().create(tenant=tenant, lead=lead, type="page_view",
+                                         occurred_at=now - timedelta(minutes=minutes))
+    leads_score(tenant=tenant, lead_ids=[lead.pk], cause="signal", now=now)
+    lead = fresh(lead)
+    assert lead.score_breakdown == {
+        ScoringRule.objects.unscoped().get(model=model, signal_type="pricing_page_view").key: 25,
+        ScoringRule.objects.unscoped().get(model=model, signal_type="page_view").key: 8,
+    }
+    assert lead.score == 33
