@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import psycopg2
@@ -22,7 +23,10 @@ def _bench_env() -> dict[str, str]:
 
 
 def _bench_databases() -> set[str]:
-    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+    # The server's maintenance database: DATABASE_URL's own database need not exist (pytest
+    # works in test_<name>), and the benches create theirs through "postgres" too.
+    parts = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    conn = psycopg2.connect(urllib.parse.urlunsplit(parts._replace(path="/postgres")))
     try:
         with conn.cursor() as cursor:
             cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%%'")
@@ -50,8 +54,9 @@ def test_rescore_bench_prints_rescore_floor_and_ratio():
     rescore = re.search(r"full re-score after publish \(leads_score\)\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
     floor = re.search(r"floor: plain UPDATE, same rows and columns\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
     assert rescore and floor, out
-    # Publishing a new version rewrites every lead (new model, new rule ids in the breakdown).
-    assert _number(rescore.group(1)) == 2000 and _number(floor.group(1)) == 2000
+    # Every lead is evaluated; only those whose result changes under the new version are rewritten
+    # (rule keys are stable across versions), while the floor rewrites all of them.
+    assert 0 < _number(rescore.group(1)) < 2000 and _number(floor.group(1)) == 2000
     assert _number(rescore.group(2)) > 0 and _number(rescore.group(3)) > 0
     assert re.search(r"re-score / floor = [\d.]+x \(target <= 3x\)", out), out
     changes = re.search(r"re-score wrote ([\d,]+) score changes, ([\d,]+) score events", out)
