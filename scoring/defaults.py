@@ -1,6 +1,8 @@
 """The default scoring model every tenant starts with: seed 002's tables, rule by rule."""
 from __future__ import annotations
 
+from leads.signal_catalog import builtin_signal
+
 from .models import Category, Operator
 
 # A regex (PostgreSQL syntax: \m and \M are word boundaries) because "President" is C-level but
@@ -37,26 +39,29 @@ FIT_RULES = [
     ("Geography: primary market", Category.DEMOGRAPHIC, "country", Operator.IN_LIST, PRIMARY_MARKETS, 10, "", {}),
 ]
 
-# (signal type, name, category, points)
-SIGNAL_RULES = [
-    ("pricing_page_view", "Web: pricing page view", Category.BEHAVIORAL, 20),
-    ("product_page_view", "Web: product page view", Category.BEHAVIORAL, 10),
-    ("blog_post_view", "Web: blog post view", Category.BEHAVIORAL, 3),
-    ("multi_page_session", "Web: 3+ pages/session", Category.BEHAVIORAL, 5),
-    ("email_open", "Email: open", Category.ENGAGEMENT, 2),
-    ("email_click", "Email: click", Category.ENGAGEMENT, 5),
-    ("whitepaper_download", "Content: whitepaper download", Category.BEHAVIORAL, 10),
-    ("webinar_registration", "Content: webinar registration", Category.ENGAGEMENT, 15),
-    ("webinar_attendance", "Content: webinar attendance", Category.ENGAGEMENT, 20),
-    ("case_study_download", "Content: case study download", Category.BEHAVIORAL, 15),
-    ("demo_request", "Direct: demo request", Category.BEHAVIORAL, 30),
-    ("contact_form", "Direct: contact form", Category.BEHAVIORAL, 25),
-    ("free_trial_signup", "Direct: free trial signup", Category.BEHAVIORAL, 25),
+# (signal type, name, category); the points are the catalog's seed 002 weights.
+_SIGNAL_RULE_NAMES = [
+    ("pricing_page_view", "Web: pricing page view", Category.BEHAVIORAL),
+    ("product_page_view", "Web: product page view", Category.BEHAVIORAL),
+    ("blog_post_view", "Web: blog post view", Category.BEHAVIORAL),
+    ("multi_page_session", "Web: 3+ pages/session", Category.BEHAVIORAL),
+    ("email_open", "Email: open", Category.ENGAGEMENT),
+    ("email_click", "Email: click", Category.ENGAGEMENT),
+    ("whitepaper_download", "Content: whitepaper download", Category.BEHAVIORAL),
+    ("webinar_registration", "Content: webinar registration", Category.ENGAGEMENT),
+    ("webinar_attendance", "Content: webinar attendance", Category.ENGAGEMENT),
+    ("case_study_download", "Content: case study download", Category.BEHAVIORAL),
+    ("demo_request", "Direct: demo request", Category.BEHAVIORAL),
+    ("contact_form", "Direct: contact form", Category.BEHAVIORAL),
+    ("free_trial_signup", "Direct: free trial signup", Category.BEHAVIORAL),
 ]
+SIGNAL_RULES = [(signal_type, name, category, builtin_signal(signal_type).default_points)
+                for signal_type, name, category in _SIGNAL_RULE_NAMES]
 
 NEGATIVE_RULES = [
     # (name, category, field/signal, operator, value, points, extra)
-    ("Email: unsubscribe", Category.ENGAGEMENT, "unsubscribe", Operator.SIGNAL, None, -20, {"cap": 20}),
+    ("Email: unsubscribe", Category.ENGAGEMENT, "unsubscribe", Operator.SIGNAL, None,
+     builtin_signal("unsubscribe").default_points, {"cap": 20}),
     ("Negative: 30+ days inactive", Category.ENGAGEMENT, "days_inactive", Operator.RANGE, {"min": 30}, -15, {}),
     ("Negative: competitor email domain", Category.FIRMOGRAPHIC, "email_domain", Operator.IN_LIST, [], -30,
      {"disqualifies": True, "exclusive_group": "email_kind"}),

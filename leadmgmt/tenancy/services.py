@@ -5,6 +5,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from .models import ApiKey, ApiScope, Membership, Role, Team, Tenant
 
 DEFAULT_TEAM = "Sales Development"
 MEMBERSHIP_FIELDS = ["role", "team", "is_available", "capacity"]
+STAFF_ROLES = {Role.ADMIN, Role.MARKETING_OPS}
 
 
 @dataclass
@@ -31,8 +33,6 @@ def api_key_create(*, tenant: Tenant, name: str, scopes: list[str] | None = None
     scopes = list(scopes if scopes is not None else ApiScope.values)
     unknown = sorted(set(scopes) - set(ApiScope.values))
     if unknown:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError({"scopes": [f"Unknown scope(s): {', '.join(unknown)}"]})
     with transaction.atomic():
         prefix, raw = ApiKey.generate_secret()
@@ -68,8 +68,6 @@ def membership_upsert(
 ) -> tuple[Membership, bool, str | None]:
     """Create or update a user's membership. Returns (membership, user_created, new_password)."""
     if role not in Role.values:
-        from django.core.exceptions import ValidationError
-
         raise ValidationError({"role": [f"Unknown role '{role}'; choose one of {', '.join(Role.values)}."]})
     User = get_user_model()
     email = email.strip().lower()
@@ -97,10 +95,7 @@ def membership_upsert(
             membership.save(update_fields=list(changes))
             audit_record(tenant=tenant, actor=actor, action="membership.updated", obj=membership,
                          changes=changes, metadata={"email": email})
-    if role == Role.ADMIN and not user.is_staff:
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
-    if role == Role.MARKETING_OPS and not user.is_staff:
+    if role in STAFF_ROLES and not user.is_staff:  # tenant admins and marketing ops use the Django admin
         user.is_staff = True
         user.save(update_fields=["is_staff"])
     return membership, user_created, new_password
