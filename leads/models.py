@@ -85,6 +85,7 @@ class LeadStatus(models.TextChoices):
     UNQUALIFIED = "unqualified", "Unqualified"
     CONVERTED = "converted", "Converted"
     RECYCLED = "recycled", "Recycled"
+    REJECTED = "rejected", "Rejected by sales"
     ARCHIVED = "archived", "Archived"
 
 
@@ -163,6 +164,24 @@ class Lead(TenantOwned):
     archived_at = models.DateTimeField(null=True, blank=True)
     archive_reason = models.CharField(max_length=200, blank=True)
     sla_due_at = models.DateTimeField(null=True, blank=True)
+    # Routing and the rep's work (issue 4).
+    product_interest = models.CharField(max_length=200, blank=True, db_default="")
+    team = models.ForeignKey("tenancy.Team", null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+                             related_name="+", help_text="The team whose queue the lead is in.")
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    unassigned_reason = models.CharField(max_length=300, blank=True, db_default="")
+    first_contacted_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    contact_attempts = models.PositiveIntegerField(default=0, db_default=0)
+    aging_flagged_at = models.DateTimeField(null=True, blank=True)
+    aging_alerted_at = models.DateTimeField(null=True, blank=True)
+    budget = models.CharField(max_length=200, blank=True, db_default="")
+    authority = models.CharField(max_length=200, blank=True, db_default="")
+    need = models.CharField(max_length=500, blank=True, db_default="")
+    timeline = models.CharField(max_length=200, blank=True, db_default="")
+    rejection_reason = models.CharField(max_length=48, blank=True, db_default="")
+    rejection_note = models.CharField(max_length=500, blank=True, db_default="")
+    rejected_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -325,3 +344,46 @@ class IdempotencyRecord(TenantOwned):
             models.UniqueConstraint(fields=["tenant", "form", "key"], name="idempotency_unique_key_per_form")
         ]
         indexes = [models.Index(fields=["tenant", "created_at"], name="idempotency_tenant_created")]
+
+
+class OpportunityStage(models.TextChoices):
+    DISCOVERY = "discovery", "Discovery"
+    DEMO = "demo", "Demo"
+    PROPOSAL = "proposal", "Proposal"
+    NEGOTIATION = "negotiation", "Negotiation"
+    WON = "won", "Closed won"
+    LOST = "lost", "Closed lost"
+
+
+class Opportunity(TenantOwned):
+    """A deal opened when an SDR qualifies a lead (BANT); owned by the AE matched by territory or named account."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, db_index=False, related_name="opportunities")
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+                                related_name="opportunities")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              db_index=False, related_name="+")
+    name = models.CharField(max_length=200)
+    stage = models.CharField(max_length=16, choices=OpportunityStage.choices, default=OpportunityStage.DISCOVERY)
+    budget = models.CharField(max_length=200, blank=True)
+    authority = models.CharField(max_length=200, blank=True)
+    need = models.CharField(max_length=500, blank=True)
+    timeline = models.CharField(max_length=200, blank=True)
+    qualified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     db_index=False, related_name="+")
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "opportunities"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "lead"], condition=~Q(stage__in=["won", "lost"]),
+                                    name="opportunity_one_open_per_lead",
+                                    violation_error_message="This lead already has an open opportunity."),
+        ]
+        indexes = [models.Index(fields=["tenant", "owner", "stage"], name="opportunity_tenant_owner")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -31,6 +31,10 @@ class Team(TenantOwned):
     """A group of reps (e.g. 'SDR EMEA') that routing targets and a manager leads."""
 
     name = models.CharField(max_length=100)
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+        related_name="+", help_text="Receives SLA escalations and aging alerts for the team's leads.",
+    )
     created_at = models.DateTimeField(default=dj_timezone.now)
 
     class Meta:
@@ -67,6 +71,10 @@ class Membership(TenantOwned):
     capacity = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most open leads this rep may hold; empty means no cap."
     )
+    unavailable_from = models.DateTimeField(null=True, blank=True, help_text="Out of office from (inclusive).")
+    unavailable_until = models.DateTimeField(null=True, blank=True, help_text="Out of office until (exclusive).")
+    routing_weight = models.PositiveIntegerField(default=1, help_text="Share in weighted round-robin (0 pauses).")
+    is_senior = models.BooleanField(default=False, help_text="Takes high-value leads in skill-based rules.")
     created_at = models.DateTimeField(default=dj_timezone.now)
 
     class Meta:
@@ -82,6 +90,13 @@ class Membership(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.tenant_id} ({self.role})"
+
+    def is_out_of_office(self, at) -> bool:
+        if self.unavailable_from is None and self.unavailable_until is None:
+            return False
+        starts = self.unavailable_from is None or self.unavailable_from <= at
+        ends = self.unavailable_until is None or at < self.unavailable_until
+        return starts and ends
 
     @property
     def is_admin(self) -> bool:
