@@ -39,7 +39,8 @@ def test_seed_demo_creates_a_usable_demo_tenant(tmp_path):
     tenant = Tenant.objects.get(slug="demo")
     assert tenant.name == "Demo Co" and data["created"] is True
     roles = dict(Membership.objects.unscoped().filter(tenant=tenant).values_list("user__username", "role"))
-    assert sorted(roles.values()) == sorted([Role.ADMIN, Role.MANAGER, Role.SDR, Role.SDR, Role.AE, Role.MARKETING_OPS])
+    assert sorted(roles.values()) == sorted([Role.ADMIN, Role.MANAGER, Role.SDR, Role.SDR, Role.AE, Role.AE,
+                                                 Role.MARKETING_OPS])
     assert {u["email"]: u["role"] for u in data["users"]} == roles
     for user in get_user_model().objects.filter(username__in=roles):
         assert user.check_password(DEMO_PASSWORD)

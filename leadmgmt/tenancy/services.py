@@ -106,7 +106,8 @@ def tenant_create(
     *, slug: str, name: str, admin_email: str, admin_password: str | None = None, actor: Actor = SYSTEM,
     form_name: str = "Website", allowed_origins: list[str] | None = None,
 ) -> ProvisionedTenant:
-    """Provision a tenant: its admin user, default team, one lead form and one API key."""
+    """Provision a tenant: its admin user, default team, one lead form, one API key, the default scoring
+    model and the default routing set-up (rules, SLA policies, rejection taxonomy)."""
     from leads.models import LeadForm
 
     tenant = Tenant.objects.create(slug=slug, name=name)
@@ -123,5 +124,8 @@ def tenant_create(
     from scoring.services import scoring_default_model_create
 
     scoring_default_model_create(tenant=tenant, actor=actor)
+    from routing.defaults import routing_defaults_create
+
+    routing_defaults_create(tenant=tenant, actor=actor)
     return ProvisionedTenant(tenant=tenant, admin_email=admin_email.strip().lower(), admin_password=password,
                              form_key=form.key, api_key=raw_key)

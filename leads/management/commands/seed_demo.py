@@ -1,7 +1,7 @@
 """`manage.py seed_demo [--json]`: the "Demo Co" tenant that `make run` shows (idempotent).
 
-Everything is written through the services that audit: the tenant, its admin, team and form
-come from `tenant_create`, the other users from `membership_upsert`, the key from
+Everything is written through the services that audit: the tenant, its admin, team, form and
+routing set-up come from `tenant_create`, the other users from `membership_upsert`, the key from
 `api_key_create`, and the sample leads from the capture service (`lead_capture`), exactly as
 if they had been posted to the demo form.
 Running it again adds nothing: existing users, leads and the key are reused.
@@ -19,12 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record, diff, snapshot
-from leadmgmt.tenancy.models import ApiKey, Role, Tenant
+from leadmgmt.tenancy.models import ApiKey, Role, Team, Tenant
 from leadmgmt.tenancy.selectors import api_key_lookup
 from leadmgmt.tenancy.services import (
     DEFAULT_TEAM,
@@ -35,6 +36,8 @@ from leadmgmt.tenancy.services import (
 )
 from leads.models import Lead, LeadForm
 from leads.services.capture import lead_capture
+from routing.defaults import routing_defaults_create
+from routing.models import Territory
 from scoring.models import ScoreCause
 from scoring.services import SCORING_AGENT, leads_score, scoring_default_model_create
 
@@ -48,6 +51,9 @@ DEMO_KEY_NAMES = {DEMO_KEY_NAME, "Default integration key"}
 CREDENTIALS_FILE = "demo_credentials.json"
 SEED_ACTOR = Actor.agent("Demo seeder")
 AE_TEAM = "Account Executives"
+MANAGER_EMAIL = "manager@demo.test"
+# Qualified leads from these countries hand off to the AE team (SDR → AE, seed 003).
+DEMO_TERRITORY = ("North America and Europe", ["United States", "Canada", "United Kingdom", "France", "Germany"])
 
 # (email, role, team): admin first, it is the tenant's provisioning admin.
 DEMO_USERS: list[tuple[str, str, str | None]] = [
@@ -56,6 +62,7 @@ DEMO_USERS: list[tuple[str, str, str | None]] = [
     ("sdr1@demo.test", Role.SDR, DEFAULT_TEAM),
     ("sdr2@demo.test", Role.SDR, DEFAULT_TEAM),
     ("ae@demo.test", Role.AE, AE_TEAM),
+    ("ae2@demo.test", Role.AE, AE_TEAM),
     ("marketing@demo.test", Role.MARKETING_OPS, None),
 ]
 
@@ -157,6 +164,26 @@ def demo_form_configure(*, tenant: Tenant, success_url: str) -> LeadForm:
     return form
 
 
+@transaction.atomic
+def demo_teams_configure(*, tenant: Tenant) -> None:
+    """The demo manager manages the SDR and AE teams; the AE team owns one territory (idempotent)."""
+    manager = get_user_model().objects.get(username=MANAGER_EMAIL)
+    for team in Team.objects.unscoped().select_for_update().filter(tenant=tenant, name__in=[DEFAULT_TEAM, AE_TEAM]):
+        if team.manager_id != manager.pk:
+            before = team.manager_id
+            team.manager = manager
+            team.save(update_fields=["manager"])
+            audit_record(tenant=tenant, actor=SEED_ACTOR, action="team.updated", obj=team,
+                         changes={"manager": [before, manager.pk]})
+    name, countries = DEMO_TERRITORY
+    if not Territory.objects.unscoped().filter(tenant=tenant, name=name).exists():
+        territory = Territory.objects.unscoped().create(
+            tenant=tenant, name=name, countries=countries,
+            team=Team.objects.unscoped().get(tenant=tenant, name=AE_TEAM))
+        audit_record(tenant=tenant, actor=SEED_ACTOR, action="territory.created", obj=territory,
+                     metadata={"name": name, "team": AE_TEAM})
+
+
 def demo_leads_seed(*, tenant: Tenant, form: LeadForm) -> int:
     """Capture the sample leads that are not there yet (through the demo form); returns how many."""
     existing_emails = set(
@@ -198,6 +225,9 @@ def demo_seed(*, credentials_path: Path, base_url: str) -> DemoSeedResult:
         users.append({"email": email, "role": str(role), "team": team or ""})
     # A demo tenant made before scoring existed gets its default model too (a no-op otherwise).
     scoring_default_model_create(tenant=tenant, actor=SEED_ACTOR)
+    # ... and its routing set-up; then the manager leads both teams and the AE team has a territory.
+    routing_defaults_create(tenant=tenant, actor=SEED_ACTOR)
+    demo_teams_configure(tenant=tenant)
     form = demo_form_configure(tenant=tenant, success_url=f"{base_url.rstrip('/')}/?submitted=1")
     raw_key = demo_api_key_ensure(tenant=tenant, credentials_path=credentials_path, fresh_raw=fresh_raw)
     added = demo_leads_seed(tenant=tenant, form=form)
