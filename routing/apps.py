@@ -4,3 +4,6 @@ from django.apps import AppConfig
 
 class RoutingConfig(AppConfig):
     name = "routing"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401  (connects routing to scoring's band events)

@@ -16,6 +16,7 @@ from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.models import Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
 from leads.models import Account, IdempotencyRecord, Lead, LeadForm, Signal, Touch, TouchKind
+from routing.services.assign import lead_route_enqueue
 from scoring.engine import SCORING_FIELDS
 from scoring.models import ScoreCause
 from scoring.services import lead_score_enqueue
@@ -203,6 +204,8 @@ def lead_capture(
                          metadata={**metadata, "matched_on": matched_on})
         if created or SCORING_FIELDS & {name.split(".")[0] for name in changes}:
             lead_score_enqueue(tenant=tenant, lead_ids=[lead.pk], cause=ScoreCause.CAPTURE)
+        if created:  # after the score task, so a worker usually routes an already-scored lead
+            lead_route_enqueue(lead=lead, trigger="capture")
     return CaptureResult(lead=lead, result="created" if created else "merged", touch=touch,
                          possible_duplicate_of=possible_duplicate)
 

@@ -1,0 +1,30 @@
+"""Routing's subscribers to scoring events: a score that crosses a band boundary may re-route the lead.
+
+Conservative by design. The receiver only enqueues `lead_route_task(trigger="score_band")` after
+the scoring transaction commits; the task then re-routes when
+  * the lead is unassigned (a better band may now match a rule with somebody to take it), or
+  * nobody has worked it yet (no first contact, not accepted, still "new") and the new band sends
+    it to a different rule whose eligible reps do not include the current owner (e.g. it jumped to
+    SQL and score >= 80 goes to senior AEs).
+A lead a rep already contacted stays with that rep: taking it away would break a conversation in
+progress and restart their SLA, and a rising score is good news for its owner. Leads that are
+closed (converted, rejected, archived …) are never touched. The decision itself lives in
+`routing.services.assign.lead_route_auto`, with the lead row locked.
+"""
+from __future__ import annotations
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from scoring.events import lead_band_changed
+
+from .models import Trigger
+
+
+@receiver(lead_band_changed, dispatch_uid="routing.lead_band_changed_reroute")
+def lead_band_changed_reroute(sender, *, tenant, lead_id, from_band, to_band, score, **kwargs) -> None:
+    from .tasks import lead_route_task
+
+    tenant_id, lead_id = tenant.pk, str(lead_id)
+    transaction.on_commit(lambda: lead_route_task.delay(tenant_id=tenant_id, lead_id=lead_id,
+                                                        trigger=Trigger.SCORE_BAND.value))

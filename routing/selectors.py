@@ -1,0 +1,79 @@
+"""Reads of routing: rep eligibility and open-lead counts, the Unassigned queue, assignment history."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db.models import Count, Q, QuerySet
+
+from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
+from leads.models import Lead, LeadStatus
+
+from .models import Assignment
+
+REP_ROLES = (Role.SDR, Role.AE)
+# A lead counts against a rep's capacity while somebody still has to work it.
+OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+
+
+def candidate_memberships(*, tenant: Tenant, team: Team | int | None = None, user_ids: Iterable | None = None,
+                          roles: Iterable[str] | None = None) -> list[Membership]:
+    """Members of the target (a team, some people, or both: their union), in user-id order, before
+    any availability filter. `roles` empty or None means the rep roles (SDR, AE)."""
+    team_id = team.pk if isinstance(team, Team) else team
+    ids = sorted({int(i) for i in user_ids}) if user_ids is not None else []
+    if team_id is None and not ids:
+        return []
+    where = Q()
+    if team_id is not None:
+        where |= Q(team_id=team_id)
+    if ids:
+        where |= Q(user_id__in=ids)
+    roles = list(roles or REP_ROLES)
+    return list(Membership.objects.unscoped().filter(where, tenant=tenant, role__in=roles)
+                .select_related("user").order_by("user_id"))
+
+
+def open_lead_counts(*, tenant: Tenant, user_ids: Iterable) -> dict[int, int]:
+    """Open leads (new, contacted, qualified) each of these users owns; users with none map to 0."""
+    ids = sorted({int(i) for i in user_ids})
+    if not ids:
+        return {}
+    rows = (Lead.objects.unscoped().filter(tenant=tenant, owner_id__in=ids, status__in=OPEN_STATUSES)
+            .values("owner_id").annotate(n=Count("id")).values_list("owner_id", "n"))
+    counts = dict.fromkeys(ids, 0)
+    counts.update(dict(rows))
+    return counts
+
+
+def ineligibility(membership: Membership, *, at: datetime, open_count: int | None) -> str | None:
+    """Why this member cannot take a lead at `at` ("unavailable", "out of office", "at capacity"), or None."""
+    if not membership.is_available:
+        return "unavailable"
+    if membership.is_out_of_office(at):
+        return "out of office"
+    if membership.capacity is not None and (open_count or 0) >= membership.capacity:
+        return "at capacity"
+    return None
+
+
+def eligible_reps(*, tenant: Tenant, team: Team | int | None = None, user_ids: Iterable | None = None,
+                  roles: Iterable[str] | None = None, at: datetime) -> list[Membership]:
+    """Members of the target who can take a lead at `at`: available, not out of office, and holding
+    fewer open leads than their capacity. Two queries whatever the team size."""
+    members = candidate_memberships(tenant=tenant, team=team, user_ids=user_ids, roles=roles)
+    capped = [m.user_id for m in members if m.capacity is not None]
+    counts = open_lead_counts(tenant=tenant, user_ids=capped)
+    return [m for m in members if ineligibility(m, at=at, open_count=counts.get(m.user_id)) is None]
+
+
+def unassigned_leads(*, tenant: Tenant) -> QuerySet[Lead]:
+    """The manager's Unassigned queue: open leads nobody owns, oldest first, with the reason."""
+    return (Lead.objects.unscoped().filter(tenant=tenant, owner__isnull=True, status__in=OPEN_STATUSES)
+            .select_related("team").order_by("created_at", "id"))
+
+
+def assignment_history(*, tenant: Tenant, lead: Lead) -> QuerySet[Assignment]:
+    """Every assignment of one lead, newest first (owner, previous owner, team, rule, who did it)."""
+    return (Assignment.objects.unscoped().filter(tenant=tenant, lead_id=lead.pk)
+            .select_related("owner", "previous_owner", "team", "actor_user").order_by("-at", "-id"))

@@ -1,0 +1,1 @@
+"""Writes of routing: assignment and reassignment (`assign`), dry runs (`dry_run`), SLA clocks (`sla`)."""

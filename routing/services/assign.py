@@ -1,0 +1,230 @@
+"""Assigning leads: route by the tenant's rules, assign, reassign one lead or all of a rep's, and the
+Routing Agent's automatic runs (capture, band change, sweep)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.audit.services import audit_record
+from leadmgmt.tenancy.models import Agent, Membership, Team, Tenant, agent_enabled
+from leads.models import Lead
+
+from .. import locks
+from ..models import Assignment, RoutingRule, Strategy, Trigger
+from ..selectors import OPEN_STATUSES, ineligibility, open_lead_counts
+from ..strategies import route_decide, routing_run
+
+ROUTING_AGENT = Actor.agent("Routing Agent")
+AUTOMATIC_TRIGGERS = {Trigger.CAPTURE, Trigger.SCORE_BAND}
+_UNSET: Any = object()
+
+
+def _user_id(user) -> int | None:
+    return getattr(user, "pk", user)
+
+
+@transaction.atomic
+def lead_assign(
+    *, lead: Lead, owner, actor: Actor, trigger: str, rule: RoutingRule | None = None, strategy: str = "",
+    team: Team | None = None, reason: str = "", details: dict | None = None, now: datetime | None = None,
+) -> Assignment:
+    """The one writer of a lead's owner, team, assigned_at and unassigned_reason.
+
+    Locks the lead row, records the Assignment (rule, strategy, previous owner, reason, who) and an
+    audit event, restarts the SLA clock and notifies the new owner. `owner` None puts the lead in
+    the Unassigned queue with `reason`.
+    """
+    now = now or timezone.now()
+    if trigger not in Trigger.values:
+        raise ValidationError({"trigger": [f"Unknown trigger '{trigger}'."]})
+    owner_id = _user_id(owner)
+    locks.lead_lock(lead=lead)
+    if owner_id is not None and not Membership.objects.unscoped().filter(tenant_id=lead.tenant_id,
+                                                                         user_id=owner_id).exists():
+        raise ValidationError({"owner": ["This person is not a member of the lead's tenant."]})
+    if owner is not None and not hasattr(owner, "get_username"):
+        owner = get_user_model().objects.get(pk=owner_id)
+    previous_id, previous_team_id = lead.owner_id, lead.team_id
+    reason = (reason or ("" if owner_id else "No routing rule could place this lead"))[:1000]
+    lead.owner = owner
+    lead.team = team
+    lead.assigned_at = now if owner_id is not None else None
+    lead.unassigned_reason = "" if owner_id is not None else reason[:300]
+    lead.save(update_fields=["owner", "team", "assigned_at", "unassigned_reason", "updated_at"])
+    assignment = Assignment.objects.unscoped().create(
+        tenant_id=lead.tenant_id, lead=lead, owner=owner, previous_owner_id=previous_id, team=team, rule=rule,
+        rule_name=rule.name[:120] if rule is not None else "", strategy=strategy or (rule.strategy if rule else ""),
+        trigger=trigger, reason=reason, details=details or {}, actor_kind=actor.kind, actor_name=actor.name[:200],
+        actor_user=actor.user, at=now,
+    )
+    audit_record(
+        tenant=lead.tenant, actor=actor, action="lead.assigned" if owner_id is not None else "lead.unassigned",
+        obj=lead, changes={k: v for k, v in {"owner": [previous_id, owner_id],
+                                             "team": [previous_team_id, lead.team_id]}.items() if v[0] != v[1]},
+        metadata={"assignment_id": assignment.pk, "trigger": trigger, "rule": assignment.rule_name,
+                  "strategy": assignment.strategy, "reason": reason},
+    )
+    try:  # TEMPORARY until Engineer B's modules land
+        from routing.services.sla import sla_clock_restart
+    except ImportError:
+        sla_clock_restart = None
+    from routing.notifications import notify_new_owner
+
+    if sla_clock_restart is not None:
+        sla_clock_restart(lead=lead, assignment=assignment, now=now)
+    notify_new_owner(assignment=assignment)
+    return assignment
+
+
+def _route(*, lead: Lead, actor: Actor, trigger: str, exclude_user_ids=(), now: datetime | None = None,
+           note: str = "") -> Assignment:
+    now = now or timezone.now()
+    with transaction.atomic():
+        locks.lead_lock(lead=lead)  # the lead row before any round-robin slot: routing's one lock order
+        decision = route_decide(tenant=lead.tenant, source=lead, at=now, exclude_user_ids=exclude_user_ids)
+        reason = f"{note}: {decision.reason}" if note else decision.reason
+        return lead_assign(lead=lead, owner=decision.owner, actor=actor, trigger=trigger, rule=decision.rule,
+                           strategy=decision.strategy, team=decision.team, reason=reason,
+                           details={"rules": decision.trace}, now=now)
+
+
+def lead_route(*, lead: Lead, actor: Actor, trigger: str, exclude_user_ids=(), now: datetime | None = None
+               ) -> Assignment:
+    """Run the tenant's rules for the lead and assign it (owner None: Unassigned, with the reason)."""
+    return _route(lead=lead, actor=actor, trigger=trigger, exclude_user_ids=exclude_user_ids, now=now)
+
+
+def _check_target(*, tenant_id: int, to_user, at: datetime, taking: int = 1) -> None:
+    membership = Membership.objects.unscoped().filter(tenant_id=tenant_id, user_id=_user_id(to_user)).first()
+    if membership is None:
+        raise ValidationError({"to_user": ["This person is not a member of this tenant."]})
+    counts = open_lead_counts(tenant=membership.tenant, user_ids=[membership.user_id])
+    why = ineligibility(membership, at=at, open_count=None)
+    if why is None and membership.capacity is not None and counts[membership.user_id] + taking > membership.capacity:
+        why = f"at capacity ({counts[membership.user_id]} of {membership.capacity} open leads)"
+    if why is not None:
+        raise ValidationError({"to_user": [f"{membership.user.get_username()} cannot take leads: {why}."]})
+
+
+def _reason_required(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": ["Give a reason for the reassignment."]})
+    return reason[:500]
+
+
+def lead_reassign(*, lead: Lead, actor: Actor, to_user=None, reason: str, expected_owner_id=_UNSET,
+                  now: datetime | None = None) -> Assignment:
+    """A manager moves one lead: to `to_user`, or (None) through the rules without its current owner.
+
+    `expected_owner_id` is the owner the manager saw; if the lead changed hands meanwhile the
+    reassignment is refused instead of overriding the other change. Not gated by the agent switch.
+    """
+    reason = _reason_required(reason)
+    now = now or timezone.now()
+    with transaction.atomic():
+        locks.lead_lock(lead=lead)
+        if expected_owner_id is not _UNSET and lead.owner_id != (int(expected_owner_id) if expected_owner_id else None):
+            raise ValidationError({"owner": ["This lead was reassigned meanwhile; reload it and try again."]})
+        if to_user is None:
+            return _route(lead=lead, actor=actor, trigger=Trigger.REASSIGNMENT, exclude_user_ids=[lead.owner_id],
+                          now=now, note=reason)
+        if _user_id(to_user) == lead.owner_id:
+            raise ValidationError({"to_user": ["The lead already belongs to this person."]})
+        _check_target(tenant_id=lead.tenant_id, to_user=to_user, at=now)
+        return lead_assign(lead=lead, owner=to_user, actor=actor, trigger=Trigger.REASSIGNMENT,
+                           strategy=Strategy.DIRECT, team=_team_of(lead.tenant_id, to_user) or lead.team,
+                           reason=reason, now=now)
+
+
+def _team_of(tenant_id: int, user) -> Team | None:
+    membership = (Membership.objects.unscoped().filter(tenant_id=tenant_id, user_id=_user_id(user))
+                  .select_related("team").first())
+    return membership.team if membership is not None else None
+
+
+def leads_reassign_bulk(*, tenant: Tenant, from_user, actor: Actor, to_user=None, reason: str,
+                        now: datetime | None = None) -> int:
+    """Move every open lead of a rep at once (they left, their territory changed): to `to_user`, or
+    through the rules without them. One transaction: all leads move, or none. Returns the count."""
+    reason = _reason_required(reason)
+    now = now or timezone.now()
+    from_id = _user_id(from_user)
+    if to_user is not None and _user_id(to_user) == from_id:
+        raise ValidationError({"to_user": ["Pick someone other than the rep whose leads are moving."]})
+    with transaction.atomic(), routing_run():
+        ids = list(Lead.objects.unscoped().filter(tenant=tenant, owner_id=from_id, status__in=OPEN_STATUSES)
+                   .values_list("id", flat=True))
+        leads = locks.leads_lock(tenant=tenant, lead_ids=ids)
+        leads = [lead for lead in leads if lead.owner_id == from_id and lead.status in OPEN_STATUSES]
+        if to_user is not None and leads:
+            _check_target(tenant_id=tenant.pk, to_user=to_user, at=now, taking=len(leads))
+            team = _team_of(tenant.pk, to_user)
+        for lead in leads:
+            lead.tenant = tenant
+            if to_user is None:
+                _route(lead=lead, actor=actor, trigger=Trigger.BULK_REASSIGNMENT, exclude_user_ids=[from_id],
+                       now=now, note=reason)
+            else:
+                lead_assign(lead=lead, owner=to_user, actor=actor, trigger=Trigger.BULK_REASSIGNMENT,
+                            strategy=Strategy.DIRECT, team=team or lead.team, reason=reason, now=now)
+        return len(leads)
+
+
+def lead_route_enqueue(*, lead: Lead, trigger: str) -> None:
+    """Have the Routing Agent route the lead in a worker once the current transaction commits."""
+    from routing.tasks import lead_route_task
+
+    tenant_id, lead_id = lead.tenant_id, str(lead.pk)
+    transaction.on_commit(lambda: lead_route_task.delay(tenant_id=tenant_id, lead_id=lead_id, trigger=trigger))
+
+
+def _band_reroute_needed(*, lead: Lead, now: datetime) -> bool:
+    """A score band change re-routes an owned lead only while nobody has worked it (no contact, not
+    accepted, still new) and only when its new band sends it to a rule whose reps do not include the
+    current owner. A lead someone already called stays with them: moving it would break the
+    relationship and reset their SLA for no gain, and a rising score of a worked lead is the owner's
+    good news, not a reason to take it away."""
+    if lead.first_contacted_at is not None or lead.accepted_at is not None or lead.status != "new":
+        return False
+    current_rule_id = (Assignment.objects.unscoped().filter(tenant_id=lead.tenant_id, lead_id=lead.pk)
+                       .order_by("-at", "-id").values_list("rule_id", flat=True).first())
+    decision = route_decide(tenant=lead.tenant, source=lead, at=now, commit=False)
+    if decision.rule is None or decision.owner is None or decision.rule.pk == current_rule_id:
+        return False
+    return lead.owner_id not in decision.candidates
+
+
+def lead_route_auto(*, tenant: Tenant, lead_id, trigger: str, now: datetime | None = None) -> Assignment | None:
+    """The Routing Agent's run for one lead (capture, band change, sweep); None when nothing to do.
+
+    Idempotent: a lead already routed on capture is not routed again, and everything is decided
+    with the lead row locked, so two deliveries of the same task cannot both assign.
+    """
+    now = now or timezone.now()
+    if not agent_enabled(tenant=tenant, agent=Agent.ROUTING):
+        return None
+    if not RoutingRule.objects.unscoped().filter(tenant=tenant, is_active=True).exists():
+        return None  # a tenant without routing rules does not route (every lead stays where it is)
+    with transaction.atomic():
+        lead = Lead.objects.unscoped().filter(tenant=tenant, pk=lead_id).first()
+        if lead is None:
+            return None
+        lead.tenant = tenant
+        locks.lead_lock(lead=lead)
+        if lead.status not in OPEN_STATUSES or lead.archived_at is not None:
+            return None
+        routed = Assignment.objects.unscoped().filter(tenant=tenant, lead_id=lead.pk)
+        # Capture (and the sweep) route a lead once: any earlier assignment (say, a band change that
+        # raced ahead of the capture task) already placed it.
+        if trigger == Trigger.CAPTURE and (lead.owner_id is not None or routed.exists()):
+            return None
+        if trigger == Trigger.SCORE_BAND and lead.owner_id is not None and not _band_reroute_needed(lead=lead, now=now):
+            return None
+        return _route(lead=lead, actor=ROUTING_AGENT, trigger=trigger, now=now)

@@ -1,0 +1,348 @@
+"""The routing engine: a tenant's compiled rule set, the strategies, and the rule walk that picks an owner.
+
+`route_decide` walks the rules (named-account rules first, whatever their position; then by
+position; fallback rules last). The first rule whose conditions match and whose strategy can
+place the lead wins; a matched rule that cannot place (nobody eligible) records why and, when it
+falls through, lets the next rule try. With `commit=False` nothing is locked or written (dry run).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import Counter
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
+from leads.models import Account, Lead
+
+from . import locks
+from .conditions import CompiledCondition, compiled_match, conditions_compile
+from .models import RoundRobinSlot, RoutingRule, RoutingRuleMember, Strategy, Territory
+from .selectors import candidate_memberships, ineligibility, open_lead_counts
+
+ALL_ROLES = tuple(Role.values)
+REGIONS = {
+    "NA": {"us", "usa", "united states", "canada", "ca", "mexico", "mx"},
+    "LATAM": {"brazil", "br", "argentina", "ar", "chile", "cl", "colombia", "co", "mexico", "mx", "peru", "pe"},
+    "EMEA": {"united kingdom", "uk", "gb", "germany", "de", "france", "fr", "netherlands", "nl", "spain", "es",
+             "italy", "it", "sweden", "se", "ireland", "ie", "switzerland", "ch", "belgium", "be", "poland", "pl",
+             "denmark", "dk", "norway", "no", "finland", "fi", "austria", "at", "portugal", "pt", "israel", "il",
+             "united arab emirates", "ae", "south africa", "za", "saudi arabia", "sa", "nigeria", "ng"},
+    "APAC": {"india", "in", "japan", "jp", "australia", "au", "singapore", "sg", "china", "cn", "south korea",
+             "kr", "new zealand", "nz", "indonesia", "id", "philippines", "ph", "vietnam", "vn", "hong kong", "hk"},
+}
+
+
+# --- the compiled rule set, cached per routing run ---------------------------------------------------
+
+@dataclass
+class RuleSpec:
+    rule: RoutingRule
+    compiled: tuple[CompiledCondition, ...]
+    member_weights: dict[int, int]
+    invalid: str = ""
+
+
+@dataclass
+class RuleSet:
+    tenant_id: int
+    rules: list[RuleSpec]
+    territories: list[Territory]
+
+
+_run_cache: ContextVar[dict | None] = ContextVar("routing_run_cache", default=None)
+
+
+@contextlib.contextmanager
+def routing_run() -> Iterator[None]:
+    """Within this block each tenant's rule set is loaded and compiled once (bulk routing, benches)."""
+    token = _run_cache.set({})
+    try:
+        yield
+    finally:
+        _run_cache.reset(token)
+
+
+def _rule_set_load(tenant: Tenant) -> RuleSet:
+    rules = list(RoutingRule.objects.unscoped().filter(tenant=tenant, is_active=True).select_related("team")
+                 .order_by("is_fallback", "position", "id"))
+    weights: dict[int, dict[int, int]] = {}
+    for rule_id, user_id, weight in (RoutingRuleMember.objects.unscoped().filter(tenant=tenant)
+                                     .order_by("rule_id", "id").values_list("rule_id", "user_id", "weight")):
+        weights.setdefault(rule_id, {})[user_id] = weight
+    specs = []
+    for rule in rules:
+        try:
+            compiled, invalid = conditions_compile(rule.conditions), ""
+        except ValueError as exc:
+            compiled, invalid = (), f"invalid conditions ({exc})"
+        specs.append(RuleSpec(rule=rule, compiled=compiled, member_weights=weights.get(rule.pk, {}), invalid=invalid))
+    # Named-account rules run before every other rule (seed 003), whatever their position.
+    specs.sort(key=lambda s: s.rule.strategy != Strategy.NAMED_ACCOUNT)
+    territories = list(Territory.objects.unscoped().filter(tenant=tenant, is_active=True).select_related("team")
+                       .order_by("position", "id"))
+    return RuleSet(tenant_id=tenant.pk, rules=specs, territories=territories)
+
+
+def rule_set_get(tenant: Tenant) -> RuleSet:
+    cache = _run_cache.get()
+    if cache is None:
+        return _rule_set_load(tenant)
+    if tenant.pk not in cache:
+        cache[tenant.pk] = _rule_set_load(tenant)
+    return cache[tenant.pk]
+
+
+# --- the decision --------------------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    tenant: Tenant
+    at: datetime
+    exclude: frozenset[int] = frozenset()
+    commit: bool = True
+
+
+@dataclass
+class Outcome:
+    """What one rule did: placed (owner, or deliberately Unassigned) or why it could not."""
+
+    placed: bool
+    why: str
+    owner: Any = None
+    team: Team | None = None
+    candidates: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    owner: Any
+    team: Team | None
+    rule: RoutingRule | None
+    strategy: str
+    reason: str
+    trace: list[dict]
+    candidates: list[int] = field(default_factory=list)
+
+
+def _value(source: Any, name: str) -> Any:
+    return source.get(name) if isinstance(source, dict) else getattr(source, name, None)
+
+
+def _label(rule: RoutingRule, team: Team | None) -> str:
+    return f"team {team.name}" if team is not None else f"the people of rule '{rule.name}'"
+
+
+def _nobody_why(label: str, members: list[Membership], reasons: dict[int, str]) -> str:
+    if not members:
+        return f"{label[0].upper()}{label[1:]} has no reps with a routable role"
+    counts = Counter(reasons.values())
+    if len(counts) == 1:
+        kind = next(iter(counts))
+        if kind == "the current owner":
+            return f"The only eligible rep of {label} is the current owner"
+        return f"Every eligible rep of {label} is {kind}"
+    return f"Nobody in {label} can take the lead: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
+def _reasons(ctx: Context, members: list[Membership], counts: dict[int, int], weights: dict[int, int]) -> dict:
+    out = {}
+    for m in members:
+        why = "the current owner" if m.user_id in ctx.exclude else ineligibility(
+            m, at=ctx.at, open_count=counts.get(m.user_id))
+        if why is None and weights.get(m.user_id, 1) <= 0:
+            why = "paused (weight 0)"
+        if why is not None:
+            out[m.user_id] = why
+    return out
+
+
+def _slots(ctx: Context, pool: str, members: list[Membership], weights: dict[int, int]) -> dict[int, Any]:
+    ids = [m.user_id for m in members]
+    if ctx.commit:
+        return locks.round_robin_slots_lock(tenant=ctx.tenant, pool=pool, user_ids=ids, weights=weights)
+    existing = {s.user_id: s for s in RoundRobinSlot.objects.unscoped().filter(tenant=ctx.tenant, pool=pool,
+                                                                               user_id__in=ids)}
+    level = min((s.served / max(weights.get(s.user_id, 1), 1) for s in existing.values()), default=0)
+    for user_id in ids:
+        existing.setdefault(user_id, RoundRobinSlot(tenant=ctx.tenant, pool=pool, user_id=user_id,
+                                                    served=int(level * max(weights.get(user_id, 1), 1))))
+    return existing
+
+
+def _rotate(ctx: Context, *, pool: str, label: str, members: list[Membership], weights: dict[int, int],
+            by_load: bool = False) -> Outcome:
+    """Strict (weighted) rotation over the pool's slots, locked: the eligible rep with the smallest
+    (served + 1) / weight wins, then the longest wait (last_assigned_at, never-assigned first), then the
+    pool-wide pick order. Reps who fell more than one round behind (out of office, at capacity) are
+    lifted to one round behind, so coming back never floods them. `by_load`: fewest open leads first."""
+    slots = _slots(ctx, pool, members, weights)  # locked before counting: counts are current
+    capped = [m.user_id for m in members if m.capacity is not None or by_load]
+    counts = open_lead_counts(tenant=ctx.tenant, user_ids=capped)
+    reasons = _reasons(ctx, members, counts, weights)
+    eligible = [m for m in members if m.user_id not in reasons]
+    if not eligible:
+        return Outcome(placed=False, why=_nobody_why(label, members, reasons))
+    weight = {m.user_id: max(weights.get(m.user_id, 1), 1) for m in eligible}
+    top = max(slots[m.user_id].served / weight[m.user_id] for m in eligible)
+    served = {m.user_id: max(slots[m.user_id].served, math.ceil(top * weight[m.user_id]) - weight[m.user_id])
+              for m in eligible}
+    never = datetime.min.replace(tzinfo=ctx.at.tzinfo)
+
+    def key(m: Membership):
+        slot = slots[m.user_id]
+        return ((counts.get(m.user_id, 0) if by_load else 0), (served[m.user_id] + 1) / weight[m.user_id],
+                slot.last_assigned_at or never, slot.seq, m.user_id)
+
+    chosen = min(eligible, key=key)
+    if ctx.commit:
+        next_seq = max(s.seq for s in slots.values()) + 1
+        RoundRobinSlot.objects.unscoped().filter(pk=slots[chosen.user_id].pk).update(
+            served=served[chosen.user_id] + 1, last_assigned_at=ctx.at, seq=next_seq)
+    how = "fewest open leads" if by_load else "next in rotation"
+    return Outcome(placed=True, owner=chosen.user, why=f"{chosen.user.get_username()} is {how} in {label}",
+                   candidates=[m.user_id for m in eligible])
+
+
+def _targets(ctx: Context, spec: RuleSpec, *, team: Team | None = None) -> list[Membership]:
+    rule = spec.rule
+    team = team if team is not None else rule.team
+    return candidate_memberships(tenant=ctx.tenant, team=team, user_ids=list(spec.member_weights) or None,
+                                 roles=rule.roles or None)
+
+
+def _account_owner_id(ctx: Context, source: Any) -> tuple[int | None, str]:
+    accounts = Account.objects.unscoped().filter(tenant=ctx.tenant)
+    account_id = _value(source, "account_id")
+    domain = (_value(source, "company_domain") or "").strip().lower()
+    if account_id:
+        row = accounts.filter(pk=account_id).values_list("owner_id", "domain").first()
+    elif domain:
+        row = accounts.filter(domain=domain).values_list("owner_id", "domain").first()
+    else:
+        return None, "the lead has no company domain"
+    if row is None:
+        return None, f"no account for {domain or 'the lead'}"
+    if row[0] is None:
+        return None, f"account {row[1]} has no owner"
+    return row[0], row[1]
+
+
+def _named_account(ctx: Context, spec: RuleSpec, source: Any) -> Outcome | str:
+    owner_id, domain = _account_owner_id(ctx, source)
+    if owner_id is None:
+        return domain  # the rule does not apply to this lead
+    members = candidate_memberships(tenant=ctx.tenant, user_ids=[owner_id], roles=spec.rule.roles or ALL_ROLES)
+    counts = open_lead_counts(tenant=ctx.tenant, user_ids=[owner_id])
+    reasons = _reasons(ctx, members, counts, {})
+    if not members:
+        return Outcome(placed=False, why=f"The owner of account {domain} is not a routable member of this tenant")
+    if reasons:
+        return Outcome(placed=False, why=f"The owner of account {domain} is {reasons[owner_id]}")
+    return Outcome(placed=True, owner=members[0].user, why=f"{members[0].user.get_username()} owns account {domain}",
+                   candidates=[owner_id])
+
+
+def territory_match(territories: list[Territory], source: Any) -> Territory | None:
+    """The first active territory whose countries/regions, industries and size range fit the lead."""
+    country = (_value(source, "country") or "").strip().lower()
+    industry = (_value(source, "industry") or "").strip().lower()
+    size = _value(source, "company_size")
+    attributes = _value(source, "attributes") or {}
+    region = str(attributes.get("region", "")).strip().upper() if isinstance(attributes, dict) else ""
+    regions = {region} if region else {name for name, members in REGIONS.items() if country in members}
+    for t in territories:
+        if t.countries and country not in {str(c).strip().lower() for c in t.countries}:
+            continue
+        if t.regions and not regions & {str(r).strip().upper() for r in t.regions}:
+            continue
+        if t.industries and industry not in {str(i).strip().lower() for i in t.industries}:
+            continue
+        if t.company_size_min is not None and (size is None or int(size) < t.company_size_min):
+            continue
+        if t.company_size_max is not None and (size is None or int(size) > t.company_size_max):
+            continue
+        return t
+    return None
+
+
+def _place(ctx: Context, rule_set: RuleSet, spec: RuleSpec, source: Any) -> Outcome | str:
+    """The rule's strategy for one lead; a string means the rule does not apply (not matched)."""
+    rule, strategy = spec.rule, spec.rule.strategy
+    if strategy == Strategy.NAMED_ACCOUNT:
+        return _named_account(ctx, spec, source)
+    if strategy == Strategy.UNASSIGNED:
+        return Outcome(placed=True, team=rule.team, why=f"Rule '{rule.name}' sends these leads to the Unassigned queue")
+    if strategy == Strategy.TERRITORY:
+        territory = territory_match(rule_set.territories, source)
+        if territory is None:
+            return "no territory matches the lead's country, industry and company size"
+        members = _targets(ctx, spec, team=territory.team)
+        outcome = _rotate(ctx, pool=f"territory:{territory.pk}", members=members, weights={},
+                          label=f"team {territory.team.name} (territory {territory.name})")
+        outcome.team = territory.team
+        return outcome
+    members = _targets(ctx, spec)
+    label = _label(rule, rule.team)
+    if strategy == Strategy.DIRECT:
+        ids = [m.user_id for m in members]
+        reasons = _reasons(ctx, members, open_lead_counts(tenant=ctx.tenant, user_ids=ids), {})
+        order = list(spec.member_weights) or ids
+        chosen = next((m for uid in order for m in members if m.user_id == uid and uid not in reasons), None)
+        if chosen is None:
+            return Outcome(placed=False, why=_nobody_why(label, members, reasons))
+        return Outcome(placed=True, owner=chosen.user, team=rule.team, candidates=[chosen.user_id],
+                       why=f"Rule '{rule.name}' routes these leads to {chosen.user.get_username()}")
+    if strategy == Strategy.WEIGHTED_ROUND_ROBIN:
+        weights = {m.user_id: spec.member_weights.get(m.user_id, m.routing_weight) for m in members}
+    else:
+        weights = {m.user_id: spec.member_weights.get(m.user_id, 1) and 1 for m in members}
+    outcome = _rotate(ctx, pool=f"rule:{rule.pk}", label=label, members=members, weights=weights,
+                      by_load=strategy == Strategy.CAPACITY)
+    outcome.team = rule.team
+    return outcome
+
+
+def route_decide(*, tenant: Tenant, source: Lead | dict, at: datetime, exclude_user_ids=(),
+                 commit: bool = True) -> Decision:
+    """Walk the tenant's rules for one lead (or a dict of lead values) and decide its owner.
+
+    With commit=True the winning round-robin slot is locked and advanced (call inside the routing
+    transaction, after the lead's row is locked); with commit=False nothing is locked or written.
+    """
+    rule_set = rule_set_get(tenant)
+    ctx = Context(tenant=tenant, at=at, exclude=frozenset(int(i) for i in exclude_user_ids if i), commit=commit)
+    trace: list[dict] = []
+    blocked: list[str] = []
+    for spec in rule_set.rules:
+        rule = spec.rule
+        entry = {"position": rule.position, "name": rule.name, "rule_id": rule.pk, "strategy": rule.strategy,
+                 "fallback": rule.is_fallback, "matched": False, "placed": False}
+        trace.append(entry)
+        if spec.invalid:
+            entry["why"] = spec.invalid
+            continue
+        matched, why = compiled_match(source, spec.compiled)
+        if not matched:
+            entry["why"] = why
+            continue
+        outcome = _place(ctx, rule_set, spec, source)
+        if isinstance(outcome, str):
+            entry["why"] = f"{why}, but {outcome}"
+            continue
+        entry.update(matched=True, placed=outcome.placed, why=outcome.why)
+        if outcome.placed:
+            return Decision(owner=outcome.owner, team=outcome.team, rule=rule, strategy=rule.strategy,
+                            reason=outcome.why, trace=trace, candidates=outcome.candidates)
+        blocked.append(outcome.why)
+        if not rule.fall_through:
+            entry["why"] += " (the rule does not fall through)"
+            return Decision(owner=None, team=rule.team, rule=rule, strategy=rule.strategy, reason=outcome.why,
+                            trace=trace)
+    reason = blocked[0] if blocked else ("No routing rules are set up" if not trace
+                                         else "No routing rule matches this lead")
+    return Decision(owner=None, team=None, rule=None, strategy=Strategy.UNASSIGNED, reason=reason, trace=trace)
