@@ -21,4 +21,9 @@ app.conf.beat_schedule = {
     # The Scoring Agent's daily pass: decay, inactivity penalty, archiving of leads cold for too long.
     "scoring.decay": {"task": "scoring.tasks.scoring_decay_task", "schedule": crontab(hour=3, minute=15)},
     "scoring.events-sweep": {"task": "scoring.tasks.score_events_sweep_task", "schedule": 60.0},
+    # The SLA Agent: breaches and the escalation ladder (each step once per breach), aging of
+    # untouched leads, and the emails of due notifications.
+    "routing.sla-enforce": {"task": "routing.sla_tasks.sla_enforce_task", "schedule": 60.0},
+    "routing.aging-check": {"task": "routing.sla_tasks.aging_check_task", "schedule": 900.0},
+    "routing.notification-emails": {"task": "routing.sla_tasks.notification_emails_task", "schedule": 60.0},
 }

@@ -7,14 +7,19 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
-from leads.models import Activity, ActivityKind, Lead
+from leads.models import Activity, ActivityKind, Lead, LeadStatus
 from leads.normalize import text_clean
+from routing.models import SlaKind
+from routing.services.aging import lead_recycle, outcome_is_no_response, routing_settings_for
+from routing.services.sla import OPEN_STATUSES, SLA_AGENT, sla_clock_stop
+
+CONTACT_KINDS = frozenset({ActivityKind.CALL, ActivityKind.EMAIL, ActivityKind.MEETING})
 
 
 @transaction.atomic
@@ -23,6 +28,10 @@ def activity_log(
     occurred_at: dt.datetime | None = None,
 ) -> tuple[Activity, bool]:
     """Record an activity on the lead and move its `last_activity_at`; returns (activity, created).
+
+    Contact by a person (call, email, meeting) sets `first_contacted_at`, moves a new lead to
+    contacted and stops its first-contact SLA clock; unanswered attempts count towards recycling
+    the lead to nurture; any activity clears the aging flags.
 
     A retried request that sends the same `occurred_at` finds the activity it already logged
     (same author, kind, time, subject, body and outcome) instead of logging it twice.
@@ -53,12 +62,37 @@ def activity_log(
         tenant_id=lead.tenant_id, lead=lead, actor=actor.user, occurred_at=occurred_at or now, **fields
     )
     activity_at = min(activity.occurred_at, now)
-    Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(
-        last_activity_at=Greatest(Coalesce(F("last_activity_at"), activity_at), activity_at), updated_at=now,
-    )
+    # A call, email or meeting by a person is contact: the first one stops the SLA clock. Any
+    # activity ends the untouched spell (aging flags). Unanswered attempts count towards recycling;
+    # an answered one resets the count ("N attempts with no response").
+    is_contact = kind in CONTACT_KINDS and actor.user is not None
+    no_response = is_contact and outcome_is_no_response(outcome)
+    updates = {"last_activity_at": Greatest(Coalesce(F("last_activity_at"), activity_at), activity_at),
+               "updated_at": now, "aging_flagged_at": None, "aging_alerted_at": None}
+    if is_contact:
+        updates["first_contacted_at"] = Coalesce(F("first_contacted_at"), Value(activity_at))
+        updates["status"] = Case(When(status=LeadStatus.NEW, then=Value(LeadStatus.CONTACTED.value)),
+                                 default=F("status"))
+        updates["contact_attempts"] = F("contact_attempts") + 1 if no_response else (
+            Value(0) if outcome else F("contact_attempts"))
+    Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(**updates)
     audit_record(
         tenant=lead.tenant, actor=actor, action="lead.activity_logged", obj=lead,
         metadata={"activity_id": activity.pk, "kind": kind, "subject": subject, "outcome": outcome,
                   "occurred_at": activity.occurred_at},
     )
+    if is_contact:
+        sla_clock_stop(lead=lead, reason="first_contact", kind=SlaKind.FIRST_CONTACT, actor=actor, now=now)
+    if no_response:
+        _recycle_when_unresponsive(lead=lead, now=now)
     return activity, True
+
+
+def _recycle_when_unresponsive(*, lead: Lead, now: dt.datetime) -> None:
+    """Recycle to nurture once the unanswered attempts reach the tenant's `recycle_after_attempts`."""
+    attempts, status = (Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk)
+                        .values_list("contact_attempts", "status").get())
+    threshold = routing_settings_for(tenant=lead.tenant).recycle_after_attempts
+    if threshold and attempts >= threshold and status in OPEN_STATUSES:
+        lead_recycle(lead=lead, actor=SLA_AGENT, now=now,
+                     reason=f"{attempts} contact attempts without a response")
