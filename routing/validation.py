@@ -23,9 +23,8 @@ from .models import (
 )
 
 Errors = dict[str, list[str]]
-REP_ROLES = (Role.SDR, Role.AE, Role.MANAGER)
+REP_ROLES = (Role.SDR, Role.AE)  # who a rule without roles routes to (routing.selectors.REP_ROLES)
 NEEDS_TARGET = {Strategy.ROUND_ROBIN, Strategy.WEIGHTED_ROUND_ROBIN, Strategy.CAPACITY}
-CONDITION_KEYS = {"field", "operator", "value"}
 
 
 def _add(errors: Errors, name: str, message: str) -> None:
@@ -43,32 +42,10 @@ def _string_list_error(value: Any, *, allowed: Iterable[str] | None = None) -> s
 
 
 def conditions_errors(conditions: Any) -> list[str]:
-    """Problems of a rule's conditions: the routing engine's own check when it is available, else the shape."""
-    try:
-        from .conditions import conditions_errors as engine_conditions_errors
-    except ImportError:
-        engine_conditions_errors = None
-    shape = _conditions_shape_errors(conditions)
-    if shape or engine_conditions_errors is None:
-        return shape
-    return [str(message) for message in engine_conditions_errors(conditions)]
+    """Problems of a rule's conditions, as the routing engine that evaluates them sees them."""
+    from .conditions import conditions_errors as engine_conditions_errors
 
-
-def _conditions_shape_errors(conditions: Any) -> list[str]:
-    if not isinstance(conditions, list):
-        return ['Conditions must be a JSON list of {"field", "operator", "value"} objects ([] matches every lead).']
-    messages = []
-    for index, item in enumerate(conditions, start=1):
-        if not isinstance(item, dict):
-            messages.append(f"Condition {index} must be an object with field, operator and value.")
-            continue
-        extra = sorted(set(item) - CONDITION_KEYS)
-        if extra:
-            messages.append(f"Condition {index} has unknown key(s): {', '.join(extra)}.")
-        for key in ("field", "operator"):
-            if not isinstance(item.get(key), str) or not item.get(key, "").strip():
-                messages.append(f"Condition {index} needs a {key}.")
-    return messages
+    return [str(message) for messages in engine_conditions_errors(conditions).values() for message in messages]
 
 
 def _team_of_tenant(team: Team | None, tenant: Tenant) -> bool:
@@ -104,7 +81,7 @@ def routing_rule_errors(*, rule: RoutingRule, tenant: Tenant, member_count: int 
             errors.setdefault(name, []).extend(messages)
     if rule.strategy == Strategy.UNASSIGNED and team is not None:
         _add(errors, "team", "The Unassigned queue takes no team; leave it empty.")
-    roles_error = _string_list_error(rule.roles, allowed=[r.value for r in REP_ROLES])
+    roles_error = _string_list_error(rule.roles, allowed=Role.values)
     if roles_error:
         _add(errors, "roles", roles_error)
     for message in conditions_errors(rule.conditions):

@@ -1,0 +1,294 @@
+"""A rep's decisions on a lead: accept it, reject it with a reason from the taxonomy, qualify it (BANT)
+into an Opportunity handed off to an AE, or disqualify it.
+
+Each is one transaction with the lead row locked, audited, and refuses a stale action: a caller that
+passes `expected_owner_id` (the owner it saw) gets a ValidationError if the lead changed hands
+meanwhile. Repeating an action that already happened changes nothing. Who may act is the caller's
+check (the API: reps on their own leads, managers on their team's).
+
+The SDR → AE handoff (seed 003): the AE is the owner of the lead's named account when that owner is
+an AE who can take leads; else an AE of the first matching territory's team, in strict rotation
+(`handoff:territory:<id>` round-robin pool); else, for tenants without territories, the AE with the
+fewest open leads. With no AE available the lead goes to the Unassigned queue with that reason.
+The handoff is an Assignment (trigger "handoff") through `lead_assign`, which starts the AE's
+acceptance SLA; the AE's acceptance then converts the lead.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.audit.services import audit_record
+from leadmgmt.tenancy.models import Membership, Role
+from leads.models import (
+    Account,
+    Lead,
+    LeadStage,
+    LeadStatus,
+    Opportunity,
+    OpportunityStage,
+    StageTransition,
+)
+from routing import locks
+from routing.models import RejectionReason, Strategy, Territory, Trigger
+from routing.selectors import eligible_reps, open_lead_counts
+from routing.services.assign import lead_assign
+from routing.services.sla import sla_clock_stop
+from routing.strategies import territory_match
+
+OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+STALE_MESSAGE = "This lead was reassigned meanwhile; reload it and try again."
+BANT_FIELDS = ("budget", "authority", "need", "timeline")
+_UNSET: Any = object()
+
+
+# --- shared steps -------------------------------------------------------------------------------------
+
+
+def _locked(*, lead: Lead, expected_owner_id) -> Lead:
+    locks.lead_lock(lead=lead)
+    if expected_owner_id is not _UNSET:
+        expected = int(expected_owner_id) if expected_owner_id not in (None, "") else None
+        if lead.owner_id != expected:
+            raise ValidationError({"owner": [STALE_MESSAGE]})
+    return lead
+
+
+def _require_open(lead: Lead, verb: str) -> None:
+    if lead.status not in OPEN_STATUSES:
+        raise ValidationError({"status": [f"A {lead.get_status_display().lower()} lead cannot be {verb}."]})
+
+
+def _stage_move(*, lead: Lead, to_stage: str, actor: Actor, reason: str, now: datetime) -> dict:
+    if lead.stage == to_stage:
+        return {}
+    StageTransition.objects.unscoped().create(tenant_id=lead.tenant_id, lead=lead, from_stage=lead.stage,
+                                              to_stage=to_stage, at=now, actor_name=actor.name[:200],
+                                              actor_user=actor.user, reason=reason[:200])
+    change = {"stage": [lead.stage, to_stage]}
+    lead.stage = to_stage
+    return change
+
+
+def _open_opportunity(lead: Lead) -> Opportunity | None:
+    return (Opportunity.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
+            .exclude(stage__in=[OpportunityStage.WON, OpportunityStage.LOST]).first())
+
+
+def _reason_get(*, lead: Lead, reason_code: str) -> RejectionReason:
+    reason = RejectionReason.objects.unscoped().filter(tenant_id=lead.tenant_id, code=(reason_code or "").strip(),
+                                                       is_active=True).first()
+    if reason is None:
+        codes = list(RejectionReason.objects.unscoped().filter(tenant_id=lead.tenant_id, is_active=True)
+                     .order_by("position", "id").values_list("code", flat=True))
+        raise ValidationError({"reason": [f"Choose a reason from the rejection taxonomy: {', '.join(codes)}."
+                                          if codes else "This tenant has no rejection reasons yet."]})
+    return reason
+
+
+def _note_clean(note: str) -> str:
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise ValidationError({"note": ["At most 500 characters."]})
+    return note
+
+
+# --- accept -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def lead_accept(*, lead: Lead, actor: Actor, expected_owner_id=_UNSET, now: datetime | None = None) -> Lead:
+    """The owner accepts the lead: an MQL becomes a SAL; an AE accepting an SQL converts it (the
+    opportunity is accepted). Stops the running SLA clock ("accepted")."""
+    now = now or timezone.now()
+    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    if lead.owner_id is None:
+        raise ValidationError({"owner": ["An unassigned lead cannot be accepted; assign it first."]})
+    if lead.accepted_at is not None:
+        return lead
+    _require_open(lead, "accepted")
+    changes = {"accepted_at": [None, now.isoformat()]}
+    lead.accepted_at = now
+    fields = ["accepted_at", "updated_at"]
+    opportunity = _open_opportunity(lead) if lead.stage == LeadStage.SQL else None
+    if opportunity is not None:
+        changes |= _stage_move(lead=lead, to_stage=LeadStage.OPPORTUNITY, actor=actor, reason="AE accepted the SQL",
+                               now=now)
+        changes["status"] = [lead.status, LeadStatus.CONVERTED]
+        lead.status = LeadStatus.CONVERTED
+        fields += ["stage", "status"]
+        opportunity.accepted_at = now
+        opportunity.save(update_fields=["accepted_at", "updated_at"])
+    elif lead.stage in (LeadStage.RAW, LeadStage.MQL):
+        changes |= _stage_move(lead=lead, to_stage=LeadStage.SAL, actor=actor, reason="Accepted by sales", now=now)
+        fields.append("stage")
+    lead.save(update_fields=fields)
+    sla_clock_stop(lead=lead, reason="accepted", now=now, actor=actor)
+    audit_record(tenant=lead.tenant, actor=actor, action="lead.accepted", obj=lead, changes=changes,
+                 metadata={"opportunity_id": opportunity.pk if opportunity else None})
+    return lead
+
+
+# --- reject and disqualify ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def lead_reject(*, lead: Lead, actor: Actor, reason_code: str, note: str = "", expected_owner_id=_UNSET,
+                now: datetime | None = None) -> Lead:
+    """Sales rejects the lead back to marketing with a reason from the tenant's taxonomy (seed 001,
+    mistake 4): status "rejected" (or "recycled" for a nurture reason such as "not now"), the owner
+    cleared, the SLA clock stopped."""
+    now = now or timezone.now()
+    reason = _reason_get(lead=lead, reason_code=reason_code)
+    note = _note_clean(note)
+    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    if lead.status in (LeadStatus.REJECTED, LeadStatus.RECYCLED) and lead.rejection_reason == reason.code:
+        return lead
+    _require_open(lead, "rejected")
+    status = LeadStatus.RECYCLED if reason.nurture else LeadStatus.REJECTED
+    changes = {"status": [lead.status, status], "rejection_reason": [lead.rejection_reason, reason.code]}
+    previous_owner_id = lead.owner_id
+    lead.status, lead.rejection_reason, lead.rejection_note, lead.rejected_at = status, reason.code, note, now
+    lead.save(update_fields=["status", "rejection_reason", "rejection_note", "rejected_at", "updated_at"])
+    sla_clock_stop(lead=lead, reason="rejected", now=now, actor=actor)
+    if previous_owner_id is not None:
+        where = "nurture" if reason.nurture else "marketing"
+        lead_assign(lead=lead, owner=None, actor=actor, trigger=Trigger.RECYCLE, team=None, now=now,
+                    reason=f"Rejected by sales ({reason.label}); back to {where}" + (f": {note}" if note else ""))
+    audit_record(tenant=lead.tenant, actor=actor, action="lead.rejected", obj=lead, changes=changes,
+                 metadata={"reason": reason.code, "label": reason.label, "note": note, "nurture": reason.nurture,
+                           "previous_owner_id": previous_owner_id})
+    return lead
+
+
+@transaction.atomic
+def lead_disqualify(*, lead: Lead, actor: Actor, reason_code: str, note: str = "", expected_owner_id=_UNSET,
+                    now: datetime | None = None) -> Lead:
+    """The rep worked the lead and it does not qualify (BANT failed): status "unqualified" with a
+    reason from the taxonomy; the owner stays on record, the SLA clock stops."""
+    now = now or timezone.now()
+    reason = _reason_get(lead=lead, reason_code=reason_code)
+    note = _note_clean(note)
+    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    if lead.status == LeadStatus.UNQUALIFIED:
+        return lead
+    _require_open(lead, "disqualified")
+    changes = {"status": [lead.status, LeadStatus.UNQUALIFIED],
+               "rejection_reason": [lead.rejection_reason, reason.code]}
+    lead.status, lead.rejection_reason, lead.rejection_note = LeadStatus.UNQUALIFIED, reason.code, note
+    lead.save(update_fields=["status", "rejection_reason", "rejection_note", "updated_at"])
+    sla_clock_stop(lead=lead, reason="disqualified", now=now, actor=actor)
+    audit_record(tenant=lead.tenant, actor=actor, action="lead.disqualified", obj=lead, changes=changes,
+                 metadata={"reason": reason.code, "label": reason.label, "note": note})
+    return lead
+
+
+# --- qualify: SDR → AE handoff --------------------------------------------------------------------------
+
+
+def _bant_clean(values: dict[str, Any]) -> dict[str, str]:
+    limits = {name: Lead._meta.get_field(name).max_length for name in BANT_FIELDS}
+    errors, out = {}, {}
+    for name in BANT_FIELDS:
+        value = values.get(name)
+        value = value.strip() if isinstance(value, str) else ""
+        if not value:
+            errors[name] = ["Required to qualify the lead (BANT)."]
+        elif len(value) > limits[name]:
+            errors[name] = [f"At most {limits[name]} characters."]
+        out[name] = value
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def _account_of(lead: Lead) -> Account | None:
+    accounts = Account.objects.unscoped().filter(tenant_id=lead.tenant_id)
+    if lead.account_id:
+        return accounts.filter(pk=lead.account_id).first()
+    domain = (lead.company_domain or "").strip().lower()
+    return accounts.filter(domain=domain).first() if domain else None
+
+
+def _ae_rotate(*, lead: Lead, pool: str, members: list[Membership], now: datetime) -> Membership:
+    """The next AE of a handoff pool: fewest handoffs served, then the longest wait (locked slots)."""
+    slots = locks.round_robin_slots_lock(tenant=lead.tenant, pool=pool, user_ids=[m.user_id for m in members])
+    never = datetime.min.replace(tzinfo=now.tzinfo)
+    chosen = min(members, key=lambda m: (slots[m.user_id].served, slots[m.user_id].last_assigned_at or never,
+                                         slots[m.user_id].seq, m.user_id))
+    slot = slots[chosen.user_id]
+    next_seq = max(s.seq for s in slots.values()) + 1
+    type(slot).objects.unscoped().filter(pk=slot.pk).update(served=slot.served + 1, last_assigned_at=now, seq=next_seq)
+    return chosen
+
+
+def handoff_ae_pick(*, lead: Lead, now: datetime) -> tuple[Membership | None, str, str]:
+    """(AE membership or None, strategy, why) for an SDR → AE handoff; see the module docstring."""
+    tenant = lead.tenant
+    account = _account_of(lead)
+    if account is not None and account.owner_id is not None:
+        named = eligible_reps(tenant=tenant, user_ids=[account.owner_id], roles=[Role.AE], at=now)
+        if named:
+            return named[0], Strategy.NAMED_ACCOUNT, f"{named[0].user.get_username()} owns account {account.domain}"
+    territories = list(Territory.objects.unscoped().filter(tenant=tenant, is_active=True)
+                       .select_related("team").order_by("position", "id"))
+    territory = territory_match(territories, lead)
+    if territory is not None:
+        aes = eligible_reps(tenant=tenant, team=territory.team, roles=[Role.AE], at=now)
+        if aes:
+            chosen = _ae_rotate(lead=lead, pool=f"handoff:territory:{territory.pk}", members=aes, now=now)
+            return (chosen, Strategy.TERRITORY,
+                    f"{chosen.user.get_username()} is next among the AEs of territory {territory.name}")
+        return None, Strategy.TERRITORY, f"No AE of territory {territory.name} ({territory.team.name}) can take leads"
+    if territories:
+        return None, Strategy.TERRITORY, "No territory matches the lead and its account has no available AE owner"
+    aes = eligible_reps(tenant=tenant, roles=[Role.AE], at=now)
+    if not aes:
+        return None, Strategy.CAPACITY, "No AE can take leads (none available, all out of office or at capacity)"
+    counts = open_lead_counts(tenant=tenant, user_ids=[m.user_id for m in aes])
+    chosen = min(aes, key=lambda m: (counts[m.user_id], m.user_id))
+    return chosen, Strategy.CAPACITY, f"{chosen.user.get_username()} has the fewest open leads among the AEs"
+
+
+@transaction.atomic
+def lead_qualify(*, lead: Lead, actor: Actor, budget: str, authority: str, need: str, timeline: str,
+                 expected_owner_id=_UNSET, now: datetime | None = None) -> Opportunity:
+    """The SDR qualifies the lead (all four BANT fields): it becomes an SQL with an Opportunity owned
+    by the matched AE, who gets the lead through a "handoff" assignment (acceptance SLA starts).
+    Qualifying an already qualified lead returns its open opportunity unchanged."""
+    now = now or timezone.now()
+    bant = _bant_clean({"budget": budget, "authority": authority, "need": need, "timeline": timeline})
+    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    existing = _open_opportunity(lead)
+    if existing is not None:
+        return existing
+    _require_open(lead, "qualified")
+    sdr_id = lead.owner_id
+    changes = {name: [getattr(lead, name), value] for name, value in bant.items() if getattr(lead, name) != value}
+    for name, value in bant.items():
+        setattr(lead, name, value)
+    changes |= _stage_move(lead=lead, to_stage=LeadStage.SQL, actor=actor, reason="Qualified (BANT)", now=now)
+    changes["status"] = [lead.status, LeadStatus.QUALIFIED]
+    lead.status = LeadStatus.QUALIFIED
+    lead.accepted_at = None  # the AE has to accept the SQL now (acceptance SLA)
+    lead.save(update_fields=[*BANT_FIELDS, "stage", "status", "accepted_at", "updated_at"])
+    ae, strategy, why = handoff_ae_pick(lead=lead, now=now)
+    account = _account_of(lead)
+    opportunity = Opportunity.objects.unscoped().create(
+        tenant_id=lead.tenant_id, lead=lead, account=account, owner=ae.user if ae else None,
+        name=f"{lead.company or lead.full_name or lead.email or lead.phone}"[:200], qualified_by=actor.user,
+        created_at=now, **bant)
+    audit_record(tenant=lead.tenant, actor=actor, action="lead.qualified", obj=lead, changes=changes,
+                 metadata={"opportunity_id": opportunity.pk, "ae_id": ae.user_id if ae else None,
+                           "strategy": strategy, "why": why, "sdr_id": sdr_id})
+    audit_record(tenant=lead.tenant, actor=actor, action="opportunity.created", obj=opportunity,
+                 metadata={"lead_id": str(lead.pk), "owner_id": ae.user_id if ae else None, **bant})
+    lead_assign(lead=lead, owner=ae.user if ae else None, actor=actor, trigger=Trigger.HANDOFF, strategy=strategy,
+                team=ae.team if ae else None, reason=f"SDR → AE handoff: {why}", now=now,
+                details={"opportunity_id": opportunity.pk, "sdr_id": sdr_id})
+    return opportunity
