@@ -290,8 +290,10 @@ def sla_enforce(*, now: dt.datetime | None = None, tenant=None, batch_size: int 
             seen.add(candidate.pk)
             try:
                 with transaction.atomic():
-                    # Lead row first, then its clock: the order every writer of a lead uses.
-                    lead = (Lead.objects.unscoped().select_for_update(of=("self",)).select_related("owner")
+                    # Lead row first, then its clock: the order every writer of a lead uses. A lead
+                    # locked by someone else (another run, a rep logging a call) is left to the next tick.
+                    lead = (Lead.objects.unscoped().select_for_update(of=("self",), skip_locked=True)
+                            .select_related("owner")
                             .filter(tenant_id=candidate.tenant_id, pk=candidate.lead_id).first())
                     clock = due.select_for_update(skip_locked=True).filter(pk=candidate.pk).first()
                     if lead is None or clock is None:

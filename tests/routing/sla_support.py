@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from leadmgmt.tenancy.models import Role
 from leads.models import Lead
 from routing.models import Assignment, EscalationStep, SlaPolicy, Trigger
@@ -63,3 +65,42 @@ def assigned_lead(tenant, owner, *, now=T0, **fields) -> tuple[Lead, object]:
 
 def fresh(obj):
     return type(obj).objects.unscoped().get(pk=obj.pk)
+
+
+class _Inbox:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self):
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        import email
+
+        message = email.message_from_bytes(envelope.content)
+        self.messages.append({"to": list(envelope.rcpt_tos), "from": envelope.mail_from,
+                              "subject": str(message["Subject"]), "body": message.get_payload()})
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server (aiosmtpd) on a free port; Django's SMTP backend points at it."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.DEFAULT_FROM_EMAIL = "leadmgmt <sla@leadmgmt.test>"
+    try:
+        yield inbox
+    finally:
+        controller.stop()
