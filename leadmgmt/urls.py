@@ -11,6 +11,7 @@ urlpatterns = [
     path("readyz", views.ready, name="ready"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("leads.api_urls")),
+    path("api/v1/", include("routing.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -11,6 +11,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from leadmgmt.audit.models import AuditEvent
+from routing.selectors import latest_assignments
+from routing.serializers import AssignmentSerializer, TeamBriefSerializer
 from scoring.selectors import rule_labels, score_explain
 
 from .models import Activity, ActivityKind, Lead, LeadStage, LeadStatus, Signal, Touch
@@ -175,6 +177,9 @@ class LeadSerializer(serializers.ModelSerializer):
     score_breakdown = serializers.SerializerMethodField(
         help_text="Every rule's contribution (rule, category, points); the score is their sum clamped to "
         "0-100. Null until the lead is scored.")
+    team = serializers.SerializerMethodField(help_text="The team whose queue the lead is in.")
+    latest_assignment = serializers.SerializerMethodField(
+        help_text="The last change of owner: rule, strategy, previous owner, reason (null if never routed).")
 
     class Meta:
         model = Lead
@@ -187,6 +192,10 @@ class LeadSerializer(serializers.ModelSerializer):
             "score", "fit_score", "engagement_score", "band", "lead_class", "lead_class_reason", "is_hot",
             "scored_at", "score_breakdown", "sla_due_at", "last_activity_at",
             "attributes", "edited_fields", "possible_duplicate_of", "created_at", "updated_at",
+            # Routing and the rep's work (issue 4).
+            "team", "assigned_at", "unassigned_reason", "latest_assignment", "product_interest",
+            "first_contacted_at", "contact_attempts", "accepted_at", "rejection_reason", "rejection_note",
+            "rejected_at", "budget", "authority", "need", "timeline",
         ]
         read_only_fields = fields
 
@@ -205,6 +214,34 @@ class LeadSerializer(serializers.ModelSerializer):
                 models |= {item.scoring_model_id for item in instances if item.scoring_model_id}
             cache.update(rule_labels(model_ids=models - set(cache)))
         return score_explain(lead=lead, labels=cache.get(lead.scoring_model_id, {}))
+
+
+    def _latest_assignments(self) -> dict:
+        """{lead id: its latest Assignment} for every lead of the page, in one query per request."""
+        cache = self.context.setdefault("_latest_assignments", {}) if isinstance(self.context, dict) else {}
+        if "_loaded" not in cache:
+            parent = getattr(self, "parent", None)
+            instances = getattr(parent, "instance", None)
+            leads = list(instances) if instances is not None and not isinstance(instances, Lead) else [self.instance]
+            leads = [lead for lead in leads if isinstance(lead, Lead)]
+            cache.update(latest_assignments(leads=leads))
+            cache["_loaded"] = True
+        return cache
+
+    @extend_schema_field(AssignmentSerializer(allow_null=True))
+    def get_latest_assignment(self, lead):
+        assignment = self._latest_assignments().get(lead.pk)
+        return AssignmentSerializer(assignment).data if assignment is not None else None
+
+    @extend_schema_field(TeamBriefSerializer(allow_null=True))
+    def get_team(self, lead):
+        if lead.team_id is None:
+            return None
+        # lead_assign writes the lead's team and its assignment's together, so the page's one
+        # assignment query has it; anything else falls back to reading the team.
+        assignment = self._latest_assignments().get(lead.pk)
+        team = assignment.team if assignment is not None and assignment.team_id == lead.team_id else lead.team
+        return {"id": team.pk, "name": team.name}
 
 
 class LeadUpdateSerializer(serializers.Serializer):
