@@ -3,11 +3,9 @@ business hours, routing settings and the rejection taxonomy, edited by tenant ad
 ops; read-only assignment, SLA clock, escalation and notification lists; the dry-run page."""
 from __future__ import annotations
 
-import json
-
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -46,6 +44,7 @@ from .models import (
     SlaPolicy,
     Territory,
 )
+from .services.dry_run import route_dry_run
 
 
 def _allowed(request, roles) -> bool:
@@ -185,19 +184,14 @@ class RoutingRuleAdmin(RoutingConfigAdmin):
         form = DryRunForm(request.POST or None, tenant=tenant)
         result = None
         if request.method == "POST" and form.is_valid():
-            from .services.dry_run import route_dry_run
-
-            result = route_dry_run(tenant=tenant, lead=form.cleaned_data.get("lead"),
-                                   values=form.cleaned_data.get("values"))
-            messages.info(request, "Dry run only: nothing was assigned.")
+            try:
+                result = route_dry_run(tenant=tenant, lead=form.cleaned_data.get("lead"),
+                                       values=form.cleaned_data.get("values"))
+            except ValidationError as exc:  # e.g. an unknown lead field among the values
+                form.add_error("values", exc.messages)
         return TemplateResponse(request, "admin/routing/routingrule/dry_run.html", {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Routing dry run",
-            "form": form,
-            "result": result,
-            "result_json": json.dumps(result, indent=2, default=str) if result is not None else "",
-        })
+            **self.admin_site.each_context(request), "opts": self.opts, "title": "Routing dry run", "form": form,
+            "result": result})
 
 
 @admin.register(Territory)
