@@ -26,4 +26,6 @@ app.conf.beat_schedule = {
     "routing.sla-enforce": {"task": "routing.sla_tasks.sla_enforce_task", "schedule": 60.0},
     "routing.aging-check": {"task": "routing.sla_tasks.aging_check_task", "schedule": 900.0},
     "routing.notification-emails": {"task": "routing.sla_tasks.notification_emails_task", "schedule": 60.0},
+    # The Routing Agent: leads captured over a minute ago whose routing task was lost get routed.
+    "routing.sweep": {"task": "routing.tasks.routing_sweep_task", "schedule": 60.0},
 }

@@ -19,7 +19,11 @@ from .models import RoundRobinSlot
 
 def lead_lock(*, lead: Lead) -> Lead:
     """Lock the lead's row and refresh `lead` from it (the caller's instance sees the current owner)."""
+    tenant_field = Lead._meta.get_field("tenant")
+    tenant = tenant_field.get_cached_value(lead, None)
     lead.refresh_from_db(from_queryset=Lead.objects.unscoped().filter(tenant_id=lead.tenant_id).select_for_update())
+    if tenant is not None and tenant.pk == lead.tenant_id:  # keep the tenant instance: no query to re-read it
+        tenant_field.set_cached_value(lead, tenant)
     return lead
 
 

@@ -77,3 +77,20 @@ def assignment_history(*, tenant: Tenant, lead: Lead) -> QuerySet[Assignment]:
     """Every assignment of one lead, newest first (owner, previous owner, team, rule, who did it)."""
     return (Assignment.objects.unscoped().filter(tenant=tenant, lead_id=lead.pk)
             .select_related("owner", "previous_owner", "team", "actor_user").order_by("-at", "-id"))
+
+
+def latest_assignments(*, leads: Iterable[Lead]) -> dict:
+    """{lead id: its latest Assignment} for a page of leads, in one query (DISTINCT ON), each lead's
+    assignments read within its own tenant."""
+    leads = [lead for lead in leads if lead is not None]
+    if not leads:
+        return {}
+    by_tenant: dict[int, list] = {}
+    for lead in leads:
+        by_tenant.setdefault(lead.tenant_id, []).append(lead.pk)
+    where = Q()
+    for tenant_id, ids in by_tenant.items():
+        where |= Q(tenant_id=tenant_id, lead_id__in=ids)
+    rows = (Assignment.objects.unscoped().filter(where).select_related("owner", "previous_owner", "team", "actor_user")
+            .order_by("lead_id", "-at", "-id").distinct("lead_id"))
+    return {a.lead_id: a for a in rows}

@@ -88,13 +88,24 @@ def _rule_set_load(tenant: Tenant) -> RuleSet:
     return RuleSet(tenant_id=tenant.pk, rules=specs, territories=territories)
 
 
-def rule_set_get(tenant: Tenant) -> RuleSet:
+def _cached(key: tuple, load):
+    """`load()`, remembered for the rest of the routing run (if one is active). Open-lead counts and
+    round-robin slots are never cached: they change with every lead routed."""
     cache = _run_cache.get()
     if cache is None:
-        return _rule_set_load(tenant)
-    if tenant.pk not in cache:
-        cache[tenant.pk] = _rule_set_load(tenant)
-    return cache[tenant.pk]
+        return load()
+    if key not in cache:
+        cache[key] = load()
+    return cache[key]
+
+
+def rule_set_get(tenant: Tenant) -> RuleSet:
+    return _cached(("rules", tenant.pk), lambda: _rule_set_load(tenant))
+
+
+def _members(ctx: Context, *, team: Team | None, user_ids: list[int] | None, roles) -> list[Membership]:
+    key = ("members", ctx.tenant.pk, team.pk if team else None, tuple(user_ids or ()), tuple(roles or ()))
+    return _cached(key, lambda: candidate_memberships(tenant=ctx.tenant, team=team, user_ids=user_ids, roles=roles))
 
 
 # --- the decision --------------------------------------------------------------------------------------
@@ -211,8 +222,7 @@ def _rotate(ctx: Context, *, pool: str, label: str, members: list[Membership], w
 def _targets(ctx: Context, spec: RuleSpec, *, team: Team | None = None) -> list[Membership]:
     rule = spec.rule
     team = team if team is not None else rule.team
-    return candidate_memberships(tenant=ctx.tenant, team=team, user_ids=list(spec.member_weights) or None,
-                                 roles=rule.roles or None)
+    return _members(ctx, team=team, user_ids=list(spec.member_weights) or None, roles=rule.roles or None)
 
 
 def _account_owner_id(ctx: Context, source: Any) -> tuple[int | None, str]:
@@ -220,9 +230,11 @@ def _account_owner_id(ctx: Context, source: Any) -> tuple[int | None, str]:
     account_id = _value(source, "account_id")
     domain = (_value(source, "company_domain") or "").strip().lower()
     if account_id:
-        row = accounts.filter(pk=account_id).values_list("owner_id", "domain").first()
+        row = _cached(("account", ctx.tenant.pk, account_id),
+                      lambda: accounts.filter(pk=account_id).values_list("owner_id", "domain").first())
     elif domain:
-        row = accounts.filter(domain=domain).values_list("owner_id", "domain").first()
+        row = _cached(("domain", ctx.tenant.pk, domain),
+                      lambda: accounts.filter(domain=domain).values_list("owner_id", "domain").first())
     else:
         return None, "the lead has no company domain"
     if row is None:
@@ -236,9 +248,9 @@ def _named_account(ctx: Context, spec: RuleSpec, source: Any) -> Outcome | str:
     owner_id, domain = _account_owner_id(ctx, source)
     if owner_id is None:
         return domain  # the rule does not apply to this lead
-    members = candidate_memberships(tenant=ctx.tenant, user_ids=[owner_id], roles=spec.rule.roles or ALL_ROLES)
-    counts = open_lead_counts(tenant=ctx.tenant, user_ids=[owner_id])
-    reasons = _reasons(ctx, members, counts, {})
+    members = _members(ctx, team=None, user_ids=[owner_id], roles=spec.rule.roles or ALL_ROLES)
+    capped = [m.user_id for m in members if m.capacity is not None]
+    reasons = _reasons(ctx, members, open_lead_counts(tenant=ctx.tenant, user_ids=capped), {})
     if not members:
         return Outcome(placed=False, why=f"The owner of account {domain} is not a routable member of this tenant")
     if reasons:

@@ -17,8 +17,10 @@ from leads.models import Lead
 
 from .. import locks
 from ..models import Assignment, RoutingRule, Strategy, Trigger
+from ..notifications import notify_new_owner
 from ..selectors import OPEN_STATUSES, ineligibility, open_lead_counts
 from ..strategies import route_decide, routing_run
+from .sla import sla_clock_restart
 
 ROUTING_AGENT = Actor.agent("Routing Agent")
 AUTOMATIC_TRIGGERS = {Trigger.CAPTURE, Trigger.SCORE_BAND}
@@ -29,7 +31,6 @@ def _user_id(user) -> int | None:
     return getattr(user, "pk", user)
 
 
-@transaction.atomic
 def lead_assign(
     *, lead: Lead, owner, actor: Actor, trigger: str, rule: RoutingRule | None = None, strategy: str = "",
     team: Team | None = None, reason: str = "", details: dict | None = None, now: datetime | None = None,
@@ -40,16 +41,24 @@ def lead_assign(
     audit event, restarts the SLA clock and notifies the new owner. `owner` None puts the lead in
     the Unassigned queue with `reason`.
     """
-    now = now or timezone.now()
     if trigger not in Trigger.values:
         raise ValidationError({"trigger": [f"Unknown trigger '{trigger}'."]})
     owner_id = _user_id(owner)
-    locks.lead_lock(lead=lead)
-    if owner_id is not None and not Membership.objects.unscoped().filter(tenant_id=lead.tenant_id,
-                                                                         user_id=owner_id).exists():
-        raise ValidationError({"owner": ["This person is not a member of the lead's tenant."]})
-    if owner is not None and not hasattr(owner, "get_username"):
-        owner = get_user_model().objects.get(pk=owner_id)
+    with transaction.atomic():
+        locks.lead_lock(lead=lead)
+        if owner_id is not None and not Membership.objects.unscoped().filter(tenant_id=lead.tenant_id,
+                                                                             user_id=owner_id).exists():
+            raise ValidationError({"owner": ["This person is not a member of the lead's tenant."]})
+        if owner is not None and not hasattr(owner, "get_username"):
+            owner = get_user_model().objects.get(pk=owner_id)
+        return _assign(lead=lead, owner=owner, actor=actor, trigger=trigger, rule=rule, strategy=strategy, team=team,
+                       reason=reason, details=details, now=now or timezone.now())
+
+
+def _assign(*, lead: Lead, owner, actor: Actor, trigger: str, rule: RoutingRule | None, strategy: str,
+            team: Team | None, reason: str, details: dict | None, now: datetime) -> Assignment:
+    """lead_assign's writes, for callers that already hold the lead's row lock in a transaction."""
+    owner_id = _user_id(owner)
     previous_id, previous_team_id = lead.owner_id, lead.team_id
     reason = (reason or ("" if owner_id else "No routing rule could place this lead"))[:1000]
     lead.owner = owner
@@ -58,7 +67,7 @@ def lead_assign(
     lead.unassigned_reason = "" if owner_id is not None else reason[:300]
     lead.save(update_fields=["owner", "team", "assigned_at", "unassigned_reason", "updated_at"])
     assignment = Assignment.objects.unscoped().create(
-        tenant_id=lead.tenant_id, lead=lead, owner=owner, previous_owner_id=previous_id, team=team, rule=rule,
+        tenant=lead.tenant, lead=lead, owner=owner, previous_owner_id=previous_id, team=team, rule=rule,
         rule_name=rule.name[:120] if rule is not None else "", strategy=strategy or (rule.strategy if rule else ""),
         trigger=trigger, reason=reason, details=details or {}, actor_kind=actor.kind, actor_name=actor.name[:200],
         actor_user=actor.user, at=now,
@@ -70,14 +79,7 @@ def lead_assign(
         metadata={"assignment_id": assignment.pk, "trigger": trigger, "rule": assignment.rule_name,
                   "strategy": assignment.strategy, "reason": reason},
     )
-    try:  # TEMPORARY until Engineer B's modules land
-        from routing.services.sla import sla_clock_restart
-    except ImportError:
-        sla_clock_restart = None
-    from routing.notifications import notify_new_owner
-
-    if sla_clock_restart is not None:
-        sla_clock_restart(lead=lead, assignment=assignment, now=now)
+    sla_clock_restart(lead=lead, assignment=assignment, now=now)
     notify_new_owner(assignment=assignment)
     return assignment
 
@@ -85,13 +87,14 @@ def lead_assign(
 def _route(*, lead: Lead, actor: Actor, trigger: str, exclude_user_ids=(), now: datetime | None = None,
            note: str = "") -> Assignment:
     now = now or timezone.now()
-    with transaction.atomic():
+    # No savepoint inside an enclosing transaction (bulk runs): any error aborts the whole run anyway.
+    with transaction.atomic(savepoint=False):
         locks.lead_lock(lead=lead)  # the lead row before any round-robin slot: routing's one lock order
         decision = route_decide(tenant=lead.tenant, source=lead, at=now, exclude_user_ids=exclude_user_ids)
         reason = f"{note}: {decision.reason}" if note else decision.reason
-        return lead_assign(lead=lead, owner=decision.owner, actor=actor, trigger=trigger, rule=decision.rule,
-                           strategy=decision.strategy, team=decision.team, reason=reason,
-                           details={"rules": decision.trace}, now=now)
+        return _assign(lead=lead, owner=decision.owner, actor=actor, trigger=trigger, rule=decision.rule,
+                       strategy=decision.strategy, team=decision.team, reason=reason,
+                       details={"rules": decision.trace}, now=now)
 
 
 def lead_route(*, lead: Lead, actor: Actor, trigger: str, exclude_user_ids=(), now: datetime | None = None

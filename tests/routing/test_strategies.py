@@ -10,7 +10,13 @@ from leadmgmt.audit.actors import SYSTEM
 from leadmgmt.tenancy.models import Membership, Role
 from leads.models import Account
 from routing.models import Assignment, Strategy, Territory
-from routing.selectors import assignment_history, eligible_reps, open_lead_counts, unassigned_leads
+from routing.selectors import (
+    assignment_history,
+    eligible_reps,
+    latest_assignments,
+    open_lead_counts,
+    unassigned_leads,
+)
 from routing.services.assign import lead_route
 
 from .routing_helpers import NOW, fresh, lead, rep, rule, team
@@ -192,3 +198,21 @@ def test_unassigned_queue_and_history_read_in_bounded_queries(tenant, django_ass
     with django_assert_max_num_queries(1):
         [(x.email, x.team) for x in unassigned_leads(tenant=tenant)]
     assert fresh(subject).owner is not None
+
+
+def test_latest_assignments_reads_each_leads_newest_assignment_in_its_own_tenant(
+        tenant, other_tenant, django_assert_max_num_queries):
+    ours, theirs = team(tenant), team(other_tenant)
+    first, second = rep(tenant, ours), rep(tenant, ours)
+    stranger = rep(other_tenant, theirs)
+    rule(tenant, 10, team=ours)
+    rule(other_tenant, 10, team=theirs)
+    mine, unrouted, foreign = lead(tenant), lead(tenant), lead(other_tenant)
+    lead_route(lead=mine, actor=SYSTEM, trigger="capture", now=NOW)
+    newest = lead_route(lead=mine, actor=SYSTEM, trigger="manual_reroute", exclude_user_ids=[first.pk],
+                        now=NOW + timedelta(minutes=1))
+    lead_route(lead=foreign, actor=SYSTEM, trigger="capture", now=NOW)
+    with django_assert_max_num_queries(1):
+        latest = latest_assignments(leads=[mine, unrouted, foreign])
+        assert {k: (a.pk, a.owner.pk) for k, a in latest.items()} == {
+            mine.pk: (newest.pk, second.pk), foreign.pk: (latest[foreign.pk].pk, stranger.pk)}
