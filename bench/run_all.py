@@ -20,6 +20,8 @@ DEFAULTS: dict[str, list[str]] = {
     # Issue 3's figures: 1,000,000 leads x 5 signals (several minutes; scale down with `--leads`).
     "rescore": ["--leads", "1000000"],
     "signal_latency": ["--rate", "20", "--seconds", "30"],
+    # Issue 4's figures: 100,000 leads through a 50-rule set, plus the round-robin fairness runs.
+    "routing": ["--leads", "100000"],
 }
 
 

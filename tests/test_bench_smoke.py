@@ -77,3 +77,17 @@ def test_signal_latency_bench_measures_every_signal_through_a_real_worker():
     assert 0 < p50 <= p99 <= worst, out
     assert "HTTP statuses {202: 20}" in out
     assert re.search(r"p99 signal -> score = \d+ ms: target < 1000 ms (met|MISSED)", out), out
+
+
+def test_routing_bench_prints_leads_per_second_and_passes_its_fairness_checks():
+    out = _run("bench/routing.py", "--leads", "300", "--batch", "100", timeout=300)
+
+    walk = re.search(r"rule walk only \(conditions \+ pick, nothing written\)\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
+    full = re.search(r"full lead_route \(lock, slot, history, audit, SLA, notify\)\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
+    assert walk and full, out
+    assert _number(walk.group(1)) == _number(full.group(1)) == 300 and _number(full.group(3)) > 0
+    assert "round-robin spread over 10 reps after the full run: min 30, max 30, unassigned 0" in out
+    assert "per rep [200, 200, 200, 200] (exactly 200 each" in out
+    assert "per rep [250, 250, 250, 250] (exactly 250 each)" in out
+    assert "next 40 leads -> [10, 10, 10, 10], joiner got 1 of the first 4 (fair)" in out
+    assert "fairness checks passed" in out
