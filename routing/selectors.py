@@ -17,12 +17,13 @@ OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
 
 
 def candidate_memberships(*, tenant: Tenant, team: Team | int | None = None, user_ids: Iterable | None = None,
-                          roles: Iterable[str] | None = None) -> list[Membership]:
+                          roles: Iterable[str] | None = None, whole_tenant: bool = False) -> list[Membership]:
     """Members of the target (a team, some people, or both: their union), in user-id order, before
-    any availability filter. `roles` empty or None means the rep roles (SDR, AE)."""
+    any availability filter; no target means nobody, or everyone with `whole_tenant`. `roles` empty
+    or None means the rep roles (SDR, AE)."""
     team_id = team.pk if isinstance(team, Team) else team
     ids = sorted({int(i) for i in user_ids}) if user_ids is not None else []
-    if team_id is None and not ids:
+    if team_id is None and not ids and not whole_tenant:
         return []
     where = Q()
     if team_id is not None:
@@ -59,9 +60,11 @@ def ineligibility(membership: Membership, *, at: datetime, open_count: int | Non
 
 def eligible_reps(*, tenant: Tenant, team: Team | int | None = None, user_ids: Iterable | None = None,
                   roles: Iterable[str] | None = None, at: datetime) -> list[Membership]:
-    """Members of the target who can take a lead at `at`: available, not out of office, and holding
-    fewer open leads than their capacity. Two queries whatever the team size."""
-    members = candidate_memberships(tenant=tenant, team=team, user_ids=user_ids, roles=roles)
+    """Members of the target (a team and/or people; neither: the whole tenant) who can take a lead at
+    `at`: available, not out of office, and holding fewer open leads than their capacity. Two
+    queries whatever the team size."""
+    members = candidate_memberships(tenant=tenant, team=team, user_ids=user_ids, roles=roles,
+                                    whole_tenant=team is None and user_ids is None)
     capped = [m.user_id for m in members if m.capacity is not None]
     counts = open_lead_counts(tenant=tenant, user_ids=capped)
     return [m for m in members if ineligibility(m, at=at, open_count=counts.get(m.user_id)) is None]

@@ -109,6 +109,19 @@ def test_score_based_routing_sends_high_scores_to_senior_aes(tenant):
     assert route(tenant, score=79).owner_id == sdr.pk
 
 
+def test_skill_based_routing_sends_high_scores_to_the_rules_senior_people(tenant):
+    aes = team(tenant, "AEs")
+    seniors = [rep(tenant, aes, role=Role.AE, is_senior=True) for _ in range(2)]
+    junior = rep(tenant, aes, role=Role.AE)
+    rule(tenant, 10, members=seniors, conditions=HOT + [{"field": "product_interest", "operator": "not_blank"}],
+         name="Enterprise interest, score 80+: seniors")
+    rule(tenant, 20, team=aes)
+    picks = [route(tenant, score=90, product_interest="Enterprise plan").owner_id for _ in range(4)]
+    assert picks == [s.pk for s in seniors] * 2
+    assert route(tenant, score=90).owner_id in {junior.pk, *(s.pk for s in seniors)}
+    assert route(tenant, score=90).rule_name == "Rule 20"
+
+
 def test_campaign_rule_routes_a_campaigns_leads_to_its_people(tenant):
     sdrs = team(tenant)
     rep(tenant, sdrs)

@@ -174,6 +174,7 @@ def test_selectors_never_show_another_tenants_reps_leads_or_history(tenant, othe
     assert [m.user_id for m in eligible_reps(tenant=tenant, team=theirs, at=NOW)] == []
     assert [m.user_id for m in eligible_reps(tenant=tenant, user_ids=[shared_user.pk, mine.pk], at=NOW)] == [mine.pk]
     assert open_lead_counts(tenant=tenant, user_ids=[shared_user.pk]) == {shared_user.pk: 0}
+    assert [m.user_id for m in eligible_reps(tenant=tenant, at=NOW)] == [mine.pk]  # no target: the whole tenant
     their_lead = lead(other_tenant)
     rule(other_tenant, 10, team=theirs)
     lead_route(lead=their_lead, actor=SYSTEM, trigger="capture", now=NOW)
