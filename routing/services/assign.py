@@ -228,6 +228,9 @@ def lead_route_auto(*, tenant: Tenant, lead_id, trigger: str, now: datetime | No
         # raced ahead of the capture task) already placed it.
         if trigger == Trigger.CAPTURE and (lead.owner_id is not None or routed.exists()):
             return None
-        if trigger == Trigger.SCORE_BAND and lead.owner_id is not None and not _band_reroute_needed(lead=lead, now=now):
-            return None
+        if trigger == Trigger.SCORE_BAND:
+            if lead.owner_id is not None and not _band_reroute_needed(lead=lead, now=now):
+                return None
+            if lead.owner_id is None and route_decide(tenant=tenant, source=lead, at=now, commit=False).owner is None:
+                return None  # still nobody to take it: no new history row for every band change
         return _route(lead=lead, actor=ROUTING_AGENT, trigger=trigger, now=now)

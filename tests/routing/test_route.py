@@ -207,6 +207,9 @@ def test_a_band_change_reroutes_an_unassigned_lead(tenant, django_capture_on_com
     rule(tenant, 10, team=seniors, conditions=HOT)
     subject = lead(tenant, score=30)
     assert route(tenant, subject).owner_id is None
+    with django_capture_on_commit_callbacks(execute=True):  # still no rule for it: no new history row
+        _band_event(tenant, subject, "mql", 50)
+    assert Assignment.objects.unscoped().filter(lead=subject).count() == 1
     with django_capture_on_commit_callbacks(execute=True):
         _band_event(tenant, subject, "sql", 90)
     latest = Assignment.objects.unscoped().filter(lead=subject).order_by("-at", "-id").first()
