@@ -205,9 +205,10 @@ class Lead(TenantOwned):
             models.Index(fields=["tenant", "phone"], name="lead_tenant_phone"),
             models.Index(fields=["tenant", "company_domain"], name="lead_tenant_domain"),
             models.Index(fields=["tenant", "account"], name="lead_tenant_account"),
-            models.Index(fields=["tenant", "score"], name="lead_tenant_score"),
             models.Index(fields=["tenant", "sla_due_at"], name="lead_tenant_sla_due"),
-            models.Index(fields=["tenant", "scored_at"], condition=Q(is_hot=True), name="lead_tenant_hot"),
+            # Keyed on columns scoring never writes: a re-score that changes no indexed column is a
+            # HOT update (no index writes at all), which the table's fillfactor leaves room for.
+            models.Index(fields=["tenant", "created_at"], condition=Q(is_hot=True), name="lead_tenant_hot"),
         ]
 
     def __str__(self) -> str:
@@ -316,6 +317,7 @@ class Activity(TenantOwned):
 class StageTransition(TenantOwned):
     """A lead moving from one stage to another, by whom and when."""
 
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_transitions", db_index=False)
     from_stage = models.CharField(max_length=16, choices=LeadStage.choices, blank=True)
     to_stage = models.CharField(max_length=16, choices=LeadStage.choices)

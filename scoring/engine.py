@@ -47,6 +47,12 @@ FIELDS: dict[str, tuple[str, str]] = {
     "days_inactive": ("(EXTRACT(EPOCH FROM (%(now)s - COALESCE(l.last_activity_at, l.created_at))) / 86400.0)",
                       NUMBER),
 }
+# What the scoring SQL reads of a lead: every column FIELDS uses plus the previous results.
+LEAD_COLUMNS = ", ".join(f"l.{c}" for c in (
+    "id", "score", "band", "is_hot", "lead_class", "cold_since", "stage", "job_title", "company", "company_domain",
+    "company_size", "industry", "country", "source", "campaign", "utm_source", "utm_medium", "utm_campaign", "email",
+    "phone", "is_personal_email", "marketing_consent", "last_activity_at", "created_at", "attributes",
+))
 ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 OPERATORS_BY_TYPE = {
     TEXT: {Operator.EQUALS, Operator.IN_LIST, Operator.CONTAINS, Operator.KEYWORDS, Operator.REGEX,
@@ -95,6 +101,7 @@ class CompiledModel:
     signal_columns: list[str] = field(default_factory=list)  # aggregate expressions of the signal CTE
     dq_conditions: list[tuple[str, str]] = field(default_factory=list)  # (condition, rule name)
     signal_types: list[str] = field(default_factory=list)
+    group_columns: list[str] = field(default_factory=list)  # winner of each exclusive group (rule id)
 
     def p(self, name: str, value) -> str:
         self.params[name] = value
@@ -147,7 +154,11 @@ def compile_model(model: ScoringModel, *, rules=None, bands=None) -> CompiledMod
                  .filter(model=model, is_active=True).order_by("position", "id"))
     bands = list(bands if bands is not None else ScoreBand.objects.unscoped().filter(model=model).order_by("min_score"))
     compiled = CompiledModel(model=model, rules=rules, bands=bands)
-    earlier_in_group: dict[str, list[str]] = {}
+    # An exclusive group ("title seniority": C-level, else VP, else manager …) becomes one CASE
+    # evaluated once per lead in an inner layer, naming the rule that won; each rule of the group
+    # then only compares that name. Guarding every rule with NOT (every earlier condition) instead
+    # would evaluate the group's regexes again for every later rule.
+    groups: dict[str, list[tuple[int, str]]] = {}
     for rule in rules:
         rid = rule.pk
         if rule.operator == Operator.SIGNAL:
@@ -158,22 +169,34 @@ def compile_model(model: ScoringModel, *, rules=None, bands=None) -> CompiledMod
                 compiled.signal_columns.append(f"COUNT(DISTINCT {bucket}) FILTER (WHERE s.type = {type_param}) AS n{rid}")
             else:
                 compiled.signal_columns.append(f"COUNT(*) FILTER (WHERE s.type = {type_param}) AS n{rid}")
-            condition = f"COALESCE(sig.n{rid}, 0) > 0"
-            amount = _capped(rule, f"sig.n{rid} * {int(rule.points)}")
+            condition = f"COALESCE({SIGNAL_SOURCE}.n{rid}, 0) > 0"
+            amount = _capped(rule, f"l.n{rid} * {int(rule.points)}")
         else:
             condition = _condition(compiled, rule)
             amount = str(int(rule.points))
         group = rule.exclusive_group.strip()
-        guarded = condition
+        applies = condition.replace(SIGNAL_SOURCE, "l")
         if group:
-            before = earlier_in_group.setdefault(group, [])
-            if before:
-                guarded = f"({condition}) AND NOT COALESCE(({' OR '.join(before)}), false)"
-            before.append(f"({condition})")
-        compiled.rule_columns.append(f"CASE WHEN {guarded} THEN {amount} END")
+            members = groups.setdefault(group, [])
+            members.append((rid, condition))
+            applies = f"l.g{_group_index(groups, group)} = {rid}"
+        compiled.rule_columns.append(f"CASE WHEN {applies} THEN {amount} END")
         if rule.disqualifies:
-            compiled.dq_conditions.append((f"COALESCE(({guarded}), false)", rule.name))
+            compiled.dq_conditions.append((f"COALESCE(({applies}), false)", rule.name))
+    compiled.group_columns = [
+        "CASE " + " ".join(f"WHEN {cond.replace(SIGNAL_SOURCE, 'sig')} THEN {rid}" for rid, cond in members)
+        + f" END AS g{index}"
+        for index, members in enumerate(groups.values())
+    ]
     return compiled
+
+
+# Stands for the relation holding a rule's signal count: `sig` inside c0, the c0 row `l` above it.
+SIGNAL_SOURCE = "__signal_source__"
+
+
+def _group_index(groups: dict, group: str) -> int:
+    return list(groups).index(group)
 
 
 def _sum(compiled: CompiledModel, categories) -> str:
@@ -255,15 +278,21 @@ def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, l
     fit = _sum(compiled, FIT_CATEGORIES)
     eng = _sum(compiled, ENGAGEMENT_CATEGORIES)
     cats = ", ".join(f"({_sum(compiled, (cat,))}) AS cat_{cat}" for cat in Category.values)
+    sig_cols = "".join(f", sig.n{r.pk}" for r in compiled.rules if r.operator == Operator.SIGNAL)
+    group_cols = "".join(", " + g for g in compiled.group_columns)
     return (
         f"WITH {sig_cte}, "
+        # The lead columns rules can read (not the wide score columns), the signal counts and the
+        # winner of each exclusive group; the rules below read this row as `l`.
+        f"c0 AS (SELECT {LEAD_COLUMNS}{sig_cols}{group_cols} "
+        "FROM leads_lead l LEFT JOIN sig ON sig.lead_id = l.id "
+        # OFFSET 0 fences: otherwise PostgreSQL folds the layers into the final SELECT and evaluates
+        # every rule's CASE (regexes included) once per reference (sums, breakdown, class, reason).
+        f"WHERE l.tenant_id = %(tenant)s {only} OFFSET 0), "
         "c AS (SELECT l.id, l.score AS old_score, l.band AS old_band, l.is_hot AS old_hot, l.lead_class AS old_class, "
         "l.cold_since, "
         f"l.stage, {_dq_columns(compiled)}" + (", " + rule_cols if rule_cols else "") + " "
-        "FROM leads_lead l LEFT JOIN sig ON sig.lead_id = l.id "
-        # OFFSET 0 fences: otherwise PostgreSQL folds c and t into the final SELECT and evaluates
-        # every rule's CASE (regexes included) once per reference (sums, breakdown, class, reason).
-        f"WHERE l.tenant_id = %(tenant)s {only} OFFSET 0), "
+        "FROM c0 l OFFSET 0), "
         f"t AS (SELECT c.*, ({fit}) AS fit, ({eng}) AS eng, {cats}, {_breakdown(compiled)} AS breakdown "
         "FROM c OFFSET 0), "
         "s AS (SELECT t.*, GREATEST(0, LEAST(100, t.fit + t.eng)) AS score FROM t) "

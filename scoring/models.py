@@ -212,6 +212,9 @@ class ScoreCause(models.TextChoices):
 class ScoreChange(TenantOwned):
     """One change of a lead's score: old and new score and band, and why."""
 
+    # Only composite indexes that start with tenant_id: a tenant_id index of its own would be one
+    # more write per row on a full re-score (hundreds of thousands of rows) and serve no query.
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="score_changes", db_index=False)
     at = models.DateTimeField(default=timezone.now)
     old_score = models.IntegerField(null=True, blank=True)
@@ -234,6 +237,9 @@ class ScoreEventKind(models.TextChoices):
 class ScoreEvent(TenantOwned):
     """Outbox of scoring events (band crossed, became hot) that routing, escalation and nurture consume."""
 
+    # Only composite indexes that start with tenant_id: a tenant_id index of its own would be one
+    # more write per row on a full re-score (hundreds of thousands of rows) and serve no query.
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="+", db_index=False)
     kind = models.CharField(max_length=16, choices=ScoreEventKind.choices)
     from_band = models.CharField(max_length=20, blank=True)
