@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import F
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -50,7 +50,9 @@ def activity_log(
         raise ValidationError({"body": ["A note needs a subject or a body."]})
 
     # One writer per lead at a time: makes the retry check below reliable.
-    Lead.objects.unscoped().select_for_update().filter(tenant_id=lead.tenant_id, pk=lead.pk).values_list("pk").get()
+    status, first_contacted_at, attempts = (
+        Lead.objects.unscoped().select_for_update().filter(tenant_id=lead.tenant_id, pk=lead.pk)
+        .values_list("status", "first_contacted_at", "contact_attempts").get())
     fields = {"kind": kind, "subject": subject, "body": body, "outcome": outcome}
     if occurred_at is not None:
         existing = Activity.objects.unscoped().filter(
@@ -64,35 +66,35 @@ def activity_log(
     activity_at = min(activity.occurred_at, now)
     # A call, email or meeting by a person is contact: the first one stops the SLA clock. Any
     # activity ends the untouched spell (aging flags). Unanswered attempts count towards recycling;
-    # an answered one resets the count ("N attempts with no response").
+    # an answered one resets the count ("N attempts with no response"). The row is locked, so the
+    # values read above are current.
     is_contact = kind in CONTACT_KINDS and actor.user is not None
     no_response = is_contact and outcome_is_no_response(outcome)
     updates = {"last_activity_at": Greatest(Coalesce(F("last_activity_at"), activity_at), activity_at),
                "updated_at": now, "aging_flagged_at": None, "aging_alerted_at": None}
+    changes = {}
     if is_contact:
-        updates["first_contacted_at"] = Coalesce(F("first_contacted_at"), Value(activity_at))
-        updates["status"] = Case(When(status=LeadStatus.NEW, then=Value(LeadStatus.CONTACTED.value)),
-                                 default=F("status"))
-        updates["contact_attempts"] = F("contact_attempts") + 1 if no_response else (
-            Value(0) if outcome else F("contact_attempts"))
+        if first_contacted_at is None:
+            updates["first_contacted_at"] = activity_at
+            changes["first_contacted_at"] = [None, activity_at]
+        if status == LeadStatus.NEW:
+            updates["status"] = LeadStatus.CONTACTED
+            changes["status"] = [status, LeadStatus.CONTACTED]
+        new_attempts = attempts + 1 if no_response else (0 if outcome else attempts)
+        if new_attempts != attempts:
+            updates["contact_attempts"] = new_attempts
+            changes["contact_attempts"] = [attempts, new_attempts]
+            attempts = new_attempts
     Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(**updates)
     audit_record(
-        tenant=lead.tenant, actor=actor, action="lead.activity_logged", obj=lead,
+        tenant=lead.tenant, actor=actor, action="lead.activity_logged", obj=lead, changes=changes,
         metadata={"activity_id": activity.pk, "kind": kind, "subject": subject, "outcome": outcome,
                   "occurred_at": activity.occurred_at},
     )
     if is_contact:
         sla_clock_stop(lead=lead, reason="first_contact", kind=SlaKind.FIRST_CONTACT, actor=actor, now=now)
     if no_response:
-        _recycle_when_unresponsive(lead=lead, now=now)
+        threshold = routing_settings_for(tenant=lead.tenant).recycle_after_attempts
+        if threshold and attempts >= threshold and updates.get("status", status) in OPEN_STATUSES:
+            lead_recycle(lead=lead, actor=SLA_AGENT, now=now, reason=f"{attempts} contact attempts without a response")
     return activity, True
-
-
-def _recycle_when_unresponsive(*, lead: Lead, now: dt.datetime) -> None:
-    """Recycle to nurture once the unanswered attempts reach the tenant's `recycle_after_attempts`."""
-    attempts, status = (Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk)
-                        .values_list("contact_attempts", "status").get())
-    threshold = routing_settings_for(tenant=lead.tenant).recycle_after_attempts
-    if threshold and attempts >= threshold and status in OPEN_STATUSES:
-        lead_recycle(lead=lead, actor=SLA_AGENT, now=now,
-                     reason=f"{attempts} contact attempts without a response")

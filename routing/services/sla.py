@@ -295,9 +295,13 @@ def sla_enforce(*, now: dt.datetime | None = None, tenant=None, batch_size: int 
                     lead = (Lead.objects.unscoped().select_for_update(of=("self",), skip_locked=True)
                             .select_related("owner")
                             .filter(tenant_id=candidate.tenant_id, pk=candidate.lead_id).first())
+                    if lead is None:
+                        continue
+                    # Only the holder of the lead asks for the clock: otherwise two runs could each
+                    # hold one of the pair and both skip it.
                     clock = due.select_for_update(skip_locked=True).filter(pk=candidate.pk).first()
-                    if lead is None or clock is None:
-                        continue  # another run has it, or it was stopped or advanced meanwhile
+                    if clock is None:
+                        continue  # stopped or advanced meanwhile
                     stats["clocks"] += 1
                     _clock_enforce(clock=clock, lead=lead, batch=batch, now=now, stats=stats)
             except Exception:

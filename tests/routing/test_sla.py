@@ -191,3 +191,16 @@ def test_stopping_one_tenants_clock_leaves_another_tenants_clocks_alone(tenant, 
     sla_clock_stop(lead=lead, reason="closed")
     assert fresh(clock).stopped_at is not None and fresh(their_clock).stopped_at is None
     assert fresh(theirs).sla_due_at == T0 + minutes(5)
+
+
+def test_the_ae_accepting_the_sql_stops_the_acceptance_clock(tenant, seed_policies):
+    from leads.services.lifecycle import lead_accept
+    from routing.services.sla import sla_enforce
+
+    ae = person(tenant, role="ae")
+    lead, clock = assigned_lead(tenant, ae, band="sql", stage="sql", now=timezone.now() - minutes(60))
+    assert (clock.kind, clock.due_at - clock.started_at) == (SlaKind.ACCEPTANCE, dt.timedelta(hours=24))
+    lead_accept(lead=fresh(lead), actor=Actor.for_user(ae))
+    clock = fresh(clock)
+    assert (clock.stop_reason, clock.breached_at) == ("accepted", None) and fresh(lead).sla_due_at is None
+    assert sla_enforce(now=timezone.now() + dt.timedelta(days=3))["clocks"] == 0
