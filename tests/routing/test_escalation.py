@@ -263,3 +263,14 @@ def test_enforcement_queries_do_not_grow_per_step_across_tenants(tenant, desk, d
     LeadFactory(tenant=tenant)  # a lead without a clock is never looked at
     with django_assert_max_num_queries(10 * 20 + 10):
         assert beat(T0 + minutes(6))["alerted"] == 10
+
+
+def test_beat_runs_the_sla_agent_every_minute_and_aging_every_15_minutes():
+    from leadmgmt.celery import app
+
+    schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    assert schedule["routing.sla_tasks.sla_enforce_task"] == 60.0
+    assert schedule["routing.sla_tasks.notification_emails_task"] == 60.0
+    assert schedule["routing.sla_tasks.aging_check_task"] == 900.0
+    assert {"routing.sla_tasks.sla_enforce_task", "routing.sla_tasks.aging_check_task",
+            "routing.sla_tasks.notification_emails_task"} <= set(app.tasks)
