@@ -66,6 +66,9 @@ def leads_generate(*, tenant_id: int, n: int, prefix: str) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT setseed(0.17)")
         cursor.execute(sql, {"tenant": tenant_id, "n": n, "prefix": prefix})
+    if not connection.in_atomic_block:  # fresh statistics, as autovacuum would have after an import
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE leads_lead")
 
 
 def _reps(tenant, team, n: int) -> list:
