@@ -203,6 +203,11 @@ SIGNALS_MAX_FUTURE_SKEW_SECONDS = env_int("SIGNALS_MAX_FUTURE_SKEW_SECONDS", 300
 # The beat sweep re-enqueues signals of known leads still unprocessed after this long.
 SIGNALS_SWEEP_AFTER_SECONDS = env_int("SIGNALS_SWEEP_AFTER_SECONDS", 120)
 
+# --- Scoring ---
+# A whole-tenant re-score (publish, daily decay) runs this many id slices side by side, each on
+# its own connection: about one per CPU core of the database server.
+SCORING_SLICES = env_int("SCORING_SLICES", 2)
+
 # --- Celery (json only, time limits, late acks: tasks are idempotent) ---
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None

@@ -254,20 +254,31 @@ def _dq_columns(compiled: CompiledModel) -> str:
     return f"({any_dq}) AS dq, concat_ws(', ', {names}) AS dq_names"
 
 
-def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, lead_ids=None) -> str:
-    """SELECT of every lead to score with its new score, parts, band, class and old values."""
+def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, lead_ids=None,
+                    id_range: tuple[str | None, str | None] | None = None) -> str:
+    """SELECT of every lead to score with its new score, parts, band, class and old values.
+
+    `lead_ids` limits it to those leads; `id_range` (low inclusive, high exclusive, None: open)
+    to one slice of the tenant's leads by id, so slices can run side by side.
+    """
     model = compiled.model
     compiled.p("tenant", tenant_id)
     compiled.p("now", now)
     compiled.p("window_start", now - timedelta(days=int(model.engagement_window_days)))
-    only = ""
+    only = sig_only = ""
     if lead_ids is not None:
         compiled.p("ids", [str(i) for i in lead_ids])
-        only = "AND l.id = ANY(%(ids)s::uuid[])"
+        only, sig_only = "AND l.id = ANY(%(ids)s::uuid[])", "AND s.lead_id = ANY(%(ids)s::uuid[])"
+    if id_range is not None:
+        low, high = id_range
+        for bound, op, name in ((low, ">=", "id_low"), (high, "<", "id_high")):
+            if bound is not None:
+                compiled.p(name, str(bound))
+                only += f" AND l.id {op} %({name})s::uuid"
+                sig_only += f" AND s.lead_id {op} %({name})s::uuid"
     sig_cte = "sig AS (SELECT NULL::uuid AS lead_id WHERE false)"
     if compiled.signal_columns:
         compiled.p("types", sorted(set(compiled.signal_types)))
-        sig_only = "AND s.lead_id = ANY(%(ids)s::uuid[])" if lead_ids is not None else ""
         sig_cte = (
             "sig AS (SELECT s.lead_id, " + ", ".join(compiled.signal_columns) + " FROM leads_signal s "
             "WHERE s.tenant_id = %(tenant)s AND s.lead_id IS NOT NULL AND s.type = ANY(%(types)s) "

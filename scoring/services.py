@@ -1,10 +1,13 @@
 """Writes of scoring: default model, drafts, publishing, and (re-)scoring leads set-based in SQL."""
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Max
@@ -154,7 +157,7 @@ class ScoreRun:
     model_version: int | None = None
 
 
-def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each: bool) -> str:
+def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each: bool, target_filter: str = "") -> str:
     model = compiled.model
     auto_bands = [b.key for b in compiled.bands if b.auto_mql]
     compiled.p("model_id", model.pk)
@@ -193,7 +196,7 @@ def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each:
         "is_hot = (f.score >= %(hot)s), "
         "cold_since = CASE WHEN f.score <= %(cold)s THEN COALESCE(l.cold_since, %(now)s) END, "
         f"stage = {new_stage} "
-        "FROM f WHERE l.id = f.id AND l.tenant_id = %(tenant)s AND ("
+        f"FROM f WHERE l.id = f.id AND l.tenant_id = %(tenant)s {target_filter} AND ("
         # Rule keys are stable across versions, so a lead whose result is the same under a new
         # version is left alone (its scoring_model_id names the version that last changed it).
         "(l.score, l.fit_score, l.engagement_score, l.band, l.lead_class, l.lead_class_reason, l.score_breakdown, "
@@ -223,7 +226,7 @@ def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each:
 
 def leads_score(
     *, tenant: Tenant, cause: str, actor: Actor = SCORING_AGENT, lead_ids: Iterable | None = None,
-    now: datetime | None = None, model: ScoringModel | None = None,
+    now: datetime | None = None, model: ScoringModel | None = None, slices: int | None = None,
 ) -> ScoreRun:
     """(Re-)score the given leads, or every lead of the tenant, with the published model.
 
@@ -231,11 +234,50 @@ def leads_score(
     committed before; two concurrent runs on one lead serialise and the later one wins with the
     fuller picture. Writes the scores, history, band/hot events, automatic MQL stage moves and
     (for agent runs) one audit event per changed lead, all set-based.
+
+    A whole-tenant run outside any transaction (the worker after a publish, the daily decay) is
+    cut into `slices` ranges of lead ids (default: settings.SCORING_SLICES, one per CPU core of
+    the database) scored side by side, each in its own transaction on its own connection: the
+    statement is CPU-bound and PostgreSQL runs one statement on one core. Each slice is complete
+    and consistent on its own; a failed run is simply run again (scoring is idempotent).
     """
     now = now or timezone.now()
     ids = None if lead_ids is None else sorted({str(i) for i in lead_ids})
     if ids is not None and not ids:
         return ScoreRun()
+    model = model or scoring_model_published(tenant=tenant)
+    if model is None:
+        return ScoreRun()
+    slices = settings.SCORING_SLICES if slices is None else slices
+    if ids is None and slices > 1 and not connection.in_atomic_block:
+        return _leads_score_sliced(tenant=tenant, cause=cause, actor=actor, now=now, model=model, slices=slices)
+    return _leads_score_one(tenant=tenant, cause=cause, actor=actor, ids=ids, now=now, model=model)
+
+
+def id_slices(count: int) -> list[tuple[str | None, str | None]]:
+    """`count` contiguous ranges covering the whole UUID space (lead ids are random UUIDs)."""
+    bounds = [None] + [str(uuid.UUID(int=(i << 128) // count)) for i in range(1, count)] + [None]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _leads_score_sliced(*, tenant: Tenant, cause: str, actor: Actor, now: datetime, model: ScoringModel,
+                        slices: int) -> ScoreRun:
+    def run_slice(id_range):
+        try:
+            return _leads_score_one(tenant=tenant, cause=cause, actor=actor, ids=None, now=now, model=model,
+                                    id_range=id_range)
+        finally:
+            connection.close()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=slices, thread_name_prefix="rescore") as pool:
+        runs = list(pool.map(run_slice, id_slices(slices)))
+    return ScoreRun(updated=sum(r.updated for r in runs), score_changes=sum(r.score_changes for r in runs),
+                    events=sum(r.events for r in runs), stage_moves=sum(r.stage_moves for r in runs),
+                    model_version=model.version)
+
+
+def _leads_score_one(*, tenant: Tenant, cause: str, actor: Actor, ids: list[str] | None, now: datetime,
+                     model: ScoringModel, id_range: tuple[str | None, str | None] | None = None) -> ScoreRun:
     with transaction.atomic(), connection.cursor() as cursor:
         if ids is not None:
             cursor.execute("SELECT id FROM leads_lead WHERE tenant_id = %s AND id = ANY(%s::uuid[]) ORDER BY id "
@@ -246,12 +288,12 @@ def leads_score(
             cursor.execute("SET LOCAL enable_nestloop = off")
         # The compiled statement is large; LLVM JIT spends seconds compiling it and wins nothing back.
         cursor.execute("SET LOCAL jit = off")
-        model = model or scoring_model_published(tenant=tenant)
-        if model is None:
-            return ScoreRun()
         compiled = compile_model(model)
-        rows = scored_rows_sql(compiled, tenant_id=tenant.pk, now=now, lead_ids=ids)
-        sql = _score_sql(compiled, rows, actor=actor, cause=cause, audit_each=actor.kind == "agent")
+        rows = scored_rows_sql(compiled, tenant_id=tenant.pk, now=now, lead_ids=ids, id_range=id_range)
+        target = "".join(f" AND l.id {op} %({name})s::uuid" for name, op in (("id_low", ">="), ("id_high", "<"))
+                         if name in compiled.params)
+        sql = _score_sql(compiled, rows, actor=actor, cause=cause, audit_each=actor.kind == "agent",
+                         target_filter=target)
         cursor.execute(sql, compiled.params)
         updated, changes, events, stages = cursor.fetchone()
         if events:
