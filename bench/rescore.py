@@ -213,6 +213,7 @@ def explain_rescore(*, tenant, actor) -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
 
@@ -254,7 +255,7 @@ def run(args: argparse.Namespace) -> dict:
             run_ = leads_score(tenant=tenant, cause=ScoreCause.MODEL_PUBLISH, actor=actor)
         out["rescore"] = {"updated": run_.updated, "seconds": t.seconds, "score_changes": run_.score_changes,
                           "events": run_.events, "stage_moves": run_.stage_moves, "model_version": run_.model_version,
-                          "actor": actor.kind}
+                          "actor": actor.kind, "slices": settings.SCORING_SLICES}
         assert ScoreChange.objects.unscoped().filter(tenant=tenant).count() - changes_before == run_.score_changes
         assert ScoreEvent.objects.unscoped().filter(tenant=tenant).count() - events_before == run_.events
 
@@ -288,7 +289,8 @@ def report(out: dict) -> str:
         f"re-score / floor = {ratio:.2f}x (target <= {TARGET_RATIO:.0f}x); "
         f"re-score {res['seconds']:.1f}s (target <= {target_seconds:.0f}s for {out['leads']:,} leads)",
         f"re-score wrote {res['score_changes']:,} score changes, {res['events']:,} score events, "
-        f"{res['stage_moves']:,} MQL stage moves (model v{res['model_version']}, actor: {res['actor']})",
+        f"{res['stage_moves']:,} MQL stage moves (model v{res['model_version']}, actor: {res['actor']}, "
+        f"{res['slices']} id slices side by side, SCORING_SLICES)",
         f"floor statement: {floor['sql']}",
     ]
     verdict = []
