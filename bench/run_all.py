@@ -22,6 +22,8 @@ DEFAULTS: dict[str, list[str]] = {
     "signal_latency": ["--rate", "20", "--seconds", "30"],
     # Issue 4's figures: 100,000 leads through a 50-rule set, plus the round-robin fairness runs.
     "routing": ["--leads", "100000"],
+    # Issue 4's end-to-end figure: intake post -> owner set, with web, worker and beat running.
+    "capture_to_owner": ["--rate", "20", "--seconds", "30"],
 }
 
 

@@ -91,3 +91,23 @@ def test_routing_bench_prints_leads_per_second_and_passes_its_fairness_checks():
     assert "per rep [250, 250, 250, 250] (exactly 250 each)" in out
     assert "next 40 leads -> [10, 10, 10, 10], joiner got 1 of the first 4 (fair)" in out
     assert "fairness checks passed" in out
+
+
+@pytest.mark.worker
+def test_capture_to_owner_bench_routes_every_posted_lead_through_a_real_worker():
+    out = _run("bench/capture_to_owner.py", "--rate", "10", "--seconds", "2", "--settle", "15")
+
+    row = re.search(r"captured -> routed \(Assignment\.at - Lead\.created_at\)\s+(\d+)\s+([\d.]+)\s+([\d.]+)"
+                    r"\s+([\d.]+)\s+([\d.]+)", out)
+    assert row, out
+    measured, p50, _p95, p99, worst = (_number(g) for g in row.groups())
+    assert measured == 20, out  # every posted lead's first assignment was found
+    assert 0 < p50 <= p99 <= worst, out
+    assert "HTTP statuses {201: 20}" in out
+    assert ("of 20 captured leads: 20 got an owner, 0 went to Unassigned, 0 never routed within 15s of the last "
+            "post; first assignment by trigger {") in out
+    # Round-robin among the 4 SDRs of the default team: 20 measured + 5 warm-up leads, even to within one.
+    assert re.search(r"per rep \[\d+, \d+, \d+, \d+\] \(min \d+, max \d+\) of the measured leads; "
+                     r"\[\d+, \d+, \d+, \d+\] \(max - min = 1\) of all 25 owned leads", out), out
+    assert "beat sent during the run: " in out and "WARNING" not in out
+    assert re.search(r"p99 post -> owner = \d+ ms: target < 2000 ms (met|MISSED)", out), out
