@@ -113,16 +113,23 @@ class Poster:
 
     def _post(self, body: dict) -> tuple[int, int | None, float]:
         started = time.perf_counter()
-        conn = self._connection()
-        try:
-            conn.request("POST", "/api/v1/signals/", body=json.dumps(body).encode(), headers=self.headers)
-            response = conn.getresponse()
-            payload = response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            self.local.conn = None
-            return 0, None, (time.perf_counter() - started) * 1000
+        for attempt in (1, 2):
+            reused = getattr(self.local, "conn", None) is not None
+            conn = self._connection()
+            try:
+                conn.request("POST", "/api/v1/signals/", body=json.dumps(body).encode(), headers=self.headers)
+                response = conn.getresponse()
+                payload = response.read()
+                status = response.status
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                self.local.conn = None
+                # The server may close an idle keep-alive connection just as we reuse it; the
+                # signal's external_id makes a second try safe (a duplicate is not counted twice).
+                stale = isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+                if attempt == 2 or not (reused and stale):
+                    return 0, None, (time.perf_counter() - started) * 1000
         signal_id = None
         if status == 202:
             results = json.loads(payload).get("results") or [{}]

@@ -6,7 +6,7 @@ from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Role
 from leads.models import Lead
 
-from .factories import LeadFactory, UserFactory
+from .factories import AccountFactory, LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -79,11 +79,13 @@ def test_admin_edit_of_a_lead_is_audited_and_marked_as_edited(admin_member_clien
 
 
 def test_owner_choices_are_members_of_the_tenant_only(admin_member_client, tenant, other_tenant, make_member):
+    # A lead's owner changes only through routing (read-only in its admin form); an Account's
+    # owner (named-account routing) is chosen in the admin, among the tenant's members only.
     rep = make_member(tenant, role=Role.SDR)
     outsider = make_member(other_tenant, role=Role.SDR)
     UserFactory()
-    lead = LeadFactory(tenant=tenant)
-    page = admin_member_client.get(reverse("admin:leads_lead_change", args=[lead.pk]))
+    account = AccountFactory(tenant=tenant)
+    page = admin_member_client.get(reverse("admin:leads_account_change", args=[account.pk]))
     owner_qs = page.context["adminform"].form.fields["owner"].queryset
     assert rep in owner_qs and outsider not in owner_qs
 
