@@ -25,6 +25,8 @@ from .models import Trigger
 def lead_band_changed_reroute(sender, *, tenant, lead_id, from_band, to_band, score, **kwargs) -> None:
     from .tasks import lead_route_task
 
+    if not from_band:
+        return  # a new lead's first score: the capture task routes it right after scoring it
     tenant_id, lead_id = tenant.pk, str(lead_id)
     transaction.on_commit(lambda: lead_route_task.delay(tenant_id=tenant_id, lead_id=lead_id,
                                                         trigger=Trigger.SCORE_BAND.value))

@@ -16,7 +16,6 @@ from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.models import Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
 from leads.models import Account, IdempotencyRecord, Lead, LeadForm, Signal, Touch, TouchKind
-from routing.services.assign import lead_route_enqueue
 from scoring.engine import SCORING_FIELDS
 from scoring.models import ScoreCause
 from scoring.services import lead_score_enqueue
@@ -202,12 +201,24 @@ def lead_capture(
         else:
             audit_record(tenant=tenant, actor=actor, action="lead.merged", obj=lead, changes=changes,
                          metadata={**metadata, "matched_on": matched_on})
-        if created or SCORING_FIELDS & {name.split(".")[0] for name in changes}:
+        if created:
+            lead_captured_enqueue(lead=lead)
+        elif SCORING_FIELDS & {name.split(".")[0] for name in changes}:
             lead_score_enqueue(tenant=tenant, lead_ids=[lead.pk], cause=ScoreCause.CAPTURE)
-        if created:  # after the score task, so a worker usually routes an already-scored lead
-            lead_route_enqueue(lead=lead, trigger="capture")
     return CaptureResult(lead=lead, result="created" if created else "merged", touch=touch,
                          possible_duplicate_of=possible_duplicate)
+
+
+def lead_captured_enqueue(*, lead: Lead) -> None:
+    """After commit, one worker task scores the new lead and then routes it (`lead_captured_task`).
+
+    One task, in that order: score-based rules see the score at capture, and the lead costs one
+    task instead of a score task, a route task and a re-route when its first band arrives.
+    """
+    from leads.tasks import lead_captured_task
+
+    tenant_id, lead_id = lead.tenant_id, str(lead.pk)
+    transaction.on_commit(lambda: lead_captured_task.delay(tenant_id=tenant_id, lead_id=lead_id))
 
 
 def idempotency_records_purge(*, now=None) -> int:

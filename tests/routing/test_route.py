@@ -19,6 +19,7 @@ from routing.services.dry_run import route_dry_run
 from routing.tasks import lead_route_task, routing_sweep_task
 from scoring.events import score_events_dispatch
 from scoring.models import ScoreEvent, ScoreEventKind
+from scoring.services import scoring_default_model_create
 
 from .routing_helpers import NOW, fresh, lead, rep, rule, team
 
@@ -161,13 +162,34 @@ def test_capture_of_a_new_lead_enqueues_routing_and_the_agent_assigns_it(tenant,
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         result = lead_capture(tenant=tenant, data={"email": "new@prospect.example"}, actor=Actor.for_form(lead_form),
                               form=lead_form)
-    assert len(callbacks) >= 2  # score, then route
+    assert len(callbacks) == 1  # one task: score, then route
     assignment = Assignment.objects.unscoped().get(lead=result.lead)
     assert (assignment.owner_id, assignment.trigger, assignment.actor_name) == (sdr.pk, "capture", "Routing Agent")
     with django_capture_on_commit_callbacks(execute=True):  # a duplicate submission does not re-route
         lead_capture(tenant=tenant, data={"email": "new@prospect.example"}, actor=Actor.for_form(lead_form),
                      form=lead_form)
     assert Assignment.objects.unscoped().filter(lead=result.lead).count() == 1
+
+
+def test_a_captured_lead_is_scored_before_it_is_routed_so_score_rules_apply_at_capture(
+        tenant, lead_form, django_capture_on_commit_callbacks):
+    scoring_default_model_create(tenant=tenant, actor=SYSTEM)
+    seniors, sdrs = team(tenant, "Senior AEs"), team(tenant, "SDRs")
+    senior, sdr = rep(tenant, seniors, role=Role.AE), rep(tenant, sdrs)
+    rule(tenant, 10, team=seniors, name="Score 40+ to senior AEs", roles=["ae"],
+         conditions=[{"field": "score", "operator": "range", "value": {"min": 40}}])
+    rule(tenant, 20, team=sdrs)
+    with django_capture_on_commit_callbacks(execute=True):
+        big = lead_capture(tenant=tenant, actor=Actor.for_form(lead_form), form=lead_form,
+                           data={"email": "ceo@bigcorp.example", "job_title": "CEO", "company_size": "2000"}).lead
+        small = lead_capture(tenant=tenant, actor=Actor.for_form(lead_form), form=lead_form,
+                             data={"email": "dev@tiny.example", "job_title": "Developer"}).lead
+    big, small = fresh(big), fresh(small)
+    assert big.score >= 40 and small.score < 40
+    assert (big.owner_id, small.owner_id) == (senior.pk, sdr.pk)
+    # One assignment each: the first band of a new lead does not trigger a second routing run.
+    assert Assignment.objects.unscoped().filter(lead__in=[big, small]).count() == 2
+    assert set(Assignment.objects.unscoped().values_list("trigger", flat=True)) == {"capture"}
 
 
 def test_the_capture_task_is_idempotent(tenant):
