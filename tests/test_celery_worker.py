@@ -2,81 +2,27 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import uuid
 from datetime import timedelta
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from leadmgmt.audit.models import AuditEvent
-from leadmgmt.celery import app as celery_app
 from leads.models import Lead, Signal
 from leads.tasks import signals_process_task
 
 from .factories import LeadFactory, api_key_for
+from .worker_support import real_worker, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30
-
-
-def _test_database_url() -> str:
-    db = settings.DATABASES["default"]
-    auth = quote(db.get("USER") or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = db.get("HOST") or "localhost"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{'@' if auth else ''}{host}{port}/{quote(db['NAME'], safe='')}"
 
 
 @pytest.fixture
 def worker_queue(tmp_path):
-    """Start `celery worker` on a queue of its own, route the leads tasks there; stop it afterwards."""
-    queue = f"test-worker-{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL,
-           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_TASK_ALWAYS_EAGER": "false"}
-    log = tmp_path / "worker.log"
-    previous_routes, previous_eager = celery_app.conf.task_routes, celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.update(task_routes={"leads.tasks.*": {"queue": queue}})
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "leadmgmt", "worker", "--pool=solo", "-Q", queue,
-             "-n", f"{queue}@%h", "--without-mingle", "--without-gossip", "--without-heartbeat",
-             "--loglevel=warning"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        yield queue, process, log
-    finally:
-        celery_app.conf.update(task_routes=previous_routes)
-        celery_app.conf.task_always_eager = previous_eager
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        with celery_app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(queue)
-
-
-def wait_until(condition, process, log, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if process.poll() is not None:
-            pytest.fail(f"the worker exited ({process.returncode}) before {what}:\n{log.read_text()}")
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {TIMEOUT}s waiting for {what}; worker log:\n{log.read_text()}")
+    """A real `celery worker` on a queue of its own that every task goes to."""
+    with real_worker(tmp_path, name="test-worker") as started:
+        yield started
 
 
 @pytest.mark.worker
@@ -100,7 +46,7 @@ def test_a_real_worker_processes_signals_posted_through_the_api(tenant, worker_q
     assert response.status_code == 202, response.content
     assert [r["status"] for r in response.json()["results"]] == ["accepted", "accepted", "pending"]
     wait_until(lambda: not Signal.objects.unscoped().filter(lead__isnull=False, processed_at__isnull=True).exists(),
-               process, log, "the worker to process the signals")
+               process, log, "the worker to process the signals", TIMEOUT)
     lead.refresh_from_db()
     assert abs(lead.last_activity_at - latest) < timedelta(milliseconds=1)
     event = AuditEvent.objects.unscoped().get(action="lead.signals_processed", object_id=str(lead.id))
@@ -118,7 +64,7 @@ def test_a_real_worker_processes_signals_posted_through_the_api(tenant, worker_q
                                               "occurred_at": (latest - timedelta(hours=1)).isoformat()}, format="json")
     marker_id = marker.json()["results"][0]["id"]
     wait_until(lambda: Signal.objects.unscoped().filter(id=marker_id, processed_at__isnull=False).exists(),
-               process, log, "the worker to run the repeated task and the next one")
+               process, log, "the worker to run the repeated task and the next one", TIMEOUT)
     lead.refresh_from_db()
     after = (list(Signal.objects.unscoped().filter(id__in=processed_ids).order_by("id").values_list("processed_at", flat=True)),
              lead.last_activity_at)

@@ -2,19 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.test import Client
 
 from leadmgmt.audit.models import AuditEvent
-from leadmgmt.celery import app as celery_app
 from leadmgmt.tenancy.models import Role
 from leadmgmt.tenancy.services import DEFAULT_TEAM, membership_upsert, tenant_create
 from leads.models import Lead
@@ -22,66 +14,16 @@ from routing.defaults import ROUND_ROBIN_RULE
 from routing.models import Assignment, SlaClock, Trigger
 from routing.tasks import lead_route_task
 
-from ..test_celery_worker import _test_database_url
+from ..worker_support import real_worker, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-READY_TIMEOUT = 60
 OWNER_WITHIN = 10  # seconds from the intake post to an owner, the worker being up
-# The worker routes every task it sends (scoring's band-change re-route, ...) to the test's own
-# queue as well, so nothing is left behind on the shared broker for another worker to pick up.
-WORKER_MAIN = ("import sys; from leadmgmt.celery import app; "
-               "app.conf.task_routes = {'*': {'queue': sys.argv[1]}}; app.worker_main(sys.argv[2:])")
 
 
 @pytest.fixture
 def routing_worker(tmp_path):
-    """`celery worker` on a queue of its own that every task goes to; ready when its log says so."""
-    queue = f"test-routing-{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL,
-           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_TASK_ALWAYS_EAGER": "false"}
-    log = tmp_path / "worker.log"
-    previous_routes, previous_eager = celery_app.conf.task_routes, celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.update(task_routes={"*": {"queue": queue}})
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", WORKER_MAIN, queue, "worker", "--pool=solo", "-Q", queue, "-n", f"{queue}@%h",
-             "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel=info"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while " ready." not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the worker did not come up (exit {process.poll()}):\n{log.read_text()}")
-            time.sleep(0.1)
+    """A real `celery worker` on a queue of its own that every task goes to."""
+    with real_worker(tmp_path, name="test-routing") as (_queue, process, log):
         yield process, log
-    finally:
-        celery_app.conf.update(task_routes=previous_routes)
-        celery_app.conf.task_always_eager = previous_eager
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        with celery_app.connection_for_write() as connection:
-            channel = connection.default_channel
-            channel.queue_delete(queue)
-            # The queue's exchange bindings (Redis sets named after the queue) too: a fresh
-            # channel does not know them, so queue_delete leaves them behind.
-            channel.client.delete(channel.keyprefix_queue % queue, channel.keyprefix_binding_permanent % queue)
-
-
-def wait_until(condition, process, log, what: str, timeout: float = OWNER_WITHIN) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if process.poll() is not None:
-            pytest.fail(f"the worker exited ({process.returncode}) before {what}:\n{log.read_text()}")
-        time.sleep(0.1)
-    pytest.fail(f"{what} did not happen within {timeout}s; worker log:\n{log.read_text()}")
 
 
 def capture(client: Client, form_key: str, email: str) -> Lead:
@@ -119,7 +61,7 @@ def test_a_real_worker_gives_a_lead_posted_to_intake_an_sdr_within_seconds(routi
 
     lead = capture(client, provisioned.form_key, "ada@acme.example")
 
-    wait_until(lambda: owner_of(lead) is not None, process, log, "the lead getting an owner")
+    wait_until(lambda: owner_of(lead) is not None, process, log, "the lead getting an owner", OWNER_WITHIN)
     lead.refresh_from_db()
     assert lead.owner_id in sdrs and lead.team.name == DEFAULT_TEAM and lead.assigned_at is not None
     capture_run = Assignment.objects.unscoped().get(lead=lead, trigger=Trigger.CAPTURE)
