@@ -159,3 +159,141 @@ def tenants_with_attachable_signals() -> list[int]:
         .values_list("tenant_id", flat=True)
         .distinct()
     )
+
+
+# --- The rep's queue (UI, issue 5) ---
+
+QUEUE_STATUSES = ("new", "contacted", "qualified")
+
+
+def lead_queue(*, tenant: Tenant, user, filters: dict | None = None) -> QuerySet[Lead]:
+    """The user's open leads, next to work first: SLA due time (none last), then score (high first).
+
+    `filters` (all optional, already cleaned): status, band, lead_class, source, q (name/email/company words).
+    """
+    from django.db.models import F
+
+    filters = filters or {}
+    queryset = Lead.objects.unscoped().filter(tenant=tenant, owner_id=user.pk, status__in=QUEUE_STATUSES)
+    if filters.get("status"):
+        queryset = queryset.filter(status=filters["status"])
+    if filters.get("band"):
+        queryset = queryset.filter(band__iexact=filters["band"])
+    if filters.get("lead_class"):
+        queryset = queryset.filter(lead_class=filters["lead_class"])
+    if filters.get("source"):
+        queryset = queryset.filter(source__iexact=filters["source"])
+    for word in (filters.get("q") or "").split()[:5]:
+        queryset = queryset.filter(
+            Q(first_name__icontains=word) | Q(last_name__icontains=word)
+            | Q(email__icontains=word) | Q(company__icontains=word)
+        )
+    return queryset.select_related("account").order_by(
+        F("sla_due_at").asc(nulls_last=True), F("score").desc(nulls_last=True), "created_at", "id"
+    )
+
+
+def lead_queue_facets(*, tenant: Tenant, user) -> dict[str, list[str]]:
+    """The distinct sources and bands among the user's open leads (filter choices), in one query."""
+    rows = (
+        Lead.objects.unscoped().filter(tenant=tenant, owner_id=user.pk, status__in=QUEUE_STATUSES)
+        .order_by().values_list("source", "band").distinct()
+    )
+    sources, bands = set(), set()
+    for source, band in rows:
+        if source:
+            sources.add(source)
+        if band:
+            bands.add(band)
+    return {"sources": sorted(sources), "bands": sorted(bands)}
+
+
+def lead_account_leads(*, viewer: LeadViewer, lead: Lead, limit: int = 10) -> dict:
+    """The lead's account and up to `limit` of its other leads (newest first), each marked as openable by the
+    viewer or not; at most two queries, none without an account."""
+    if lead.account_id is None:
+        return {"account": None, "leads": [], "total": 0}
+    others = Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, account_id=lead.account_id).exclude(pk=lead.pk)
+    rows = list(others.select_related("owner").order_by("-created_at", "id")[:limit])
+    visible = set(lead_list(viewer=viewer).filter(account_id=lead.account_id, pk__in=[r.pk for r in rows])
+                  .values_list("pk", flat=True)) if rows else set()
+    for row in rows:
+        row.viewer_may_open = row.pk in visible
+    return {"account": lead.account, "leads": rows, "more": len(rows) == limit}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: dt.datetime
+    kind: str
+    title: str
+    detail: str = ""
+    actor: str = ""
+
+
+def lead_timeline(*, lead: Lead, limit: int = 100) -> list[TimelineEntry]:
+    """Touches, signals, activities, assignments and audit events (stage changes, edits, SLA stops) of the
+    lead, newest first, the latest `limit` of them: one query per source, each bounded by `limit`."""
+    from routing.models import Assignment
+
+    entries: list[TimelineEntry] = []
+    for touch in lead_touches(lead=lead)[:limit]:
+        form = touch.form.name if touch.form_id and touch.form else ""
+        entries.append(TimelineEntry(touch.received_at, "touch", touch.get_kind_display(),
+                                     " · ".join(x for x in (form, touch.source) if x)))
+    for signal in lead_signals(lead=lead)[:limit]:
+        entries.append(TimelineEntry(signal.occurred_at, "signal", signal.type.replace("_", " ").capitalize()))
+    for activity in lead_activities(lead=lead)[:limit]:
+        who = (activity.actor.get_full_name() or activity.actor.get_username()) if activity.actor else ""
+        detail = " · ".join(x for x in (activity.outcome, activity.subject, activity.body) if x)
+        entries.append(TimelineEntry(activity.occurred_at, "activity", activity.get_kind_display(), detail, who))
+    assignments = (Assignment.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
+                   .select_related("owner").order_by("-at", "-id")[:limit])
+    for assignment in assignments:
+        to = (assignment.owner.get_full_name() or assignment.owner.get_username()) if assignment.owner else "nobody"
+        entries.append(TimelineEntry(assignment.at, "assignment", f"Assigned to {to}",
+                                     assignment.reason, assignment.actor_name))
+    for event in lead_history(lead=lead)[:limit]:
+        stage = (event.changes or {}).get("stage")
+        kind = "stage" if stage else "audit"
+        title = f"Stage {stage[0]} → {stage[1]}" if stage and len(stage) == 2 else event.action.replace("_", " ")
+        detail = ", ".join(f"{k}: {v[0] or '—'} → {v[1] or '—'}" for k, v in (event.changes or {}).items()
+                           if k != "stage" and isinstance(v, list) and len(v) == 2)
+        entries.append(TimelineEntry(event.at, kind, title, detail[:300], event.actor_name))
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit]
+
+
+def lead_sla_state(*, lead: Lead) -> dict:
+    """The lead's SLA clock as the page shows it: running (due, overdue), stopped (why, when) or none."""
+    from django.utils import timezone
+
+    from routing.models import SlaClock
+
+    clock = (SlaClock.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
+             .order_by("-started_at", "-id").first())
+    if clock is None:
+        return {"state": "none", "clock": None}
+    if clock.stopped_at is None:
+        return {"state": "overdue" if clock.due_at <= timezone.now() else "running", "clock": clock}
+    return {"state": "stopped", "clock": clock}
+
+
+def rejection_reasons(*, tenant: Tenant) -> list:
+    """The tenant's active rejection taxonomy, in its order (reject and disqualify choices)."""
+    from routing.models import RejectionReason
+
+    return list(RejectionReason.objects.unscoped().filter(tenant=tenant, is_active=True).order_by("position", "id"))
+
+
+def tenant_members(*, tenant: Tenant) -> list[Membership]:
+    """The tenant's members with their users (reassignment targets)."""
+    return list(Membership.objects.unscoped().filter(tenant=tenant).select_related("user").order_by("user__username"))
+
+
+def tenant_member_get(*, tenant: Tenant, user_id) -> Membership | None:
+    try:
+        user_id = int(user_id)
+    except (TypeError, ValueError):
+        return None
+    return Membership.objects.unscoped().filter(tenant=tenant, user_id=user_id).select_related("user").first()

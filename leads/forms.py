@@ -1,0 +1,93 @@
+"""Forms of the leads UI: the queue filters and the lead page's actions (each validates, then a service acts)."""
+from __future__ import annotations
+
+from django import forms
+
+from leads.models import ActivityKind, LeadStatus
+from scoring.models import LeadClass
+
+QUEUE_STATUS_CHOICES = [("", "Any status")] + [
+    (s.value, s.label) for s in (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+]
+
+
+class QueueFilterForm(forms.Form):
+    """GET filters of My queue; unknown values are dropped with a message, never a 500."""
+
+    q = forms.CharField(required=False, max_length=100, label="Search",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Name, email or company"}))
+    status = forms.ChoiceField(required=False, choices=QUEUE_STATUS_CHOICES)
+    band = forms.ChoiceField(required=False, choices=[("", "Any band")])
+    lead_class = forms.ChoiceField(required=False, label="Class",
+                                   choices=[("", "Any class")] + list(LeadClass.choices))
+    source = forms.ChoiceField(required=False, choices=[("", "Any source")])
+
+    def __init__(self, *args, sources=(), bands=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = [("", "Any source")] + [(s, s) for s in sources]
+        self.fields["band"].choices = [("", "Any band")] + [(b, b.title()) for b in bands]
+
+    def filters(self) -> dict:
+        """The valid filters only (an invalid one is ignored; its error is shown beside the field)."""
+        if self.is_bound:
+            self.is_valid()
+        data = getattr(self, "cleaned_data", {}) or {}
+        return {key: value for key, value in data.items() if value}
+
+
+class ExpectedOwnerForm(forms.Form):
+    """Every action carries the owner the page showed; the service refuses it if the lead changed meanwhile."""
+
+    expected_owner_id = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def expected_owner(self):
+        value = (self.cleaned_data.get("expected_owner_id") or "").strip()
+        if value in ("", "none"):
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise forms.ValidationError("The page is out of date; reload it.") from None
+
+
+class ActivityForm(ExpectedOwnerForm):
+    kind = forms.ChoiceField(choices=ActivityKind.choices, label="Type")
+    outcome = forms.CharField(required=False, max_length=64,
+                              help_text="For example: connected, voicemail, no answer.")
+    subject = forms.CharField(required=False, max_length=200)
+    body = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Notes")
+
+
+class AcceptForm(ExpectedOwnerForm):
+    pass
+
+
+class ReasonForm(ExpectedOwnerForm):
+    reason = forms.ChoiceField(choices=[])
+    note = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, reasons=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].choices = [("", "Choose a reason")] + [(r.code, r.label) for r in reasons]
+
+
+class QualifyForm(ExpectedOwnerForm):
+    budget = forms.CharField(max_length=200)
+    authority = forms.CharField(max_length=200)
+    need = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+    timeline = forms.CharField(max_length=200)
+
+
+class RecycleForm(ExpectedOwnerForm):
+    reason = forms.CharField(max_length=200, initial="Not ready yet: back to nurture")
+
+
+class ReassignForm(ExpectedOwnerForm):
+    to_user = forms.ChoiceField(choices=[], label="New owner")
+    reason = forms.CharField(max_length=200)
+
+    def __init__(self, *args, members=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_user"].choices = [("", "Route by the rules")] + [
+            (str(m.user_id), m.user.get_full_name() or m.user.get_username()) for m in members
+        ]

@@ -1,0 +1,251 @@
+"""UI views of the rep's workspace: My queue (htmx filters, pagination) and the lead page with its actions.
+
+Views read through selectors and act through services only; every read is scoped to the request's
+tenant and the member's visibility (a lead the user may not see is a 404, like a missing one).
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
+from leadmgmt.tenancy.selectors import memberships_of_user
+from routing import locks
+from routing.services.aging import lead_recycle
+from routing.services.assign import lead_reassign
+from scoring.models import LeadClass
+from scoring.selectors import rule_labels, score_explain
+
+from . import forms
+from .selectors import (
+    LeadViewer,
+    lead_account_leads,
+    lead_get_for_viewer,
+    lead_queue,
+    lead_queue_facets,
+    lead_sla_state,
+    lead_timeline,
+    rejection_reasons,
+    tenant_member_get,
+    tenant_members,
+)
+from .services.activities import activity_log
+from .services.lifecycle import (
+    STALE_MESSAGE,
+    lead_accept,
+    lead_disqualify,
+    lead_qualify,
+    lead_reject,
+)
+
+QUEUE_PAGE_SIZE = 25
+CLASS_LABELS = dict(LeadClass.choices)
+
+
+def workspace_required(view):
+    """Signed in, with an active tenant; a member of several tenants who has not chosen one picks first."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.tenant is None or request.membership is None:
+            return render(request, "leads/no_workspace.html", status=403)
+        if SESSION_TENANT_KEY not in request.session:
+            if len(list(memberships_of_user(user=request.user)[:2])) > 1:
+                return redirect(f"{reverse('tenant-switch')}?next={request.get_full_path()}")
+            request.session[SESSION_TENANT_KEY] = request.tenant.pk
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _viewer(request) -> LeadViewer:
+    return LeadViewer(tenant=request.tenant, membership=request.membership)
+
+
+# --- My queue -----------------------------------------------------------------------------------------
+
+
+@require_GET
+@workspace_required
+def queue(request):
+    """The signed-in member's open leads, next to work first; htmx requests get the table partial only."""
+    facets = lead_queue_facets(tenant=request.tenant, user=request.user)
+    form = forms.QueueFilterForm(request.GET or None, sources=facets["sources"], bands=facets["bands"])
+    filters = form.filters()
+    paginator = Paginator(lead_queue(tenant=request.tenant, user=request.user, filters=filters), QUEUE_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for lead in page.object_list:
+        lead.class_label = CLASS_LABELS.get(lead.lead_class, lead.lead_class)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "filtered": bool(filters), "query": query.urlencode()}
+    if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
+        return render(request, "leads/_queue_table.html", context)
+    return render(request, "leads/queue.html", context)
+
+
+# --- The lead page ------------------------------------------------------------------------------------
+
+
+ACTIONS = ("log", "accept", "reject", "qualify", "disqualify", "recycle", "reassign")
+
+
+def _reasons(tenant):
+    return rejection_reasons(tenant=tenant)
+
+
+def _members(tenant):
+    return tenant_members(tenant=tenant)
+
+
+def _action_forms(request, lead, viewer, *, bound: dict | None = None) -> dict:
+    owner = {"expected_owner_id": lead.owner_id or ""}
+    reasons = _reasons(request.tenant)
+    built = {
+        "log": forms.ActivityForm(initial=owner | {"kind": "call"}),
+        "accept": forms.AcceptForm(initial=owner),
+        "reject": forms.ReasonForm(initial=owner, reasons=reasons, prefix="reject"),
+        "qualify": forms.QualifyForm(initial=owner),
+        "disqualify": forms.ReasonForm(initial=owner, reasons=reasons, prefix="disqualify"),
+        "recycle": forms.RecycleForm(initial=owner),
+    }
+    if viewer.can_reassign:
+        built["reassign"] = forms.ReassignForm(initial=owner, members=_members(request.tenant))
+    built.update(bound or {})
+    return built
+
+
+def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int = 200, open_action: str = ""):
+    explanation = None
+    if lead.score is not None and lead.score_breakdown is not None:
+        labels = rule_labels(model_ids=[lead.scoring_model_id]) if lead.scoring_model_id else {}
+        explanation = score_explain(lead=lead, labels=labels.get(lead.scoring_model_id, {}))
+    context = {
+        "lead": lead,
+        "class_label": CLASS_LABELS.get(lead.lead_class, lead.lead_class),
+        "account": lead_account_leads(viewer=viewer, lead=lead),
+        "explanation": explanation,
+        "timeline": lead_timeline(lead=lead),
+        "sla": lead_sla_state(lead=lead),
+        "forms": _action_forms(request, lead, viewer, bound=bound),
+        "open_action": open_action,
+        "is_open": lead.status in ("new", "contacted", "qualified"),
+    }
+    return render(request, "leads/lead_page.html", context, status=status)
+
+
+@require_GET
+@workspace_required
+def lead_page(request, lead_id):
+    viewer = _viewer(request)
+    return _lead_page(request, lead_get_for_viewer(viewer=viewer, lead_id=lead_id), viewer)
+
+
+def _apply_errors(form, exc: ValidationError) -> None:
+    """Put a service's ValidationError beside the form's fields (the rest above the form)."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            target = field if field in form.fields else None
+            for message in errors:
+                form.add_error(target, message)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+def _owner_unchanged(lead, expected) -> None:
+    """For services without an `expected_owner_id`: refuse when the lead changed hands since the page was shown."""
+    locks.lead_lock(lead=lead)
+    if lead.owner_id != expected:
+        raise ValidationError({"owner": [STALE_MESSAGE]})
+
+
+def _run(action: str, form, *, lead, actor, request):
+    """Call the action's service with the form's cleaned data; returns the flash message on success."""
+    data = form.cleaned_data
+    expected = form.expected_owner()
+    if action == "log":
+        with transaction.atomic():
+            _owner_unchanged(lead, expected)
+            _, created = activity_log(lead=lead, kind=data["kind"], actor=actor, subject=data["subject"],
+                                      body=data["body"], outcome=data["outcome"])
+        return f"{dict(form.fields['kind'].choices)[data['kind']]} logged."
+    if action == "accept":
+        lead_accept(lead=lead, actor=actor, expected_owner_id=expected)
+        return "Lead accepted."
+    if action == "reject":
+        lead_reject(lead=lead, actor=actor, reason_code=data["reason"], note=data["note"], expected_owner_id=expected)
+        return "Lead rejected and sent back."
+    if action == "disqualify":
+        lead_disqualify(lead=lead, actor=actor, reason_code=data["reason"], note=data["note"],
+                        expected_owner_id=expected)
+        return "Lead disqualified."
+    if action == "qualify":
+        lead_qualify(lead=lead, actor=actor, budget=data["budget"], authority=data["authority"], need=data["need"],
+                     timeline=data["timeline"], expected_owner_id=expected)
+        return "Lead qualified and handed off to an account executive."
+    if action == "recycle":
+        with transaction.atomic():
+            _owner_unchanged(lead, expected)
+            lead_recycle(lead=lead, actor=actor, reason=data["reason"])
+        return "Lead recycled to nurture."
+    if action == "reassign":
+        to_user = None
+        if data["to_user"]:
+            member = tenant_member_get(tenant=request.tenant, user_id=data["to_user"])
+            if member is None:
+                raise ValidationError({"to_user": ["Choose a member of this workspace."]})
+            to_user = member.user
+        lead_reassign(lead=lead, actor=actor, to_user=to_user, reason=data["reason"], expected_owner_id=expected)
+        return "Lead reassigned."
+    raise Http404("No such action.")
+
+
+@require_POST
+@workspace_required
+def lead_action(request, lead_id, action):
+    """One action of the lead page (POST + CSRF): success → redirect with a flash; invalid → the page, 400."""
+    if action not in ACTIONS:
+        raise Http404("No such action.")
+    viewer = _viewer(request)
+    lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id)
+    if action == "reassign" and not viewer.can_reassign:
+        raise Http404("No such action.")
+    reasons = _reasons(request.tenant) if action in ("reject", "disqualify") else ()
+    form_class = {
+        "log": forms.ActivityForm, "accept": forms.AcceptForm, "reject": forms.ReasonForm,
+        "disqualify": forms.ReasonForm, "qualify": forms.QualifyForm, "recycle": forms.RecycleForm,
+        "reassign": forms.ReassignForm,
+    }[action]
+    kwargs = {}
+    if action in ("reject", "disqualify"):
+        kwargs = {"reasons": reasons, "prefix": action}
+    elif action == "reassign":
+        kwargs = {"members": _members(request.tenant)}
+    form = form_class(request.POST, **kwargs)
+    if form.is_valid():
+        try:
+            message = _run(action, form, lead=lead, actor=Actor.for_user(request.user), request=request)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, message)
+            if action in ("reject", "recycle", "reassign", "qualify"):
+                # The lead may have left the member's scope: back to the queue.
+                return HttpResponseRedirect(reverse("queue"))
+            return HttpResponseRedirect(reverse("lead-page", args=[lead.pk]))
+    messages.error(request, "The action was not applied: see the messages beside the fields.")
+    lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id)  # the current state, after any refusal
+    return _lead_page(request, lead, viewer, bound={action: form}, status=400, open_action=action)
