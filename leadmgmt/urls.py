@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", views.health, name="health"),
     path("readyz", views.ready, name="ready"),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("leads.dashboard_urls")),
     path("manager/", include("routing.ui_urls")),
     path("api/v1/", include("leads.api_urls")),
     path("api/v1/", include("routing.api_urls")),

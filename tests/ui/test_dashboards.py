@@ -237,3 +237,154 @@ def test_default_range_is_the_last_30_days_in_the_tenant_time_zone():
     assert (period.start, period.end) == (dt.date(2026, 2, 19), dt.date(2026, 3, 20))
     assert period.since == dt.datetime(2026, 2, 18, 15, 0, tzinfo=UTC)
     assert len(period.buckets()) == 30
+
+
+# --- the /dashboard/ page -----------------------------------------------------------------------------------
+
+from django.test import Client  # noqa: E402
+
+from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY  # noqa: E402
+from leadmgmt.tenancy.models import Role  # noqa: E402
+
+
+def signed_in(user, tenant=None) -> Client:
+    client = Client()
+    client.force_login(user)
+    if tenant is not None:
+        session = client.session
+        session[SESSION_TENANT_KEY] = tenant.pk
+        session.save()
+    return client
+
+
+def recent(days_ago: float = 1, **fields) -> dict:
+    from django.utils import timezone
+
+    return {"created_at": timezone.now() - dt.timedelta(days=days_ago), **fields}
+
+
+@pytest.mark.parametrize("role", [Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS])
+def test_dashboard_page_shows_key_numbers_and_charts(tenant, make_member, role):
+    user = make_member(tenant, role=role)
+    RejectionReason.objects.unscoped().create(tenant=tenant, code="bad_fit", label="Bad fit")
+    for _ in range(3):
+        LeadFactory(tenant=tenant, **recent(source="webinar"))
+    LeadFactory(tenant=tenant, **recent(source="web_form", status="rejected", rejection_reason="bad_fit"))
+
+    response = signed_in(user).get("/dashboard/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img"') == 4  # volume, funnel, aging, rejections
+    assert "Leads captured per day by source" in html and "webinar" in html and "Bad fit" in html
+    cards = response.context["cards"]
+    assert cards[0]["label"] == "Leads captured" and cards[0]["value"] == "4"
+    assert "No lead changed stage in this period" in html  # velocity's empty state
+
+
+def test_dashboard_of_an_empty_tenant_says_what_to_do_next(tenant, make_member):
+    response = signed_in(make_member(tenant, role=Role.MANAGER)).get("/dashboard/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "No leads were captured in this period. Check that your lead forms are live" in html
+    assert "No open leads right now" in html
+    assert "No SLA clock started in this period" in html
+    assert "<svg" not in html
+
+
+@pytest.mark.parametrize("role", [Role.SDR, Role.AE])
+def test_reps_get_the_403_page(tenant, make_member, role):
+    response = signed_in(make_member(tenant, role=role)).get("/dashboard/")
+    assert response.status_code == 403
+    assert "Leads captured" not in response.content.decode()
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(db):
+    response = Client().get("/dashboard/")
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_a_user_without_a_membership_gets_403(db):
+    from tests.factories import UserFactory
+
+    assert signed_in(UserFactory()).get("/dashboard/").status_code == 403
+
+
+def test_date_range_from_get_filters_and_switches_to_weeks(tenant, make_member):
+    user = make_member(tenant, role=Role.MANAGER)
+    LeadFactory(tenant=tenant, created_at=dt.datetime(2026, 1, 15, 12, tzinfo=UTC), source="in_range")
+    LeadFactory(tenant=tenant, created_at=dt.datetime(2025, 6, 1, 12, tzinfo=UTC), source="too_early")
+
+    response = signed_in(user).get("/dashboard/", {"start": "2025-12-01", "end": "2026-02-28"})
+
+    period = response.context["period"]
+    assert (period.start, period.end, period.unit) == (dt.date(2025, 12, 1), dt.date(2026, 2, 28), "week")
+    html = response.content.decode()
+    assert "in_range" in html and "too_early" not in html
+    assert "Leads captured per week by source" in html
+    daily = signed_in(user).get("/dashboard/", {"start": "2025-12-01", "end": "2026-02-28", "by": "day"})
+    assert daily.context["period"].unit == "day"
+
+
+@pytest.mark.parametrize(("params", "field", "message"), [
+    ({"start": "2026-03-10", "end": "2026-03-01"}, "start", "The start date must be on or before the end date."),
+    ({"start": "2020-01-01", "end": "2026-03-01"}, "start", "Pick at most 366 days."),
+    ({"start": "not-a-date"}, "start", "Enter a valid date."),
+    ({"by": "hour"}, "by", "Select a valid choice. hour is not one of the available choices."),
+])
+def test_a_bad_range_is_refused_beside_the_field_and_the_default_shown(tenant, make_member, params, field, message):
+    response = signed_in(make_member(tenant, role=Role.MANAGER)).get("/dashboard/", params)
+    assert response.status_code == 200
+    assert f'<p class="field-error" id="id_{field}-error">{message}</p>' in response.content.decode()
+    period = response.context["period"]
+    assert (period.end - period.start).days == 29
+
+
+def test_the_page_runs_a_bounded_number_of_queries_whatever_the_data(tenant, make_member,
+                                                                      django_assert_max_num_queries):
+    user = make_member(tenant, role=Role.MANAGER)
+    client = signed_in(user)
+    client.get("/dashboard/")  # warm-up: session, content types
+    for i in range(40):
+        target = LeadFactory(tenant=tenant, **recent(days_ago=i % 20, source=f"src{i % 9}", stage="mql",
+                                                     first_contacted_at=None))
+        move(target, "raw", "mql", target.created_at + dt.timedelta(hours=1))
+    # session, user, memberships (middleware), the seven dashboard queries, memberships (menu)
+    with django_assert_max_num_queries(11):
+        response = client.get("/dashboard/")
+    assert response.status_code == 200
+    assert response.context["data"].volume.total == 40
+
+
+def test_another_tenants_data_never_appears_on_the_page(tenant, other_tenant, make_member):
+    manager = make_member(tenant, role=Role.MANAGER)
+    RejectionReason.objects.unscoped().create(tenant=other_tenant, code="globex_reason", label="Globex secret reason")
+    other = LeadFactory(tenant=other_tenant, **recent(source="globex-secret-source", status="rejected",
+                                                      rejection_reason="globex_reason", stage="sql"))
+    move(other, "raw", "sql", other.created_at + dt.timedelta(hours=2))
+
+    response = signed_in(manager).get("/dashboard/")
+
+    html = response.content.decode()
+    assert "globex-secret-source" not in html and "Globex secret reason" not in html
+    assert response.context["data"].volume.total == 0
+
+
+def test_a_member_of_two_tenants_sees_only_the_active_one(tenant, other_tenant, make_member):
+    from tests.factories import MembershipFactory
+
+    manager = make_member(tenant, role=Role.MANAGER)
+    MembershipFactory(tenant=other_tenant, user=manager, role=Role.MANAGER)
+    LeadFactory(tenant=tenant, **recent(source="acme-source"))
+    LeadFactory(tenant=other_tenant, **recent(source="globex-source"))
+
+    acme = signed_in(manager, tenant).get("/dashboard/").content.decode()
+    globex = signed_in(manager, other_tenant).get("/dashboard/").content.decode()
+
+    assert "acme-source" in acme and "globex-source" not in acme
+    assert "globex-source" in globex and "acme-source" not in globex
+
+
+def test_a_post_is_not_allowed(tenant, make_member):
+    client = signed_in(make_member(tenant, role=Role.MANAGER))
+    assert client.post("/dashboard/").status_code == 405
