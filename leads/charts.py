@@ -63,7 +63,7 @@ def _svg(*, title: str, desc: str, width: int, height: int, body: list[str]) -> 
     return mark_safe(
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {width} {height}" '
         f'width="100%" preserveAspectRatio="xMinYMin meet" aria-labelledby="{uid}-t {uid}-d" {FONT} '
-        f'font-size="12" fill="{TEXT}">'
+        f'font-size="13" fill="{TEXT}">'
         f'<title id="{uid}-t">{escape(title)}</title><desc id="{uid}-d">{escape(desc)}</desc>'
         + "".join(body) + "</svg>"
     )
@@ -82,11 +82,11 @@ def _clip(label: str, limit: int) -> str:
 
 def bar_chart(*, title: str, desc: str, labels: Sequence[str], values: Sequence[float],
               value_format: Callable[[float], str] = format_number, empty_message: str,
-              color: str = PALETTE[0], width: int = 560) -> SafeString:
+              color: str = PALETTE[0], width: int = 440) -> SafeString:
     """Horizontal bars, one per label, each with its value written at its end."""
     if not labels or not any(values):
         return empty_state(empty_message)
-    row, label_w, value_w, top = 28, 170, 70, 8
+    row, label_w, value_w, top = 28, 150, 62, 8
     height = top + row * len(labels) + 8
     plot_w = width - label_w - value_w
     biggest = max(values) or 1
@@ -94,7 +94,7 @@ def bar_chart(*, title: str, desc: str, labels: Sequence[str], values: Sequence[
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = top + i * row
         bar_w = plot_w * value / biggest
-        body.append(_text(label_w - 8, y + 17, _clip(str(label), 26), anchor="end"))
+        body.append(_text(label_w - 8, y + 17, _clip(str(label), 22), anchor="end"))
         body.append(f'<rect x="{label_w}" y="{y + 4}" width="{bar_w:.1f}" height="{row - 10}" rx="3" '
                     f'fill="{color}"><title>{escape(label)}: {escape(value_format(value))}</title></rect>')
         body.append(_text(label_w + bar_w + 6, y + 17, value_format(value), weight="600"))
@@ -119,7 +119,7 @@ def stacked_bars(*, title: str, desc: str, categories: Sequence[str], series: di
     for tick in ticks:
         y = base_y - tick * scale
         body.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>')
-        body.append(_text(left - 6, y + 4, format_number(tick), anchor="end", fill=MUTED, size=11))
+        body.append(_text(left - 6, y + 4, format_number(tick), anchor="end", fill=MUTED, size=13))
     body.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{base_y}" y2="{base_y}" stroke="{AXIS}"/>')
     colors = dict(zip(series, itertools.cycle(PALETTE), strict=False))
     if "Other" in colors:
@@ -137,24 +137,24 @@ def stacked_bars(*, title: str, desc: str, categories: Sequence[str], series: di
             body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colors[name]}">'
                         f"<title>{escape(category)} · {escape(name)}: {format_number(value)}</title></rect>")
         if i % every == 0:
-            body.append(_text(x + bar_w / 2, base_y + 16, category, anchor="middle", fill=MUTED, size=11))
+            body.append(_text(x + bar_w / 2, base_y + 18, category, anchor="middle", fill=MUTED, size=13))
     x = left
     for name in series:
         legend_y = height - 10
         body.append(f'<rect x="{x}" y="{legend_y - 10}" width="12" height="12" rx="2" fill="{colors[name]}"/>')
         label = _clip(name, 22)
-        body.append(_text(x + 16, legend_y, label, size=12))
-        x += 16 + 7 * len(label) + 18
+        body.append(_text(x + 16, legend_y, label, size=14))
+        x += 16 + 8 * len(label) + 20
     return _svg(title=title, desc=desc, width=width, height=height, body=body)
 
 
 def funnel_chart(*, title: str, desc: str, steps: Sequence[tuple[str, int, str]], empty_message: str,
-                 width: int = 560) -> SafeString:
+                 width: int = 440) -> SafeString:
     """Centred bars narrowing stage by stage; each `(label, count, note)` step shows its count and a
     note such as the conversion rate from the step before."""
     if not steps or not steps[0][1]:
         return empty_state(empty_message)
-    row, label_w, note_w, top = 34, 110, 150, 6
+    row, label_w, note_w, top = 34, 110, 116, 6
     plot_w = width - label_w - note_w
     height = top + row * len(steps) + 6
     biggest = max(count for _label, count, _note in steps) or 1

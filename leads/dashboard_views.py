@@ -90,7 +90,7 @@ def _charts(data: Dashboard) -> dict:
             title=f"Leads captured per {unit} by source",
             desc=f"{volume.total} leads from {period.start:%d %b %Y} to {period.end:%d %b %Y}: "
                  + ", ".join(f"{s} {n}" for s, n in volume.totals().items()),
-            categories=[_bucket_label(b, unit) for b in volume.buckets], series=volume.counts,
+            categories=[_bucket_label(b, unit) for b in volume.buckets], series=volume.counts, width=1000, height=300,
             empty_message="No leads were captured in this period. Check that your lead forms are live "
                           "(Admin → Lead forms) or pick a longer period."),
         "funnel": charts.funnel_chart(
