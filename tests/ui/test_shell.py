@@ -133,3 +133,10 @@ def test_friendly_404_page(tenant, signed_in):
 
 def test_home_page_still_renders(db):
     assert Client().get("/").status_code == 200
+
+
+def test_error_pages_render_without_a_request_context(db):
+    from django.template.loader import render_to_string
+
+    assert "Something went wrong" in render_to_string("500.html")
+    assert "can't send this form" in render_to_string("403_csrf.html")
