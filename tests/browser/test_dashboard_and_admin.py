@@ -112,6 +112,12 @@ def test_manager_opens_the_dashboard_and_sees_the_charts(page, live_server):
         page.click("button:has-text('Show')")
     assert page.locator("#id_start-error").inner_text() == "The start date must be on or before the end date."
 
+    # Phone width: one column, nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/dashboard/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+
 
 def test_a_rep_is_refused_the_dashboard(page, live_server):
     acme = tenant_create(slug="acme-rep", name="Acme Reps", admin_email="admin@acme-rep.test",
