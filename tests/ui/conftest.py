@@ -13,7 +13,7 @@ from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.models import Role
 from leads.models import Lead, LeadStage
 from routing.defaults import routing_defaults_create
-from routing.models import Trigger
+from routing.models import SlaClock, Trigger
 from routing.services.assign import lead_assign
 
 from ..factories import LeadFactory, MembershipFactory, TeamFactory, UserFactory
@@ -33,8 +33,10 @@ def owned_lead(tenant, owner, *, due_in: dt.timedelta | None = None, now=None, *
     fields.setdefault("band", "mql")
     lead = LeadFactory(tenant=tenant, **fields)
     lead_assign(lead=lead, owner=owner, actor=SYSTEM, trigger=Trigger.CAPTURE, now=now or timezone.now())
-    if due_in is not None:  # test set-up: a known order of deadlines
-        Lead.objects.unscoped().filter(pk=lead.pk).update(sla_due_at=timezone.now() + due_in)
+    if due_in is not None:  # test set-up: a known order of deadlines (the clock and the lead's mirror of it)
+        due = timezone.now() + due_in
+        SlaClock.objects.unscoped().filter(lead=lead, stopped_at__isnull=True).update(due_at=due)
+        Lead.objects.unscoped().filter(pk=lead.pk).update(sla_due_at=due)
     return Lead.objects.unscoped().get(pk=lead.pk)
 
 

@@ -34,7 +34,7 @@ def test_page_shows_contact_account_score_class_timeline_and_running_sla(tenant,
     rep = org["rep"]
     account = AccountFactory(tenant=tenant, domain="initech.example", name="Initech")
     lead = owned_lead(tenant, rep, first_name="Peter", last_name="Gibbons", company="Initech", account=account,
-                      score=72, score_breakdown={}, lead_class="high_fit", lead_class_reason="Fits the ICP")
+                      score=72, score_breakdown={"r-size": 40, "r-title": 32}, lead_class="high_fit", lead_class_reason="Fits the ICP")
     sibling = owned_lead(tenant, rep, first_name="Milton", account=account)
     colleague = owned_lead(tenant, org["rep2"], first_name="Samir", account=account)
     response = signed_in(rep, tenant).get(url(lead))
@@ -42,6 +42,7 @@ def test_page_shows_contact_account_score_class_timeline_and_running_sla(tenant,
     html = response.content.decode()
     assert "Peter Gibbons" in html and "Initech" in html
     assert "High-fit" in html and "Fits the ICP" in html and 'data-testid="lead-score">72<' in html
+    assert "Rule r-size" in html and '<td class="num">40</td>' in html  # each rule's points
     assert f'href="/leads/{sibling.pk}/"' in html  # my other lead at the account: a link
     assert "Samir" in html and f'href="/leads/{colleague.pk}/"' not in html  # a colleague's: no link
     assert 'data-testid="timeline"' in html and "Assigned to rep@acme.test" in html
