@@ -127,6 +127,12 @@ class RepLoad:
     def out_of_office_now(self) -> bool:
         return self.ineligible_because == "out of office"
 
+    @property
+    def availability_label(self) -> str:
+        """What the reps page shows: the manager's toggle reads as out of office, dates say until when."""
+        return {None: "Available", "unavailable": "Out of office", "out of office": "Out of office (dates)",
+                "at capacity": "At capacity"}.get(self.ineligible_because, str(self.ineligible_because).capitalize())
+
 
 def rep_load(*, scope: ManagerScope, at: datetime) -> list[RepLoad]:
     """Each rep of the scope with their open leads and why routing would skip them now (or None)."""
