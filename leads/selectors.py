@@ -276,7 +276,7 @@ def lead_sla_state(*, lead: Lead) -> dict:
         return {"state": "none", "clock": None}
     if clock.stopped_at is None:
         return {"state": "overdue" if clock.due_at <= timezone.now() else "running", "clock": clock}
-    return {"state": "stopped", "clock": clock}
+    return {"state": "stopped", "clock": clock, "stop_label": (clock.stop_reason or "").replace("_", " ")}
 
 
 def rejection_reasons(*, tenant: Tenant) -> list:

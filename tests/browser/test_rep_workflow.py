@@ -77,7 +77,7 @@ def test_rep_signs_in_works_the_top_lead_and_rejects_another(page, live_server):
     with page.expect_navigation():
         page.click("details[data-action=log] button[type=submit]")
     assert "Call logged." in page.inner_text(".messages")
-    assert "Stopped" in page.inner_text("[data-testid=sla-stopped]")
+    assert page.inner_text("[data-testid=sla-stopped]") == "Stopped: first contact"
     assert "Spoke with Peter" in page.inner_text("[data-testid=timeline]")
     assert not SlaClock.objects.unscoped().filter(lead=top, stopped_at__isnull=True).exists()
     assert Lead.objects.unscoped().get(pk=top.pk).status == LeadStatus.CONTACTED
@@ -96,3 +96,9 @@ def test_rep_signs_in_works_the_top_lead_and_rejects_another(page, live_server):
     rejected = Lead.objects.unscoped().get(pk=second.pk)
     assert (rejected.status, rejected.rejection_reason) == (LeadStatus.REJECTED, "spam")
     assert timezone.now() - rejected.rejected_at < timedelta(minutes=5)
+
+    # The queue at phone width: no horizontal page scroll, the table still readable.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/queue/")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    page.screenshot(path=str(ARTIFACTS / "queue_phone.png"), full_page=True)
