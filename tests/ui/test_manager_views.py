@@ -429,3 +429,66 @@ def test_admin_moves_leads_across_teams(tenant, world):
         "from_user": world["olga"].pk, "to_user": world["ann"].pk, "reason": "Olga moved to Inbound"})
     assert response.status_code == 302 and fresh(moving).owner_id == world["ann"].pk
     assert Lead.objects.unscoped().get(pk=moving.pk).team_id == world["inbound"].pk
+
+
+# --- scope and the availability service ----------------------------------------------------------------
+
+
+def test_a_manager_sees_the_team_they_manage_without_being_a_member_of_it(tenant, world):
+    world["outbound"].manager = world["boss"]
+    world["outbound"].save(update_fields=["manager"])
+    lead(tenant, owner=world["olga"], team=world["outbound"], first_name="OlgaLead")
+    client = signed_in(world["boss"])
+    assert "OlgaLead" in client.get("/manager/").content.decode()
+    assert "olga@acme.test" in client.get("/manager/reps/").content.decode()
+
+
+@pytest.mark.parametrize("path,data", [
+    ("/manager/reps/reassign/", {"from_user": "ann", "to_user": "", "reason": "x"}),
+    ("/manager/reps/ann/toggle/", {"out_of_office": "1"}),
+    ("/manager/reps/ann/availability/", {"is_available": ""}),
+    ("/manager/leads/lead/reassign/", {"to_user": "", "expected_owner_id": "ann"}),
+])
+def test_a_rep_cannot_post_manager_actions(tenant, world, path, data):
+    owned = lead(tenant, owner=world["ann"], team=world["inbound"])
+    ann = membership(tenant, world["ann"])
+    path = path.replace("/ann/", f"/{ann.pk}/").replace("/lead/", f"/{owned.pk}/")
+    data = {k: (world["ann"].pk if v == "ann" else v) for k, v in data.items()}
+    assert signed_in(world["bob"]).post(path, data).status_code == 403
+    assert fresh(owned).owner_id == world["ann"].pk and fresh(ann).is_available is True
+
+
+def test_availability_service_keeps_what_it_is_not_given_and_clears_with_none(tenant, world):
+    from leadmgmt.audit.actors import Actor
+    from routing.services.availability import membership_availability_set
+
+    ann = membership(tenant, world["ann"])
+    start, end = timezone.now() + timedelta(days=1), timezone.now() + timedelta(days=3)
+    actor = Actor.for_user(world["boss"])
+    membership_availability_set(membership=ann, actor=actor, unavailable_from=start, unavailable_until=end)
+    membership_availability_set(membership=ann, actor=actor, is_available=False)
+    saved = fresh(ann)
+    assert (saved.is_available, saved.unavailable_from, saved.unavailable_until) == (False, start, end)
+    membership_availability_set(membership=ann, actor=actor, unavailable_from=None, unavailable_until=None)
+    assert (fresh(ann).unavailable_from, fresh(ann).unavailable_until, fresh(ann).is_available) == (None, None, False)
+    events = AuditEvent.objects.unscoped().filter(action="membership.availability_set").count()
+    membership_availability_set(membership=ann, actor=actor, is_available=False)  # nothing changes: no event
+    assert AuditEvent.objects.unscoped().filter(action="membership.availability_set").count() == events == 3
+
+
+def test_a_rep_out_of_office_by_dates_is_skipped_and_shown(tenant, world):
+    client = signed_in(world["boss"])
+    ann = membership(tenant, world["ann"])
+    now = timezone.localtime()
+    client.post(f"/manager/reps/{ann.pk}/availability/", {
+        "is_available": "on", "unavailable_from": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        "unavailable_until": (now + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")})
+    body = client.get("/manager/reps/").content.decode()
+    ann_row = body[body.index('data-rep="ann@acme.test"'):body.index('data-rep="bob@acme.test"')]
+    assert "Out of office (dates)" in ann_row and "Mark available" in ann_row
+    from leadmgmt.audit.actors import Actor
+
+    assert {lead_route(lead=lead(tenant), actor=Actor.agent("t"), trigger="capture").owner_id
+            for _ in range(3)} == {world["bob"].pk}
+    client.post(f"/manager/reps/{ann.pk}/toggle/", {"out_of_office": "0"})  # back now: the range is cleared
+    assert fresh(ann).unavailable_from is None and fresh(ann).is_available is True
