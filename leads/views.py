@@ -6,6 +6,7 @@ tenant and the member's visibility (a lead the user may not see is a 404, like a
 from __future__ import annotations
 
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -62,7 +63,7 @@ def workspace_required(view):
             return render(request, "leads/no_workspace.html", status=403)
         if SESSION_TENANT_KEY not in request.session:
             if len(list(memberships_of_user(user=request.user)[:2])) > 1:
-                return redirect(f"{reverse('tenant-switch')}?next={request.get_full_path()}")
+                return redirect(f"{reverse('tenant-switch')}?{urlencode({'next': request.get_full_path()})}")
             request.session[SESSION_TENANT_KEY] = request.tenant.pk
         return view(request, *args, **kwargs)
 

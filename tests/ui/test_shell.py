@@ -62,10 +62,14 @@ def test_member_of_several_tenants_picks_one_after_sign_in(tenant, other_tenant)
     client = Client()
     client.post("/accounts/login/", {"username": "multi@acme.test", "password": PASSWORD})
     response = client.get("/queue/")
-    assert response.status_code == 302 and response["Location"].startswith("/tenant/switch/?next=/queue/")
+    assert response.status_code == 302 and response["Location"] == "/tenant/switch/?next=%2Fqueue%2F"
     picker = client.get(response["Location"])
     assert picker.status_code == 200
     assert b"Choose a workspace" in picker.content and b"Acme Corp" in picker.content and b"Globex" in picker.content
+    assert b'name="next" value="/queue/"' in picker.content
+    # A filtered queue URL survives the picker intact.
+    filtered = client.get("/queue/?source=webinar&page=2")
+    assert filtered["Location"] == "/tenant/switch/?next=%2Fqueue%2F%3Fsource%3Dwebinar%26page%3D2"
 
     switched = client.post("/tenant/switch/", {"tenant": other_tenant.pk, "next": "/queue/"})
     assert switched.status_code == 302 and switched["Location"] == "/queue/"
