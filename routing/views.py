@@ -95,8 +95,10 @@ def manager_queue(request, scope):
     page = _page(request, team_queue(scope=scope, owner_id=int(rep) if rep else None,
                                      status=filters.value("status") or None))
     query = urlencode({k: v for k, v in (("rep", rep), ("status", filters.value("status"))) if v})
-    return render(request, "routing/manager_queue.html", _context(
-        scope, "queue", page=page, filters=filters, query=query, filtered=bool(query)))
+    context = _context(scope, "queue", page=page, filters=filters, query=query, filtered=bool(query))
+    if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
+        return render(request, "routing/_queue_results.html", context)  # filters and pages swap the results only
+    return render(request, "routing/manager_queue.html", context)
 
 
 @require_GET

@@ -61,6 +61,14 @@ def test_a_manager_reassigns_a_lead_and_sends_a_rep_out_of_office(page, live_ser
     assert "Nobody" not in page.inner_text("#team-queue")
     shot(page, "manager_team_queue.png")
 
+    # filter by rep: htmx swaps the results in place and the URL follows
+    page.select_option("#id_rep", str(bob.pk))
+    page.wait_for_function("document.querySelectorAll('#team-queue tbody tr').length === 2")
+    assert f"rep={bob.pk}" in page.url and "Grace Hopper" not in page.inner_text("#team-queue")
+    page.select_option("#id_rep", "")
+    page.wait_for_function("document.querySelectorAll('#team-queue tbody tr').length === 5")
+    rows = page.locator("#team-queue tbody tr")
+
     # reassign Grace (Ann's) to Bob
     grace = Lead.objects.unscoped().get(tenant=tenant, first_name="Grace")
     rows.nth(0).get_by_role("link", name="Reassign").click()

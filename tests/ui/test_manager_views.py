@@ -131,6 +131,18 @@ def test_team_queue_filters_by_rep_and_status(tenant, world):
     assert "OlgaLead" not in client.get("/manager/", {"rep": world["olga"].pk}).content.decode()
 
 
+def test_team_queue_htmx_requests_get_the_results_only(tenant, world, django_assert_max_num_queries):
+    lead(tenant, owner=world["ann"], team=world["inbound"], first_name="AnnLead")
+    lead(tenant, owner=world["bob"], team=world["inbound"], first_name="BobLead")
+    client = signed_in(world["boss"])
+    client.get("/manager/")
+    with django_assert_max_num_queries(10):
+        response = client.get("/manager/", {"rep": world["bob"].pk}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200 and body.startswith('<div id="queue-results"') and "<html" not in body
+    assert "BobLead" in body and "AnnLead" not in body
+
+
 def test_team_queue_paginates(tenant, world):
     for i in range(30):
         lead(tenant, owner=world["ann"], team=world["inbound"], first_name=f"P{i:02d}", score=100 - i)
