@@ -104,3 +104,11 @@ def test_a_manager_reassigns_a_lead_and_sends_a_rep_out_of_office(page, live_ser
         row.get_by_role("button", name="Route again").click()
     assert "now belongs to bob.sdr@acme.test" in page.inner_text(".messages")
     assert Lead.objects.unscoped().get(tenant=tenant, first_name="Nobody").owner_id == bob.pk
+
+    # phone width: nothing wider than the screen (tables scroll inside their cards)
+    for path in ("/manager/", "/manager/reps/", "/manager/unassigned/"):
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{live_server.url}{path}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width}px wide at phone width"
+    page.screenshot(path=str(ARTIFACTS / "manager_unassigned_phone.png"), full_page=True)
