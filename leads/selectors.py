@@ -76,13 +76,14 @@ def _visible_q(viewer: LeadViewer) -> Q:
     mine = Q(owner_id=membership.user_id)
     if membership.role != Role.MANAGER:
         return mine
+    # A manager sees their own team's leads and those of every team they manage (Team.manager),
+    # plus unassigned ones: the same reach as the manager pages under /manager/.
     team_scope = mine | Q(owner__isnull=True)
+    teams = Q(team__manager_id=membership.user_id)
     if membership.team_id is not None:
-        team_members = Membership.objects.unscoped().filter(
-            tenant_id=viewer.tenant.pk, team_id=membership.team_id
-        ).values("user_id")
-        team_scope |= Q(owner_id__in=team_members)
-    return team_scope
+        teams |= Q(team_id=membership.team_id)
+    team_members = Membership.objects.unscoped().filter(teams, tenant_id=viewer.tenant.pk).values("user_id")
+    return team_scope | Q(owner_id__in=team_members)
 
 
 def lead_list(*, viewer: LeadViewer) -> QuerySet[Lead]:

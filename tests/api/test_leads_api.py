@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from leadmgmt.audit.models import AuditEvent
-from leadmgmt.tenancy.models import ApiScope, Role
+from leadmgmt.tenancy.models import ApiScope, Membership, Role
 from leads.models import Activity, Lead, Signal, StageTransition, Touch, TouchKind
 
 from ..factories import AccountFactory, LeadFactory, TeamFactory, UserFactory, api_key_for
@@ -77,6 +77,16 @@ def test_reps_see_their_own_leads_managers_their_team_admins_everything(team_set
     everything = set(lead_ids.values())
     assert ids(client_for(people["admin"]).get(LIST)) == everything
     assert ids(client_for(people["ops"]).get(LIST)) == everything
+
+
+def test_a_manager_also_sees_the_leads_of_a_team_they_manage_without_being_in_it(team_setup, client_for):
+    people, lead_ids, leads = team_setup
+    west = Membership.objects.unscoped().get(user=people["west_rep"]).team
+    west.manager = people["manager"]
+    west.save(update_fields=["manager"])
+    manager = client_for(people["manager"])
+    assert lead_ids["west"] in ids(manager.get(LIST))
+    assert manager.get(detail(leads["west"])).status_code == 200
 
 
 def test_a_lead_you_may_not_see_is_the_same_404_as_a_missing_one(team_setup, client_for, other_tenant):
