@@ -17,12 +17,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -30,10 +27,9 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 
 from _common import (
-    BASE_DIR,
+    Celery,
     Timer,
     django_setup,
     percentile,
@@ -65,67 +61,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.rate <= 0 or args.seconds <= 0 or args.reps < 1:
         parser.error("--rate, --seconds and --reps must be positive")
     return args
-
-
-class Celery:
-    """A `celery -A leadmgmt ...` command in its own process group, output in a temp file; ready when
-    its log shows `ready_marker`."""
-
-    def __init__(self, name: str, argv: list[str], *, ready_marker: str):
-        self.name, self.ready_marker = name, ready_marker
-        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)  # noqa: SIM115
-        # Notification emails go nowhere: beat's email task must not depend on an SMTP server here.
-        env = {**os.environ, "CELERY_TASK_ALWAYS_EAGER": "false",
-               "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "leadmgmt", *argv], cwd=BASE_DIR,
-                                     env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    @classmethod
-    def worker(cls, *, concurrency: int) -> Celery:
-        return cls("worker", ["worker", "--pool=prefork", f"--concurrency={concurrency}",
-                              "-n", f"bench-route-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip",
-                              "--loglevel=info"], ready_marker=" ready.")
-
-    @classmethod
-    def beat(cls) -> Celery:
-        # The schedule lives in the (throwaway) database: nothing is written to the checkout.
-        return cls("beat", ["beat", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-                            "--loglevel=info"], ready_marker="beat: Starting")
-
-    def text(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if self.ready_marker in self.text():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"celery {self.name} did not come up; its log:\n{self.text()[-4000:]}")
-
-    def errors(self) -> list[str]:
-        """Log lines of failed or retried tasks (the figures are only meaningful without them)."""
-        return [line for line in self.text().splitlines()
-                if " ERROR/" in line or "Traceback" in line or "Retry in" in line]
-
-    def stop(self, *, keep_log: bool = False) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
-        # Also reaps pool processes that outlived their parent.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait()
-        if keep_log:
-            say(f"celery {self.name} log kept: {self.log.name}")
-        else:
-            Path(self.log.name).unlink(missing_ok=True)
 
 
 class Poster:

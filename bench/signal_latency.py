@@ -15,12 +15,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -28,10 +24,9 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
 from _common import (
-    BASE_DIR,
+    Celery,
     Timer,
     django_setup,
     percentile,
@@ -60,40 +55,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.leads < 1 or args.rate <= 0 or args.seconds <= 0:
         parser.error("--leads, --rate and --seconds must be positive")
     return args
-
-
-class Worker:
-    """`celery -A leadmgmt worker` in its own process group, output in a temp file; ready when it says so."""
-
-    def __init__(self, *, concurrency: int):
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-celery-", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "leadmgmt", "worker", "--pool=prefork",
-             f"--concurrency={concurrency}", "-n", f"bench-signal-{uuid.uuid4().hex[:8]}@%h", "--without-mingle",
-             "--without-gossip", "--loglevel=info"],
-            cwd=BASE_DIR, env={**os.environ, "CELERY_TASK_ALWAYS_EAGER": "false"}, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if " ready." in Path(self.log.name).read_text(errors="replace"):
-                return
-            time.sleep(0.1)
-        text = Path(self.log.name).read_text(errors="replace")
-        self.stop()
-        sys.exit(f"the Celery worker did not come up; its log:\n{text[-4000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        Path(self.log.name).unlink(missing_ok=True)
 
 
 class Poster:
@@ -220,7 +181,7 @@ def run(args: argparse.Namespace) -> dict:
     say(f"preparing a tenant with {args.leads:,} scored leads …")
     tenant, api_key, lead_ids = prepare(args)
     server = Server(workers=args.web_workers, threads=4)
-    worker = Worker(concurrency=args.worker_concurrency)
+    worker = Celery.worker(concurrency=args.worker_concurrency)
     run_id = uuid.uuid4().hex[:10]
     rng = random.Random(run_id)
     poster = None
