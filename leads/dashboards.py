@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
-from leads.models import LeadStage, LeadStatus
+from leads.models import OPEN_LEAD_STATUSES, LeadStage
 
-OPEN_STATUSES = [LeadStatus.NEW.value, LeadStatus.CONTACTED.value, LeadStatus.QUALIFIED.value]
+OPEN_STATUSES = [str(s) for s in OPEN_LEAD_STATUSES]  # one definition, in leads.models
 STAGE_ORDER = [s.value for s in LeadStage]  # raw, mql, sal, sql, opportunity, customer
 FUNNEL_STEPS = [("raw", "Captured"), ("mql", "MQL"), ("sal", "SAL"), ("sql", "SQL"),
                 ("opportunity", "Opportunity")]

@@ -89,6 +89,10 @@ class LeadStatus(models.TextChoices):
     ARCHIVED = "archived", "Archived"
 
 
+# Statuses of a lead someone is (or should be) working: in queues, capacity counts, SLAs and aging.
+OPEN_LEAD_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+
+
 class LeadStage(models.TextChoices):
     RAW = "raw", "Raw lead"
     MQL = "mql", "MQL"

@@ -7,13 +7,13 @@ from datetime import datetime
 from django.db.models import Count, Q, QuerySet
 
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
-from leads.models import Lead, LeadStatus
+from leads.models import OPEN_LEAD_STATUSES, Lead
 
 from .models import Assignment
 
 REP_ROLES = (Role.SDR, Role.AE)
 # A lead counts against a rep's capacity while somebody still has to work it.
-OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+OPEN_STATUSES = OPEN_LEAD_STATUSES  # one definition, in leads.models
 
 
 def candidate_memberships(*, tenant: Tenant, team: Team | int | None = None, user_ids: Iterable | None = None,

@@ -26,6 +26,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.models import Membership, Role
 from leads.models import (
+    OPEN_LEAD_STATUSES,
     Account,
     Lead,
     LeadStage,
@@ -41,7 +42,7 @@ from routing.services.assign import lead_assign
 from routing.services.sla import sla_clock_stop
 from routing.strategies import territory_match
 
-OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+OPEN_STATUSES = OPEN_LEAD_STATUSES  # one definition, in leads.models
 STALE_MESSAGE = "This lead was reassigned meanwhile; reload it and try again."
 BANT_FIELDS = ("budget", "authority", "need", "timeline")
 _UNSET: Any = object()

@@ -22,7 +22,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Agent, AgentSetting, Tenant
-from leads.models import Lead, LeadStage, LeadStatus
+from leads.models import OPEN_LEAD_STATUSES, Lead, LeadStage
 
 from ..business_hours import add_business_minutes, tenant_hours
 from ..models import (
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 SLA_AGENT = Actor.agent("SLA Agent")
 # Leads someone is expected to work: clocks run, aging is checked, capacity counts them.
-OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+OPEN_STATUSES = OPEN_LEAD_STATUSES  # one definition, in leads.models
 ENFORCE_BATCH = 100
 
 
