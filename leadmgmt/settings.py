@@ -237,6 +237,12 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "leadmgmt <noreply@localhost>")
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 
+# --- Nurture emails ---
+# The address people reach the app at: unsubscribe, click-through and open-pixel links in emails use it.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
+# Links in nurture emails stop working (a clear 4xx page) after this many days.
+NURTURE_LINK_MAX_AGE_DAYS = env_int("NURTURE_LINK_MAX_AGE_DAYS", 365)
+
 # --- Security headers when served over TLS in production ---
 if env_bool("LEADMGMT_PRODUCTION"):
     SESSION_COOKIE_SECURE = True

@@ -14,6 +14,8 @@ urlpatterns = [
     path("manager/", include("routing.ui_urls")),
     path("api/v1/", include("leads.api_urls")),
     path("api/v1/", include("routing.api_urls")),
+    path("api/v1/", include("nurture.api_urls")),
+    path("n/", include("nurture.public_urls")),  # links in nurture emails: unsubscribe, click, open pixel
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

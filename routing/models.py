@@ -128,6 +128,7 @@ class Trigger(models.TextChoices):
     SLA_ESCALATION = "sla_escalation", "SLA escalation"
     HANDOFF = "handoff", "SDR → AE handoff"
     RECYCLE = "recycle", "Recycled"
+    NURTURE_READY = "nurture_ready", "Ready after nurture"
 
 
 class Assignment(TenantOwned):
