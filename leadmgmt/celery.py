@@ -28,4 +28,7 @@ app.conf.beat_schedule = {
     "routing.notification-emails": {"task": "routing.sla_tasks.notification_emails_task", "schedule": 60.0},
     # The Routing Agent: leads captured over a minute ago whose routing task was lost get routed.
     "routing.sweep": {"task": "routing.tasks.routing_sweep_task", "schedule": 60.0},
+    # The Nurture Agent: enrols, exits (readiness → routing), pauses while a rep works the lead, and
+    # sends due sequence steps, at most once each, within each tenant's rate limit.
+    "nurture.agent": {"task": "nurture.tasks.nurture_agent_task", "schedule": 60.0},
 }

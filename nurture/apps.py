@@ -4,3 +4,6 @@ from django.apps import AppConfig
 
 class NurtureConfig(AppConfig):
     name = "nurture"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401  (readiness re-checks on scoring's band events)

@@ -1,0 +1,24 @@
+"""Nurture's subscriber to scoring events: a nurtured lead whose score crosses a band boundary is
+re-checked for readiness (after the scoring transaction commits, in a worker)."""
+from __future__ import annotations
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from scoring.events import lead_band_changed
+
+from .models import LIVE_ENROLLMENT_STATUSES, Enrollment
+
+
+@receiver(lead_band_changed, dispatch_uid="nurture.lead_band_changed_readiness")
+def lead_band_changed_readiness(sender, *, tenant, lead_id, from_band, to_band, score, **kwargs) -> None:
+    from .tasks import nurture_readiness_task
+
+    if score is None:
+        return
+    ready = Enrollment.objects.unscoped().filter(
+        tenant=tenant, lead_id=lead_id, status__in=LIVE_ENROLLMENT_STATUSES, sequence__ready_score__isnull=False,
+        sequence__ready_score__lte=score).exists()
+    if ready:
+        tenant_id, lead_id = tenant.pk, str(lead_id)
+        transaction.on_commit(lambda: nurture_readiness_task.delay(tenant_id=tenant_id, lead_id=lead_id))
