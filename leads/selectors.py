@@ -254,7 +254,24 @@ def lead_timeline(*, lead: Lead, limit: int = 100) -> list[TimelineEntry]:
         to = (assignment.owner.get_full_name() or assignment.owner.get_username()) if assignment.owner else "nobody"
         entries.append(TimelineEntry(assignment.at, "assignment", f"Assigned to {to}",
                                      assignment.reason, assignment.actor_name))
+    from nurture.models import Message
+
+    messages = (Message.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
+                .select_related("sequence").order_by("-claimed_at")[:limit])
+    for message in messages:
+        engagement = ", ".join(x for x in (
+            f"opened {message.open_count}×" if message.opened_at else "",
+            f"clicked {message.click_count}×" if message.clicked_at else "",
+            message.get_status_display().lower() if message.status != "sent" else "") if x)
+        entries.append(TimelineEntry(message.sent_at or message.claimed_at, "email", f"Email: {message.subject}",
+                                     " · ".join(x for x in (message.sequence.name, f"step {message.step_position}",
+                                                            engagement) if x), "Nurture Agent"))
     for event in lead_history(lead=lead)[:limit]:
+        if event.action.startswith("nurture.") and event.action != "nurture.email_sent":
+            entries.append(_nurture_entry(event))
+            continue
+        if event.action == "nurture.email_sent":
+            continue  # shown from the message itself, with its opens and clicks
         stage = (event.changes or {}).get("stage")
         kind = "stage" if stage else "audit"
         title = f"Stage {stage[0]} → {stage[1]}" if stage and len(stage) == 2 else event.action.replace("_", " ")
@@ -263,6 +280,21 @@ def lead_timeline(*, lead: Lead, limit: int = 100) -> list[TimelineEntry]:
         entries.append(TimelineEntry(event.at, kind, title, detail[:300], event.actor_name))
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
+
+
+_NURTURE_TITLES = {
+    "nurture.enrolled": "Enrolled in nurture", "nurture.exited": "Left nurture", "nurture.paused": "Nurture paused",
+    "nurture.resumed": "Nurture resumed", "nurture.completed": "Nurture completed",
+    "nurture.email_failed": "Nurture email failed",
+}
+
+
+def _nurture_entry(event) -> TimelineEntry:
+    meta = event.metadata or {}
+    title = f"{_NURTURE_TITLES.get(event.action, event.action)}: {meta.get('sequence', '')}".rstrip(": ")
+    detail = " · ".join(str(x) for x in (meta.get("label") or meta.get("reason") or meta.get("error") or "",
+                                         meta.get("note") or "") if x)
+    return TimelineEntry(event.at, "nurture", title, detail[:300], event.actor_name)
 
 
 def lead_sla_state(*, lead: Lead) -> dict:
@@ -298,3 +330,14 @@ def tenant_member_get(*, tenant: Tenant, user_id) -> Membership | None:
     except (TypeError, ValueError):
         return None
     return Membership.objects.unscoped().filter(tenant=tenant, user_id=user_id).select_related("user").first()
+
+
+def lead_opportunity(*, lead: Lead):
+    """The lead's open opportunity, else its latest closed one (won/lost), else None: one query."""
+    from django.db.models import BooleanField, ExpressionWrapper
+
+    from .models import Opportunity, OpportunityStage
+
+    closed = ExpressionWrapper(Q(stage__in=[OpportunityStage.WON, OpportunityStage.LOST]), output_field=BooleanField())
+    return (Opportunity.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).select_related("owner")
+            .annotate(closed=closed).order_by("closed", "-created_at", "-id").first())

@@ -40,6 +40,7 @@ from ..models import (
     PauseReason,
     Sequence,
     SequenceStatus,
+    Step,
 )
 
 NURTURE_AGENT = Actor.agent("Nurture Agent")
@@ -94,7 +95,7 @@ def lead_enroll(*, lead: Lead, sequence: Sequence, actor: Actor, now: datetime |
     problems = lead_mailable_problems(lead=lead)
     if problems:
         raise ValidationError({"lead": problems})
-    first = sequence.steps.order_by("position").first()
+    first = Step.objects.unscoped().filter(tenant_id=sequence.tenant_id, sequence=sequence).order_by("position").first()
     if first is None:
         raise ValidationError({"sequence": ["This sequence has no steps."]})
     enrollment = Enrollment.objects.unscoped().create(
