@@ -153,6 +153,8 @@ def banner(*, base_url: str, env: dict[str, str], demo: dict | None) -> str:
            f"  Admin             {base_url}/admin/",
            f"  API docs          {base_url}/api/docs/   (OpenAPI: {base_url}/api/schema/)",
            f"  Health            {base_url}/healthz", ""]
+    if env.get("EMAIL_BACKEND", "").endswith("console.EmailBackend"):
+        out += ["  Emails            printed in the worker's log (set EMAIL_HOST/EMAIL_PORT to send them)", ""]
     if env.get("LEADMGMT_EMBEDDED_POSTGRES") or env.get("LEADMGMT_EMBEDDED_REDIS"):
         from leadmgmt.embedded import DATA_DIR
 
@@ -205,6 +207,11 @@ def run(env: dict[str, str], argv: list[str] | None = None) -> int:
             f"`make run RUN_ARGS='--port 8001'` (or LEADMGMT_PORT).", stream=sys.stderr)
         return 1
     env = {**env, "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "leadmgmt.settings"}
+    # Links in emails point at this server; with no mail server configured, emails (nurture, SLA alerts)
+    # are printed in the worker's log instead of failing against localhost:25.
+    env.setdefault("PUBLIC_BASE_URL", base_url)
+    if not env.get("EMAIL_HOST") and not env.get("EMAIL_BACKEND"):
+        env["EMAIL_BACKEND"] = "django.core.mail.backends.console.EmailBackend"
     stop = threading.Event()
     received: list[int] = []
 
