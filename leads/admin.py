@@ -9,7 +9,9 @@ from scoring.admin import score_breakdown_html
 
 from .models import Account, Activity, Lead, LeadForm, Signal, SignalType, StageTransition, Touch
 
-SALES_ROLES = CONFIG_ROLES | {"manager"}
+# Lead data in the admin: tenant admins and marketing ops (who see every lead of the tenant anyway).
+# Reps and managers work leads on the workspace pages, which apply their queue and team scope.
+SALES_ROLES = CONFIG_ROLES
 
 
 @admin.register(LeadForm)

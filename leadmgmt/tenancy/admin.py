@@ -6,13 +6,25 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 
-from .admin_base import ADMIN_ROLES, CONFIG_ROLES, TenantScopedAdmin
+from .admin_base import (
+    ADMIN_ROLES,
+    CONFIG_ROLES,
+    PlatformOnlyAdmin,
+    TenantScopedAdmin,
+    platform_only,
+)
 from .models import AgentSetting, ApiKey, Membership, Team, Tenant
+
+# Users, groups and Celery beat schedules belong to no tenant: platform superusers only, whatever Django
+# permissions a tenant user was given (auth and django_celery_beat come before tenancy in INSTALLED_APPS,
+# so their admins are registered by now; tests/test_admin_reach.py checks every registered model).
+for _model in [m for m in admin.site._registry if not any(f.name == "tenant" for f in m._meta.fields)]:
+    platform_only(_model)
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
-    """Platform operators only: Django's model permissions keep tenant staff out."""
+class TenantAdmin(PlatformOnlyAdmin):
+    """Platform operators only."""
 
     list_display = ("name", "slug", "is_active", "created_at")
     search_fields = ("name", "slug")
@@ -30,7 +42,7 @@ class MembershipAdmin(TenantScopedAdmin):
     list_filter = ("role", "is_available", "team")
     search_fields = ("user__username", "user__email")
     list_select_related = ("user", "team")
-    view_roles = ADMIN_ROLES | {"manager"}
+    view_roles = ADMIN_ROLES  # managers toggle availability on their manager pages, for their teams only
 
 
 @admin.register(ApiKey)

@@ -6,13 +6,18 @@ the rows of the tenant of their active membership, by role; another tenant's obj
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 
-from .models import Role
+from .context import get_current_tenant, tenant_scope
+from .models import Role, Tenant
 
 # Which roles may use which admin capability. Marketing ops tune the system; tenant admins run it.
 ADMIN_ROLES = {Role.ADMIN}
@@ -22,6 +27,91 @@ CONFIG_ROLES = {Role.ADMIN, Role.MARKETING_OPS}
 def request_role(request) -> str | None:
     membership = getattr(request, "membership", None)
     return membership.role if membership is not None else None
+
+
+def platform_view(request) -> bool:
+    """A platform superuser with no active tenant: works across tenants."""
+    return request.user.is_superuser and getattr(request, "tenant", None) is None
+
+
+def tenant_choices(related, request):
+    """The rows a form may offer from `related`: the active tenant's (people: its members); every
+    tenant's for a platform superuser; none for anyone else. None when `related` is not tenant-owned."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is None and platform_view(request):
+        tenant = get_current_tenant()  # the tenant of the object being edited (TenantScopedAdmin.changeform_view)
+    if related is get_user_model():
+        if tenant is not None:
+            return related.objects.filter(memberships__tenant=tenant).order_by("username")
+        return related.objects.order_by("username") if platform_view(request) else related.objects.none()
+    if not hasattr(related.objects, "unscoped"):
+        return None
+    queryset = related.objects.unscoped()
+    if tenant is not None:
+        return queryset.filter(tenant=tenant)
+    return queryset if platform_view(request) else queryset.none()
+
+
+@contextmanager
+def _discarded_default_scope(request):
+    """Django's ForeignKey.formfield() builds a default queryset from the related model's default
+    manager even when given one, and throws it away. That manager fails closed without a tenant,
+    which a platform superuser adding a row has none of: a placeholder lets the form be built. The
+    choices themselves always come from `tenant_choices()`."""
+    if get_current_tenant() is None and platform_view(request):
+        with tenant_scope(Tenant(pk=0, slug="-", name="-")):
+            yield
+    else:
+        yield
+
+
+class TenantRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A related-field list filter offering the rows a form would (never another tenant's)."""
+
+    def field_choices(self, field, request, model_admin):
+        queryset = tenant_choices(field.related_model, request)
+        if queryset is None:
+            return super().field_choices(field, request, model_admin)
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        if ordering:
+            queryset = queryset.order_by(*ordering)
+        return [(obj.pk, str(obj)) for obj in queryset]
+
+
+class PlatformOnlyAdmin(admin.ModelAdmin):
+    """Base ModelAdmin for models that belong to no tenant (tenants, users, Celery beat schedules).
+
+    Platform superusers only: tenant staff are refused (403) and do not see the model on the index,
+    even if someone granted them Django model permissions, because those are not per tenant.
+    """
+
+    def _platform_user(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return self._platform_user(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._platform_user(request)
+
+    def has_add_permission(self, request, *args):
+        return self._platform_user(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._platform_user(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._platform_user(request)
+
+
+def platform_only(model, site=admin.site) -> None:
+    """Re-register an already registered model (auth, Celery beat) with its admin made platform-only."""
+    current = type(site._registry[model])
+    if issubclass(current, PlatformOnlyAdmin):
+        return
+    site.unregister(model)
+    site.register(model, type(f"PlatformOnly{current.__name__}", (PlatformOnlyAdmin, current), {
+        "__module__": current.__module__, "__doc__": current.__doc__}))
 
 
 class TenantScopedAdmin(admin.ModelAdmin):
@@ -54,15 +144,63 @@ class TenantScopedAdmin(admin.ModelAdmin):
             exclude.append("tenant")
         return exclude
 
+    def get_list_filter(self, request):
+        """Related-field filters list the tenant's rows only (a plain one would ask the default manager)."""
+        filters = []
+        for entry in super().get_list_filter(request):
+            if isinstance(entry, str) and "__" not in entry:
+                try:
+                    field = self.model._meta.get_field(entry)
+                except FieldDoesNotExist:
+                    field = None
+                if field is not None and field.is_relation and tenant_choices(field.related_model, request) is not None:
+                    entry = (entry, TenantRelatedFieldListFilter)
+            filters.append(entry)
+        return filters
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        tenant = getattr(request, "tenant", None)
-        related = db_field.related_model
-        if tenant is not None:
-            if related is get_user_model():
-                kwargs["queryset"] = related.objects.filter(memberships__tenant=tenant).order_by("username")
-            elif hasattr(related, "tenant_id") and hasattr(related.objects, "unscoped"):
-                kwargs["queryset"] = related.objects.unscoped().filter(tenant=tenant)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if "queryset" not in kwargs:
+            queryset = tenant_choices(db_field.related_model, request)
+            if queryset is not None:
+                kwargs["queryset"] = queryset
+        with _discarded_default_scope(request):
+            return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs:
+            queryset = tenant_choices(db_field.related_model, request)
+            if queryset is not None:
+                kwargs["queryset"] = queryset
+        with _discarded_default_scope(request):
+            return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """A platform superuser edits a row inside its tenant, and adds one inside the tenant picked in the
+        form: choices, validation and unique checks are that tenant's (never a mix of two tenants)."""
+        if platform_view(request) and get_current_tenant() is None:
+            tenant = None
+            if object_id is not None:
+                obj = self.get_object(request, unquote(object_id))
+                tenant = obj.tenant if obj is not None else None
+            elif request.method == "POST" and str(request.POST.get("tenant", "")).isdigit():
+                tenant = Tenant.objects.filter(pk=int(request.POST["tenant"])).first()
+            if tenant is not None:
+                with tenant_scope(tenant):
+                    response = super().changeform_view(request, object_id, form_url, extra_context)
+                    return response.render() if hasattr(response, "render") else response
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        if platform_view(request):
+            changelist.list_editable = ()  # rows of many tenants: edit each on its own page, in its tenant
+        return changelist
+
+    def get_inline_instances(self, request, obj=None):
+        # A platform superuser's add page has no tenant yet for the inline rows: add them once saved.
+        if obj is None and platform_view(request):
+            return []
+        return super().get_inline_instances(request, obj)
 
     # --- permissions by role --------------------------------------------------------------------
     def _role_allows(self, request, roles) -> bool:
