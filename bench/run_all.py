@@ -24,6 +24,8 @@ DEFAULTS: dict[str, list[str]] = {
     "routing": ["--leads", "100000"],
     # Issue 4's end-to-end figure: intake post -> owner set, with web, worker and beat running.
     "capture_to_owner": ["--rate", "20", "--seconds", "30"],
+    # Issue 6's figures: 100,000 due nurture steps sent over SMTP by the Nurture Agent.
+    "nurture": ["--enrollments", "100000"],
 }
 
 

@@ -9,6 +9,7 @@ built from that text by `nurture.emails`.
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from django.template import Context, Engine, TemplateSyntaxError
@@ -104,6 +105,12 @@ def template_problems(text: str) -> list[str]:
     return problems
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(text: str):
+    return _ENGINE.from_string(text)
+
+
 def template_render(text: str, context: dict[str, str]) -> str:
-    """Render a checked template with the merge fields of one email (unknown names render empty)."""
-    return _ENGINE.from_string(text or "").render(Context(context, autoescape=False))
+    """Render a checked template with the merge fields of one email (unknown names render empty). Compiled
+    templates are cached by their text, so a batch of one step's emails compiles it once."""
+    return _compiled(text or "").render(Context(context, autoescape=False))

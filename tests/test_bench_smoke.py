@@ -111,3 +111,16 @@ def test_capture_to_owner_bench_routes_every_posted_lead_through_a_real_worker()
                      r"\[\d+, \d+, \d+, \d+\] \(max - min = 1\) of all 25 owned leads", out), out
     assert "beat sent during the run: " in out and "WARNING" not in out
     assert re.search(r"p99 post -> owner = \d+ ms: target < 2000 ms (met|MISSED)", out), out
+
+
+def test_nurture_bench_sends_every_due_step_exactly_once_over_smtp():
+    out = _run("bench/nurture.py", "--enrollments", "300", "--batch", "100", timeout=300)
+
+    for label in (r"minute sweeps \(auto-enrol, exits, pause/resume\), set-based",
+                  r"claim only \(pick, conditions, render, insert, advance\)",
+                  r"full agent \(claim \+ SMTP \+ mark sent \+ audit\)",
+                  r"floor: prebuilt email over one SMTP connection"):
+        row = re.search(label + r"\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
+        assert row and _number(row.group(1)) > 0 and _number(row.group(3)) > 0, (label, out)
+    assert "sink received 300; Message rows 300 (300 sent); duplicates 0" in out
+    assert "every enrolment got exactly one email" in out

@@ -140,6 +140,20 @@ def nurture_tenant_run(*, tenant: Tenant, now: datetime | None = None, send: boo
     return run
 
 
+def _update_rows(table: str, ids: list, columns: dict[str, tuple[list, str]], id_type: str = "bigint") -> None:
+    """One UPDATE … FROM unnest(arrays) for many rows with different values (Django's bulk_update builds a
+    CASE per row and column, which costs seconds for thousands of rows)."""
+    if not ids:
+        return
+    names = list(columns)
+    sets = ", ".join(f"{name} = v.{name}" for name in names)
+    arrays = ", ".join(f"%s::{columns[name][1]}[]" for name in names)
+    sql = (f"UPDATE {table} AS t SET {sets} FROM unnest(%s::{id_type}[], {arrays}) AS v(id, {', '.join(names)}) "
+           f"WHERE t.id = v.id")
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, [ids, *[columns[name][0] for name in names]])
+
+
 # --- claiming ----------------------------------------------------------------------------------------
 
 
@@ -329,14 +343,20 @@ def messages_claim(*, tenant: Tenant, nurture: NurtureSettings, now: datetime | 
                 break
 
     Message.objects.unscoped().bulk_create(messages)
-    if advanced:
-        Enrollment.objects.unscoped().bulk_update(
-            advanced, ["next_position", "next_due_at", "messages_sent", "updated_at"])
-    if paused:
-        Enrollment.objects.unscoped().bulk_update(paused, ["status", "paused_reason", "paused_at", "updated_at"])
-    if completed:
-        Enrollment.objects.unscoped().bulk_update(
-            completed, ["status", "next_position", "next_due_at", "ended_at", "updated_at"])
+    _update_rows("nurture_enrollment", [e.pk for e in advanced], {
+        "next_position": ([e.next_position for e in advanced], "smallint"),
+        "next_due_at": ([e.next_due_at for e in advanced], "timestamptz"),
+        "messages_sent": ([e.messages_sent for e in advanced], "integer"),
+        "updated_at": ([now for _ in advanced], "timestamptz")})
+    _update_rows("nurture_enrollment", [e.pk for e in paused], {
+        "status": ([EnrollmentStatus.PAUSED.value for _ in paused], "varchar"),
+        "paused_reason": ([PauseReason.REP_WORKING.value for _ in paused], "varchar"),
+        "paused_at": ([now for _ in paused], "timestamptz"), "updated_at": ([now for _ in paused], "timestamptz")})
+    _update_rows("nurture_enrollment", [e.pk for e in completed], {
+        "status": ([EnrollmentStatus.COMPLETED.value for _ in completed], "varchar"),
+        "next_position": ([None for _ in completed], "smallint"),
+        "next_due_at": ([None for _ in completed], "timestamptz"),
+        "ended_at": ([now for _ in completed], "timestamptz"), "updated_at": ([now for _ in completed], "timestamptz")})
     for reason, ids in exits.items():
         enrollments_exit(tenant_id=tenant.pk, enrollment_ids=ids, reason=reason, actor=NURTURE_AGENT, now=now)
     events = [_event(tenant.pk, "nurture.paused", e.lead_id, {"sequence": e.sequence.name, "enrollment_id": e.pk,
@@ -407,9 +427,10 @@ def messages_send(*, tenant: Tenant, nurture: NurtureSettings, message_ids) -> t
 def _sent_record(*, tenant: Tenant, sent: list[tuple[Message, str, datetime]]) -> None:
     if not sent:
         return
-    for message, smtp_id, at in sent:
-        message.status, message.smtp_message_id, message.sent_at = MessageStatus.SENT, smtp_id[:300], at
-    Message.objects.unscoped().bulk_update([m for m, _, _ in sent], ["status", "smtp_message_id", "sent_at"])
+    _update_rows("nurture_message", [str(m.pk) for m, _, _ in sent], {
+        "status": ([MessageStatus.SENT.value for _ in sent], "varchar"),
+        "smtp_message_id": ([smtp_id[:300] for _, smtp_id, _ in sent], "varchar"),
+        "sent_at": ([at for _, _, at in sent], "timestamptz")}, id_type="uuid")
     last = max(at for _, _, at in sent)
     enrollment_ids = [m.enrollment_id for m, _, _ in sent]
     Enrollment.objects.unscoped().filter(tenant=tenant, pk__in=enrollment_ids).update(last_sent_at=last)
