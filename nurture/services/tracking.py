@@ -28,7 +28,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk, audit_record
 from leads.models import Lead
-from leads.services.signals import SignalInput, signals_record
+from leads.services.signals import SignalInput, SignalStatus, signals_record
 
 from ..models import ExitReason, Message, MessageStatus, Suppression, SuppressionReason
 from .enrollment import enrollments_exit
@@ -100,6 +100,8 @@ def suppression_add(*, tenant, email: str, reason: str, note: str = "", actor: A
     tenant's leads with that address. Returns (suppression, created); adding it again changes nothing."""
     now = now or timezone.now()
     email = _email_clean(email)
+    if reason not in SuppressionReason.values:
+        raise ValidationError({"reason": [f"Choose one of: {', '.join(SuppressionReason.values)}."]})
     reason = SuppressionReason(reason)
     suppression, created = Suppression.objects.unscoped().get_or_create(
         tenant=tenant, email=email, defaults={"reason": reason, "note": note[:300], "created_at": now})
@@ -194,7 +196,7 @@ def message_clicked(*, message_id, url: str, now: datetime | None = None) -> boo
         index=0, type="email_click", occurred_at=now, lead_id=message.lead_id, external_id=external_id,
         properties={"url": url[:2000], "subject": message.subject[:300], "message_id": str(message.pk),
                     "sequence": message.sequence.name})])
-    return result.results[0].status != "duplicate"
+    return result.results[0].status != SignalStatus.DUPLICATE
 
 
 # --- what the email provider reports ---------------------------------------------------------------------
@@ -237,6 +239,8 @@ def bounce_record(*, tenant, email: str, kind: str, message_id: str | None = Non
     error and audited, nothing is suppressed. A retried report changes nothing (status "duplicate")."""
     now = now or timezone.now()
     email = _email_clean(email)
+    if kind not in BounceKind.values:
+        raise ValidationError({"type": [f"Choose one of: {', '.join(BounceKind.values)}."]})
     kind = BounceKind(kind)
     when = min(occurred_at or now, now)
     lead_ids = set(Lead.objects.unscoped().filter(tenant=tenant, email=email).values_list("pk", flat=True))

@@ -296,3 +296,13 @@ def test_the_schema_documents_the_callback_and_its_secret():
     assert operation["security"] == [{"bounceSecret": []}]
     assert {"200", "400", "401"} <= set(operation["responses"])
     assert "bounceSecret" in schema["components"]["securitySchemes"]
+
+
+def test_bounce_record_refuses_an_unknown_kind(tenant):
+    from django.core.exceptions import ValidationError
+
+    message = sent_message(tenant=tenant)
+    with pytest.raises(ValidationError) as excinfo:
+        bounce_record(tenant=tenant, email=message.to_email, kind="bogus")
+    assert "type" in excinfo.value.message_dict
+    assert nothing_written()

@@ -276,3 +276,43 @@ def test_suppression_add_refuses_a_blank_address(tenant):
 ])
 def test_mask_email(email, masked):
     assert mask_email(email) == masked
+
+
+def test_suppression_add_refuses_an_unknown_reason(tenant):
+    with pytest.raises(ValidationError) as excinfo:
+        suppression_add(tenant=tenant, email="a@b.example", reason="because", actor=NURTURE_AGENT)
+    assert "reason" in excinfo.value.message_dict
+    assert not Suppression.objects.unscoped().exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_one_click_posts_at_once_unsubscribe_once(tenant):
+    """Mail providers retry quickly; two concurrent POSTs queue on the lead's row lock."""
+    import threading
+
+    from django.db import connection
+
+    message = sent_message(tenant=tenant)
+    barrier = threading.Barrier(2)
+    outcomes, failures = [], []
+
+    def unsubscribe():
+        try:
+            barrier.wait(timeout=10)
+            outcomes.append(message_unsubscribe(message_id=message.pk, one_click=True))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=unsubscribe) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert failures == []
+    assert sorted(outcomes) == sorted([UNSUBSCRIBED, ALREADY_UNSUBSCRIBED])
+    assert Suppression.objects.unscoped().count() == 1
+    assert Signal.objects.unscoped().filter(type="unsubscribe").count() == 1
+    assert AuditEvent.objects.unscoped().filter(action="nurture.exited").count() == 1
