@@ -103,11 +103,21 @@ def bar_chart(*, title: str, desc: str, labels: Sequence[str], values: Sequence[
 
 def stacked_bars(*, title: str, desc: str, categories: Sequence[str], series: dict[str, Sequence[float]],
                  empty_message: str, width: int = 720, height: int = 260) -> SafeString:
-    """Vertical bars over time (one per category, e.g. a day), stacked by series, with a y axis,
-    thinned x tick labels and a legend."""
+    """Vertical bars (one per category, e.g. a day or a rep), stacked by series, with a y axis,
+    thinned and clipped x tick labels and a legend that wraps onto more lines (the chart grows)."""
     if not categories or not any(any(v) for v in series.values()):
         return empty_state(empty_message)
-    left, right, top, legend_h, bottom = 44, 12, 12, 26, 40
+    left, right, top, line_h, bottom = 44, 12, 12, 26, 40
+    legend, x, line = [], left, 0
+    for name in series:
+        label = _clip(name, 22)
+        entry_w = 16 + 8 * len(label) + 20
+        if x + entry_w > width - right and x > left:
+            line, x = line + 1, left
+        legend.append((name, label, x, line))
+        x += entry_w
+    legend_h = line_h * (line + 1)
+    height += line_h * line
     plot_w, plot_h = width - left - right, height - top - bottom - legend_h
     totals = [sum(values[i] for values in series.values()) for i in range(len(categories))]
     ticks = nice_ticks(max(totals))
@@ -137,14 +147,11 @@ def stacked_bars(*, title: str, desc: str, categories: Sequence[str], series: di
             body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colors[name]}">'
                         f"<title>{escape(category)} · {escape(name)}: {format_number(value)}</title></rect>")
         if i % every == 0:
-            body.append(_text(x + bar_w / 2, base_y + 18, category, anchor="middle", fill=MUTED, size=13))
-    x = left
-    for name in series:
-        legend_y = height - 10
+            body.append(_text(x + bar_w / 2, base_y + 18, _clip(category, 16), anchor="middle", fill=MUTED, size=13))
+    for name, label, x, line in legend:
+        legend_y = height - legend_h + 16 + line * line_h
         body.append(f'<rect x="{x}" y="{legend_y - 10}" width="12" height="12" rx="2" fill="{colors[name]}"/>')
-        label = _clip(name, 22)
         body.append(_text(x + 16, legend_y, label, size=14))
-        x += 16 + 8 * len(label) + 20
     return _svg(title=title, desc=desc, width=width, height=height, body=body)
 
 

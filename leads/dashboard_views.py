@@ -1,12 +1,15 @@
-"""The dashboard page: lead volume, response time and SLA compliance, funnel, velocity, aging, rejections."""
+"""The dashboard page and its CSV exports: lead volume, response time and SLA compliance, funnel,
+velocity, aging, rejections, and their breakdowns per rep and per source."""
 from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -14,25 +17,43 @@ from django.views.decorators.http import require_GET
 from leadmgmt.tenancy.models import Role
 
 from . import charts
-from .dashboards import DEFAULT_DAYS, MAX_DAYS, Dashboard, DateRange, dashboard_for
+from .dashboard_breakdowns import Breakdowns, Reach, breakdowns_for, dashboard_reach, lead_sources
+from .dashboard_tables import SECTIONS, ExportQuery, page_tables
+from .dashboards import (
+    DEFAULT_DAYS,
+    MAX_DAYS,
+    NO_SOURCE,
+    Dashboard,
+    DateRange,
+    Filters,
+    dashboard_for,
+)
 
 DASHBOARD_ROLES = (Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS)
 WEEKLY_FROM_DAYS = 62  # longer periods are drawn week by week unless asked otherwise
 PRESETS = [(7, "Last 7 days"), (30, "Last 30 days"), (90, "Last 90 days")]
-SLA_KIND_LABELS = {"first_contact": "First contact", "acceptance": "Acceptance"}
+REJECTION_SERIES = 5  # reasons drawn separately per rep; the rest are stacked as "Other"
 
 
-class DashboardRangeForm(forms.Form):
-    """The period (GET): whole days in the tenant's time zone, at most a year."""
+class DashboardFilterForm(forms.Form):
+    """The period (whole days in the tenant's time zone, at most a year) and the optional rep and
+    source (GET). Only the reps the viewer may see and the sources the tenant's leads carry are valid."""
 
     start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     by = forms.ChoiceField(required=False, label="Group by",
                            choices=[("", "Automatic"), ("day", "Day"), ("week", "Week")])
+    rep = forms.TypedChoiceField(required=False, label="Rep", coerce=int, empty_value=None, error_messages={
+        "invalid_choice": "Pick a rep from the list: %(value)s is not one of the reps you can see."})
+    source = forms.ChoiceField(required=False, label="Source", error_messages={
+        "invalid_choice": "Pick a source from the list: no lead of this workspace has the source %(value)s."})
 
-    def __init__(self, *args, today: dt.date, **kwargs):
+    def __init__(self, *args, today: dt.date, people: list[tuple[int, str]] = (), sources: list[str] = (),
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.today = today
+        self.fields["rep"].choices = [("", "All reps"), *[(str(user_id), name) for user_id, name in people]]
+        self.fields["source"].choices = [("", "All sources"), *[(s or NO_SOURCE, s or NO_SOURCE) for s in sources]]
 
     def clean(self):
         data = super().clean()
@@ -51,6 +72,52 @@ class DashboardRangeForm(forms.Form):
         start, end = self.cleaned_data["start"], self.cleaned_data["end"]
         unit = self.cleaned_data.get("by") or ("week" if (end - start).days + 1 > WEEKLY_FROM_DAYS else "day")
         return DateRange(start=start, end=end, tz=tz, unit=unit)
+
+    def filters(self) -> Filters:
+        source = self.cleaned_data.get("source") or None
+        return Filters(owner_id=self.cleaned_data.get("rep"), source="" if source == NO_SOURCE else source)
+
+
+class DashboardRequest:
+    """What the page and the exports share: the viewer's reach, the validated filters and period."""
+
+    def __init__(self, request):
+        membership = getattr(request, "membership", None)
+        if request.tenant is None or membership is None or membership.role not in DASHBOARD_ROLES:
+            raise PermissionDenied("Dashboards are for managers, admins and marketing ops.")
+        self.tenant = request.tenant
+        self.tz = request.tenant.timezone or "UTC"
+        try:
+            self.today = timezone.now().astimezone(zoneinfo.ZoneInfo(self.tz)).date()
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            self.tz, self.today = "UTC", timezone.now().date()
+        self.reach: Reach = dashboard_reach(tenant=self.tenant, membership=membership)
+        choices = {"today": self.today, "people": self.reach.people, "sources": lead_sources(tenant=self.tenant)}
+        form = DashboardFilterForm(request.GET or None, **choices)
+        self.valid = not form.is_bound or form.is_valid()
+        if form.is_bound and self.valid:
+            self.period, self.filters = form.period(tz=self.tz), form.filters()
+        else:
+            self.period, self.filters = DateRange.default(tz=self.tz, today=self.today), Filters()
+            if not form.is_bound:
+                form = DashboardFilterForm(initial={"start": self.period.start, "end": self.period.end}, **choices)
+        self.form = form
+
+    def query_string(self, *, start: dt.date | None = None, end: dt.date | None = None, by: str | None = "") -> str:
+        """The period and filters in force (for the export links: the same figures as the page), or
+        another period with the same filters (the quick periods; `by=None` lets the length decide)."""
+        params = {"start": (start or self.period.start).isoformat(), "end": (end or self.period.end).isoformat()}
+        if by is not None:
+            params["by"] = by or self.period.unit
+        if self.filters.owner_id is not None:
+            params["rep"] = self.filters.owner_id
+        if self.filters.source is not None:
+            params["source"] = self.filters.source or NO_SOURCE
+        return urlencode(params)
+
+    def errors_text(self) -> str:
+        return "\n".join(f"{self.form.fields[name].label if name in self.form.fields else name}: {message}"
+                         for name, messages in self.form.errors.items() for message in messages)
 
 
 def _pct(value: float | None) -> str:
@@ -119,32 +186,92 @@ def _charts(data: Dashboard) -> dict:
     }
 
 
+def _breakdown_charts(more: Breakdowns) -> dict:
+    """Median response per rep and per source, captured → SQL per source, reasons stacked per rep."""
+    def medians(rows, what):
+        contacted = [r for r in rows if r.median_seconds is not None]
+        return charts.bar_chart(
+            title=f"Median response time by {what}",
+            desc="; ".join(f"{r.label}: {charts.format_duration(r.median_seconds)} median, "
+                           f"{charts.format_duration(r.p90_seconds)} p90 over {r.contacted} contacted"
+                           for r in contacted),
+            labels=[r.label for r in contacted], values=[r.median_seconds for r in contacted],
+            value_format=charts.format_duration, color=charts.PALETTE[0],
+            empty_message=f"No lead created in this period has been contacted yet, so there is no response "
+                          f"time by {what}. The first call, email or meeting a rep logs stops the clock.")
+
+    totals: dict[str, int] = {}
+    for r in more.rejections_by_rep:
+        totals[r.label] = totals.get(r.label, 0) + r.total
+    ranked = sorted(totals, key=lambda label: (-totals[label], label))
+    shown = ranked if len(ranked) <= REJECTION_SERIES else ranked[:REJECTION_SERIES - 1]
+    reps = list(dict.fromkeys(r.rep for r in more.rejections_by_rep))
+    series = {label: [0] * len(reps) for label in shown + (["Other"] if len(ranked) > len(shown) else [])}
+    for r in more.rejections_by_rep:
+        series[r.label if r.label in shown else "Other"][reps.index(r.rep)] += r.total
+    return {
+        "reps": medians(more.reps, "rep"),
+        "response": medians(more.sources, "source"),
+        "funnel_by_source": charts.bar_chart(
+            title="Captured → SQL by source",
+            desc="; ".join(f"{r.label}: {_pct(r.sql_rate)} of {r.leads} reached SQL" for r in more.sources),
+            labels=[r.label for r in more.sources], values=[r.sql_rate or 0 for r in more.sources],
+            value_format=_pct, color=charts.PALETTE[3],
+            empty_message="No lead captured in this period has reached SQL yet; the table below shows how far "
+                          "each source's leads got."),
+        "rejections_by_rep": charts.stacked_bars(
+            title="Rejection and disqualification reasons by rep",
+            desc="; ".join(f"{r.rep}: {r.label} {r.total}" for r in more.rejections_by_rep),
+            categories=reps, series=series, width=720, height=300,
+            empty_message="No lead with an owner was rejected or disqualified in this period."),
+    }
+
+
 @require_GET
 @login_required
 def dashboard(request):
-    """Managers, admins and marketing ops; anyone else (reps) gets the 403 page."""
-    membership = getattr(request, "membership", None)
-    if request.tenant is None or membership is None or membership.role not in DASHBOARD_ROLES:
-        raise PermissionDenied("Dashboards are for managers, admins and marketing ops.")
-    tz = request.tenant.timezone or "UTC"
-    try:
-        today = timezone.now().astimezone(zoneinfo.ZoneInfo(tz)).date()
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        tz, today = "UTC", timezone.now().date()
-    form = DashboardRangeForm(request.GET or None, today=today)
-    if form.is_bound and form.is_valid():
-        period = form.period(tz=tz)
-    else:
-        period = DateRange.default(tz=tz, today=today)
-        if not form.is_bound:
-            form = DashboardRangeForm(initial={"start": period.start, "end": period.end}, today=today)
-    data = dashboard_for(tenant=request.tenant, period=period)
-    presets = [{"label": label, "start": today - dt.timedelta(days=days - 1), "end": today,
-                "active": period.end == today and (period.end - period.start).days + 1 == days}
+    """Managers, admins and marketing ops; anyone else (reps) gets the 403 page. Invalid filters
+    answer 400 with the messages beside their fields and the default period's figures."""
+    view = DashboardRequest(request)
+    data = dashboard_for(tenant=view.tenant, period=view.period, filters=view.filters)
+    more = breakdowns_for(tenant=view.tenant, period=view.period, filters=view.filters,
+                          owner_ids=view.reach.owner_ids)
+    presets = [{"label": label, "query": view.query_string(start=view.today - dt.timedelta(days=days - 1),
+                                                          end=view.today, by=None),
+                "active": view.period.end == view.today and (view.period.end - view.period.start).days + 1 == days}
                for days, label in PRESETS]
+    people = dict(view.reach.people)
     return render(request, "leads/dashboard.html", {
-        "form": form, "period": period, "data": data, "cards": _cards(data), "charts": _charts(data),
-        "presets": presets,
+        "form": view.form, "period": view.period, "data": data, "more": more, "cards": _cards(data),
+        "charts": _charts(data) | _breakdown_charts(more), "tables": page_tables(data, more), "presets": presets,
+        "export_query": view.query_string(),
+        "reps_heading": "Reps" if view.reach.owner_ids is None else "Your teams' reps",
+        "reps_note": "Leads each owner got that were created in this period (response time, outcomes) and the "
+                     "first-contact SLA clocks started for them in it."
+                     + ("" if view.reach.owner_ids is None else " Only the reps of the teams you manage or belong to."),
+        "filter_rep": people.get(view.filters.owner_id) if view.filters.owner_id is not None else None,
+        "filter_source": None if view.filters.source is None else (view.filters.source or NO_SOURCE),
         "response": {"median": charts.format_duration(data.response.median_seconds),
-                     "p90": charts.format_duration(data.response.p90_seconds)}, "sla_rows": [(SLA_KIND_LABELS.get(k, k), v, _pct(v.rate)) for k, v in data.sla.items()],
-    })
+                     "p90": charts.format_duration(data.response.p90_seconds)},
+    }, status=200 if view.valid else 400)
+
+
+@require_GET
+@login_required
+def dashboard_export(request, section: str):
+    """One section as CSV for the same period and filters as the page: 404 for an unknown section,
+    400 (the messages as text) for invalid filters."""
+    view = DashboardRequest(request)
+    build = SECTIONS.get(section)
+    if build is None:
+        raise Http404("No such dashboard section.")
+    if not view.valid:
+        return HttpResponse("The export was not made:\n" + view.errors_text() + "\n", status=400,
+                            content_type="text/plain; charset=utf-8")
+    table = build(ExportQuery(tenant=view.tenant, period=view.period, filters=view.filters,
+                              owner_ids=view.reach.owner_ids))
+    response = HttpResponse("\ufeff" + table.csv_text(), content_type="text/csv; charset=utf-8")
+    name = f"{view.tenant.slug}-{section}-{view.period.start:%Y-%m-%d}-to-{view.period.end:%Y-%m-%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response

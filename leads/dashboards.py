@@ -3,7 +3,8 @@
 Every selector runs one query, takes the tenant explicitly and filters on `tenant_id` (raw SQL
 bypasses the tenant-scoped manager, so the filter is written out in each statement). Periods are
 whole days in the tenant's time zone: `DateRange(start, end)` covers `start` 00:00 to the end of
-`end`. Lead figures are about the leads *created* in the period (a cohort); SLA figures about the
+`end`. `Filters` narrow every figure to one owner and/or one source (SLA clocks by the owner whose
+clock it was, everything else by the lead's current owner). Lead figures are about the leads *created* in the period (a cohort); SLA figures about the
 clocks *started* in it; velocity about the stage moves *made* in it; aging is a snapshot as of now.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ STAGE_ORDER = [s.value for s in LeadStage]  # raw, mql, sal, sql, opportunity, c
 FUNNEL_STEPS = [("raw", "Captured"), ("mql", "MQL"), ("sal", "SAL"), ("sql", "SQL"),
                 ("opportunity", "Opportunity")]
 AGING_BUCKETS = ["0–2 days", "2–3 days", "3–7 days", "7+ days"]
+NO_SOURCE = "(no source)"
 TOP_SOURCES = 6
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -64,7 +66,43 @@ class DateRange:
                 "unit": "week" if self.unit == "week" else "day"}
 
 
-def _rows(sql: str, params: dict) -> list[tuple]:
+@dataclass(frozen=True)
+class Filters:
+    """Narrow the figures to one owner (a user id) and/or one source ("" is the leads without one)."""
+
+    owner_id: int | None = None
+    source: str | None = None
+
+    def sql(self, *, owner: str = "l.owner_id", source: str = "l.source") -> str:
+        """`AND` clauses on the given columns (column names come from this module, values are parameters)."""
+        return ((f" AND {owner} = %(f_owner)s" if self.owner_id is not None else "")
+                + (f" AND {source} = %(f_source)s" if self.source is not None else ""))
+
+    def params(self) -> dict:
+        return {"f_owner": self.owner_id, "f_source": self.source}
+
+
+ALL = Filters()
+
+
+def cohort_sql(filters: Filters) -> str:
+    """The leads created in the period (alias `l` inside) with what the breakdowns need: source,
+    owner, status, reason, seconds to first contact (`wait`) and the furthest stage reached (1..5)."""
+    return f"""
+        SELECT l.id, l.owner_id, l.status, l.rejection_reason,
+               COALESCE(NULLIF(l.source, ''), '{NO_SOURCE}') AS source,
+               extract(epoch FROM l.first_contacted_at - l.created_at) AS wait,
+               GREATEST(array_position(%(order)s::text[], l.stage::text), COALESCE(m.reached, 1),
+                        CASE WHEN l.status = 'converted' THEN 5 ELSE 1 END) AS reached
+        FROM leads_lead l
+        LEFT JOIN LATERAL (SELECT max(array_position(%(order)s::text[], t.to_stage::text)) AS reached
+                           FROM leads_stagetransition t
+                           WHERE t.tenant_id = l.tenant_id AND t.lead_id = l.id) m ON true
+        WHERE l.tenant_id = %(tenant)s AND l.created_at >= %(since)s AND l.created_at < %(until)s{filters.sql()}
+    """
+
+
+def fetch_rows(sql: str, params: dict) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
@@ -84,15 +122,15 @@ class VolumeBySource:
         return {source: sum(values) for source, values in self.counts.items()}
 
 
-def lead_volume_by_source(*, tenant, period: DateRange) -> VolumeBySource:
+def lead_volume_by_source(*, tenant, period: DateRange, filters: Filters = ALL) -> VolumeBySource:
     """Leads created per day (or week) and source; sources beyond the top six are grouped as "Other"."""
-    rows = _rows("""
+    rows = fetch_rows(f"""
         SELECT date_trunc(%(unit)s, l.created_at AT TIME ZONE %(tz)s)::date AS bucket,
-               COALESCE(NULLIF(l.source, ''), '(no source)') AS source, count(*)
+               COALESCE(NULLIF(l.source, ''), '{NO_SOURCE}') AS source, count(*)
         FROM leads_lead l
-        WHERE l.tenant_id = %(tenant)s AND l.created_at >= %(since)s AND l.created_at < %(until)s
+        WHERE l.tenant_id = %(tenant)s AND l.created_at >= %(since)s AND l.created_at < %(until)s{filters.sql()}
         GROUP BY 1, 2
-    """, period.params(tenant))
+    """, period.params(tenant) | filters.params())
     buckets = period.buckets()
     index = {day: i for i, day in enumerate(buckets)}
     per_source: dict[str, int] = {}
@@ -118,16 +156,16 @@ class ResponseTime:
     p90_seconds: float | None
 
 
-def response_time(*, tenant, period: DateRange) -> ResponseTime:
+def response_time(*, tenant, period: DateRange, filters: Filters = ALL) -> ResponseTime:
     """Creation → first contact (a call, email or meeting) of the leads created in the period:
     median and 90th percentile in seconds over the contacted ones."""
-    ((leads, contacted, median, p90),) = _rows("""
+    ((leads, contacted, median, p90),) = fetch_rows(f"""
         SELECT count(*), count(l.first_contacted_at),
                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM l.first_contacted_at - l.created_at)),
                percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM l.first_contacted_at - l.created_at))
         FROM leads_lead l
-        WHERE l.tenant_id = %(tenant)s AND l.created_at >= %(since)s AND l.created_at < %(until)s
-    """, period.params(tenant))
+        WHERE l.tenant_id = %(tenant)s AND l.created_at >= %(since)s AND l.created_at < %(until)s{filters.sql()}
+    """, period.params(tenant) | filters.params())
     return ResponseTime(leads=leads, contacted=contacted,
                         median_seconds=float(median) if median is not None else None,
                         p90_seconds=float(p90) if p90 is not None else None)
@@ -148,11 +186,13 @@ class SlaCompliance:
         return self.met / decided if decided else None
 
 
-def sla_compliance(*, tenant, period: DateRange, now: dt.datetime | None = None) -> dict[str, SlaCompliance]:
+def sla_compliance(*, tenant, period: DateRange, now: dt.datetime | None = None,
+                   filters: Filters = ALL) -> dict[str, SlaCompliance]:
     """SLA clocks started in the period, by kind: met (stopped by the rep's action before the
-    deadline), breached (past the deadline, stopped or not) and still running."""
-    params = period.params(tenant) | {"now": now or timezone.now()}
-    rows = _rows("""
+    deadline), breached (past the deadline, stopped or not) and still running. The owner filter is
+    the clock's owner: whose clock it was, even if the lead moved on."""
+    params = period.params(tenant) | filters.params() | {"now": now or timezone.now()}
+    rows = fetch_rows(f"""
         SELECT kind,
                count(*) FILTER (WHERE NOT breached AND stopped_at IS NOT NULL AND stop_reason <> 'reassigned'),
                count(*) FILTER (WHERE breached),
@@ -160,7 +200,9 @@ def sla_compliance(*, tenant, period: DateRange, now: dt.datetime | None = None)
         FROM (SELECT c.kind, c.stopped_at, c.stop_reason,
                      (c.breached_at IS NOT NULL OR COALESCE(c.stopped_at, %(now)s) > c.due_at) AS breached
               FROM routing_slaclock c
-              WHERE c.tenant_id = %(tenant)s AND c.started_at >= %(since)s AND c.started_at < %(until)s) s
+              JOIN leads_lead l ON l.id = c.lead_id AND l.tenant_id = c.tenant_id
+              WHERE c.tenant_id = %(tenant)s AND c.started_at >= %(since)s AND c.started_at < %(until)s
+                    {filters.sql(owner="c.owner_id")}) s
         GROUP BY kind ORDER BY kind
     """, params)
     return {kind: SlaCompliance(kind=kind, met=met, breached=breached, running=running)
@@ -179,23 +221,21 @@ class FunnelStep:
     from_start: float | None  # share of all captured leads
 
 
-def stage_funnel(*, tenant, period: DateRange) -> list[FunnelStep]:
+FUNNEL_COUNTS_SQL = """count(*) AS reached_1, count(*) FILTER (WHERE reached >= 2) AS reached_2,
+        count(*) FILTER (WHERE reached >= 3) AS reached_3, count(*) FILTER (WHERE reached >= 4) AS reached_4,
+        count(*) FILTER (WHERE reached >= 5) AS reached_5"""
+
+
+def stage_funnel(*, tenant, period: DateRange, filters: Filters = ALL) -> list[FunnelStep]:
     """How far the leads created in the period got: a lead counts at every stage up to the furthest
     one it reached (its current stage, any stage it moved to, or converted → opportunity)."""
-    ((*counts,),) = _rows("""
-        WITH reached AS (
-          SELECT GREATEST(array_position(%(order)s::text[], l.stage::text),
-                          COALESCE(max(array_position(%(order)s::text[], t.to_stage::text)), 1),
-                          CASE WHEN l.status = 'converted' THEN 5 ELSE 1 END) AS r
-          FROM leads_lead l
-          LEFT JOIN leads_stagetransition t ON t.tenant_id = l.tenant_id AND t.lead_id = l.id
-          WHERE l.tenant_id = %(tenant)s AND l.created_at >= %(since)s AND l.created_at < %(until)s
-          GROUP BY l.id
-        )
-        SELECT count(*), count(*) FILTER (WHERE r >= 2), count(*) FILTER (WHERE r >= 3),
-               count(*) FILTER (WHERE r >= 4), count(*) FILTER (WHERE r >= 5)
-        FROM reached
-    """, period.params(tenant) | {"order": STAGE_ORDER})
+    ((*counts,),) = fetch_rows(f"WITH cohort AS ({cohort_sql(filters)}) SELECT {FUNNEL_COUNTS_SQL} FROM cohort",
+                          period.params(tenant) | filters.params() | {"order": STAGE_ORDER})
+    return funnel_steps(counts)
+
+
+def funnel_steps(counts: list[int]) -> list[FunnelStep]:
+    """The five funnel counts (captured … opportunity) with their conversion rates."""
     steps, previous = [], None
     for (stage, label), n in zip(FUNNEL_STEPS, counts, strict=True):
         steps.append(FunnelStep(
@@ -220,16 +260,16 @@ class StageVelocity:
         return f"{names.get(self.from_stage, 'Created')} → {names.get(self.to_stage, self.to_stage)}"
 
 
-def stage_velocity(*, tenant, period: DateRange) -> list[StageVelocity]:
+def stage_velocity(*, tenant, period: DateRange, filters: Filters = ALL) -> list[StageVelocity]:
     """Median time a lead spent before each kind of stage move made in the period: since its
     previous move, or since it was created for its first one."""
-    rows = _rows("""
+    rows = fetch_rows(f"""
         WITH moves AS (
           SELECT t.from_stage, t.to_stage, t.at,
                  COALESCE(lag(t.at) OVER (PARTITION BY t.lead_id ORDER BY t.at, t.id), l.created_at) AS since
           FROM leads_stagetransition t
           JOIN leads_lead l ON l.id = t.lead_id AND l.tenant_id = t.tenant_id
-          WHERE t.tenant_id = %(tenant)s AND t.at < %(until)s
+          WHERE t.tenant_id = %(tenant)s AND t.at < %(until)s{filters.sql()}
             AND t.lead_id IN (SELECT lead_id FROM leads_stagetransition
                               WHERE tenant_id = %(tenant)s AND at >= %(since)s AND at < %(until)s)
         )
@@ -239,7 +279,7 @@ def stage_velocity(*, tenant, period: DateRange) -> list[StageVelocity]:
         GROUP BY 1, 2
         ORDER BY COALESCE(array_position(%(order)s::text[], from_stage::text), 0),
                  array_position(%(order)s::text[], to_stage::text)
-    """, period.params(tenant) | {"order": STAGE_ORDER})
+    """, period.params(tenant) | filters.params() | {"order": STAGE_ORDER})
     return [StageVelocity(from_stage=f, to_stage=t, moves=n, median_seconds=max(float(m), 0.0))
             for f, t, n, m in rows]
 
@@ -254,18 +294,19 @@ class AgingBucket:
     unassigned: int
 
 
-def lead_aging(*, tenant, now: dt.datetime | None = None) -> list[AgingBucket]:
+def lead_aging(*, tenant, now: dt.datetime | None = None, filters: Filters = ALL) -> list[AgingBucket]:
     """Open leads (new, contacted, qualified) by how long nobody touched them: since the later of
     their last activity and their assignment (the SLA Agent's aging spell), else since creation."""
-    rows = _rows("""
+    rows = fetch_rows(f"""
         SELECT b, count(*), count(*) FILTER (WHERE owner_id IS NULL)
         FROM (SELECT l.owner_id,
                      CASE WHEN age < interval '2 days' THEN 0 WHEN age < interval '3 days' THEN 1
                           WHEN age < interval '7 days' THEN 2 ELSE 3 END AS b
               FROM (SELECT owner_id, %(now)s - COALESCE(GREATEST(last_activity_at, assigned_at), created_at) AS age
-                    FROM leads_lead WHERE tenant_id = %(tenant)s AND status = ANY(%(open)s)) l) x
+                    FROM leads_lead WHERE tenant_id = %(tenant)s AND status = ANY(%(open)s)
+                          {filters.sql(owner="owner_id", source="source")}) l) x
         GROUP BY b
-    """, {"tenant": tenant.pk, "now": now or timezone.now(), "open": OPEN_STATUSES})
+    """, {"tenant": tenant.pk, "now": now or timezone.now(), "open": OPEN_STATUSES} | filters.params())
     found = {b: (n, u) for b, n, u in rows}
     return [AgingBucket(label=label, leads=found.get(i, (0, 0))[0], unassigned=found.get(i, (0, 0))[1])
             for i, label in enumerate(AGING_BUCKETS)]
@@ -283,25 +324,26 @@ class RejectionCount:
         return self.rejected + self.disqualified
 
 
-def rejection_reasons(*, tenant, period: DateRange) -> list[RejectionCount]:
+def rejection_reasons(*, tenant, period: DateRange, filters: Filters = ALL) -> list[RejectionCount]:
     """Reasons given for the leads created in the period that sales rejected or disqualified, with
     the taxonomy's labels (a code no longer in the taxonomy shows as itself), most frequent first."""
-    rows = _rows("""
+    rows = fetch_rows(f"""
         SELECT l.rejection_reason, COALESCE(r.label, l.rejection_reason),
                count(*) FILTER (WHERE l.status <> 'unqualified'), count(*) FILTER (WHERE l.status = 'unqualified')
         FROM leads_lead l
         LEFT JOIN routing_rejectionreason r ON r.tenant_id = l.tenant_id AND r.code = l.rejection_reason
         WHERE l.tenant_id = %(tenant)s AND l.rejection_reason <> ''
-          AND l.created_at >= %(since)s AND l.created_at < %(until)s
+          AND l.created_at >= %(since)s AND l.created_at < %(until)s{filters.sql()}
         GROUP BY 1, 2
         ORDER BY count(*) DESC, 2
-    """, period.params(tenant))
+    """, period.params(tenant) | filters.params())
     return [RejectionCount(code=c, label=label, rejected=r, disqualified=d) for c, label, r, d in rows]
 
 
 @dataclass
 class Dashboard:
     period: DateRange
+    filters: Filters
     volume: VolumeBySource
     response: ResponseTime
     sla: dict[str, SlaCompliance]
@@ -311,15 +353,16 @@ class Dashboard:
     rejections: list[RejectionCount] = field(default_factory=list)
 
 
-def dashboard_for(*, tenant, period: DateRange, now: dt.datetime | None = None) -> Dashboard:
-    """Every figure of the dashboard page: seven queries whatever the tenant's size."""
+def dashboard_for(*, tenant, period: DateRange, filters: Filters = ALL, now: dt.datetime | None = None) -> Dashboard:
+    """The tenant-wide figures of the dashboard page: seven queries whatever the tenant's size."""
     return Dashboard(
         period=period,
-        volume=lead_volume_by_source(tenant=tenant, period=period),
-        response=response_time(tenant=tenant, period=period),
-        sla=sla_compliance(tenant=tenant, period=period, now=now),
-        funnel=stage_funnel(tenant=tenant, period=period),
-        velocity=stage_velocity(tenant=tenant, period=period),
-        aging=lead_aging(tenant=tenant, now=now),
-        rejections=rejection_reasons(tenant=tenant, period=period),
+        filters=filters,
+        volume=lead_volume_by_source(tenant=tenant, period=period, filters=filters),
+        response=response_time(tenant=tenant, period=period, filters=filters),
+        sla=sla_compliance(tenant=tenant, period=period, now=now, filters=filters),
+        funnel=stage_funnel(tenant=tenant, period=period, filters=filters),
+        velocity=stage_velocity(tenant=tenant, period=period, filters=filters),
+        aging=lead_aging(tenant=tenant, now=now, filters=filters),
+        rejections=rejection_reasons(tenant=tenant, period=period, filters=filters),
     )

@@ -96,3 +96,23 @@ def test_nice_ticks_and_durations():
     assert nice_ticks(1) == [0, 1]
     assert nice_ticks(95) == [0, 20, 40, 60, 80, 100]
     assert [format_duration(s) for s in (None, 30, 600, 5400, 172800)] == ["—", "30 s", "10 min", "1.5 h", "2.0 d"]
+
+
+def test_stacked_bars_legend_wraps_onto_more_lines_and_the_chart_grows():
+    series = {f"Reason number {i} long": [i + 1] for i in range(6)}  # 196 px per entry: three per line
+    root = parse(stacked_bars(title="t", desc="d", categories=["Ann"], series=series, empty_message="none",
+                              width=720, height=300))
+    assert root.get("viewBox") == "0 0 720 326"  # one more 26 px legend line
+    legend = [el for el in root.iter(f"{SVG}text") if (el.text or "").startswith("Reason number")]
+    assert [el.text for el in legend] == list(series)
+    lines = sorted({float(el.get("y")) for el in legend})
+    assert len(lines) == 2 and lines[1] - lines[0] == 26 and lines[1] < 326
+    assert all(float(el.get("x")) + 8 * len(el.text) <= 720 for el in legend)  # nothing past the right edge
+
+
+def test_stacked_bars_clip_long_category_labels_but_keep_them_in_the_bar_titles():
+    name = "Bartholomew Featherstonehaugh"
+    root = parse(stacked_bars(title="t", desc="d", categories=[name], series={"Bad fit": [2]}, empty_message="none"))
+    assert "Bartholomew Fea…" in texts(root) and name not in texts(root)
+    bar = next(r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None)
+    assert bar.find(f"{SVG}title").text == f"{name} · Bad fit: 2"
