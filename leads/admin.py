@@ -1,7 +1,9 @@
 """Tenant-scoped admin for leads, accounts, lead forms (with an embeddable HTML snippet), signals."""
+from django.conf import settings
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
 from routing.models import Assignment
@@ -14,38 +16,114 @@ from .models import Account, Activity, Lead, LeadForm, Signal, SignalType, Stage
 SALES_ROLES = CONFIG_ROLES
 
 
+# The standard fields of the embeddable form: (name, label, input type, autocomplete, required).
+SNIPPET_FIELDS = (
+    ("first_name", "First name", "text", "given-name", False),
+    ("last_name", "Last name", "text", "family-name", False),
+    ("email", "Work email", "email", "email", True),
+    ("phone", "Phone", "tel", "tel", False),
+    ("company", "Company", "text", "organization", False),
+    ("job_title", "Job title", "text", "organization-title", False),
+    ("country", "Country", "text", "country-name", False),
+)
+SNIPPET_HIDDEN = ("page_url", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+CONSENT_TEXT = "Yes, send me news and offers by email. I can unsubscribe at any time."
+
+# Progressive enhancement only: the form posts without it. It records the page and the UTM tags of the visit.
+SNIPPET_SCRIPT = (
+    "<script>\n"
+    "(function () {{\n"
+    "  var form = document.getElementById(\"{form_id}\");\n"
+    "  if (!form) return;\n"
+    "  var query = new URLSearchParams(window.location.search);\n"
+    "  form.elements.page_url.value = window.location.href;\n"
+    "  [\"utm_source\", \"utm_medium\", \"utm_campaign\", \"utm_term\", \"utm_content\"].forEach(function (name) {{\n"
+    "    if (query.get(name)) form.elements[name].value = query.get(name);\n"
+    "  }});\n"
+    "}})();\n"
+    "</script>"
+)
+
+
+def lead_form_snippet(*, form: LeadForm, action_url: str) -> str:
+    """A plain HTML form for `form` that posts to the intake endpoint from any site: labelled
+    standard fields, a consent checkbox, the honeypot the intake drops bots with, and hidden page
+    and UTM fields that an optional script fills in."""
+    prefix = f"lm-{form.key[3:11].lower()}"
+    max_lengths = {name: Lead._meta.get_field(name).max_length for name, *_ in SNIPPET_FIELDS}
+    field_rows = mark_safe("".join(  # each row built by format_html
+        format_html(
+            '  <p>\n    <label for="{prefix}-{name}">{label}{star}</label><br>\n'
+            '    <input id="{prefix}-{name}" name="{name}" type="{type}" autocomplete="{auto}" maxlength="{max}"'
+            "{required}>\n  </p>\n",
+            prefix=prefix, name=name, label=label, star=" *" if required else "", type=input_type,
+            auto=autocomplete, max=max_lengths[name], required=mark_safe(" required") if required else "",
+        )
+        for name, label, input_type, autocomplete, required in SNIPPET_FIELDS
+    ))
+    hidden = format_html_join("", '  <input type="hidden" name="{}" value="">\n', ((name,) for name in SNIPPET_HIDDEN))
+    honeypot = settings.INTAKE_HONEYPOT_FIELD
+    after = (format_html("<!-- After sending, visitors are taken to {} (the form's success URL in leadmgmt). -->\n",
+                         form.success_url) if form.success_url
+             else mark_safe("<!-- After sending, visitors see leadmgmt's thank-you page: set a success URL on the "
+                            "form in leadmgmt to send them to yours. -->\n"))
+    return format_html(
+        '<!-- leadmgmt lead form "{name}": paste anywhere in a page of an allowed site. -->\n{after}'
+        '<form id="{prefix}" method="post" action="{action}" accept-charset="UTF-8">\n'
+        '  <input type="hidden" name="form_key" value="{key}">\n'
+        "{fields}"
+        '  <p>\n    <label><input type="checkbox" name="marketing_consent" value="yes"> {consent}</label>\n  </p>\n'
+        "  <!-- Leave this hidden field empty: only bots fill it, and their posts are dropped. -->\n"
+        '  <div aria-hidden="true" style="position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden">\n'
+        '    <label for="{prefix}-{honeypot}">Leave this field empty</label>\n'
+        '    <input id="{prefix}-{honeypot}" name="{honeypot}" type="text" tabindex="-1" autocomplete="off" value="">\n'
+        "  </div>\n"
+        "{hidden}"
+        '  <button type="submit">Send</button>\n'
+        "</form>\n{script}",
+        name=form.name, after=after, prefix=prefix, action=action_url, key=form.key, fields=field_rows,
+        consent=CONSENT_TEXT, honeypot=honeypot, hidden=hidden,
+        script=format_html(SNIPPET_SCRIPT, form_id=prefix),
+    )
+
+
 @admin.register(LeadForm)
 class LeadFormAdmin(TenantScopedAdmin):
-    list_display = ("name", "key", "default_source", "is_active", "created_at")
+    """Web forms of the tenant: each has a public key and a ready-to-paste HTML snippet."""
+
+    list_display = ("name", "key", "default_source", "success_url", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "key")
     readonly_fields = ("key", "html_snippet")
     fields = ("name", "key", "default_source", "allowed_origins", "success_url", "is_active", "html_snippet")
     change_roles = CONFIG_ROLES
+    audit_action_prefix = "lead_form"
+
+    def get_form(self, request, obj=None, **kwargs):
+        self._action_url = request.build_absolute_uri(reverse("intake"))
+        return super().get_form(request, obj, **kwargs)
 
     @admin.display(description="HTML snippet to paste into any site")
     def html_snippet(self, obj):
-        if not obj or not obj.pk:
+        if obj is None or obj.pk is None:
             return "Save the form to get its snippet."
-        request = getattr(self, "_request", None)
-        action = reverse("intake")
-        if request is not None:
-            action = request.build_absolute_uri(action)
-        snippet = (
-            f'<form method="post" action="{action}">\n'
-            f'  <input type="hidden" name="form_key" value="{obj.key}">\n'
-            '  <input name="first_name" placeholder="First name">\n'
-            '  <input name="last_name" placeholder="Last name">\n'
-            '  <input name="email" type="email" placeholder="Work email" required>\n'
-            '  <input name="company" placeholder="Company">\n'
-            '  <label><input type="checkbox" name="marketing_consent" value="yes"> Keep me informed</label>\n'
-            '  <input name="website_url" style="display:none" tabindex="-1" autocomplete="off">\n'
-            '  <button type="submit">Send</button>\n'
-            "</form>"
+        snippet = lead_form_snippet(form=obj, action_url=getattr(self, "_action_url", reverse("intake")))
+        warnings = []
+        if not obj.is_active:
+            warnings.append("This form is inactive: submissions are refused until it is switched on again.")
+        if not obj.allowed_origins:
+            warnings.append("No site may post this form from a browser yet: add your site to the allowed origins, "
+                            'e.g. ["https://www.example.com"].')
+        return format_html(
+            '{warnings}<textarea id="lead-form-snippet" class="vLargeTextField" rows="24" cols="100" readonly '
+            'spellcheck="false" aria-label="HTML snippet">{snippet}</textarea>'
+            '<p><button type="button" class="button" data-copy-snippet="lead-form-snippet">Copy snippet</button> '
+            '<span class="help" role="status" aria-live="polite" data-copy-status></span></p>'
+            '<p class="help">A plain HTML form: it works without JavaScript and posts from any site listed in the '
+            "allowed origins. The short script at the end only records the page and its UTM tags.</p>",
+            warnings=format_html_join("", '<p class="errornote">{}</p>', ((w,) for w in warnings)),
+            snippet=escape(snippet),  # shown as text, copied exactly as generated
         )
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", snippet)
-
-    def get_form(self, request, obj=None, **kwargs):
-        self._request = request
-        return super().get_form(request, obj, **kwargs)
 
 
 @admin.register(Account)

@@ -1,12 +1,18 @@
 """Tenant-scoped admin: each tenant's staff see and reach only their own rows; writes are audited."""
+import re
+from html import unescape
+from html.parser import HTMLParser
+
 import pytest
+from django.conf import settings
+from django.test import Client
 from django.urls import reverse
 
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Role
-from leads.models import Lead
+from leads.models import Lead, LeadForm
 
-from .factories import AccountFactory, LeadFactory, UserFactory
+from .factories import AccountFactory, LeadFactory, LeadFormFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -103,3 +109,128 @@ def test_lead_form_admin_shows_an_embeddable_snippet(admin_member_client, lead_f
     page = admin_member_client.get(reverse("admin:leads_leadform_change", args=[lead_form.pk]))
     body = page.content.decode()
     assert lead_form.key in body and "/api/v1/intake/" in body
+
+
+# --- lead forms: the ready-to-paste snippet ---------------------------------------------------------
+
+
+class _SnippetParser(HTMLParser):
+    """Collects the form, its inputs, the labels (by `for`) and scripts of a snippet."""
+
+    def __init__(self):
+        super().__init__()
+        self.form, self.inputs, self.labels, self.scripts, self.hidden_blocks = None, [], {}, [], []
+        self._label_for, self._label_text, self._in_hidden_block = None, [], 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.form = attrs
+        elif tag == "input":
+            self.inputs.append({**attrs, "_in_hidden_block": self._in_hidden_block > 0})
+        elif tag == "label":
+            self._label_for, self._label_text = attrs.get("for"), []
+        elif tag == "script":
+            self.scripts.append(attrs)
+        elif tag == "div" and attrs.get("aria-hidden") == "true":
+            self._in_hidden_block += 1
+
+    def handle_endtag(self, tag):
+        if tag == "label" and self._label_for:
+            self.labels[self._label_for] = " ".join("".join(self._label_text).split())
+            self._label_for = None
+        elif tag == "div" and self._in_hidden_block:
+            self._in_hidden_block -= 1
+
+    def handle_data(self, data):
+        if self._label_for is not None:
+            self._label_text.append(data)
+
+
+def _snippet(client, lead_form) -> tuple[str, str]:
+    page = client.get(reverse("admin:leads_leadform_change", args=[lead_form.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    match = re.search(r'<textarea id="lead-form-snippet"[^>]*>(.*?)</textarea>', html, re.S)
+    assert match, "the snippet is shown in a read-only text area"
+    return unescape(match.group(1)), html
+
+
+def test_lead_form_snippet_is_a_complete_plain_html_form(ops_client, lead_form):
+    snippet, page = _snippet(ops_client, lead_form)
+    parsed = _SnippetParser()
+    parsed.feed(snippet)
+    assert parsed.form["method"] == "post"
+    assert parsed.form["action"] == "http://testserver/api/v1/intake/"  # absolute: it is pasted on other sites
+    inputs = {i["name"]: i for i in parsed.inputs}
+    assert inputs["form_key"] == {"type": "hidden", "name": "form_key", "value": lead_form.key,
+                                  "_in_hidden_block": False}
+    for name, label in [("first_name", "First name"), ("last_name", "Last name"), ("email", "Work email *"),
+                        ("phone", "Phone"), ("company", "Company"), ("job_title", "Job title"),
+                        ("country", "Country")]:
+        assert parsed.labels[inputs[name]["id"]] == label, name
+    assert "required" in inputs["email"] and inputs["email"]["type"] == "email"
+    assert inputs["marketing_consent"]["type"] == "checkbox"
+    honeypot = inputs[settings.INTAKE_HONEYPOT_FIELD]
+    assert honeypot["_in_hidden_block"] and honeypot["tabindex"] == "-1" and honeypot["autocomplete"] == "off"
+    assert f"taken to {lead_form.success_url}" in snippet
+    assert all("src" not in script for script in parsed.scripts), "no external script: nothing from a CDN"
+    assert not re.search(r'<(?:script|link)[^>]+(?:src|href)="https?://', page), "the admin page loads no CDN"
+    assert 'data-copy-snippet="lead-form-snippet"' in page and "navigator.clipboard" in page
+
+
+def _snippet_submission(snippet: str, **values) -> dict:
+    parsed = _SnippetParser()
+    parsed.feed(snippet)
+    data = {i["name"]: i.get("value", "") for i in parsed.inputs if i.get("type") != "checkbox"}
+    data.update(values)
+    return data
+
+
+def test_the_snippet_posted_from_an_allowed_site_captures_a_lead_and_redirects(ops_client, lead_form, client):
+    snippet, _page = _snippet(ops_client, lead_form)
+    data = _snippet_submission(snippet, email="buyer@bigco.test", first_name="Bea", company="BigCo",
+                               marketing_consent="yes", page_url="https://www.acme-site.test/pricing")
+    headers = {"HTTP_ORIGIN": "https://www.acme-site.test", "HTTP_SEC_FETCH_MODE": "navigate",
+               "HTTP_ACCEPT": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    response = Client().post("/api/v1/intake/", data, **headers)
+    assert response.status_code == 303 and response["Location"] == lead_form.success_url
+    lead = Lead.objects.unscoped().get(tenant=lead_form.tenant, email="buyer@bigco.test")
+    assert (lead.first_name, lead.company, lead.marketing_consent, lead.form_id) == ("Bea", "BigCo", True,
+                                                                                    lead_form.pk)
+
+
+def test_a_bot_filling_the_snippets_honeypot_is_dropped(ops_client, lead_form):
+    snippet, _page = _snippet(ops_client, lead_form)
+    data = _snippet_submission(snippet, email="bot@spam.test", **{settings.INTAKE_HONEYPOT_FIELD: "http://spam"})
+    response = Client().post("/api/v1/intake/", data, HTTP_ORIGIN="https://www.acme-site.test",
+                             HTTP_SEC_FETCH_MODE="navigate")
+    assert response.status_code == 303  # the bot is told it worked ...
+    assert not Lead.objects.unscoped().filter(email="bot@spam.test").exists()  # ... and nothing is kept
+
+
+def test_snippet_warns_when_no_site_may_post_and_escapes_the_form_name(ops_client, tenant):
+    form = LeadFormFactory(tenant=tenant, name='Fair "2025" <booth>', allowed_origins=[], success_url="")
+    snippet, page = _snippet(ops_client, form)
+    assert "No site may post this form from a browser yet" in page
+    assert "leadmgmt's thank-you page" in snippet
+    assert '"Fair &quot;2025&quot; &lt;booth&gt;"' in snippet  # the name cannot break out of the comment
+
+
+def test_marketing_ops_create_a_lead_form_and_it_is_audited_in_their_tenant(ops_client, tenant, other_tenant):
+    response = ops_client.post(reverse("admin:leads_leadform_add"), {
+        "name": "Webinar signup", "default_source": "webinar", "allowed_origins": '["https://events.acme.test"]',
+        "success_url": "https://events.acme.test/thanks", "is_active": "on", "tenant": other_tenant.pk})
+    assert response.status_code == 302
+    form = LeadForm.objects.unscoped().get(name="Webinar signup")
+    assert form.tenant == tenant and form.key.startswith("lf_")  # a posted tenant id is ignored
+    assert AuditEvent.objects.unscoped().filter(tenant=tenant, action="lead_form.created",
+                                                object_id=str(form.pk)).exists()
+
+
+def test_a_bad_success_url_is_a_message_beside_the_field(ops_client):
+    response = ops_client.post(reverse("admin:leads_leadform_add"), {
+        "name": "Broken", "default_source": "web_form", "allowed_origins": "[]", "success_url": "not a url"})
+    assert response.status_code == 200
+    assert "success_url" in response.context["adminform"].form.errors
+    assert not LeadForm.objects.unscoped().filter(name="Broken").exists()
