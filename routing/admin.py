@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -15,6 +17,7 @@ from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.admin import MembershipAdmin
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
 from leadmgmt.tenancy.models import Membership
+from leads.models import Lead
 
 from .admin_forms import (
     BusinessHoursForm,
@@ -29,6 +32,7 @@ from .admin_forms import (
     RoutingSettingsForm,
     SlaPolicyForm,
     TerritoryForm,
+    reason_use_count,
 )
 from .models import (
     Assignment,
@@ -243,10 +247,42 @@ class RoutingSettingsAdmin(RoutingConfigAdmin):
 
 @admin.register(RejectionReason)
 class RejectionReasonAdmin(RoutingConfigAdmin):
+    """The reasons reps pick from to reject or disqualify a lead (one taxonomy for both; "nurture"
+    reasons send a rejected lead back to nurture). A reason leads use is deactivated, never deleted."""
+
     form = RejectionReasonForm
     audit_action_prefix = "rejection_reason"
-    list_display = ("position", "code", "label", "nurture", "is_active")
+    list_display = ("position", "code", "label", "nurture", "is_active", "leads_using")
     list_display_links = ("code",)
+    list_filter = ("is_active", "nurture")
+    search_fields = ("code", "label")
+    ordering = ("position", "id")
+
+    def get_queryset(self, request):
+        used = (Lead.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), rejection_reason=OuterRef("code"))
+                .order_by().values("tenant_id").annotate(n=Count("pk")).values("n"))
+        return super().get_queryset(request).annotate(_leads_using=Coalesce(Subquery(used), 0))
+
+    @admin.display(description="Leads using it", ordering="_leads_using")
+    def leads_using(self, obj):
+        return getattr(obj, "_leads_using", None)
+
+    def get_deleted_objects(self, objs, request):
+        """Reasons that leads use, or the last active ones, are refused (the page lists why)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        objs = list(objs)
+        for reason in objs:
+            used = reason_use_count(tenant=reason.tenant, code=reason.code)
+            if used:
+                protected.append(f"{reason}: {used} lead(s) were rejected or disqualified with it (deactivate it "
+                                 "instead)")
+        tenants = {reason.tenant_id for reason in objs}
+        for tenant_id in tenants:
+            doomed = [r.pk for r in objs if r.tenant_id == tenant_id]
+            if not RejectionReason.objects.unscoped().filter(tenant_id=tenant_id, is_active=True).exclude(
+                    pk__in=doomed).exists():
+                protected.append("The last active reason: reps could no longer reject or disqualify a lead")
+        return deleted, counts, perms_needed, protected
 
 
 # --- read-only history --------------------------------------------------------------------------------

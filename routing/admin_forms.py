@@ -251,12 +251,41 @@ class RoutingSettingsForm(TenantModelForm):
     validator = staticmethod(lambda obj, tenant: routing_settings_errors(routing_settings=obj, tenant=tenant))
 
 
+def reason_use_count(*, tenant: Tenant, code: str) -> int:
+    """Leads rejected or disqualified with this reason code (they keep the code, not a link)."""
+    return Lead.objects.unscoped().filter(tenant=tenant, rejection_reason=code).count()
+
+
 class RejectionReasonForm(TenantModelForm):
+    """One reason of the taxonomy reps pick from when they reject or disqualify a lead."""
+
     class Meta(TenantMeta):
         model = RejectionReason
         fields = ["tenant", "code", "label", "nurture", "is_active", "position"]
+        help_texts = {
+            "code": "Short and stable, e.g. bad_fit: leads keep it, dashboards group by it. It cannot change once "
+                    "a lead uses it.",
+            "label": "What reps see in the reject and disqualify menus.",
+            "is_active": "Inactive reasons leave the menus; leads that used them keep them.",
+        }
 
-    validator = staticmethod(lambda reason, tenant: rejection_reason_errors(reason=reason, tenant=tenant))
+    @staticmethod
+    def validator(reason, tenant):
+        errors = rejection_reason_errors(reason=reason, tenant=tenant)
+        if not reason.pk:
+            return errors
+        saved = RejectionReason.objects.unscoped().get(pk=reason.pk)
+        if reason.code != saved.code:
+            used = reason_use_count(tenant=tenant, code=saved.code)
+            if used:
+                errors.setdefault("code", []).append(
+                    f"{used} lead(s) were rejected or disqualified as “{saved.code}”: renaming the code would cut "
+                    "them off from this reason. Change the label, or deactivate this reason and add a new one.")
+        if saved.is_active and not reason.is_active and not RejectionReason.objects.unscoped().filter(
+                tenant=tenant, is_active=True).exclude(pk=reason.pk).exists():
+            errors.setdefault("is_active", []).append(
+                "This is the last active reason: reps could no longer reject or disqualify a lead.")
+        return errors
 
 
 class MembershipCapacityForm(TenantModelForm):

@@ -234,3 +234,99 @@ def test_a_bad_success_url_is_a_message_beside_the_field(ops_client):
     assert response.status_code == 200
     assert "success_url" in response.context["adminform"].form.errors
     assert not LeadForm.objects.unscoped().filter(name="Broken").exists()
+
+
+# --- the rejection and disqualification reason taxonomy ------------------------------------------------
+
+
+def _reason(tenant, code, **kwargs):
+    from routing.models import RejectionReason
+
+    values = {"label": code.replace("_", " ").title(), "position": 10, **kwargs}
+    return RejectionReason.objects.unscoped().create(tenant=tenant, code=code, **values)
+
+
+def _reason_post(client, reason=None, **data):
+    values = {"code": "wrong_region", "label": "Outside our regions", "position": "120", "is_active": "on", **data}
+    values = {k: v for k, v in values.items() if v is not None}
+    url = (reverse("admin:routing_rejectionreason_change", args=[reason.pk]) if reason
+           else reverse("admin:routing_rejectionreason_add"))
+    return client.post(url, values)
+
+
+def test_marketing_ops_add_a_reason_to_their_taxonomy_and_it_is_audited(ops_client, tenant, other_tenant):
+    from routing.models import RejectionReason
+
+    _reason(other_tenant, "wrong_region")  # the same code in another tenant is no conflict
+    response = _reason_post(ops_client, nurture="on")
+    assert response.status_code == 302
+    reason = RejectionReason.objects.unscoped().get(tenant=tenant, code="wrong_region")
+    assert reason.nurture and reason.is_active and reason.label == "Outside our regions"
+    assert AuditEvent.objects.unscoped().filter(tenant=tenant, action="rejection_reason.created",
+                                                object_id=str(reason.pk)).exists()
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"code": "not_icp"}, "code"),  # already used in this tenant
+    ({"code": "not icp!"}, "code"),  # not a slug
+    ({"code": ""}, "code"),
+    ({"label": ""}, "label"),
+])
+def test_a_bad_reason_is_a_message_beside_its_field_and_nothing_is_written(ops_client, tenant, data, field):
+    from routing.models import RejectionReason
+
+    _reason(tenant, "not_icp")
+    before = RejectionReason.objects.unscoped().count()
+    response = _reason_post(ops_client, **data)
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
+    assert RejectionReason.objects.unscoped().count() == before
+
+
+def test_the_code_of_a_reason_leads_use_cannot_change_but_its_label_can(ops_client, tenant):
+    reason = _reason(tenant, "no_budget", label="No budget")
+    _reason(tenant, "not_now")
+    LeadFactory(tenant=tenant, status="rejected", rejection_reason="no_budget")
+    response = _reason_post(ops_client, reason, code="budget", label="No budget")
+    assert "renaming the code would cut" in str(response.context["adminform"].form.errors["code"])
+    assert _reason_post(ops_client, reason, code="no_budget", label="No budget this year").status_code == 302
+    reason.refresh_from_db()
+    assert (reason.code, reason.label) == ("no_budget", "No budget this year")
+
+
+def test_the_last_active_reason_cannot_be_switched_off(ops_client, tenant):
+    only = _reason(tenant, "not_icp")
+    _reason(tenant, "retired", is_active=False)
+    response = _reason_post(ops_client, only, code="not_icp", label="Not ICP", is_active=None)
+    assert "last active reason" in str(response.context["adminform"].form.errors["is_active"])
+    only.refresh_from_db()
+    assert only.is_active
+
+
+def test_a_reason_leads_use_is_never_deleted_one_by_one_or_in_bulk(ops_client, tenant):
+    from routing.models import RejectionReason
+
+    used, unused = _reason(tenant, "spam"), _reason(tenant, "duplicate")
+    _reason(tenant, "not_icp")
+    LeadFactory(tenant=tenant, status="rejected", rejection_reason="spam")
+    page = ops_client.get(reverse("admin:routing_rejectionreason_delete", args=[used.pk]))
+    assert "1 lead(s) were rejected or disqualified with it" in page.content.decode()
+    ops_client.post(reverse("admin:routing_rejectionreason_delete", args=[used.pk]), {"post": "yes"})
+    ops_client.post(reverse("admin:routing_rejectionreason_changelist"),
+                    {"action": "delete_selected", "_selected_action": [used.pk, unused.pk], "post": "yes"})
+    assert RejectionReason.objects.unscoped().filter(pk__in=[used.pk, unused.pk]).count() == 2
+    ops_client.post(reverse("admin:routing_rejectionreason_delete", args=[unused.pk]), {"post": "yes"})
+    assert not RejectionReason.objects.unscoped().filter(pk=unused.pk).exists()
+
+
+def test_reason_list_counts_the_tenants_leads_using_each_reason(ops_client, tenant, other_tenant,
+                                                                django_assert_max_num_queries):
+    _reason(tenant, "spam")
+    _reason(other_tenant, "spam")
+    for _ in range(2):
+        LeadFactory(tenant=tenant, status="rejected", rejection_reason="spam")
+    LeadFactory(tenant=other_tenant, status="rejected", rejection_reason="spam")
+    with django_assert_max_num_queries(12):
+        page = ops_client.get(reverse("admin:routing_rejectionreason_changelist"))
+    rows = list(page.context["cl"].result_list)
+    assert [(r.code, r.tenant_id, r._leads_using) for r in rows] == [("spam", tenant.pk, 2)]
