@@ -1,4 +1,5 @@
-"""Forms of the manager pages: reassign one lead, a rep's availability, bulk reassignment."""
+"""Forms of the manager pages: reassign one lead (its page, or one click on a row), a rep's availability,
+bulk reassignment."""
 from __future__ import annotations
 
 from django import forms
@@ -35,20 +36,18 @@ class QueueFilterForm(forms.Form):
         return self.cleaned_data.get(name, "") if self.is_valid() else ""
 
 
-class ReassignForm(forms.Form):
-    """One lead to a named rep of the scope, or through the rules (blank); `expected_owner_id` is the
-    owner the manager saw, so a lead that changed hands meanwhile is refused."""
+class _LeadMoveForm(forms.Form):
+    """A lead to a named rep (`to_user`) or through the rules (blank); `expected_owner_id` is the owner the
+    manager saw, so a lead that changed hands meanwhile is refused; `next` is where to go back to."""
 
     to_user = forms.ChoiceField(required=False, label="Assign to")
-    reason = forms.CharField(max_length=500, required=False, label="Reason",
-                             widget=forms.TextInput(attrs={"placeholder": "Why (kept in the history)"}))
     expected_owner_id = forms.CharField(required=False, widget=forms.HiddenInput)
     next = forms.CharField(required=False, widget=forms.HiddenInput)
+    blank_label = "Route again through the rules"
 
-    def __init__(self, *args, reps=(), default_reason: str = "", **kwargs):
+    def __init__(self, *args, reps=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["to_user"].choices = _rep_choices(reps, "Route again through the rules")
-        self.default_reason = default_reason
+        self.fields["to_user"].choices = _rep_choices(reps, self.blank_label)
 
     def clean_expected_owner_id(self):
         value = (self.cleaned_data.get("expected_owner_id") or "").strip()
@@ -56,8 +55,49 @@ class ReassignForm(forms.Form):
             raise forms.ValidationError("Reload the page and try again.")
         return int(value) if value else None
 
+
+class ReassignForm(_LeadMoveForm):
+    """The reassign page: one lead to a rep of the scope or through the rules, with a reason."""
+
+    reason = forms.CharField(max_length=500, required=False, label="Reason",
+                             widget=forms.TextInput(attrs={"placeholder": "Why (kept in the history)"}))
+    field_order = ["to_user", "reason"]
+
+    def __init__(self, *args, default_reason: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.default_reason = default_reason
+
     def clean_reason(self):
         return (self.cleaned_data.get("reason") or "").strip() or self.default_reason
+
+
+# The manager lists with a one-click reassign on each row, and the reason each writes into the history.
+ROW_LISTS = {
+    "queue": "Reassigned from the team queue",
+    "unassigned": "Assigned from Unassigned",
+    "escalations": "Reassigned from Escalations (SLA breached)",
+    "aging": "Reassigned from Aging",
+}
+
+
+class RowReassignForm(_LeadMoveForm):
+    """The "Reassign to [rep] [Go]" control of a row on a manager list: the choices are the reps the
+    manager may hand a lead to now (available members of their teams; admins: the whole tenant).
+    `row` names the list, which decides the row sent back and the reason kept in the history."""
+
+    row = forms.ChoiceField(choices=[(name, name) for name in ROW_LISTS], widget=forms.HiddenInput)
+
+    def row_name(self) -> str:
+        """The list the row belongs to, even when the form is invalid (the team queue if unknown)."""
+        posted = self.data.get("row") if self.is_bound else None
+        return posted if posted in ROW_LISTS else "queue"
+
+    def reason(self) -> str:
+        row = self.row_name()
+        if self.cleaned_data.get("to_user"):
+            return ROW_LISTS[row]
+        page = "the team queue" if row == "queue" else row.capitalize()
+        return f"Routed again from {page}"
 
 
 class AvailabilityForm(forms.Form):

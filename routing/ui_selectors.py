@@ -143,6 +143,14 @@ def rep_load(*, scope: ManagerScope, at: datetime) -> list[RepLoad]:
             for m in reps]
 
 
+def assignable_reps(*, scope: ManagerScope, at: datetime, reps: list[Membership] | None = None) -> list[Membership]:
+    """The reps of the scope a manager may hand a lead to now: available, not out of office and under
+    capacity (the choices of the inline reassign controls). One query given the scope's `reps`, two without."""
+    reps = scope_reps(scope=scope) if reps is None else reps
+    counts = open_lead_counts(tenant=scope.tenant, user_ids=[m.user_id for m in reps])
+    return [m for m in reps if ineligibility(m, at=at, open_count=counts.get(m.user_id, 0)) is None]
+
+
 def scope_membership_get(*, scope: ManagerScope, membership_id) -> Membership:
     """A rep of the scope by membership id; another team's or tenant's is the same 404 as a missing one."""
     try:

@@ -15,4 +15,5 @@ urlpatterns = [
     path("reps/<int:membership_id>/availability/", views.manager_rep_availability, name="rep-availability"),
     path("reps/<int:membership_id>/toggle/", views.manager_rep_toggle, name="rep-toggle"),
     path("leads/<str:lead_id>/reassign/", views.manager_lead_reassign, name="lead-reassign"),
+    path("leads/<str:lead_id>/reassign/row/", views.manager_lead_reassign_row, name="lead-reassign-row"),
 ]

@@ -11,7 +11,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -24,11 +26,13 @@ from .forms import (
     QueueFilterForm,
     QuickAvailabilityForm,
     ReassignForm,
+    RowReassignForm,
 )
 from .services.assign import lead_reassign, leads_reassign_bulk
 from .services.availability import membership_availability_set
 from .ui_selectors import (
     aging_leads,
+    assignable_reps,
     breached_clocks,
     manager_scope,
     recent_escalations,
@@ -83,6 +87,11 @@ def _user(user_id):
     return get_user_model().objects.filter(pk=int(user_id)).first() if user_id else None
 
 
+def _row_controls(row: str, scope, *, reps=None) -> dict:
+    """What each row's reassign control needs, built once per page (two queries, one given `reps`)."""
+    return {"row_list": row, "assignable": assignable_reps(scope=scope, at=timezone.now(), reps=reps)}
+
+
 # --- lists ---------------------------------------------------------------------------------------------
 
 
@@ -95,7 +104,8 @@ def manager_queue(request, scope):
     page = _page(request, team_queue(scope=scope, owner_id=int(rep) if rep else None,
                                      status=filters.value("status") or None))
     query = urlencode({k: v for k, v in (("rep", rep), ("status", filters.value("status"))) if v})
-    context = _context(scope, "queue", page=page, filters=filters, query=query, filtered=bool(query))
+    context = _context(scope, "queue", page=page, filters=filters, query=query, filtered=bool(query),
+                       **_row_controls("queue", scope, reps=reps))
     if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
         return render(request, "routing/_queue_results.html", context)  # filters and pages swap the results only
     return render(request, "routing/manager_queue.html", context)
@@ -106,7 +116,7 @@ def manager_queue(request, scope):
 def manager_unassigned(request, scope):
     page = _page(request, unassigned_queue(scope=scope))
     return render(request, "routing/manager_unassigned.html", _context(
-        scope, "unassigned", page=page, reps=scope_reps(scope=scope)))
+        scope, "unassigned", page=page, **_row_controls("unassigned", scope)))
 
 
 @require_GET
@@ -114,14 +124,16 @@ def manager_unassigned(request, scope):
 def manager_escalations(request, scope):
     page = _page(request, breached_clocks(scope=scope))
     return render(request, "routing/manager_escalations.html", _context(
-        scope, "escalations", page=page, escalations=recent_escalations(scope=scope)))
+        scope, "escalations", page=page, escalations=recent_escalations(scope=scope),
+        **_row_controls("escalations", scope)))
 
 
 @require_GET
 @manager_view
 def manager_aging(request, scope):
     page = _page(request, aging_leads(scope=scope))
-    return render(request, "routing/manager_aging.html", _context(scope, "aging", page=page))
+    return render(request, "routing/manager_aging.html", _context(scope, "aging", page=page,
+                                                                  **_row_controls("aging", scope)))
 
 
 def _reps_page(request, scope, bulk_form=None, status=200):
@@ -240,3 +252,73 @@ def manager_reps_reassign(request, scope):
             messages.success(request, f"Moved {moved} open {noun} of {from_user.get_username()} to {target}.")
             return redirect("manager:reps")
     return _reps_page(request, scope, bulk_form=form, status=400)
+
+
+# --- one click on a row ------------------------------------------------------------------------------------
+
+# Per list: the row template, its column count, where a plain POST goes back to, and the rows it shows now.
+ROWS = {
+    "queue": ("routing/_row_queue.html", 6, "/manager/", lambda scope: team_queue(scope=scope)),
+    "unassigned": ("routing/_row_unassigned.html", 5, "/manager/unassigned/",
+                   lambda scope: unassigned_queue(scope=scope)),
+    "escalations": ("routing/_row_escalation.html", 6, "/manager/escalations/",
+                    lambda scope: breached_clocks(scope=scope)),
+    "aging": ("routing/_row_aging.html", 5, "/manager/aging/", lambda scope: aging_leads(scope=scope)),
+}
+
+
+def _moved_message(lead, assignment) -> tuple[str, str]:
+    label = str(lead) or lead.email
+    if assignment.owner is not None:
+        return "success", f"{label} now belongs to {assignment.owner.get_username()}."
+    return "warning", f"{label} is still unassigned: {assignment.reason}"
+
+
+def _row_response(request, scope, row: str, lead, *, assignable, form=None, notice=None, status=200):
+    """The row as its list shows the lead now (new owner, or the refusal beside the control), or a one-cell
+    row saying where the lead went when it left the list (assigned, SLA no longer breached, not aging)."""
+    template, columns, fallback, rows = ROWS[row]
+    found = rows(scope)
+    found = found.filter(lead_id=lead.pk) if row == "escalations" else found.filter(pk=lead.pk)
+    item = found.first()
+    current = (item.lead if row == "escalations" else item) if item is not None else lead  # `lead`: as just saved
+    context = _context(scope, row, row_list=row, assignable=assignable, row_form=form, notice=notice,
+                       next_url=_safe_next(request, fallback), columns=columns, lead=current, clock=item)
+    html = render_to_string(template if item is not None else "routing/_row_gone.html", context, request=request)
+    return HttpResponse(html, status=status)
+
+
+@require_POST
+@manager_view
+def manager_lead_reassign_row(request, scope, lead_id):
+    """One click on a manager list's row: the lead to a rep the manager may assign to, or through the rules.
+
+    htmx gets the row back (the new owner, the refusal beside the control, or the lead gone from the
+    list); a plain POST goes back to the list with a flash, or to the reassign page when the choice is
+    not valid."""
+    lead = scope_lead_get(scope=scope, lead_id=lead_id)
+    assignable = assignable_reps(scope=scope, at=timezone.now())
+    form = RowReassignForm(request.POST, reps=assignable)
+    row = form.row_name()
+    htmx = bool(request.headers.get("HX-Request"))
+    stale = False
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            assignment = lead_reassign(lead=lead, actor=Actor.for_user(request.user), to_user=_user(data["to_user"]),
+                                       reason=form.reason(), expected_owner_id=data["expected_owner_id"])
+        except ValidationError as error:
+            stale = hasattr(error, "error_dict") and "owner" in error.error_dict
+            _errors_to_form(form, error, {"owner": None})
+        else:
+            level, message = _moved_message(lead, assignment)
+            if htmx:
+                return _row_response(request, scope, row, lead, assignable=assignable, notice=(level, message))
+            getattr(messages, level)(request, message)
+            return redirect(_safe_next(request, ROWS[row][2]))
+    if htmx:
+        return _row_response(request, scope, row, lead, assignable=assignable, form=form, status=400)
+    if stale:  # without JS: back to the list, which shows the lead's owner now
+        messages.error(request, f"{lead}: {' '.join(form.non_field_errors())}")
+        return redirect(_safe_next(request, ROWS[row][2]))
+    return render(request, "routing/manager_reassign.html", _context(scope, "", lead=lead, form=form), status=400)

@@ -3,6 +3,7 @@
 Real PostgreSQL; pages are driven through Django's test client with sessions and CSRF checks on."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -340,7 +341,7 @@ def test_reps_page_shows_load_capacity_and_availability(tenant, world):
     body = signed_in(world["boss"]).get("/manager/reps/").content.decode()
     assert "ann@acme.test" in body and "bob@acme.test" in body and "olga@acme.test" not in body
     ann_row = body[body.index('data-rep="ann@acme.test"'):body.index('data-rep="bob@acme.test"')]
-    assert "<td>3</td>" in ann_row and "<td>5</td>" in ann_row and "Available" in ann_row
+    assert '"Open leads">3</td>' in ann_row and '"Capacity">5</td>' in ann_row and "Available" in ann_row
     bob_row = body[body.index('data-rep="bob@acme.test"'):]
     assert "Out of office" in bob_row and "Mark available" in bob_row
 
@@ -460,6 +461,7 @@ def test_a_manager_sees_the_team_they_manage_without_being_a_member_of_it(tenant
     ("/manager/reps/ann/toggle/", {"out_of_office": "1"}),
     ("/manager/reps/ann/availability/", {"is_available": ""}),
     ("/manager/leads/lead/reassign/", {"to_user": "", "expected_owner_id": "ann"}),
+    ("/manager/leads/lead/reassign/row/", {"to_user": "", "expected_owner_id": "ann", "row": "queue"}),
 ])
 def test_a_rep_cannot_post_manager_actions(tenant, world, path, data):
     owned = lead(tenant, owner=world["ann"], team=world["inbound"])
@@ -504,3 +506,221 @@ def test_a_rep_out_of_office_by_dates_is_skipped_and_shown(tenant, world):
             for _ in range(3)} == {world["bob"].pk}
     client.post(f"/manager/reps/{ann.pk}/toggle/", {"out_of_office": "0"})  # back now: the range is cleared
     assert fresh(ann).unavailable_from is None and fresh(ann).is_available is True
+
+
+# --- one click on a row: "Reassign to [rep] [Go]" ---------------------------------------------------------
+
+
+def row_post(client, subject, to_user, *, row="queue", expected=None, htmx=True, nxt="/manager/?status=new"):
+    data = {"to_user": to_user if to_user is not None else "", "row": row, "next": nxt,
+            "expected_owner_id": "" if expected is None else expected}
+    extra = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    return client.post(f"/manager/leads/{subject.pk}/reassign/row/", data, **extra)
+
+
+def nothing_written(subject, owner_id):
+    assert fresh(subject).owner_id == owner_id
+    assert not Assignment.objects.unscoped().filter(lead=subject, trigger="reassignment").exists()
+    assert not AuditEvent.objects.unscoped().filter(action="lead.assigned", actor_user_id__isnull=False).exists()
+
+
+def options_of(body: str, subject) -> set[str]:
+    start = body.index(f'id="reassign-{subject.pk}"')
+    return set(re.findall(r'<option value="(\d+)"', body[start:body.index("</select>", start)]))
+
+
+def test_each_row_offers_the_available_reps_of_the_managers_teams_but_not_the_owner(tenant, world):
+    carl = rep(tenant, world["inbound"], username="carl@acme.test", capacity=1)
+    dina = rep(tenant, world["inbound"], username="dina@acme.test")
+    Membership.objects.unscoped().filter(tenant=tenant, user=dina).update(is_available=False)
+    lead(tenant, owner=carl, team=world["inbound"])  # Carl is at capacity
+    owned = lead(tenant, owner=world["ann"], team=world["inbound"], first_name="Owned")
+    waiting = lead(tenant, first_name="Waiting")
+    queue = signed_in(world["boss"]).get("/manager/").content.decode()
+    assert options_of(queue, owned) == {str(world["bob"].pk)}  # not Ann (owner), Carl (full), Dina (away), Olga
+    assert 'class="inline-form reassign-inline"' in queue and ">Reassign to</label>" in queue
+    unassigned = signed_in(world["boss"]).get("/manager/unassigned/").content.decode()
+    assert options_of(unassigned, waiting) == {str(world["ann"].pk), str(world["bob"].pk)}
+    admin_queue = signed_in(world["admin"]).get("/manager/").content.decode()
+    assert str(world["olga"].pk) in options_of(admin_queue, owned)  # admins: the whole tenant
+
+
+def test_a_row_with_nobody_to_take_the_lead_says_so(tenant, world):
+    owned = lead(tenant, owner=world["ann"], team=world["inbound"])
+    Membership.objects.unscoped().filter(tenant=tenant, user=world["bob"]).update(is_available=False)
+    body = signed_in(world["boss"]).get("/manager/").content.decode()
+    assert f'id="reassign-{owned.pk}"' not in body and "No rep can take it now" in body
+
+
+def test_inline_reassign_swaps_the_row_with_the_new_owner(tenant, world, django_assert_max_num_queries):
+    owned = lead(tenant, owner=world["ann"], team=world["inbound"], first_name="Grace", sla_due_at=timezone.now())
+    client = signed_in(world["boss"])
+    client.get("/manager/")
+    with django_assert_max_num_queries(40):  # the service's writes (assignment, audit, SLA clock) included
+        response = row_post(client, owned, world["bob"].pk, expected=world["ann"].pk)
+    body = response.content.decode()
+    assert response.status_code == 200 and body.lstrip().startswith(f'<tr data-lead-id="{owned.pk}"')
+    assert "<html" not in body and "<table" not in body
+    assert "Grace" in body and "now belongs to bob@acme.test" in body and 'class="row-changed"' in body
+    assert f'name="expected_owner_id" value="{world["bob"].pk}"' in body  # ready for the next click
+    assert options_of(body, owned) == {str(world["ann"].pk)}
+    assert 'name="next" value="/manager/?status=new"' in body  # the page's own URL stays the way back
+    assignment = Assignment.objects.unscoped().filter(lead=owned).latest("at")
+    assert (fresh(owned).owner_id, assignment.previous_owner_id, assignment.actor_user_id, assignment.reason) == (
+        world["bob"].pk, world["ann"].pk, world["boss"].pk, "Reassigned from the team queue")
+    assert AuditEvent.objects.unscoped().filter(action="lead.assigned", actor_user_id=world["boss"].pk).count() == 1
+
+
+def test_inline_reassign_without_javascript_goes_back_with_a_flash(tenant, world):
+    owned = lead(tenant, owner=world["ann"], team=world["inbound"])
+    client = signed_in(world["boss"])
+    response = row_post(client, owned, world["bob"].pk, expected=world["ann"].pk, htmx=False)
+    assert response.status_code == 302 and response["Location"] == "/manager/?status=new"
+    assert "now belongs to bob@acme.test" in client.get(response["Location"]).content.decode()
+    assert fresh(owned).owner_id == world["bob"].pk
+    # a foreign `next` is not followed
+    again = row_post(client, owned, world["ann"].pk, expected=world["bob"].pk, htmx=False, nxt="https://evil.test/")
+    assert again.status_code == 302 and again["Location"] == "/manager/"
+
+
+def test_inline_reassign_of_a_lead_that_changed_hands_is_refused_on_the_row(tenant, world):
+    owned = lead(tenant, owner=world["bob"], team=world["inbound"], first_name="Moved")  # the page showed Ann
+    client = signed_in(world["boss"])
+    response = row_post(client, owned, world["bob"].pk, expected=world["ann"].pk)
+    body = response.content.decode()
+    assert response.status_code == 400 and body.lstrip().startswith(f'<tr data-lead-id="{owned.pk}"')
+    assert "reassigned meanwhile" in body and 'aria-invalid="true"' in body
+    assert f'name="expected_owner_id" value="{world["bob"].pk}"' in body and "bob@acme.test" in body
+    nothing_written(owned, world["bob"].pk)
+    plain = row_post(client, owned, world["ann"].pk, expected=world["ann"].pk, htmx=False)
+    assert plain.status_code == 302
+    assert "reassigned meanwhile" in client.get(plain["Location"]).content.decode()
+    nothing_written(owned, world["bob"].pk)
+
+
+@pytest.mark.parametrize("who", ["other_tenant", "other_team", "out_of_office", "manager", "garbage"])
+def test_inline_reassign_to_someone_outside_the_offered_reps_is_a_field_error(tenant, world, who):
+    owned = lead(tenant, owner=world["ann"], team=world["inbound"])
+    if who == "out_of_office":
+        Membership.objects.unscoped().filter(tenant=tenant, user=world["bob"]).update(is_available=False)
+    target = {"other_tenant": world["globex_rep"].pk, "other_team": world["olga"].pk, "out_of_office": world["bob"].pk,
+              "manager": world["boss"].pk, "garbage": "bob"}[who]
+    client = signed_in(world["boss"])
+    response = row_post(client, owned, target, expected=world["ann"].pk)
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    assert f'id="reassign-{owned.pk}-errors"' in response.content.decode()
+    nothing_written(owned, world["ann"].pk)
+    plain = row_post(client, owned, target, expected=world["ann"].pk, htmx=False)
+    assert plain.status_code == 400 and 'id="id_to_user-errors"' in plain.content.decode()
+    nothing_written(owned, world["ann"].pk)
+
+
+def test_inline_reassign_without_csrf_is_refused(tenant, world):
+    owned = lead(tenant, owner=world["ann"], team=world["inbound"])
+    client = csrf_client(world["boss"])
+    client.get("/manager/")
+    response = client.post(f"/manager/leads/{owned.pk}/reassign/row/", {
+        "to_user": world["bob"].pk, "row": "queue", "expected_owner_id": world["ann"].pk}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 403
+    nothing_written(owned, world["ann"].pk)
+
+
+def test_inline_reassign_with_the_pages_csrf_token_works(tenant, world):
+    owned = lead(tenant, owner=world["ann"], team=world["inbound"])
+    client = csrf_client(world["boss"])
+    page = client.get("/manager/")
+    token = page.cookies["csrftoken"].value
+    response = client.post(f"/manager/leads/{owned.pk}/reassign/row/", {
+        "to_user": world["bob"].pk, "row": "queue", "expected_owner_id": world["ann"].pk},
+        HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 200 and fresh(owned).owner_id == world["bob"].pk
+
+
+@pytest.mark.parametrize("whose", ["other_team", "other_tenant", "missing"])
+def test_inline_reassign_of_a_lead_out_of_reach_is_a_404(tenant, other_tenant, world, whose):
+    target = {"other_team": lambda: lead(tenant, owner=world["olga"], team=world["outbound"]),
+              "other_tenant": lambda: lead(other_tenant, owner=world["globex_rep"], team=world["globex_team"]),
+              "missing": lambda: Lead(pk="3f1c2b1e-0000-4000-8000-000000000000")}[whose]()
+    assert row_post(signed_in(world["boss"]), target, world["bob"].pk).status_code == 404
+    if whose != "missing":
+        assert not Assignment.objects.unscoped().filter(lead_id=target.pk, trigger="reassignment").exists()
+
+
+def test_inline_assign_from_unassigned_removes_the_row(tenant, world):
+    waiting = lead(tenant, first_name="Waiting", unassigned_reason="No rule matched")
+    client = signed_in(world["boss"])
+    response = row_post(client, waiting, world["ann"].pk, row="unassigned", nxt="/manager/unassigned/")
+    body = response.content.decode()
+    assert response.status_code == 200 and 'class="row-gone"' in body and 'colspan="5"' in body
+    assert "now belongs to ann@acme.test" in body and "reassign-inline" not in body
+    assert Assignment.objects.unscoped().get(lead=waiting).reason == "Assigned from Unassigned"
+    assert "Waiting" not in client.get("/manager/unassigned/").content.decode()
+
+
+def test_inline_route_again_keeps_the_row_when_nobody_can_take_it(tenant, world):
+    waiting = lead(tenant, first_name="Waiting")
+    client = signed_in(world["boss"])
+    for user in (world["ann"], world["bob"]):
+        Membership.objects.unscoped().filter(tenant=tenant, user=user).update(is_available=False)
+    response = row_post(client, waiting, None, row="unassigned")
+    body = response.content.decode()
+    assert response.status_code == 200 and "still unassigned" in body and "Route again" in body
+    assert fresh(waiting).owner_id is None
+    Membership.objects.unscoped().filter(tenant=tenant, user=world["bob"]).update(is_available=True)
+    routed = row_post(client, waiting, None, row="unassigned").content.decode()
+    assert "now belongs to bob@acme.test" in routed and 'class="row-gone"' in routed
+    assert Assignment.objects.unscoped().filter(lead=waiting).latest("at").reason.startswith(
+        "Routed again from Unassigned")
+
+
+def test_inline_reassign_from_escalations_and_aging_removes_the_row(tenant, world):
+    now = timezone.now()
+    late = lead(tenant, owner=world["ann"], team=world["inbound"], first_name="Late")
+    SlaClock.objects.unscoped().create(tenant=tenant, lead=late, kind=SlaKind.FIRST_CONTACT, owner=world["ann"],
+                                       started_at=now - timedelta(hours=3), due_at=now - timedelta(hours=2),
+                                       breached_at=now - timedelta(hours=2), level=1)
+    stale = lead(tenant, owner=world["ann"], team=world["inbound"], first_name="Stale", aging_flagged_at=now,
+                 assigned_at=now - timedelta(hours=60))
+    client = signed_in(world["boss"])
+    assert f'id="reassign-{late.pk}"' in client.get("/manager/escalations/").content.decode()
+    assert f'id="reassign-{stale.pk}"' in client.get("/manager/aging/").content.decode()
+    escalated = row_post(client, late, world["bob"].pk, row="escalations", expected=world["ann"].pk)
+    assert escalated.status_code == 200 and 'colspan="6"' in escalated.content.decode()
+    assert "now belongs to bob@acme.test" in escalated.content.decode()
+    assert Assignment.objects.unscoped().get(lead=late).reason == "Reassigned from Escalations (SLA breached)"
+    assert not SlaClock.objects.unscoped().filter(lead=late, stopped_at__isnull=True, breached_at__isnull=False).exists()
+    aged = row_post(client, stale, world["bob"].pk, row="aging", expected=world["ann"].pk)
+    assert aged.status_code == 200 and 'class="row-gone"' in aged.content.decode()
+    assert fresh(stale).aging_flagged_at is None
+    breached_page = client.get("/manager/escalations/").content.decode()
+    breached_table = breached_page[breached_page.index('id="breached-title"'):breached_page.index('id="steps-title"')]
+    assert "Late" not in breached_table and "Stale" not in client.get("/manager/aging/").content.decode()
+
+
+def test_a_stale_click_on_a_row_that_left_its_list_says_where_the_lead_is(tenant, world):
+    taken = lead(tenant, owner=world["bob"], team=world["inbound"])  # Unassigned showed it; Bob took it since
+    response = row_post(signed_in(world["boss"]), taken, world["ann"].pk, row="unassigned")
+    body = response.content.decode()
+    assert response.status_code == 400 and 'class="row-gone"' in body
+    assert "reassigned meanwhile" in body and "belongs to bob@acme.test now" in body
+    nothing_written(taken, world["bob"].pk)
+
+
+def test_row_controls_keep_list_pages_within_the_query_bound(tenant, world, django_assert_max_num_queries):
+    now = timezone.now()
+    for _ in range(25):
+        owned = lead(tenant, owner=world["ann"], team=world["inbound"], sla_due_at=now - timedelta(hours=1),
+                     aging_flagged_at=now, assigned_at=now - timedelta(days=3))
+        lead(tenant, unassigned_reason="Nobody available")
+        SlaClock.objects.unscoped().create(
+            tenant=tenant, lead=owned, kind=SlaKind.FIRST_CONTACT, owner=world["ann"], started_at=now - timedelta(hours=2),
+            due_at=now - timedelta(hours=1), breached_at=now - timedelta(hours=1), level=1)
+    client = signed_in(world["boss"])
+    client.get("/manager/")
+    for path in ("/manager/", "/manager/unassigned/", "/manager/escalations/", "/manager/aging/"):
+        with django_assert_max_num_queries(12):
+            body = client.get(path).content.decode()
+        assert body.count('class="inline-form reassign-inline"') == 25, path
+    with django_assert_max_num_queries(10):
+        partial = client.get("/manager/", {"status": "new"}, HTTP_HX_REQUEST="true").content.decode()
+    assert partial.count('class="inline-form reassign-inline"') == 25
