@@ -117,6 +117,19 @@ class Sequence(TenantOwned):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """Audience values known to the tenant, and an active sequence has steps (nurture.validation)."""
+        from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+        from .validation import SIBLINGS_CHECKED, sequence_problems, sequence_steps
+
+        steps = None if getattr(self, SIBLINGS_CHECKED, False) else sequence_steps(self)
+        problems = sequence_problems(self, steps)
+        if "steps" in problems:
+            problems[NON_FIELD_ERRORS] = problems.pop("steps")
+        if problems:
+            raise ValidationError(problems)
+
 
 class StepCondition(models.TextChoices):
     ALWAYS = "always", "Always send"
@@ -161,6 +174,20 @@ class Step(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.position}. {self.subject}"
+
+    def clean(self) -> None:
+        """Templates, delays and condition settings, and checks against the sequence's other steps (nurture.validation)."""
+        from django.core.exceptions import ValidationError
+
+        from .validation import SIBLINGS_CHECKED, step_problems
+
+        positions = None
+        if not getattr(self, SIBLINGS_CHECKED, False) and self.sequence_id is not None:
+            others = Step.objects.unscoped().filter(sequence_id=self.sequence_id).exclude(pk=self.pk)
+            positions = [*others.values_list("position", flat=True), self.position]
+        problems = step_problems(self, positions=positions)
+        if problems:
+            raise ValidationError(problems)
 
     @property
     def delay(self):

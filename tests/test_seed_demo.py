@@ -12,11 +12,13 @@ from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import ApiKey, Membership, Role, Team, Tenant
 from leadmgmt.tenancy.selectors import api_key_lookup
 from leads.management.commands.seed_demo import DEMO_LEADS, DEMO_PASSWORD
-from leads.models import Lead, LeadForm, Touch
+from leads.models import Lead, LeadForm, SignalType, Touch
+from nurture.models import NurtureSettings, Sequence, Step
 
 pytestmark = pytest.mark.django_db
 
-COUNTED = [Tenant, get_user_model(), Team, LeadForm, Lead, Touch, AuditEvent]
+COUNTED = [Tenant, get_user_model(), Team, LeadForm, Lead, Touch, AuditEvent, NurtureSettings, Sequence, Step,
+           SignalType]
 
 
 def seed(credentials_file, base_url="http://127.0.0.1:8000") -> dict:
@@ -60,6 +62,9 @@ def test_seed_demo_creates_a_usable_demo_tenant(tmp_path):
     assert Touch.objects.unscoped().filter(tenant=tenant).count() >= len(DEMO_LEADS)
     audited = AuditEvent.objects.unscoped().filter(tenant=tenant)
     assert audited.filter(action="tenant.created").count() == 1
+    nurture = NurtureSettings.objects.unscoped().get(tenant=tenant)
+    assert nurture.postal_address.strip(), "the demo tenant can send nurture email under `make run`"
+    assert Sequence.objects.unscoped().filter(tenant=tenant, status="active").count() == 5
     assert audited.filter(object_type="leads.lead").values("object_id").distinct().count() == len(DEMO_LEADS)
 
 

@@ -107,7 +107,8 @@ def tenant_create(
     form_name: str = "Website", allowed_origins: list[str] | None = None,
 ) -> ProvisionedTenant:
     """Provision a tenant: its admin user, default team, one lead form, one API key, the default scoring
-    model and the default routing set-up (rules, SLA policies, rejection taxonomy)."""
+    model, the default routing set-up (rules, SLA policies, rejection taxonomy) and the default nurture
+    set-up (settings, exit signal types, seed 002's five sequences)."""
     from leads.models import LeadForm
 
     tenant = Tenant.objects.create(slug=slug, name=name)
@@ -127,5 +128,8 @@ def tenant_create(
     from routing.defaults import routing_defaults_create
 
     routing_defaults_create(tenant=tenant, actor=actor)
+    from nurture.defaults import nurture_defaults_create
+
+    nurture_defaults_create(tenant=tenant, actor=actor)
     return ProvisionedTenant(tenant=tenant, admin_email=admin_email.strip().lower(), admin_password=password,
                              form_key=form.key, api_key=raw_key)

@@ -36,6 +36,8 @@ from leadmgmt.tenancy.services import (
 )
 from leads.models import Lead, LeadForm
 from leads.services.capture import lead_capture
+from nurture.defaults import nurture_defaults_create
+from nurture.models import NurtureSettings
 from routing.defaults import routing_defaults_create
 from routing.models import Territory
 from scoring.models import ScoreCause
@@ -52,6 +54,7 @@ CREDENTIALS_FILE = "demo_credentials.json"
 SEED_ACTOR = Actor.agent("Demo seeder")
 AE_TEAM = "Account Executives"
 MANAGER_EMAIL = "manager@demo.test"
+DEMO_POSTAL_ADDRESS = "Demo Co, 100 Example Street, Springfield, IL 62701, United States"
 # Qualified leads from these countries hand off to the AE team (SDR → AE, seed 003).
 DEMO_TERRITORY = ("North America and Europe", ["United States", "Canada", "United Kingdom", "France", "Germany"])
 
@@ -184,6 +187,19 @@ def demo_teams_configure(*, tenant: Tenant) -> None:
                      metadata={"name": name, "team": AE_TEAM})
 
 
+@transaction.atomic
+def demo_nurture_configure(*, tenant: Tenant) -> NurtureSettings:
+    """The demo tenant's nurture defaults, with a postal address so its sequences send (idempotent)."""
+    nurture_defaults_create(tenant=tenant, actor=SEED_ACTOR)
+    nurture = NurtureSettings.objects.unscoped().select_for_update().get(tenant=tenant)
+    if not nurture.postal_address.strip():
+        nurture.postal_address = DEMO_POSTAL_ADDRESS
+        nurture.save(update_fields=["postal_address", "updated_at"])
+        audit_record(tenant=tenant, actor=SEED_ACTOR, action="nurture_settings.updated", obj=nurture,
+                     changes={"postal_address": ["", DEMO_POSTAL_ADDRESS]})
+    return nurture
+
+
 def demo_leads_seed(*, tenant: Tenant, form: LeadForm) -> int:
     """Capture the sample leads that are not there yet (through the demo form); returns how many."""
     existing_emails = set(
@@ -228,6 +244,8 @@ def demo_seed(*, credentials_path: Path, base_url: str) -> DemoSeedResult:
     # ... and its routing set-up; then the manager leads both teams and the AE team has a territory.
     routing_defaults_create(tenant=tenant, actor=SEED_ACTOR)
     demo_teams_configure(tenant=tenant)
+    # ... and its nurture set-up, with a postal address so the sequences send under `make run`.
+    demo_nurture_configure(tenant=tenant)
     form = demo_form_configure(tenant=tenant, success_url=f"{base_url.rstrip('/')}/?submitted=1")
     raw_key = demo_api_key_ensure(tenant=tenant, credentials_path=credentials_path, fresh_raw=fresh_raw)
     added = demo_leads_seed(tenant=tenant, form=form)
