@@ -162,7 +162,7 @@ def sla_table(sla: dict[str, SlaCompliance]) -> Table:
 
 
 _RESPONSE_COLUMNS = [Column("Leads"), Column("Contacted"), Column("Median response", "seconds"),
-                     Column("90th percentile response", "seconds"), Column("SLA met"), Column("SLA breached"),
+                     Column("p90 response", "seconds"), Column("SLA met"), Column("SLA breached"),
                      Column("SLA running"), Column("SLA compliance", "ratio")]
 
 

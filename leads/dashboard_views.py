@@ -188,7 +188,7 @@ def _charts(data: Dashboard) -> dict:
 
 def _breakdown_charts(more: Breakdowns) -> dict:
     """Median response per rep and per source, captured → SQL per source, reasons stacked per rep."""
-    def medians(rows, what):
+    def medians(rows, what, width=440):
         contacted = [r for r in rows if r.median_seconds is not None]
         return charts.bar_chart(
             title=f"Median response time by {what}",
@@ -196,7 +196,7 @@ def _breakdown_charts(more: Breakdowns) -> dict:
                            f"{charts.format_duration(r.p90_seconds)} p90 over {r.contacted} contacted"
                            for r in contacted),
             labels=[r.label for r in contacted], values=[r.median_seconds for r in contacted],
-            value_format=charts.format_duration, color=charts.PALETTE[0],
+            value_format=charts.format_duration, color=charts.PALETTE[0], width=width,
             empty_message=f"No lead created in this period has been contacted yet, so there is no response "
                           f"time by {what}. The first call, email or meeting a rep logs stops the clock.")
 
@@ -210,7 +210,7 @@ def _breakdown_charts(more: Breakdowns) -> dict:
     for r in more.rejections_by_rep:
         series[r.label if r.label in shown else "Other"][reps.index(r.rep)] += r.total
     return {
-        "reps": medians(more.reps, "rep"),
+        "reps": medians(more.reps, "rep", width=1000),  # a full-width card
         "response": medians(more.sources, "source"),
         "funnel_by_source": charts.bar_chart(
             title="Captured → SQL by source",

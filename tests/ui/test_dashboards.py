@@ -697,7 +697,7 @@ def test_the_reps_export_is_the_reps_table_as_csv(tenant, sales):
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == f'attachment; filename="{tenant.slug}-reps-2026-03-01-to-2026-03-20.csv"'
     assert response.content.decode("utf-8").split("\r\n")[0] == (
-        "\ufeffRep,Leads,Contacted,Median response (seconds),90th percentile response (seconds),SLA met,"
+        "\ufeffRep,Leads,Contacted,Median response (seconds),p90 response (seconds),SLA met,"
         "SLA breached,SLA running,SLA compliance (%),Reached SQL,Converted,Rejected,Disqualified")
     assert rows_of(response)[1:] == [
         ["Ann Adams", "4", "3", "120", "504", "2", "1", "0", "66.7", "2", "1", "1", "1"],
@@ -715,7 +715,7 @@ def test_section_exports_have_exact_figures(tenant, sales):
         return rows_of(response)
 
     assert get("response") == [
-        ["Source", "Leads", "Contacted", "Median response (seconds)", "90th percentile response (seconds)",
+        ["Source", "Leads", "Contacted", "Median response (seconds)", "p90 response (seconds)",
          "SLA met", "SLA breached", "SLA running", "SLA compliance (%)"],
         ["web_form", "4", "3", "120", "504", "2", "1", "0", "66.7"],
         ["partner", "2", "2", "30", "30", "1", "1", "0", "50.0"],
