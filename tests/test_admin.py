@@ -330,3 +330,90 @@ def test_reason_list_counts_the_tenants_leads_using_each_reason(ops_client, tena
         page = ops_client.get(reverse("admin:routing_rejectionreason_changelist"))
     rows = list(page.context["cl"].result_list)
     assert [(r.code, r.tenant_id, r._leads_using) for r in rows] == [("spam", tenant.pk, 2)]
+
+
+# --- roles: who gets which admin ---------------------------------------------------------------------
+
+# What each role may do with representative admins: "edit" (add page opens), "view" (list opens, add is
+# refused) or "none" (403). Reps, AEs and managers work in the workspace pages and get nothing here, even
+# when their user is staff because of a role in another tenant.
+ROLE_ACCESS = {
+    "scoring.scoringmodel": {"marketing_ops": "edit", "admin": "edit"},
+    "routing.routingrule": {"marketing_ops": "edit", "admin": "edit"},
+    "routing.territory": {"marketing_ops": "edit", "admin": "edit"},
+    "routing.slapolicy": {"marketing_ops": "edit", "admin": "edit"},
+    "routing.businesshours": {"marketing_ops": "edit", "admin": "edit"},
+    "routing.rejectionreason": {"marketing_ops": "edit", "admin": "edit"},
+    "leads.leadform": {"marketing_ops": "edit", "admin": "edit"},
+    "leads.signaltype": {"marketing_ops": "edit", "admin": "edit"},
+    "leads.lead": {"marketing_ops": "view", "admin": "edit"},
+    "routing.assignment": {"marketing_ops": "view", "admin": "view"},
+    "audit.auditevent": {"marketing_ops": "view", "admin": "view"},
+    "tenancy.team": {"marketing_ops": "view", "admin": "edit"},
+    "tenancy.agentsetting": {"marketing_ops": "view", "admin": "edit"},
+    "tenancy.membership": {"marketing_ops": "none", "admin": "edit"},
+    "tenancy.apikey": {"marketing_ops": "none", "admin": "edit"},
+    "tenancy.tenant": {"marketing_ops": "none", "admin": "none"},
+    "auth.user": {"marketing_ops": "none", "admin": "none"},
+}
+
+
+def _access(client, label: str) -> str:
+    app_label, model_name = label.split(".")
+    listing = client.get(reverse(f"admin:{app_label}_{model_name}_changelist")).status_code
+    adding = client.get(reverse(f"admin:{app_label}_{model_name}_add")).status_code
+    assert listing in (200, 403) and adding in (200, 403), (label, listing, adding)
+    if adding == 200:
+        return "edit"
+    return "view" if listing == 200 else "none"
+
+
+@pytest.mark.parametrize("role", [Role.SDR, Role.AE, Role.MANAGER, Role.MARKETING_OPS, Role.ADMIN])
+def test_each_role_gets_its_admins_and_no_other(client, tenant, make_member, role):
+    user = make_member(tenant, role=role)
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    got = {label: _access(client, label) for label in ROLE_ACCESS}
+    expected = {label: roles.get(role, "none") for label, roles in ROLE_ACCESS.items()}
+    assert got == expected
+
+
+def test_reps_who_are_not_staff_are_sent_to_the_admin_sign_in(client, tenant, make_member):
+    client.force_login(make_member(tenant, role=Role.SDR))
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_marketing_ops_admin_index_is_grouped_by_what_they_tune(ops_client):
+    page = ops_client.get(reverse("admin:index"))
+    sections = {app["name"]: [m["object_name"] for m in app["models"]] for app in page.context["app_list"]}
+    assert list(sections)[:4] == ["Scoring", "Routing and SLAs", "Lead capture", "Reasons to reject or disqualify"]
+    assert sections["Scoring"] == ["ScoringModel"]
+    assert sections["Routing and SLAs"] == ["RoutingRule", "Territory", "SlaPolicy", "BusinessHours",
+                                            "RoutingSettings"]
+    assert sections["Lead capture"] == ["LeadForm", "SignalType"]
+    assert sections["Reasons to reject or disqualify"] == ["RejectionReason"]
+    listed = [name for models in sections.values() for name in models]
+    assert len(listed) == len(set(listed)), "every model once"
+    assert not {"Membership", "ApiKey", "Tenant", "User", "Group", "PeriodicTask"} & set(listed)
+    assert sections["Workspace: people, API keys, agents"] == ["Team", "AgentSetting"]
+    body = page.content.decode()
+    assert body.index("Routing and SLAs") < body.index("History (read-only)")
+
+
+def test_tenant_admin_index_adds_people_and_keys_and_reps_see_an_empty_index(admin_member_client, client, tenant,
+                                                                             make_member):
+    page = admin_member_client.get(reverse("admin:index"))
+    sections = {app["name"]: [m["object_name"] for m in app["models"]] for app in page.context["app_list"]}
+    assert sections["Workspace: people, API keys, agents"] == ["Team", "Membership", "ApiKey", "AgentSetting"]
+    assert "Platform (superusers)" not in sections
+    rep = make_member(tenant, role=Role.MANAGER)
+    rep.is_staff = True
+    rep.save()
+    other = Client()
+    other.force_login(rep)
+    assert other.get(reverse("admin:index")).context["app_list"] == []
+    # an app's own page still lists that app's models (Django's per-app view is not regrouped)
+    routing = admin_member_client.get(reverse("admin:app_list", args=["routing"]))
+    assert routing.status_code == 200 and routing.context["app_list"][0]["app_label"] == "routing"

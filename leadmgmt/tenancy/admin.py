@@ -47,6 +47,9 @@ class MembershipAdmin(TenantScopedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(TenantScopedAdmin):
+    """Integration keys: tenant admins only (a key reads and writes the tenant's leads)."""
+
+    view_roles = ADMIN_ROLES
     list_display = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
     readonly_fields = ("prefix", "created_by", "created_at", "last_used_at", "revoked_at")
     fields = ("name", "scopes", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
