@@ -263,7 +263,14 @@ class NurtureSettingsAdmin(TenantPageMixin, TenantScopedAdmin):
         ("Bounce callback (give both to your email provider)", {"fields": ("bounce_callback", "bounce_secret")}),
     )
 
-    @admin.display(description="Sending", boolean=True)
+    def changelist_view(self, request, extra_context=None):
+        tenant = getattr(request, "tenant", None)
+        if request.method == "GET" and tenant is not None and not NurtureSettings.objects.unscoped().filter(
+                tenant=tenant).exclude(postal_address="").exists():
+            messages.warning(request, NO_ADDRESS_WARNING)
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Can send (postal address set)", boolean=True)
     def ready_to_send(self, obj):
         return bool(obj.postal_address.strip())
 

@@ -14,7 +14,7 @@ from .models import NurtureSettings, Sequence, SequenceStatus, Step, Suppression
 from .validation import (
     NO_STEPS_MESSAGE,
     SIBLINGS_CHECKED,
-    published_band_keys,
+    published_band_choices,
     step_sibling_problems,
 )
 
@@ -44,6 +44,7 @@ class SequenceForm(forms.ModelForm):
                   "audience_bands", "audience_stages", "audience_statuses", "audience_sources",
                   "audience_rejection_reasons", "audience_opportunity_lost"]
         help_texts = {"audience_sources": "Comma-separated lead sources, e.g. webinar,content (empty: any)."}
+        labels = {"audience_sources": "Sources", "audience_opportunity_lost": "Only leads with a lost opportunity"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -57,7 +58,7 @@ class SequenceForm(forms.ModelForm):
         if tenant_id is not None:
             from routing.models import RejectionReason
 
-            choices["audience_bands"] = [(key, key) for key in published_band_keys(tenant=tenant_id)]
+            choices["audience_bands"] = published_band_choices(tenant=tenant_id)
             choices["audience_rejection_reasons"] = list(
                 RejectionReason.objects.unscoped().filter(tenant_id=tenant_id).order_by("position", "id")
                 .values_list("code", "label"))

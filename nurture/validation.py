@@ -103,6 +103,15 @@ def published_band_keys(*, tenant) -> list[str]:
                 .order_by("min_score").values_list("key", flat=True))
 
 
+def published_band_choices(*, tenant) -> list[tuple[str, str]]:
+    """(key, "Name (min–max)") of the bands of the tenant's published scoring model, lowest first."""
+    from scoring.models import ModelStatus, ScoreBand
+
+    rows = (ScoreBand.objects.unscoped().filter(tenant=tenant, model__status=ModelStatus.PUBLISHED)
+            .order_by("min_score").values_list("key", "name", "min_score", "max_score"))
+    return [(key, f"{name} ({low}–{high})") for key, name, low, high in rows]
+
+
 def rejection_reason_codes(*, tenant) -> list[str]:
     from routing.models import RejectionReason
 

@@ -23,6 +23,7 @@ from nurture.models import (
     SuppressionReason,
 )
 from nurture.services.enrollment import lead_enroll
+from scoring.services import scoring_default_model_create
 
 from ..factories import MembershipFactory, TenantFactory, UserFactory
 from .factories import (
@@ -75,6 +76,7 @@ def test_marketing_ops_see_their_sequences_with_step_and_active_enrolment_counts
 
 
 def test_the_sequence_page_lists_the_merge_fields_and_previews_each_step_for_a_sample_lead(tenant, ops):
+    scoring_default_model_create(tenant=tenant, actor=SYSTEM)
     sequence = sequence_with_steps(tenant=tenant, steps=1, name="Preview me")
     Step.objects.unscoped().filter(sequence=sequence).update(
         subject="Hello {{ first_name }} at {{ company }}", body="From {{ owner_name }} of {{ tenant_name }}")
@@ -85,6 +87,7 @@ def test_the_sequence_page_lists_the_merge_fields_and_previews_each_step_for_a_s
     assert "{{ unsubscribe_url }}" in page and "{{ owner_name }}" in page
     assert "Hello Jane at Northwind Analytics" in page
     assert f"From Alex Morgan of {tenant.name}" in page
+    assert "MQL (41–60)" in page, "audience bands are offered by name and range from the published scoring model"
 
 
 def test_editing_a_step_saves_it_and_audits_the_change(tenant, ops):
@@ -214,6 +217,8 @@ def test_settings_show_the_bounce_callback_read_only_and_warn_without_a_postal_a
     row = NurtureSettingsFactory(tenant=tenant, postal_address="")
     secret = row.bounce_secret
 
+    listed = ops.get(url(NurtureSettings))
+    assert any("sends nothing until you enter your postal address" in str(m) for m in listed.context["messages"])
     page = ops.get(url(NurtureSettings, "change", row.pk))
 
     html = page.content.decode()
