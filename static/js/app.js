@@ -3,7 +3,8 @@
    - Live SLA countdowns: any <span class="countdown" data-due="ISO-8601"> shows the time left (or "overdue by …"
      with the .overdue class once the due time has passed); re-bound after htmx swaps.
    - Announcements: after an htmx swap, the text of the new content's first [data-announce] element is read out
-     through the polite live region #live-status in base.html (a swapped-in region is not announced by itself).
+     through the polite live region #live-status in base.html (a swapped-in region is not announced by itself);
+     a swapped table row takes the keyboard focus its old control had.
    - Refusals in place: a 400 answer to a request from an element marked data-swap-invalid (e.g. a row's
      reassign control) is swapped like a success, so the field error shows beside the control.
    - Failures: any other htmx error (403 after a lost session or CSRF token, 5xx, network) shows a message
@@ -67,9 +68,19 @@
     if (!el || el === document.body || !el.querySelector) return;
     var source = el.matches("[data-announce]") ? el : el.querySelector("[data-announce]");
     if (source) announce(source.textContent);
+    // a swapped row replaced the control that had focus: keep the keyboard user in that row
+    if (el.tagName === "TR" && refocusRow && el.getAttribute("data-lead-id") === refocusRow) {
+      refocusRow = null;
+      var control = el.querySelector("select") || el.querySelector("button") || el.querySelector("a[href]");
+      if (control) control.focus({ preventScroll: true });
+    }
   });
 
+  var refocusRow = null;
   document.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail.target;
+    refocusRow = target && target.tagName === "TR" && target.contains(document.activeElement)
+      ? target.getAttribute("data-lead-id") : null;
     var source = evt.detail.requestConfig && evt.detail.requestConfig.elt;
     if (evt.detail.xhr.status === 400 && source && source.closest && source.closest("[data-swap-invalid]")) {
       evt.detail.shouldSwap = true;

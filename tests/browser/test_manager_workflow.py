@@ -1,5 +1,6 @@
-"""A manager signs in, reassigns a lead from the team queue and sends a rep out of office; screenshots of
-the team queue and the reps page at laptop width (1366x768) go to artifacts/screenshots/."""
+"""A manager signs in, reassigns a lead from the team queue (on its page with a reason, and with one click on
+its row, where a lead that changed hands meanwhile is refused in place) and sends a rep out of office;
+screenshots of the team queue and the reps page at laptop width (1366x768) go to artifacts/screenshots/."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,9 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.models import Membership, Role
 from leads.models import Lead
 from routing.models import Assignment
+from routing.services.assign import lead_reassign
 
 from ..browser.conftest import ARTIFACTS
 from ..routing.routing_helpers import lead, rep, rule, team
@@ -71,7 +74,7 @@ def test_a_manager_reassigns_a_lead_and_sends_a_rep_out_of_office(page, live_ser
 
     # reassign Grace (Ann's) to Bob
     grace = Lead.objects.unscoped().get(tenant=tenant, first_name="Grace")
-    rows.nth(0).get_by_role("link", name="Reassign").click()
+    rows.nth(0).get_by_role("link", name="With a reason").click()
     page.wait_for_selector("#reassign-form")
     page.select_option("#id_to_user", str(bob.pk))
     page.fill("#id_reason", "Ann is at a conference")
@@ -81,6 +84,33 @@ def test_a_manager_reassigns_a_lead_and_sends_a_rep_out_of_office(page, live_ser
     assert Lead.objects.unscoped().get(pk=grace.pk).owner_id == bob.pk
     assignment = Assignment.objects.unscoped().filter(lead=grace).latest("at")
     assert (assignment.reason, assignment.previous_owner_id) == ("Ann is at a conference", ann.pk)
+
+    # one click on a row: Alan (Bob's) to Ann; htmx swaps the row in place with the new owner
+    alan, ada = (Lead.objects.unscoped().get(tenant=tenant, first_name=name) for name in ("Alan", "Ada"))
+    page.evaluate("window.__sameDocument = true")
+    alan_row = page.locator(f"#team-queue tr[data-lead-id='{alan.pk}']")
+    alan_row.get_by_label("Reassign to").select_option(str(ann.pk))
+    alan_row.get_by_role("button", name="Go").click()
+    page.wait_for_selector(f"#team-queue tr[data-lead-id='{alan.pk}'] .row-notice")
+    alan_row = page.locator(f"#team-queue tr[data-lead-id='{alan.pk}']")
+    assert "now belongs to ann.sdr@acme.test" in alan_row.inner_text()
+    assert "ann.sdr@acme.test" in alan_row.locator(".cell-owner").inner_text()
+    assert page.evaluate("window.__sameDocument") is True  # no page load
+    assert Lead.objects.unscoped().get(pk=alan.pk).owner_id == ann.pk
+    page.wait_for_function("document.getElementById('live-status').textContent.includes('now belongs to ann')")
+    shot(page, "manager_team_queue_inline_reassign.png")
+
+    # Ada changes hands behind the manager's back: the click is refused on the row, which shows her owner now
+    boss = sales_floor["boss"]
+    lead_reassign(lead=ada, actor=Actor.for_user(boss), to_user=bob, reason="Other tab", expected_owner_id=ann.pk)
+    ada_row = page.locator(f"#team-queue tr[data-lead-id='{ada.pk}']")
+    ada_row.get_by_label("Reassign to").select_option(str(bob.pk))
+    ada_row.get_by_role("button", name="Go").click()
+    page.wait_for_selector(f"#team-queue tr[data-lead-id='{ada.pk}'] .row-error")
+    ada_row = page.locator(f"#team-queue tr[data-lead-id='{ada.pk}']")
+    assert "reassigned meanwhile" in ada_row.locator(".row-error").inner_text()
+    assert "bob.sdr@acme.test" in ada_row.locator(".cell-owner").inner_text()
+    assert Assignment.objects.unscoped().filter(lead=ada, actor_user=boss).count() == 1  # only the other tab's
 
     # rep load: send Ann out of office, and routing skips her
     page.get_by_role("link", name="Reps").click()
@@ -100,9 +130,9 @@ def test_a_manager_reassigns_a_lead_and_sends_a_rep_out_of_office(page, live_ser
     page.get_by_role("link", name="Unassigned").click()
     row = page.locator("#unassigned tbody tr").first
     assert "Every rep of Inbound EMEA is at capacity" in row.inner_text()
-    with page.expect_navigation():
-        row.get_by_role("button", name="Route again").click()
-    assert "now belongs to bob.sdr@acme.test" in page.inner_text(".messages")
+    row.get_by_role("button", name="Route again").click()
+    page.wait_for_selector("#unassigned tr.row-gone")
+    assert "now belongs to bob.sdr@acme.test" in page.inner_text("#unassigned tr.row-gone")
     assert Lead.objects.unscoped().get(tenant=tenant, first_name="Nobody").owner_id == bob.pk
 
     # phone width: nothing wider than the screen (tables scroll inside their cards)

@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -155,3 +156,33 @@ def test_a_member_of_another_tenant_sees_none_of_ours(tenant, other_tenant, org,
     outsider = person(other_tenant)
     response = signed_in(outsider, other_tenant).get("/queue/")
     assert lead_ids(response) == [] and b"Globex" in response.content and b"Acme Corp" not in response.content
+
+
+def test_each_queue_cell_is_labelled_for_the_phone_card_layout(tenant, org, signed_in):
+    rep = org["rep"]
+    lead = owned_lead(tenant, rep, company="Initech", source="webinar", band="hot", lead_class="high_fit", score=82)
+    body = signed_in(rep, tenant).get("/queue/").content.decode()
+    row = body[body.index(f'<tr data-lead-id="{lead.pk}"'):]
+    row = row[:row.index("</tr>")]
+    assert 'class="table table-cards queue-cards"' in body
+    for label in ("Company", "SLA", "Score", "Band · class", "Status", "Source"):
+        assert f'data-label="{label}"' in row, label
+    assert 'class="cell-title"' in row and 'class="cell-sla"' in row and ">Initech<" in row and ">webinar<" in row
+    stylesheet = (settings.BASE_DIR / "static" / "css" / "app.css").read_text()
+    phone = stylesheet[stylesheet.index("@media (max-width: 600px)"):]
+    assert ".table-cards td[data-label]::before { content: attr(data-label)" in phone
+    assert '"title sla"' in phone  # the SLA clock shares the card's first line with the name
+
+
+def test_the_queue_page_is_keyboard_and_screen_reader_ready(tenant, org, signed_in):
+    rep = org["rep"]
+    owned_lead(tenant, rep, source="webinar")
+    client = signed_in(rep, tenant)
+    body = client.get("/queue/").content.decode()
+    assert body.index('<a class="skip-link" href="#content">') < body.index("<header")
+    assert '<main id="content" tabindex="-1">' in body
+    assert 'id="live-status" class="visually-hidden" role="status" aria-live="polite"' in body
+    partial = client.get("/queue/", {"source": "webinar"}, HTTP_HX_REQUEST="true").content.decode()
+    assert re.search(r"<caption[^>]*data-announce[^>]*>1 lead match the filters</caption>", partial)
+    empty = client.get("/queue/", {"q": "nobody"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "data-announce" in empty and "No leads match these filters" in empty
