@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.dateparse import parse_datetime
 
-from leads.models import ActivityKind, LeadStatus
+from leads.models import ActivityKind, Lead, LeadStatus, OpportunityStage
+from leads.services.lifecycle import OPEN_OPPORTUNITY_STAGES
 from scoring.models import LeadClass
 
 QUEUE_STATUS_CHOICES = [("", "Any status")] + [
@@ -91,3 +93,54 @@ class ReassignForm(ExpectedOwnerForm):
         self.fields["to_user"].choices = [("", "Route by the rules")] + [
             (str(m.user_id), m.user.get_full_name() or m.user.get_username()) for m in members
         ]
+
+
+class ConvertForm(ExpectedOwnerForm):
+    """Convert the lead into an opportunity; the lead's open opportunity, if any, is kept (its values shown)."""
+
+    name = forms.CharField(required=False, max_length=200, label="Opportunity name",
+                           help_text="Leave blank for “company – lead name”.")
+    stage = forms.ChoiceField(choices=[(s.value, s.label) for s in OPEN_OPPORTUNITY_STAGES],
+                              initial=OpportunityStage.DISCOVERY, label="Opportunity stage")
+
+
+class LeadEditForm(forms.Form):
+    """“Edit details”: the contact and company fields. `lead_update` normalises and checks them (email
+    format and uniqueness, phone, domain) and remembers them as edited; only the fields the user changed
+    are sent. `expected_updated_at` is the version of the lead the page showed: an edit of a lead changed
+    meanwhile is refused instead of overwriting that change."""
+
+    FIELDS = ("first_name", "last_name", "email", "phone", "job_title", "company", "company_domain",
+              "company_size", "industry", "country", "product_interest")
+
+    first_name = forms.CharField(required=False, max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    last_name = forms.CharField(required=False, max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    email = forms.CharField(required=False, max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    phone = forms.CharField(required=False, max_length=40, help_text="With the country code, e.g. +1 415 555 0123.",
+                            widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}))
+    job_title = forms.CharField(required=False, max_length=200)
+    company = forms.CharField(required=False, max_length=200)
+    company_domain = forms.CharField(required=False, max_length=253, help_text="The website, e.g. acme.com.")
+    company_size = forms.IntegerField(required=False, min_value=0, max_value=10_000_000, label="Company size",
+                                      help_text="Employees.")
+    industry = forms.CharField(required=False, max_length=100)
+    country = forms.CharField(required=False, max_length=100)
+    product_interest = forms.CharField(required=False, max_length=200)
+    expected_updated_at = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, lead: Lead, **kwargs):
+        initial = {name: getattr(lead, name) for name in self.FIELDS}
+        initial["expected_updated_at"] = lead.updated_at.isoformat()
+        super().__init__(*args, initial=initial, prefix="edit", **kwargs)
+
+    def clean_expected_updated_at(self):
+        value = parse_datetime((self.cleaned_data.get("expected_updated_at") or "").strip())
+        if value is None:
+            raise forms.ValidationError("The page is out of date; reload it.")
+        return value
+
+    def changes(self) -> dict:
+        """The fields the user changed, with their cleaned values (`company_size` None when cleared)."""
+        data = self.cleaned_data
+        return {name: (data[name] if name == "company_size" else data[name] or "")
+                for name in self.FIELDS if name in self.changed_data}

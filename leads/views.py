@@ -5,6 +5,7 @@ tenant and the member's visibility (a lead the user may not see is a 404, like a
 """
 from __future__ import annotations
 
+import json
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -12,8 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -21,7 +21,6 @@ from django.views.decorators.http import require_GET, require_POST
 from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.selectors import memberships_of_user
-from routing import locks
 from routing.services.aging import lead_recycle
 from routing.services.assign import lead_reassign
 from scoring.models import LeadClass
@@ -32,6 +31,7 @@ from .selectors import (
     LeadViewer,
     lead_account_leads,
     lead_get_for_viewer,
+    lead_opportunity,
     lead_queue,
     lead_queue_facets,
     lead_sla_state,
@@ -41,12 +41,15 @@ from .selectors import (
     tenant_members,
 )
 from .services.activities import activity_log
+from .services.lead_edit import lead_update
 from .services.lifecycle import (
-    STALE_MESSAGE,
+    OPEN_OPPORTUNITY_STAGES,
     lead_accept,
+    lead_convert,
     lead_disqualify,
     lead_qualify,
     lead_reject,
+    opportunity_name_default,
 )
 
 QUEUE_PAGE_SIZE = 25
@@ -100,7 +103,9 @@ def queue(request):
 # --- The lead page ------------------------------------------------------------------------------------
 
 
-ACTIONS = ("log", "accept", "reject", "qualify", "disqualify", "recycle", "reassign")
+ACTIONS = ("log", "accept", "reject", "qualify", "disqualify", "recycle", "convert", "reassign", "edit")
+# After these the lead may have left the member's scope (or queue): back to the queue.
+LEAVING_ACTIONS = ("reject", "recycle", "reassign", "qualify")
 
 
 def _reasons(tenant):
@@ -111,7 +116,20 @@ def _members(tenant):
     return tenant_members(tenant=tenant)
 
 
-def _action_forms(request, lead, viewer, *, bound: dict | None = None) -> dict:
+def _may_convert(viewer: LeadViewer, lead) -> bool:
+    """The lead's owner converts it, or a manager or admin for them; never an unassigned lead."""
+    membership = viewer.membership
+    return lead.owner_id is not None and (
+        viewer.can_reassign or (membership is not None and membership.user_id == lead.owner_id))
+
+
+def _convert_initial(lead, opportunity) -> dict:
+    if opportunity is not None and opportunity.stage in OPEN_OPPORTUNITY_STAGES:
+        return {"name": opportunity.name, "stage": opportunity.stage}
+    return {"name": opportunity_name_default(lead)}
+
+
+def _action_forms(request, lead, viewer, *, opportunity, bound: dict | None = None) -> dict:
     owner = {"expected_owner_id": lead.owner_id or ""}
     reasons = _reasons(request.tenant)
     built = {
@@ -121,7 +139,10 @@ def _action_forms(request, lead, viewer, *, bound: dict | None = None) -> dict:
         "qualify": forms.QualifyForm(initial=owner),
         "disqualify": forms.ReasonForm(initial=owner, reasons=reasons, prefix="disqualify"),
         "recycle": forms.RecycleForm(initial=owner),
+        "edit": forms.LeadEditForm(lead=lead),
     }
+    if _may_convert(viewer, lead):
+        built["convert"] = forms.ConvertForm(initial=owner | _convert_initial(lead, opportunity), prefix="convert")
     if viewer.can_reassign:
         built["reassign"] = forms.ReassignForm(initial=owner, members=_members(request.tenant))
     built.update(bound or {})
@@ -133,6 +154,7 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
     if lead.score is not None and lead.score_breakdown is not None:
         labels = rule_labels(model_ids=[lead.scoring_model_id]) if lead.scoring_model_id else {}
         explanation = score_explain(lead=lead, labels=labels.get(lead.scoring_model_id, {}))
+    opportunity = lead_opportunity(lead=lead)
     context = {
         "lead": lead,
         "class_label": CLASS_LABELS.get(lead.lead_class, lead.lead_class),
@@ -140,7 +162,8 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
         "explanation": explanation,
         "timeline": lead_timeline(lead=lead),
         "sla": lead_sla_state(lead=lead),
-        "forms": _action_forms(request, lead, viewer, bound=bound),
+        "opportunity": opportunity,
+        "forms": _action_forms(request, lead, viewer, opportunity=opportunity, bound=bound),
         "open_action": open_action,
         "is_open": lead.status in ("new", "contacted", "qualified"),
     }
@@ -158,7 +181,7 @@ def _apply_errors(form, exc: ValidationError) -> None:
     """Put a service's ValidationError beside the form's fields (the rest above the form)."""
     if hasattr(exc, "error_dict"):
         for field, errors in exc.message_dict.items():
-            target = field if field in form.fields else None
+            target = field if field in form.fields and not form.fields[field].widget.is_hidden else None
             for message in errors:
                 form.add_error(target, message)
     else:
@@ -166,22 +189,28 @@ def _apply_errors(form, exc: ValidationError) -> None:
             form.add_error(None, message)
 
 
-def _owner_unchanged(lead, expected) -> None:
-    """For services without an `expected_owner_id`: refuse when the lead changed hands since the page was shown."""
-    locks.lead_lock(lead=lead)
-    if lead.owner_id != expected:
-        raise ValidationError({"owner": [STALE_MESSAGE]})
+def _focus_first_error(form) -> None:
+    """The first field with an error gets the focus when the page (or its htmx swap) shows the form again."""
+    for name in form.errors:
+        field = form.fields.get(name)
+        if field is not None and not field.widget.is_hidden:
+            field.widget.attrs["autofocus"] = True
+            return
 
 
 def _run(action: str, form, *, lead, actor, request):
     """Call the action's service with the form's cleaned data; returns the flash message on success."""
     data = form.cleaned_data
+    if action == "edit":
+        changes = form.changes()
+        if not changes:
+            return "Nothing to save: the details are unchanged."
+        lead_update(lead=lead, data=changes, actor=actor, expected_updated_at=data["expected_updated_at"])
+        return "Details saved."
     expected = form.expected_owner()
     if action == "log":
-        with transaction.atomic():
-            _owner_unchanged(lead, expected)
-            _, created = activity_log(lead=lead, kind=data["kind"], actor=actor, subject=data["subject"],
-                                      body=data["body"], outcome=data["outcome"])
+        activity_log(lead=lead, kind=data["kind"], actor=actor, subject=data["subject"], body=data["body"],
+                     outcome=data["outcome"], expected_owner_id=expected)
         return f"{dict(form.fields['kind'].choices)[data['kind']]} logged."
     if action == "accept":
         lead_accept(lead=lead, actor=actor, expected_owner_id=expected)
@@ -198,10 +227,12 @@ def _run(action: str, form, *, lead, actor, request):
                      timeline=data["timeline"], expected_owner_id=expected)
         return "Lead qualified and handed off to an account executive."
     if action == "recycle":
-        with transaction.atomic():
-            _owner_unchanged(lead, expected)
-            lead_recycle(lead=lead, actor=actor, reason=data["reason"])
+        lead_recycle(lead=lead, actor=actor, reason=data["reason"], expected_owner_id=expected)
         return "Lead recycled to nurture."
+    if action == "convert":
+        opportunity = lead_convert(lead=lead, actor=actor, name=data["name"], stage=data["stage"],
+                                   expected_owner_id=expected)
+        return f"Lead converted: opportunity “{opportunity.name}” ({opportunity.get_stage_display()})."
     if action == "reassign":
         to_user = None
         if data["to_user"]:
@@ -214,28 +245,42 @@ def _run(action: str, form, *, lead, actor, request):
     raise Http404("No such action.")
 
 
+def _bound_form(action: str, request, lead):
+    if action in ("reject", "disqualify"):
+        return forms.ReasonForm(request.POST, reasons=_reasons(request.tenant), prefix=action)
+    if action == "reassign":
+        return forms.ReassignForm(request.POST, members=_members(request.tenant))
+    if action == "edit":
+        return forms.LeadEditForm(request.POST, lead=lead)
+    if action == "convert":
+        return forms.ConvertForm(request.POST, prefix="convert")
+    return {"log": forms.ActivityForm, "accept": forms.AcceptForm, "qualify": forms.QualifyForm,
+            "recycle": forms.RecycleForm}[action](request.POST)
+
+
+def _after_success(request, url: str) -> HttpResponse:
+    """A redirect; for htmx, HX-Location: htmx loads `url` and swaps its main content in place (flash included)."""
+    if request.headers.get("HX-Request"):
+        response = HttpResponse(status=204)
+        response["HX-Location"] = json.dumps({"path": url, "target": "#content", "select": "#content",
+                                              "swap": "outerHTML"})
+        return response
+    return HttpResponseRedirect(url)
+
+
 @require_POST
 @workspace_required
 def lead_action(request, lead_id, action):
-    """One action of the lead page (POST + CSRF): success → redirect with a flash; invalid → the page, 400."""
+    """One action of the lead page (POST + CSRF): success → redirect with a flash; invalid → the page, 400.
+
+    An htmx post (the edit form) gets HX-Location instead of the redirect, and its 400 replaces the form."""
     if action not in ACTIONS:
         raise Http404("No such action.")
     viewer = _viewer(request)
     lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id)
-    if action == "reassign" and not viewer.can_reassign:
+    if (action == "reassign" and not viewer.can_reassign) or (action == "convert" and not _may_convert(viewer, lead)):
         raise Http404("No such action.")
-    reasons = _reasons(request.tenant) if action in ("reject", "disqualify") else ()
-    form_class = {
-        "log": forms.ActivityForm, "accept": forms.AcceptForm, "reject": forms.ReasonForm,
-        "disqualify": forms.ReasonForm, "qualify": forms.QualifyForm, "recycle": forms.RecycleForm,
-        "reassign": forms.ReassignForm,
-    }[action]
-    kwargs = {}
-    if action in ("reject", "disqualify"):
-        kwargs = {"reasons": reasons, "prefix": action}
-    elif action == "reassign":
-        kwargs = {"members": _members(request.tenant)}
-    form = form_class(request.POST, **kwargs)
+    form = _bound_form(action, request, lead)
     if form.is_valid():
         try:
             message = _run(action, form, lead=lead, actor=Actor.for_user(request.user), request=request)
@@ -243,10 +288,9 @@ def lead_action(request, lead_id, action):
             _apply_errors(form, exc)
         else:
             messages.success(request, message)
-            if action in ("reject", "recycle", "reassign", "qualify"):
-                # The lead may have left the member's scope: back to the queue.
-                return HttpResponseRedirect(reverse("queue"))
-            return HttpResponseRedirect(reverse("lead-page", args=[lead.pk]))
+            return _after_success(request, reverse("queue") if action in LEAVING_ACTIONS
+                                  else reverse("lead-page", args=[lead.pk]))
+    _focus_first_error(form)
     messages.error(request, "The action was not applied: see the messages beside the fields.")
     lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id)  # the current state, after any refusal
     return _lead_page(request, lead, viewer, bound={action: form}, status=400, open_action=action)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,16 +17,26 @@ from leadmgmt.audit.services import audit_record
 from leads.models import Activity, ActivityKind, Lead, LeadStatus
 from leads.normalize import text_clean
 from routing.models import SlaKind
-from routing.services.aging import lead_recycle, outcome_is_no_response, routing_settings_for
+from routing.services.aging import (
+    STALE_MESSAGE,
+    lead_recycle,
+    outcome_is_no_response,
+    routing_settings_for,
+)
 from routing.services.sla import OPEN_STATUSES, SLA_AGENT, sla_clock_stop
 
 CONTACT_KINDS = frozenset({ActivityKind.CALL, ActivityKind.EMAIL, ActivityKind.MEETING})
+_UNSET: Any = object()
+
+
+def _owner_id(value) -> int | None:
+    return int(value) if value not in (None, "") else None
 
 
 @transaction.atomic
 def activity_log(
     *, lead: Lead, kind: str, actor: Actor, subject: str = "", body: str = "", outcome: str = "",
-    occurred_at: dt.datetime | None = None,
+    occurred_at: dt.datetime | None = None, expected_owner_id=_UNSET,
 ) -> tuple[Activity, bool]:
     """Record an activity on the lead and move its `last_activity_at`; returns (activity, created).
 
@@ -34,7 +45,8 @@ def activity_log(
     the lead to nurture; any activity clears the aging flags.
 
     A retried request that sends the same `occurred_at` finds the activity it already logged
-    (same author, kind, time, subject, body and outcome) instead of logging it twice.
+    (same author, kind, time, subject, body and outcome) instead of logging it twice. A caller that
+    passes `expected_owner_id` (the owner it saw) is refused if the lead changed hands meanwhile.
     """
     if kind not in ActivityKind.values:
         raise ValidationError({"kind": [f"Choose one of {', '.join(ActivityKind.values)}."]})
@@ -50,9 +62,11 @@ def activity_log(
         raise ValidationError({"body": ["A note needs a subject or a body."]})
 
     # One writer per lead at a time: makes the retry check below reliable.
-    status, first_contacted_at, attempts = (
+    status, first_contacted_at, attempts, owner_id = (
         Lead.objects.unscoped().select_for_update().filter(tenant_id=lead.tenant_id, pk=lead.pk)
-        .values_list("status", "first_contacted_at", "contact_attempts").get())
+        .values_list("status", "first_contacted_at", "contact_attempts", "owner_id").get())
+    if expected_owner_id is not _UNSET and owner_id != _owner_id(expected_owner_id):
+        raise ValidationError({"owner": [STALE_MESSAGE]})
     fields = {"kind": kind, "subject": subject, "body": body, "outcome": outcome}
     if occurred_at is not None:
         existing = Activity.objects.unscoped().filter(

@@ -27,11 +27,13 @@ from scoring.engine import SCORING_FIELDS
 from scoring.models import ScoreCause
 from scoring.services import lead_score_enqueue
 
-TEXT_FIELDS = ("first_name", "last_name", "job_title", "company", "industry", "country")
+TEXT_FIELDS = ("first_name", "last_name", "job_title", "company", "industry", "country", "product_interest")
 EDITABLE_FIELDS = frozenset(
     {*TEXT_FIELDS, "email", "phone", "company_domain", "company_size", "status", "stage", "owner"}
 )
 REASSIGN_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
+STALE_EDIT_MESSAGE = "This lead was changed meanwhile; reload it to see the current details, then edit again."
+_UNSET: Any = object()
 # Derived from what was edited, not edited by hand themselves.
 _DERIVED_FIELDS = ("is_personal_email",)
 
@@ -73,11 +75,14 @@ def _check_owner(*, lead: Lead, owner_id: int | None, actor: Actor) -> None:
 
 
 @transaction.atomic
-def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str = "") -> Lead:
+def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str = "",
+                expected_updated_at=_UNSET) -> Lead:
     """Apply `data` (a subset of EDITABLE_FIELDS; `owner` is a user id or None) and return the lead.
 
     Writes only the fields that change (nothing at all for a repeated request), one
     `lead.updated` audit event with before/after, and a StageTransition for a stage change.
+    A caller that passes `expected_updated_at` (the version of the lead it showed) is refused
+    with a ValidationError if the lead changed meanwhile, instead of overwriting that change.
     """
     unknown = sorted(set(data) - EDITABLE_FIELDS)
     if unknown:
@@ -88,6 +93,8 @@ def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str =
         Lead.objects.unscoped().select_for_update(of=("self",)).select_related("tenant", "owner", "account")
         .get(tenant_id=lead.tenant_id, pk=lead.pk)
     )
+    if expected_updated_at is not _UNSET and locked.updated_at != expected_updated_at:
+        raise ValidationError({"updated_at": [STALE_EDIT_MESSAGE]})
     changed = {name: value for name, value in data.items() if getattr(locked, name) != value}
     if not changed:
         return locked

@@ -1,5 +1,5 @@
 """A rep's decisions on a lead: accept it, reject it with a reason from the taxonomy, qualify it (BANT)
-into an Opportunity handed off to an AE, or disqualify it.
+into an Opportunity handed off to an AE, disqualify it, or convert it into an opportunity.
 
 Each is one transaction with the lead row locked, audited, and refuses a stale action: a caller that
 passes `expected_owner_id` (the owner it saw) gets a ValidationError if the lead changed hands
@@ -12,6 +12,10 @@ an AE who can take leads; else an AE of the first matching territory's team, in 
 fewest open leads. With no AE available the lead goes to the Unassigned queue with that reason.
 The handoff is an Assignment (trigger "handoff") through `lead_assign`, which starts the AE's
 acceptance SLA; the AE's acceptance then converts the lead.
+
+Converting (`lead_convert`) is the explicit form of that last step, open to any owned lead: the lead's
+open opportunity is accepted and kept (one open opportunity per lead), or a new one is opened for the
+lead's owner; the lead becomes "converted" at the opportunity stage.
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ from leads.models import (
     OpportunityStage,
     StageTransition,
 )
+from leads.normalize import text_clean
+from leads.selectors import lead_opportunity
 from routing import locks
 from routing.models import RejectionReason, Strategy, Territory, Trigger
 from routing.selectors import eligible_reps, open_lead_counts
@@ -45,6 +51,8 @@ from routing.strategies import territory_match
 OPEN_STATUSES = OPEN_LEAD_STATUSES  # one definition, in leads.models
 STALE_MESSAGE = "This lead was reassigned meanwhile; reload it and try again."
 BANT_FIELDS = ("budget", "authority", "need", "timeline")
+CLOSED_OPPORTUNITY_STAGES = (OpportunityStage.WON, OpportunityStage.LOST)
+OPEN_OPPORTUNITY_STAGES = tuple(s for s in OpportunityStage if s not in CLOSED_OPPORTUNITY_STAGES)
 _UNSET: Any = object()
 
 
@@ -62,7 +70,9 @@ def _locked(*, lead: Lead, expected_owner_id) -> Lead:
 
 def _require_open(lead: Lead, verb: str) -> None:
     if lead.status not in OPEN_STATUSES:
-        raise ValidationError({"status": [f"A {lead.get_status_display().lower()} lead cannot be {verb}."]})
+        status = lead.get_status_display().lower()
+        article = "An" if status[:1] in ("a", "e", "i", "o", "u") else "A"
+        raise ValidationError({"status": [f"{article} {status} lead cannot be {verb}."]})
 
 
 def _stage_move(*, lead: Lead, to_stage: str, actor: Actor, reason: str, now: datetime) -> dict:
@@ -78,7 +88,7 @@ def _stage_move(*, lead: Lead, to_stage: str, actor: Actor, reason: str, now: da
 
 def _open_opportunity(lead: Lead) -> Opportunity | None:
     return (Opportunity.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
-            .exclude(stage__in=[OpportunityStage.WON, OpportunityStage.LOST]).first())
+            .exclude(stage__in=CLOSED_OPPORTUNITY_STAGES).first())
 
 
 def _reason_get(*, lead: Lead, reason_code: str) -> RejectionReason:
@@ -292,4 +302,104 @@ def lead_qualify(*, lead: Lead, actor: Actor, budget: str, authority: str, need:
     lead_assign(lead=lead, owner=ae.user if ae else None, actor=actor, trigger=Trigger.HANDOFF, strategy=strategy,
                 team=ae.team if ae else None, reason=f"SDR → AE handoff: {why}", now=now,
                 details={"opportunity_id": opportunity.pk, "sdr_id": sdr_id})
+    return opportunity
+
+
+# --- convert ------------------------------------------------------------------------------------------
+
+
+def opportunity_name_default(lead: Lead) -> str:
+    """"<company> – <lead name>" (the company or the person alone when the other is missing)."""
+    person = lead.full_name or lead.email or lead.phone
+    return (f"{lead.company} – {person}" if lead.company and person else lead.company or person)[:200]
+
+
+def _convert_input_clean(*, name: str, stage: str) -> tuple[str, str]:
+    errors: dict[str, list[str]] = {}
+    try:
+        name = text_clean(name or "")
+    except ValidationError as exc:
+        errors["name"], name = exc.messages, ""
+    limit = Opportunity._meta.get_field("name").max_length
+    if len(name) > limit:
+        errors["name"] = [f"At most {limit} characters."]
+    stage = (stage or "").strip()
+    if stage and stage not in OPEN_OPPORTUNITY_STAGES:
+        labels = ", ".join(str(OpportunityStage(s).label) for s in OPEN_OPPORTUNITY_STAGES)
+        errors["stage"] = [f"Choose an open stage: {labels}."]
+    if errors:
+        raise ValidationError(errors)
+    return name, stage
+
+
+def _convert_opportunity(*, lead: Lead, actor: Actor, name: str, stage: str,
+                         now: datetime) -> tuple[Opportunity, dict | None]:
+    """The lead's open opportunity brought in line (accepted, the lead's owner, `name`/`stage` if given) and
+    its changes; or a new one and None."""
+    opportunity = _open_opportunity(lead)
+    account = _account_of(lead)
+    if opportunity is None:
+        return Opportunity.objects.unscoped().create(
+            tenant_id=lead.tenant_id, lead=lead, account=account, owner_id=lead.owner_id,
+            name=name or opportunity_name_default(lead), stage=stage or OpportunityStage.DISCOVERY,
+            qualified_by=actor.user, accepted_at=now, created_at=now,
+            **{field: getattr(lead, field) for field in BANT_FIELDS}), None
+    wanted = {"name": name or opportunity.name, "stage": stage or opportunity.stage, "owner_id": lead.owner_id,
+              "account_id": opportunity.account_id or (account.pk if account else None),
+              "accepted_at": opportunity.accepted_at or now}
+    changes = {field: [getattr(opportunity, field), value] for field, value in wanted.items()
+               if getattr(opportunity, field) != value}
+    for field, (_, value) in changes.items():
+        setattr(opportunity, field, value)
+    if changes:
+        opportunity.save(update_fields=[*changes, "updated_at"])
+    return opportunity, changes
+
+
+@transaction.atomic
+def lead_convert(*, lead: Lead, actor: Actor, name: str = "", stage: str = "", expected_owner_id=_UNSET,
+                 now: datetime | None = None) -> Opportunity:
+    """Convert an open, owned lead into an opportunity; returns the opportunity.
+
+    The lead's open opportunity (an SQL handed off to an AE) is accepted and kept, as the AE's accept
+    does; otherwise one is opened, named `name` (default "<company> – <lead name>") at `stage` (an open
+    stage; default discovery), linked to the lead's account and carrying the lead's BANT answers. Either
+    way the opportunity is owned by the lead's owner (a kept one follows a reassigned lead), and a given
+    `name`/`stage` renames/moves a kept one. The lead becomes "converted" at the opportunity stage (a
+    stage transition), counts as accepted, and its SLA clock stops ("converted"). Converting a
+    converted lead again returns its opportunity unchanged.
+    """
+    now = now or timezone.now()
+    name, stage = _convert_input_clean(name=name, stage=stage)
+    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    if lead.status == LeadStatus.CONVERTED:
+        converted = lead_opportunity(lead=lead)
+        if converted is not None:
+            return converted
+    _require_open(lead, "converted")
+    if lead.owner_id is None:
+        raise ValidationError({"owner": ["An unassigned lead cannot be converted; assign it to its owner first."]})
+
+    opportunity, opportunity_changes = _convert_opportunity(lead=lead, actor=actor, name=name, stage=stage, now=now)
+    changes = _stage_move(lead=lead, to_stage=LeadStage.OPPORTUNITY, actor=actor, reason="Converted to an opportunity",
+                          now=now)
+    changes["status"] = [lead.status, LeadStatus.CONVERTED]
+    lead.status = LeadStatus.CONVERTED
+    fields = ["stage", "status", "updated_at"]
+    if lead.accepted_at is None:
+        changes["accepted_at"] = [None, now]
+        lead.accepted_at = now
+        fields.append("accepted_at")
+    lead.save(update_fields=fields)
+    sla_clock_stop(lead=lead, reason="converted", now=now, actor=actor)
+    audit_record(tenant=lead.tenant, actor=actor, action="lead.converted", obj=lead, changes=changes,
+                 metadata={"opportunity_id": opportunity.pk, "opportunity_created": opportunity_changes is None,
+                           "opportunity_name": opportunity.name, "opportunity_stage": opportunity.stage,
+                           "owner_id": lead.owner_id})
+    if opportunity_changes is None:
+        audit_record(tenant=lead.tenant, actor=actor, action="opportunity.created", obj=opportunity,
+                     metadata={"lead_id": str(lead.pk), "owner_id": lead.owner_id, "via": "convert"})
+    elif opportunity_changes:
+        audit_record(tenant=lead.tenant, actor=actor, action="opportunity.updated", obj=opportunity,
+                     changes=opportunity_changes, metadata={"lead_id": str(lead.pk), "via": "convert"})
     return opportunity

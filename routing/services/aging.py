@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -27,6 +28,9 @@ from ..notifications import managers_for_many, notifications_bulk
 from .sla import OPEN_STATUSES, SLA_AGENT, sla_clock_stop
 
 DEFAULT_FLAG_HOURS, DEFAULT_ALERT_HOURS, DEFAULT_RECYCLE_AFTER = 48, 72, 6
+# Refusal of an action on a lead that changed hands since the caller saw it (`expected_owner_id`).
+STALE_MESSAGE = "This lead was reassigned meanwhile; reload it and try again."
+_UNSET: Any = object()
 
 # Outcomes of a call/email/meeting that mean the lead did not respond (normalised: lower case, "_").
 NO_RESPONSE_OUTCOMES = frozenset({
@@ -129,16 +133,21 @@ def leads_aging_check(*, now: dt.datetime | None = None, tenant=None) -> dict:
 
 
 @transaction.atomic
-def lead_recycle(*, lead: Lead, actor: Actor, reason: str, now: dt.datetime | None = None) -> Lead:
+def lead_recycle(*, lead: Lead, actor: Actor, reason: str, expected_owner_id=_UNSET,
+                 now: dt.datetime | None = None) -> Lead:
     """Send a lead back to nurture: status "recycled", SLA clock stopped, aging flags cleared.
 
     The owner is kept: `lead_assign` is the one writer of owners, and a recycled lead drops out of
     every queue, capacity count and aging check by its status anyway; when nurture makes it ready
     again, routing runs and picks whoever should have it then. The stage is kept (the lead stays
-    e.g. an MQL on record); nurture picks up recycled leads. Re-running is a no-op.
+    e.g. an MQL on record); nurture picks up recycled leads. Re-running is a no-op. A caller that
+    passes `expected_owner_id` (the owner it saw) is refused if the lead changed hands meanwhile.
     """
     now = now or timezone.now()
     current = Lead.objects.unscoped().select_for_update().get(tenant_id=lead.tenant_id, pk=lead.pk)
+    if expected_owner_id is not _UNSET and current.owner_id != (
+            int(expected_owner_id) if expected_owner_id not in (None, "") else None):
+        raise ValidationError({"owner": [STALE_MESSAGE]})
     if current.status == LeadStatus.RECYCLED:
         return current
     if current.status not in OPEN_STATUSES:

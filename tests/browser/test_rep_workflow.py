@@ -83,6 +83,23 @@ def test_rep_signs_in_works_the_top_lead_and_rejects_another(page, live_server):
     assert Lead.objects.unscoped().get(pk=top.pk).status == LeadStatus.CONTACTED
     page.screenshot(path=str(ARTIFACTS / "lead_page_after_call_laptop.png"))
 
+    # Edit details in place (htmx): a bad email comes back beside its field, nothing saved; then the new job
+    # title is saved and shows in the contact card.
+    page.evaluate("window.__sameDocument = true")
+    page.click("details[data-action=edit] > summary")
+    page.fill("#id_edit-job_title", "CTO")
+    page.fill("#id_edit-email", "not-an-email")
+    page.click("details[data-action=edit] button[type=submit]")
+    page.wait_for_selector("#id_edit-email_error")
+    assert page.evaluate("document.activeElement.id") == "id_edit-email"  # focus on the field to fix
+    assert Lead.objects.unscoped().get(pk=top.pk).job_title == "VP Engineering"
+    page.fill("#id_edit-email", top.email)
+    page.click("details[data-action=edit] button[type=submit]")
+    page.locator(".messages", has_text="Details saved.").wait_for()
+    assert "CTO" in page.inner_text("section[aria-labelledby=contact-h] dl")
+    assert page.evaluate("window.__sameDocument") is True  # swapped by htmx, no page load
+    assert Lead.objects.unscoped().get(pk=top.pk).job_title == "CTO"
+
     # Reject another lead with a reason from the taxonomy: back to the queue, the lead is gone from it.
     page.goto(f"{live_server.url}/leads/{second.pk}/")
     page.click("details[data-action=reject] > summary")
