@@ -144,3 +144,21 @@ class LeadEditForm(forms.Form):
         data = self.cleaned_data
         return {name: (data[name] if name == "company_size" else data[name] or "")
                 for name in self.FIELDS if name in self.changed_data}
+
+
+class EnrollForm(forms.Form):
+    """Enrol the lead in a nurture sequence by hand (the service checks consent, suppression and kind)."""
+
+    sequence = forms.ChoiceField(choices=[], label="Sequence")
+
+    def __init__(self, *args, sequences=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sequence"].choices = [("", "Choose a sequence")] + [
+            (str(s.pk), f"{s.name} ({s.get_kind_display()})") for s in sequences]
+
+
+class StopNurtureForm(forms.Form):
+    """Stop one of the lead's enrolments (reason "manual", the note on the timeline)."""
+
+    enrollment = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    note = forms.CharField(required=False, max_length=300, label="Why (optional)")

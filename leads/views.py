@@ -21,6 +21,9 @@ from django.views.decorators.http import require_GET, require_POST
 from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.selectors import memberships_of_user
+from nurture.models import Enrollment, Sequence
+from nurture.selectors import lead_enrollments, sequences_for_manual_enrolment
+from nurture.services.enrollment import enrollment_stop, lead_enroll
 from routing.services.aging import lead_recycle
 from routing.services.assign import lead_reassign
 from scoring.models import LeadClass
@@ -103,7 +106,8 @@ def queue(request):
 # --- The lead page ------------------------------------------------------------------------------------
 
 
-ACTIONS = ("log", "accept", "reject", "qualify", "disqualify", "recycle", "convert", "reassign", "edit")
+ACTIONS = ("log", "accept", "reject", "qualify", "disqualify", "recycle", "convert", "reassign", "edit", "enroll",
+           "stop-nurture")
 # After these the lead may have left the member's scope (or queue): back to the queue.
 LEAVING_ACTIONS = ("reject", "recycle", "reassign", "qualify")
 
@@ -145,7 +149,10 @@ def _action_forms(request, lead, viewer, *, opportunity, bound: dict | None = No
         built["convert"] = forms.ConvertForm(initial=owner | _convert_initial(lead, opportunity), prefix="convert")
     if viewer.can_reassign:
         built["reassign"] = forms.ReassignForm(initial=owner, members=_members(request.tenant))
+    built["enroll"] = forms.EnrollForm(sequences=sequences_for_manual_enrolment(tenant=request.tenant), prefix="enroll")
     built.update(bound or {})
+    if "stop-nurture" in built:  # template variables cannot hold a hyphen
+        built["stop_nurture"] = built.pop("stop-nurture")
     return built
 
 
@@ -163,6 +170,7 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
         "timeline": lead_timeline(lead=lead),
         "sla": lead_sla_state(lead=lead),
         "opportunity": opportunity,
+        "enrollments": lead_enrollments(lead=lead),
         "forms": _action_forms(request, lead, viewer, opportunity=opportunity, bound=bound),
         "open_action": open_action,
         "is_open": lead.status in ("new", "contacted", "qualified"),
@@ -207,6 +215,19 @@ def _run(action: str, form, *, lead, actor, request):
             return "Nothing to save: the details are unchanged."
         lead_update(lead=lead, data=changes, actor=actor, expected_updated_at=data["expected_updated_at"])
         return "Details saved."
+    if action == "enroll":
+        sequence = Sequence.objects.unscoped().filter(tenant=request.tenant, pk=data["sequence"]).first()
+        if sequence is None:
+            raise ValidationError({"sequence": ["Choose a sequence of this workspace."]})
+        lead_enroll(lead=lead, sequence=sequence, actor=actor)
+        return f"Enrolled in “{sequence.name}”."
+    if action == "stop-nurture":
+        enrollment = Enrollment.objects.unscoped().filter(tenant=request.tenant, lead=lead,
+                                                          pk=data["enrollment"]).select_related("sequence").first()
+        if enrollment is None:
+            raise ValidationError("This enrolment is not on this lead; reload the page.")
+        enrollment_stop(enrollment=enrollment, actor=actor, note=data["note"])
+        return f"Stopped “{enrollment.sequence.name}”."
     expected = form.expected_owner()
     if action == "log":
         activity_log(lead=lead, kind=data["kind"], actor=actor, subject=data["subject"], body=data["body"],
@@ -254,6 +275,11 @@ def _bound_form(action: str, request, lead):
         return forms.LeadEditForm(request.POST, lead=lead)
     if action == "convert":
         return forms.ConvertForm(request.POST, prefix="convert")
+    if action == "enroll":
+        return forms.EnrollForm(request.POST, sequences=sequences_for_manual_enrolment(tenant=request.tenant),
+                                prefix="enroll")
+    if action == "stop-nurture":
+        return forms.StopNurtureForm(request.POST, prefix="stop")
     return {"log": forms.ActivityForm, "accept": forms.AcceptForm, "qualify": forms.QualifyForm,
             "recycle": forms.RecycleForm}[action](request.POST)
 
