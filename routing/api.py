@@ -20,12 +20,13 @@ from leads.api import ERRORS_RESPONSE, ApiKeyRateThrottle, actor_for
 from leads.models import Lead
 from leads.selectors import LeadViewer, lead_get_for_viewer
 from leads.serializers import LeadSerializer
-from leads.services.lifecycle import lead_accept, lead_qualify, lead_reject
+from leads.services.lifecycle import lead_accept, lead_convert, lead_qualify, lead_reject
 
 from .models import Assignment, RejectionReason
 from .selectors import assignment_history
 from .serializers import (
     AssignmentSerializer,
+    ConvertSerializer,
     DryRunInSerializer,
     DryRunResultSerializer,
     ExpectedOwnerSerializer,
@@ -254,3 +255,20 @@ class LeadQualifyView(LeadActionView):
         return Response({"lead": _lead_response(self, lead).data,
                          "opportunity": OpportunitySerializer(opportunity).data}, status=status.HTTP_200_OK)
 
+
+
+class LeadConvertView(LeadActionView):
+    @extend_schema(operation_id="leads_convert", summary="Convert the lead to an opportunity",
+                   description="The lead's owner (or a manager or admin for them). Accepts the lead's open "
+                   "opportunity if it has one (an SQL handed off to an AE), else opens one owned by the lead's owner "
+                   "and linked to its account. The lead becomes converted and leaves the queue; its SLA clock stops. "
+                   "Converting again returns the same opportunity. Closed, recycled and unassigned leads: 400.",
+                   request=ConvertSerializer, responses={200: QualifyResultSerializer, **COMMON_ERRORS},
+                   tags=["leads"])
+    def post(self, request, pk):
+        lead = self.acting_lead()
+        data = self.valid(ConvertSerializer)
+        opportunity = lead_convert(lead=lead, actor=actor_for(request), name=data["name"], stage=data["stage"],
+                                   **_expected(data))
+        return Response({"lead": _lead_response(self, lead).data,
+                         "opportunity": OpportunitySerializer(opportunity).data}, status=status.HTTP_200_OK)

@@ -17,4 +17,5 @@ urlpatterns = [
     re_path(rf"{LEAD}/accept/$", api.LeadAcceptView.as_view(), name="lead-accept"),
     re_path(rf"{LEAD}/reject/$", api.LeadRejectView.as_view(), name="lead-reject"),
     re_path(rf"{LEAD}/qualify/$", api.LeadQualifyView.as_view(), name="lead-qualify"),
+    re_path(rf"{LEAD}/convert/$", api.LeadConvertView.as_view(), name="lead-convert"),
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from leads.models import OpportunityStage
+
 from .models import Assignment, RejectionReason
 
 
@@ -115,6 +117,14 @@ class QualifySerializer(ExpectedOwnerSerializer):
     authority = serializers.CharField(max_length=200, help_text="Is this the decision maker?")
     need = serializers.CharField(max_length=500, help_text="The pain they need solved.")
     timeline = serializers.CharField(max_length=200, help_text="When they need it solved.")
+
+
+class ConvertSerializer(ExpectedOwnerSerializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
+                                 help_text="The opportunity's name (default: “<company> – <lead name>”).")
+    stage = serializers.ChoiceField(choices=[s for s in OpportunityStage.choices if s[0] not in ("won", "lost")],
+                                    required=False, allow_blank=True, default="",
+                                    help_text="An open opportunity stage (default: discovery).")
 
 
 class OpportunitySerializer(serializers.Serializer):
