@@ -28,7 +28,7 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk, audit_record
-from leads.models import OPEN_LEAD_STATUSES, Lead, LeadStatus
+from leads.models import OPEN_LEAD_STATUSES, Lead, LeadStatus, Opportunity
 from routing import locks
 
 from ..models import (
@@ -54,8 +54,9 @@ def _open_statuses_sql() -> str:
     return ", ".join(f"'{s.value}'" for s in OPEN_LEAD_STATUSES)
 
 
-def _closed_statuses_sql() -> str:
-    return ", ".join(f"'{s.value}'" for s in (*CLOSED_STATUSES, LeadStatus.CONVERTED))
+def _closed_statuses_sql(*, converted: bool = True) -> str:
+    statuses = (*CLOSED_STATUSES, LeadStatus.CONVERTED) if converted else CLOSED_STATUSES
+    return ", ".join(f"'{s.value}'" for s in statuses)
 
 
 def _events(*, tenant_id: int, actor: Actor, action: str, rows, metadata) -> list[AuditEvent]:
@@ -92,7 +93,7 @@ def lead_enroll(*, lead: Lead, sequence: Sequence, actor: Actor, now: datetime |
                                             f"kind; stop that one first."]})
     if sequence.status != SequenceStatus.ACTIVE:
         raise ValidationError({"sequence": ["Only an active sequence can take leads; activate it first."]})
-    problems = lead_mailable_problems(lead=lead)
+    problems = lead_mailable_problems(lead=lead, lost_deal=sequence.audience_opportunity_lost)
     if problems:
         raise ValidationError({"lead": problems})
     first = Step.objects.unscoped().filter(tenant_id=sequence.tenant_id, sequence=sequence).order_by("position").first()
@@ -107,8 +108,9 @@ def lead_enroll(*, lead: Lead, sequence: Sequence, actor: Actor, now: datetime |
     return enrollment
 
 
-def lead_mailable_problems(*, lead: Lead) -> list[str]:
-    """Why nurture may not mail this lead (empty when it may)."""
+def lead_mailable_problems(*, lead: Lead, lost_deal: bool = False) -> list[str]:
+    """Why nurture may not mail this lead (empty when it may). A converted lead is nurtured only by a
+    lost-deal sequence (its opportunity was lost)."""
     from ..models import Suppression
 
     problems = []
@@ -118,7 +120,7 @@ def lead_mailable_problems(*, lead: Lead) -> list[str]:
         problems.append("This address is on the suppression list (unsubscribed or bounced).")
     if not lead.marketing_consent:
         problems.append("This lead has not given marketing consent.")
-    if lead.status in (*CLOSED_STATUSES, LeadStatus.CONVERTED):
+    if lead.status in CLOSED_STATUSES or (lead.status == LeadStatus.CONVERTED and not lost_deal):
         problems.append(f"A {lead.get_status_display().lower()} lead is not nurtured.")
     return problems
 
@@ -186,7 +188,8 @@ def enrollments_auto_enroll(*, tenant, now: datetime | None = None, actor: Actor
           FROM leads_lead l
           JOIN nurture_sequence s ON s.tenant_id = l.tenant_id AND s.status = 'active' AND s.auto_enroll
           JOIN first_steps fs ON fs.sequence_id = s.id
-         WHERE l.tenant_id = %(t)s AND {_ELIGIBLE.format(closed=_closed_statuses_sql())}
+         WHERE l.tenant_id = %(t)s AND {_ELIGIBLE.format(closed=_closed_statuses_sql(converted=False))}
+           AND (l.status <> 'converted' OR s.audience_opportunity_lost)
            AND (cardinality(s.audience_classes) = 0 OR l.lead_class = ANY(s.audience_classes))
            AND (cardinality(s.audience_bands) = 0 OR l.band = ANY(s.audience_bands))
            AND (cardinality(s.audience_stages) = 0 OR l.stage = ANY(s.audience_stages))
@@ -232,8 +235,12 @@ def enrollments_exit_sweep(*, tenant, now: datetime | None = None, actor: Actor 
     WITH reasons AS (
         SELECT e.id, e.lead_id, s.name AS sequence,
           CASE
-            WHEN l.status = 'converted' THEN 'converted'
-            WHEN l.status = 'qualified' OR l.stage IN ('sql', 'opportunity', 'customer') THEN 'qualified'
+            WHEN s.audience_opportunity_lost AND EXISTS (
+                SELECT 1 FROM leads_opportunity o WHERE o.tenant_id = e.tenant_id AND o.lead_id = e.lead_id
+                   AND o.stage = 'won' AND o.updated_at >= e.enrolled_at) THEN 'converted'
+            WHEN l.status = 'converted' AND NOT s.audience_opportunity_lost THEN 'converted'
+            WHEN l.status = 'qualified'
+              OR (l.stage IN ('sql', 'opportunity', 'customer') AND NOT s.audience_opportunity_lost) THEN 'qualified'
             WHEN l.status IN ('unqualified', 'rejected', 'archived') THEN 'closed'
             WHEN sup.reason = 'hard_bounce' THEN 'bounced'
             WHEN sup.reason IS NOT NULL THEN 'unsubscribed'
@@ -339,18 +346,21 @@ def lead_readiness_check(*, tenant, lead_id, actor: Actor = NURTURE_AGENT, now: 
 
 
 def lead_ready_route(*, tenant, lead_id, actor: Actor, now: datetime) -> None:
-    """Hand a lead that nurture made ready back to sales: a recycled (or "not now") lead reopens as new and
-    is routed by the rules; a lead that is already open keeps its owner (routing's own band receiver decides
+    """Hand a lead that nurture made ready back to sales: a recycled (or "not now") lead, or a converted one
+    whose deal was lost, reopens as new and is routed by the rules; a lead that is already open keeps its owner (routing's own band receiver decides
     about re-routing it), and an open lead nobody owns is routed."""
     from routing.models import Trigger
     from routing.services.assign import lead_route
 
     with transaction.atomic():
         lead = Lead.objects.unscoped().select_for_update().get(tenant=tenant, pk=lead_id)
-        if lead.status == LeadStatus.RECYCLED:
+        lost_deal = lead.status == LeadStatus.CONVERTED and not Opportunity.objects.unscoped().filter(
+            tenant=tenant, lead=lead).exclude(stage__in=["won", "lost"]).exists() and Opportunity.objects.unscoped(
+            ).filter(tenant=tenant, lead=lead, stage="lost").exists()
+        if lead.status == LeadStatus.RECYCLED or lost_deal:
             Lead.objects.unscoped().filter(tenant=tenant, pk=lead.pk).update(status=LeadStatus.NEW, updated_at=now)
             audit_record(tenant=tenant, actor=actor, action="lead.reopened", obj=lead,
-                         changes={"status": [LeadStatus.RECYCLED, LeadStatus.NEW]},
+                         changes={"status": [lead.status, LeadStatus.NEW]},
                          metadata={"reason": "Ready after nurture"})
             lead.refresh_from_db()
         elif lead.status not in OPEN_LEAD_STATUSES or lead.owner_id is not None:

@@ -280,7 +280,7 @@ def messages_claim(*, tenant: Tenant, nurture: NurtureSettings, now: datetime | 
         lead = enrollment.lead
         enrollment.updated_at = now
         reason = None
-        if lead.status == LeadStatus.CONVERTED:
+        if lead.status == LeadStatus.CONVERTED and not enrollment.sequence.audience_opportunity_lost:
             reason = ExitReason.CONVERTED
         elif lead.status in CLOSED_STATUSES:
             reason = ExitReason.CLOSED

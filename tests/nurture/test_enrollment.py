@@ -35,7 +35,7 @@ from scoring.events import lead_band_changed
 
 from ..factories import LeadFactory, UserFactory
 from ..worker_support import real_worker, wait_until
-from .factories import NurtureLeadFactory, NurtureSettingsFactory, sequence_with_steps
+from .factories import NurtureLeadFactory, sequence_with_steps
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
@@ -180,7 +180,8 @@ def routed_tenant(db):
     tenant = provisioned.tenant
     for n in (1, 2):
         membership_upsert(tenant=tenant, email=f"sdr{n}@acme-nurture.example", role=Role.SDR, team_name=DEFAULT_TEAM)
-    NurtureSettingsFactory(tenant=tenant)
+    NurtureSettings.objects.unscoped().filter(tenant=tenant).update(  # tenant_create made the row, address blank
+        postal_address="Acme Nurture, 4 Dock Road", from_email="news@acme-nurture.example", max_per_minute=1000)
     return provisioned
 
 
@@ -260,3 +261,38 @@ def test_a_real_worker_sends_nurture_and_a_click_driven_rescore_routes_the_ready
     assert enrollment.exit_reason == ExitReason.READY
     assert fresh(lead).status == LeadStatus.NEW and fresh(lead).score >= 41
     assert "ERROR" not in log.read_text(errors="replace")
+
+
+def test_a_lost_deal_is_nurtured_and_re_enters_the_pipeline_when_ready(routed_tenant, smtp_server):
+    tenant = routed_tenant.tenant
+    lost = sequence_with_steps(tenant=tenant, steps=2, name="Lost deal test", kind=SequenceKind.LOST_DEAL, priority=1,
+                               audience_classes=[], audience_opportunity_lost=True, ready_score=61)
+    lead = NurtureLeadFactory(tenant=tenant, status=LeadStatus.CONVERTED, stage=LeadStage.OPPORTUNITY, score=50,
+                              lead_class="high_fit")
+    Opportunity.objects.unscoped().create(tenant=tenant, lead=lead, name="Deal", stage="lost")
+    won = NurtureLeadFactory(tenant=tenant, status=LeadStatus.CONVERTED, stage=LeadStage.CUSTOMER, score=50)
+    Opportunity.objects.unscoped().create(tenant=tenant, lead=won, name="Won deal", stage="won")
+
+    result = nurture_tenant_run(tenant=tenant, now=T0)
+    assert result.sent == 1 and smtp_server.to(lead.email) and not smtp_server.to(won.email)
+    assert Enrollment.objects.unscoped().get(lead=lead).sequence_id == lost.pk
+    assert not Enrollment.objects.unscoped().filter(lead=won, sequence=lost).exists()
+
+    Lead.objects.unscoped().filter(pk=lead.pk).update(score=65, band="sal")
+    assert lead_readiness_check(tenant=tenant, lead_id=lead.pk) is True
+    reopened = fresh(lead)
+    assert reopened.status == LeadStatus.NEW and reopened.owner_id is not None
+    assert AuditEvent.objects.unscoped().get(action="lead.reopened", object_id=str(lead.pk)).changes == {
+        "status": ["converted", "new"]}
+
+
+def test_a_lost_deal_that_is_won_after_all_leaves_as_converted(routed_tenant):
+    tenant = routed_tenant.tenant
+    sequence_with_steps(tenant=tenant, steps=2, name="Lost deal test", kind=SequenceKind.LOST_DEAL, priority=1,
+                        audience_classes=[], audience_opportunity_lost=True, ready_score=61)
+    lead = NurtureLeadFactory(tenant=tenant, status=LeadStatus.CONVERTED, stage=LeadStage.OPPORTUNITY, score=50)
+    deal = Opportunity.objects.unscoped().create(tenant=tenant, lead=lead, name="Deal", stage="lost")
+    enrollments_auto_enroll(tenant=tenant, now=T0)
+    assert enrollments_exit_sweep(tenant=tenant, now=T0) == {}  # converted, at stage opportunity: stays in
+    Opportunity.objects.unscoped().filter(pk=deal.pk).update(stage="won")
+    assert enrollments_exit_sweep(tenant=tenant, now=T0 + timedelta(days=1)) == {"converted": 1}
