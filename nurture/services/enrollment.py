@@ -171,8 +171,12 @@ def enrollments_exit(*, tenant_id: int, reason: str, actor: Actor, enrollment_id
 _ELIGIBLE = """
       l.email <> '' AND l.marketing_consent
   AND l.status NOT IN ({closed})
-  AND NOT EXISTS (SELECT 1 FROM nurture_suppression x WHERE x.tenant_id = l.tenant_id AND x.email = lower(l.email))
+  AND lower(l.email) NOT IN (SELECT x.email FROM nurture_suppression x WHERE x.tenant_id = %(t)s)
 """
+# The suppression check is a NOT IN over the tenant's list (a hashed subplan: one pass over the list, whatever
+# the number of leads), and what a lead is already in comes from one aggregate over the tenant's enrolments
+# joined by hash: correlated NOT EXISTS here let the planner, misled by the audience filters' selectivity,
+# pick a nested loop over every enrolment for every lead.
 
 
 def enrollments_auto_enroll(*, tenant, now: datetime | None = None, actor: Actor = NURTURE_AGENT) -> int:
@@ -183,28 +187,36 @@ def enrollments_auto_enroll(*, tenant, now: datetime | None = None, actor: Actor
         SELECT DISTINCT ON (st.sequence_id) st.sequence_id, st.position,
                make_interval(days => st.delay_days, hours => st.delay_hours) AS delay
           FROM nurture_step st WHERE st.tenant_id = %(t)s ORDER BY st.sequence_id, st.position
-    ), candidates AS (
-        SELECT DISTINCT ON (l.id) l.id AS lead_id, s.id AS sequence_id, s.kind, fs.position, fs.delay, s.name
+    ), taken AS MATERIALIZED (
+        SELECT e.lead_id, array_agg(e.sequence_id) AS sequences,
+               coalesce(array_agg(e.kind) FILTER (WHERE e.status IN ('active', 'paused')), '{{}}') AS live_kinds,
+               coalesce(bool_or(e.automatic AND e.status IN ('active', 'paused')), false) AS live_auto
+          FROM nurture_enrollment e WHERE e.tenant_id = %(t)s GROUP BY e.lead_id
+    ), lead_pool AS MATERIALIZED (
+        SELECT l.id, l.lead_class, l.band, l.stage, l.status, l.source, l.rejection_reason, l.score,
+               coalesce(tk.sequences, '{{}}') AS sequences, coalesce(tk.live_kinds, '{{}}') AS live_kinds
           FROM leads_lead l
-          JOIN nurture_sequence s ON s.tenant_id = l.tenant_id AND s.status = 'active' AND s.auto_enroll
-          JOIN first_steps fs ON fs.sequence_id = s.id
+          LEFT JOIN taken tk ON tk.lead_id = l.id
          WHERE l.tenant_id = %(t)s AND {_ELIGIBLE.format(closed=_closed_statuses_sql(converted=False))}
-           AND (l.status <> 'converted' OR s.audience_opportunity_lost)
-           AND (cardinality(s.audience_classes) = 0 OR l.lead_class = ANY(s.audience_classes))
-           AND (cardinality(s.audience_bands) = 0 OR l.band = ANY(s.audience_bands))
-           AND (cardinality(s.audience_stages) = 0 OR l.stage = ANY(s.audience_stages))
-           AND (cardinality(s.audience_statuses) = 0 OR l.status = ANY(s.audience_statuses))
-           AND (cardinality(s.audience_sources) = 0 OR l.source = ANY(s.audience_sources))
+           AND NOT coalesce(tk.live_auto, false)
+    ), candidates AS (
+        SELECT DISTINCT ON (p.id) p.id AS lead_id, s.id AS sequence_id, s.kind, fs.position, fs.delay, s.name
+          FROM lead_pool p
+          JOIN nurture_sequence s ON s.tenant_id = %(t)s AND s.status = 'active' AND s.auto_enroll
+          JOIN first_steps fs ON fs.sequence_id = s.id
+         WHERE (p.status <> 'converted' OR s.audience_opportunity_lost)
+           AND (cardinality(s.audience_classes) = 0 OR p.lead_class = ANY(s.audience_classes))
+           AND (cardinality(s.audience_bands) = 0 OR p.band = ANY(s.audience_bands))
+           AND (cardinality(s.audience_stages) = 0 OR p.stage = ANY(s.audience_stages))
+           AND (cardinality(s.audience_statuses) = 0 OR p.status = ANY(s.audience_statuses))
+           AND (cardinality(s.audience_sources) = 0 OR p.source = ANY(s.audience_sources))
            AND (cardinality(s.audience_rejection_reasons) = 0
-                OR l.rejection_reason = ANY(s.audience_rejection_reasons))
-           AND (NOT s.audience_opportunity_lost OR EXISTS (
-                SELECT 1 FROM leads_opportunity o WHERE o.tenant_id = l.tenant_id AND o.lead_id = l.id
-                   AND o.stage = 'lost'))
-           AND (s.ready_score IS NULL OR l.score IS NULL OR l.score < s.ready_score)
-           AND NOT EXISTS (SELECT 1 FROM nurture_enrollment e WHERE e.tenant_id = l.tenant_id AND e.lead_id = l.id
-                              AND (e.sequence_id = s.id OR (e.status IN ('active', 'paused')
-                                                            AND (e.automatic OR e.kind = s.kind))))
-         ORDER BY l.id, s.priority, s.id
+                OR p.rejection_reason = ANY(s.audience_rejection_reasons))
+           AND (NOT s.audience_opportunity_lost OR p.id IN (
+                SELECT o.lead_id FROM leads_opportunity o WHERE o.tenant_id = %(t)s AND o.stage = 'lost'))
+           AND (s.ready_score IS NULL OR p.score IS NULL OR p.score < s.ready_score)
+           AND NOT s.id = ANY(p.sequences) AND NOT s.kind = ANY(p.live_kinds)
+         ORDER BY p.id, s.priority, s.id
     )
     INSERT INTO nurture_enrollment (tenant_id, sequence_id, lead_id, kind, status, automatic, enrolled_by, enrolled_at,
                                     next_position, next_due_at, messages_sent, paused_reason, exit_reason, exit_note,
