@@ -28,6 +28,13 @@ def _celery_eager():
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """Test users get a cheap hash: PBKDF2's 1,000,000 iterations cost about half a second per user, which
+    hundreds of tests pay several times over. What is under test never depends on the algorithm."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()
     yield
