@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
@@ -84,13 +84,11 @@ def lead_enroll(*, lead: Lead, sequence: Sequence, actor: Actor, now: datetime |
     if sequence.tenant_id != lead.tenant_id:
         raise ValidationError({"sequence": ["Choose a sequence of this workspace."]})
     locks.lead_lock(lead=lead)
-    live = Enrollment.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead, kind=sequence.kind,
-                                                status__in=LIVE_ENROLLMENT_STATUSES).select_related("sequence").first()
+    live = _live_of_kind(lead=lead, kind=sequence.kind)
     if live is not None:
         if live.sequence_id == sequence.pk:
             return live
-        raise ValidationError({"sequence": [f"This lead is already in “{live.sequence.name}”, a sequence of the same "
-                                            f"kind; stop that one first."]})
+        raise _same_kind_error(live)
     if sequence.status != SequenceStatus.ACTIVE:
         raise ValidationError({"sequence": ["Only an active sequence can take leads; activate it first."]})
     problems = lead_mailable_problems(lead=lead, lost_deal=sequence.audience_opportunity_lost)
@@ -99,13 +97,33 @@ def lead_enroll(*, lead: Lead, sequence: Sequence, actor: Actor, now: datetime |
     first = Step.objects.unscoped().filter(tenant_id=sequence.tenant_id, sequence=sequence).order_by("position").first()
     if first is None:
         raise ValidationError({"sequence": ["This sequence has no steps."]})
-    enrollment = Enrollment.objects.unscoped().create(
-        tenant_id=lead.tenant_id, sequence=sequence, lead=lead, kind=sequence.kind, automatic=False,
-        enrolled_by=actor.name[:200], enrolled_at=now, next_position=first.position, next_due_at=now + first.delay)
+    try:
+        with transaction.atomic():  # a savepoint: the minute sweep enrols without the lead lock
+            enrollment = Enrollment.objects.unscoped().create(
+                tenant_id=lead.tenant_id, sequence=sequence, lead=lead, kind=sequence.kind, automatic=False,
+                enrolled_by=actor.name[:200], enrolled_at=now, next_position=first.position,
+                next_due_at=now + first.delay)
+    except IntegrityError:
+        live = _live_of_kind(lead=lead, kind=sequence.kind)
+        if live is not None and live.sequence_id == sequence.pk:
+            return live
+        raise _same_kind_error(live) from None
     audit_record(tenant=lead.tenant, actor=actor, action="nurture.enrolled", obj=lead,
                  metadata={"sequence": sequence.name, "sequence_id": sequence.pk, "enrollment_id": enrollment.pk,
                            "automatic": False})
     return enrollment
+
+
+def _live_of_kind(*, lead: Lead, kind: str) -> Enrollment | None:
+    return (Enrollment.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead, kind=kind,
+                                                 status__in=LIVE_ENROLLMENT_STATUSES)
+            .select_related("sequence").first())
+
+
+def _same_kind_error(live: Enrollment | None) -> ValidationError:
+    name = f"“{live.sequence.name}”" if live is not None else "another sequence"
+    return ValidationError({"sequence": [f"This lead is already in {name}, a sequence of the same kind; stop that "
+                                         f"one first."]})
 
 
 def lead_mailable_problems(*, lead: Lead, lost_deal: bool = False) -> list[str]:

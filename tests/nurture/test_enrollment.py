@@ -296,3 +296,32 @@ def test_a_lost_deal_that_is_won_after_all_leaves_as_converted(routed_tenant):
     assert enrollments_exit_sweep(tenant=tenant, now=T0) == {}  # converted, at stage opportunity: stays in
     Opportunity.objects.unscoped().filter(pk=deal.pk).update(stage="won")
     assert enrollments_exit_sweep(tenant=tenant, now=T0 + timedelta(days=1)) == {"converted": 1}
+
+
+def test_a_manual_enrolment_racing_the_minute_sweep_is_a_field_error_not_a_500(tenant, nurture_settings,
+                                                                                monkeypatch):
+    """The sweep enrols without the lead lock: if it wins between lead_enroll's check and its insert, the unique
+    index refuses the insert and the person gets the same message as when the check sees it."""
+    from nurture.services import enrollment as service
+
+    auto = sequence_with_steps(tenant=tenant, steps=1, name="New Lead")
+    manual = sequence_with_steps(tenant=tenant, steps=1, name="New Lead B", auto_enroll=False)
+    lead = NurtureLeadFactory(tenant=tenant)
+    real = service._live_of_kind
+    calls = []
+
+    def check_before_the_sweep(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:  # lead_enroll's check runs before the sweep's insert lands
+            enrollments_auto_enroll(tenant=tenant, now=T0)
+            return None
+        return real(**kwargs)
+
+    monkeypatch.setattr(service, "_live_of_kind", check_before_the_sweep)
+    with pytest.raises(ValidationError) as exc:
+        lead_enroll(lead=lead, sequence=manual, actor=Actor.agent("test"), now=T0)
+    assert exc.value.message_dict["sequence"] == [
+        "This lead is already in “New Lead”, a sequence of the same kind; stop that one first."]
+    # (Here the "sweep" ran on the same connection, so the refusal rolled its insert back too.)
+    assert not Enrollment.objects.unscoped().filter(lead=lead, sequence=manual).exists()
+    assert auto.pk != manual.pk
