@@ -1,14 +1,31 @@
-"""Shared API plumbing: the `{"errors": {field: [messages]}}` exception handler and pagination."""
+"""Shared API plumbing of every app's endpoints: the `{"errors": {field: [messages]}}` exception handler,
+pagination, the per-key throttle, the OpenAPI extensions that document the tenancy authentication and
+tenant-scoped FilterSets, and `TenantApiView`, the base of the JSON endpoints."""
 from __future__ import annotations
 
 import logging
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, pagination, status
+from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, pagination
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.models import ApiKey, ApiScope, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -72,4 +89,100 @@ class Pagination(pagination.PageNumberPagination):
     max_page_size = 500
 
 
-__all__ = ["exception_handler", "errors_response", "Pagination", "status"]
+UUID_RE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+ERRORS_RESPONSE = OpenApiResponse(OpenApiTypes.OBJECT, description='`{"errors": {field: [messages]}}`')
+
+
+class ApiKeyRateThrottle(SimpleRateThrottle):
+    """Per API key request rate (`API_RATE_PER_KEY`); members signed in to the UI are not throttled."""
+
+    scope = "api_key"
+
+    def get_cache_key(self, request, view):
+        api_key = getattr(request, "api_key", None)
+        if api_key is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": api_key.prefix}
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "leadmgmt.tenancy.authentication.ApiKeyAuthentication"
+    name = "apiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        scheme = build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
+        scheme["description"] = "A tenant API key: `Authorization: Bearer lm_…`, with the scope the operation needs."
+        return scheme
+
+
+class TenantSessionScheme(SessionScheme):
+    target_class = "leadmgmt.tenancy.authentication.TenantSessionAuthentication"
+    priority = 0
+
+
+class TenantOwnedFilterExtension(DjangoFilterExtension):
+    """Documents FilterSets of tenant-owned models: drf-spectacular builds an empty queryset through
+    `Model.objects`, which fails closed without a tenant, so give it a tenant no row belongs to
+    (the queryset is never evaluated)."""
+
+    priority = 1
+
+    def get_schema_operation_parameters(self, auto_schema, *args, **kwargs):
+        with tenant_scope(Tenant(pk=0)):
+            return super().get_schema_operation_parameters(auto_schema, *args, **kwargs)
+
+
+class IsApiKeyRequest(BasePermission):
+    """Only requests authenticated by a tenant API key (integrations), not a member's session."""
+
+    message = "Use a tenant API key: 'Authorization: Bearer <api key>'."
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, ApiKey)
+
+
+def actor_for(request) -> Actor:
+    """Who acts for the audit trail: the request's API key, else the signed-in member."""
+    api_key = getattr(request, "api_key", None)
+    return Actor.for_api_key(api_key) if api_key is not None else Actor.for_user(request.user)
+
+
+def flat_errors(errors) -> dict[str, list[str]]:
+    """A serializer's errors as `{field: [messages]}`, nested ones flattened to "sub: message"."""
+    out: dict[str, list[str]] = {}
+    for name, messages in errors.items():
+        key = "detail" if name == "non_field_errors" else name
+        if isinstance(messages, dict):
+            out[key] = [f"{sub}: {msg}" for sub, msgs in messages.items() for msg in (msgs if isinstance(msgs, list) else [msgs])]
+        else:
+            out[key] = [str(m) for m in messages]
+    return out
+COMMON_ERRORS = {400: ERRORS_RESPONSE, 401: ERRORS_RESPONSE, 403: ERRORS_RESPONSE, 404: ERRORS_RESPONSE}
+
+
+def page(view, queryset, serializer_class) -> Response:
+    """One page of `queryset` through the view's paginator, serialized with the view's context."""
+    rows = view.paginate_queryset(queryset)
+    return view.get_paginated_response(serializer_class(rows, many=True, context=view.get_serializer_context()).data)
+
+
+class TenantApiView(APIView):
+    """Base of the JSON endpoints: tenant API key (with the method's scope) or a signed-in member."""
+
+    parser_classes = [JSONParser]
+    throttle_classes = [ApiKeyRateThrottle]
+    required_scopes = {"POST": ApiScope.LEADS_WRITE, "*": ApiScope.LEADS_READ}
+
+    def valid(self, serializer_class) -> dict:
+        """The request body validated by `serializer_class` (a 400 with field errors otherwise)."""
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def member(self, user_id: int, field: str):
+        """A user of this tenant by id, or a 400 on `field` (another tenant's people are not there)."""
+        user = get_user_model().objects.filter(
+            pk=user_id, memberships__tenant=self.request.tenant).first() if user_id is not None else None
+        if user is None:
+            raise exceptions.ValidationError({field: ["No member of this tenant has this id."]})
+        return user

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "scoring",
     "routing",
     "nurture",
+    "workspace",
 ]
 
 MIDDLEWARE = [

@@ -10,14 +10,15 @@ urlpatterns = [
     path("healthz", views.health, name="health"),
     path("readyz", views.ready, name="ready"),
     path("admin/", admin.site.urls),
-    path("dashboard/", include("leads.dashboard_urls")),
-    path("manager/", include("routing.ui_urls")),
+    path("dashboard/", include("workspace.dashboard_urls")),
+    path("manager/", include("workspace.manager_urls")),
     path("api/v1/", include("leads.api_urls")),
     path("api/v1/", include("routing.api_urls")),
     path("api/v1/", include("nurture.api_urls")),
+    path("api/v1/", include("workspace.api_urls")),
     path("n/", include("nurture.public_urls")),  # links in nurture emails: unsubscribe, click, open pixel
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("", include("leads.ui_urls")),  # issue 5: sign-in, tenant switch, My queue, lead page
+    path("", include("workspace.ui_urls")),  # issue 5: sign-in, tenant switch, My queue, lead page
 ]

@@ -1,4 +1,6 @@
-"""Tenant-scoped admin for leads, accounts, lead forms (with an embeddable HTML snippet), signals."""
+"""Tenant-scoped admin for accounts, lead forms (with an embeddable HTML snippet), signals, activities.
+
+The Lead admin, which shows the score breakdown and the assignment history, is the workspace's."""
 from django.conf import settings
 from django.contrib import admin
 from django.urls import reverse
@@ -6,8 +8,6 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
-from routing.models import Assignment
-from scoring.admin import score_breakdown_html
 
 from .models import Account, Activity, Lead, LeadForm, Signal, SignalType, StageTransition, Touch
 
@@ -153,60 +153,6 @@ class TouchInline(admin.TabularInline):
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_superuser or request_role(request) in SALES_ROLES
-
-
-class AssignmentInline(admin.TabularInline):
-    """The lead's assignment history: who got it, by which rule and strategy, and why."""
-
-    model = Assignment
-    extra = 0
-    fk_name = "lead"
-    fields = ("at", "owner", "previous_owner", "team", "rule_name", "strategy", "trigger", "reason", "actor_name")
-    readonly_fields = fields
-    ordering = ("-at", "-id")
-    verbose_name_plural = "assignment history"
-
-    def get_queryset(self, request):
-        return self.model.objects.unscoped().select_related("owner", "previous_owner", "team")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or request_role(request) in SALES_ROLES
-
-
-@admin.register(Lead)
-class LeadAdmin(TenantScopedAdmin):
-    list_display = ("email", "full_name", "company", "status", "stage", "owner", "score", "source", "created_at")
-    list_filter = ("status", "stage", "source", "is_personal_email")
-    search_fields = ("email", "first_name", "last_name", "company", "phone")
-    list_select_related = ("owner",)
-    readonly_fields = ("id", "score", "band", "lead_class", "score_breakdown", "sla_due_at", "edited_fields",
-                       "possible_duplicate_of", "form", "created_at", "updated_at", "last_activity_at",
-                       # computed by the Scoring Agent, never typed in:
-                       "fit_score", "engagement_score", "lead_class_reason", "scoring_model", "scored_at", "is_hot",
-                       "cold_since", score_breakdown_html,
-                       # owners change only through routing (lead_assign), which keeps the history:
-                       "owner", "team", "assigned_at", "unassigned_reason", "first_contacted_at", "accepted_at",
-                       "contact_attempts", "aging_flagged_at", "aging_alerted_at", "rejection_reason",
-                       "rejection_note", "rejected_at")
-    raw_id_fields = ("account",)
-    inlines = [TouchInline, AssignmentInline]
-    view_roles = SALES_ROLES
-    date_hierarchy = "created_at"
-
-    def save_model(self, request, obj, form, change):
-        if change and form.changed_data:
-            # A person edited these: later captures must never overwrite them.
-            obj.edited_fields = sorted(set(obj.edited_fields or []) | set(form.changed_data))
-        super().save_model(request, obj, form, change)
 
 
 class ReadOnlyTenantAdmin(TenantScopedAdmin):

@@ -1,14 +1,9 @@
-"""API v1 routes of the leads app: intake (public form key), signals and leads (tenant API key or session)."""
-from django.urls import include, path
-from rest_framework.routers import SimpleRouter
+"""API v1 routes of the leads app: intake (public form key) and signals (tenant API key)."""
+from django.urls import path
 
 from . import api, intake
 
-router = SimpleRouter()
-api.register(router)
-
 urlpatterns = [
     path("intake/", intake.IntakeView.as_view(), name="intake"),
-    path("", include(router.urls)),
-    *api.extra_urlpatterns,
+    path("signals/", api.SignalIngestView.as_view(), name="signal-ingest"),
 ]

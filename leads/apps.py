@@ -5,3 +5,6 @@ from django.apps import AppConfig
 class LeadsConfig(AppConfig):
     name = "leads"
     verbose_name = "Leads"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401  (a new tenant's lead form)

@@ -1,23 +1,16 @@
-"""The public intake endpoint (POST /api/v1/intake/): form key, body limits, CORS, idempotency,
-honeypot, throttling and the 303 redirect of plain HTML form posts around `lead_capture()`."""
+"""The public intake endpoint (POST /api/v1/intake/): form key, body limits, CORS, throttling and
+the 303 redirect of plain HTML form posts around `intake_submit()` (honeypot, idempotency, capture)."""
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import logging
-import uuid
-from datetime import timedelta
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import HttpResponse
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -31,13 +24,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.context import tenant_scope
-from leads.models import IdempotencyRecord, LeadForm
-from leads.services.capture import lead_capture
+from leads.models import LeadForm
+from leads.services.intake import IdempotencyKeyInvalid, IdempotencyKeyReused, intake_submit
 from leads.throttles import IntakeFormRateThrottle, IntakeIpRateThrottle, client_ip
-
-log = logging.getLogger(__name__)
 
 FORM_KEY_HEADER = "X-Form-Key"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -75,11 +65,6 @@ def _flatten(data) -> dict:
         ]
         out[key] = values[0] if len(values) == 1 else values
     return out
-
-
-def _request_hash(payload: dict) -> str:
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _origin_allowed_by_any_form(origin: str) -> bool:
@@ -160,58 +145,19 @@ class IntakeView(APIView):
         if not throttle.allow_request(request, self):
             self.throttled(request, throttle.wait())
 
-        honeypot = settings.INTAKE_HONEYPOT_FIELD
-        if str(data.get(honeypot) or "").strip():
-            log.info("intake honeypot filled: form=%s ip=%s", form.pk, client_ip(request))
-            return self._respond(request, 201, {"id": str(uuid.uuid4()), "result": "created"})
-        payload = {k: v for k, v in data.items() if k not in ("form_key", honeypot)}
-        key = self._idempotency_key(request)
         with tenant_scope(form.tenant):
-            if key is None:
-                status_code, body = self._capture(request, payload)
-                return self._respond(request, status_code, body)
-            return self._capture_once(request, key, payload)
-
-    def _capture(self, request, payload: dict) -> tuple[int, dict]:
-        result = lead_capture(
-            tenant=self.form.tenant, data=payload, actor=Actor.for_form(self.form), form=self.form,
-            ip_address=client_ip(request), user_agent=request.headers.get("User-Agent", ""),
-        )
-        return (201 if result.result == "created" else 200), {"id": str(result.lead.pk), "result": result.result}
-
-    def _capture_once(self, request, key: str, payload: dict):
-        """Idempotent capture: the record is written in the lead's transaction, so of two
-        concurrent requests with one key only one writes; the other replays its answer."""
-        form, request_hash = self.form, _request_hash(payload)
-        records = IdempotencyRecord.objects.unscoped().filter(tenant=form.tenant, form=form, key=key)
-        cutoff = timezone.now() - timedelta(hours=settings.INTAKE_IDEMPOTENCY_TTL_HOURS)
-        record = records.first()
-        if record is not None and record.created_at >= cutoff:
-            return self._replay(request, record, request_hash)
-        try:
-            with transaction.atomic():
-                if record is not None:  # expired: this request starts a new 24 hours
-                    records.filter(created_at__lt=cutoff).delete()
-                status_code, body = self._capture(request, payload)
-                IdempotencyRecord.objects.unscoped().create(
-                    tenant=form.tenant, form=form, key=key, request_hash=request_hash,
-                    status_code=status_code, response_body=body,
+            try:
+                result = intake_submit(
+                    form=form, data=data, idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+                    ip_address=client_ip(request), user_agent=request.headers.get("User-Agent", ""),
                 )
-        except IntegrityError:
-            # A concurrent request with this key committed first: answer as it did.
-            record = records.first()
-            if record is None:
-                raise
-            return self._replay(request, record, request_hash)
-        return self._respond(request, status_code, body)
-
-    def _replay(self, request, record: IdempotencyRecord, request_hash: str):
-        if record.request_hash != request_hash:
-            raise IntakeRefused(422, {IDEMPOTENCY_HEADER: [
-                "This key was already used with a different request body; use a new key for a new submission."
-            ]})
-        response = self._respond(request, record.status_code, record.response_body)
-        response[REPLAYED_HEADER] = "true"
+            except IdempotencyKeyInvalid as exc:
+                raise IntakeRefused(400, {IDEMPOTENCY_HEADER: [str(exc)]}) from None
+            except IdempotencyKeyReused as exc:
+                raise IntakeRefused(422, {IDEMPOTENCY_HEADER: [str(exc)]}) from None
+            response = self._respond(request, result.status_code, result.body)
+        if result.replayed:
+            response[REPLAYED_HEADER] = "true"
         return response
 
     # --- request checks --------------------------------------------------------------------
@@ -286,15 +232,6 @@ class IntakeView(APIView):
         if form is None:
             raise IntakeRefused(403, {"form_key": ["Unknown or inactive form key."]})
         return form
-
-    def _idempotency_key(self, request) -> str | None:
-        key = request.headers.get(IDEMPOTENCY_HEADER)
-        if key is None:
-            return None
-        key = key.strip()
-        if not key or len(key) > 200 or not key.isprintable() or not key.isascii():
-            raise IntakeRefused(400, {IDEMPOTENCY_HEADER: ["Use 1 to 200 printable ASCII characters."]})
-        return key
 
     # --- CORS preflight --------------------------------------------------------------------
 

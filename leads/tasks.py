@@ -10,7 +10,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from leadmgmt.tenancy.context import tenant_scope
-from leadmgmt.tenancy.models import Agent, Tenant, agent_enabled
+from leadmgmt.tenancy.models import Tenant
 
 from .selectors import signals_unprocessed_by_tenant, tenants_with_attachable_signals
 from .services.signals import PROCESS_CHUNK, signals_attach_pending, signals_process
@@ -27,26 +27,6 @@ def signals_process_task(self, *, tenant_id: int, signal_ids: list[int]) -> int:
     except Tenant.DoesNotExist:
         log.warning("signals_process_task: tenant %s no longer exists", tenant_id)
         return 0
-
-
-@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def lead_captured_task(self, *, tenant_id: int, lead_id: str) -> str | None:
-    """A new lead: the Scoring Agent scores it, then the Routing Agent routes it (each behind its own
-    off switch, each its own transaction). Safe to run twice: scoring recomputes from the database
-    and a lead already routed on capture is not routed again."""
-    from routing.models import Trigger
-    from routing.services.assign import lead_route_auto
-    from scoring.models import ScoreCause
-    from scoring.services import SCORING_AGENT, leads_score
-
-    try:
-        with tenant_scope(tenant_id) as tenant:
-            if agent_enabled(tenant=tenant, agent=Agent.SCORING):
-                leads_score(tenant=tenant, lead_ids=[lead_id], cause=ScoreCause.CAPTURE, actor=SCORING_AGENT)
-            assignment = lead_route_auto(tenant=tenant, lead_id=lead_id, trigger=Trigger.CAPTURE)
-            return str(assignment.owner_id) if assignment is not None else None
-    except Tenant.DoesNotExist:
-        return None
 
 
 @shared_task(acks_late=True)

@@ -11,10 +11,8 @@ from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
 )
@@ -24,7 +22,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadmgmt.api import errors_response
+from leadmgmt.api import ERRORS_RESPONSE, errors_response
 from leadmgmt.tenancy.context import set_current_tenant
 from leadmgmt.tenancy.models import Tenant
 from leads.normalize import email_normalize
@@ -34,7 +32,6 @@ from .services.tracking import BounceKind, BounceOutcome, bounce_record
 
 BOUNCE_MAX_BATCH = 500
 BOUNCE_MAX_BODY_BYTES = 1024 * 1024
-ERRORS_RESPONSE = OpenApiResponse(OpenApiTypes.OBJECT, description='`{"errors": {field: [messages]}}`')
 # Compared against when the tenant is unknown, so that answer takes as long as a wrong secret.
 _NO_SECRET = "-" * 43
 

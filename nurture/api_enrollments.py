@@ -11,7 +11,8 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 
-from routing.api import COMMON_ERRORS, RoutingView
+from leadmgmt.api import COMMON_ERRORS, actor_for
+from leads.api import LeadApiView
 
 from .models import Enrollment, Sequence, SequenceStatus, Step
 from .selectors import lead_enrollments
@@ -56,7 +57,7 @@ class StopSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
-class SequenceListView(RoutingView, ListAPIView):
+class SequenceListView(LeadApiView, ListAPIView):
     """`GET /api/v1/nurture/sequences/`: the tenant's sequences (to enrol leads by hand)."""
 
     serializer_class = SequenceSerializer
@@ -76,7 +77,7 @@ class SequenceListView(RoutingView, ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class LeadEnrollmentsView(RoutingView):
+class LeadEnrollmentsView(LeadApiView):
     """`/api/v1/leads/{id}/enrollments/`: the lead's enrolments (GET) and a manual enrolment (POST)."""
 
     @extend_schema(operation_id="leads_enrollments_list", summary="The lead's nurture enrolments",
@@ -92,8 +93,6 @@ class LeadEnrollmentsView(RoutingView):
                    request=EnrollSerializer, responses={201: EnrollmentSerializer, 200: EnrollmentSerializer,
                                                         **COMMON_ERRORS}, tags=["nurture"])
     def post(self, request, pk):
-        from leads.api import actor_for
-
         lead = self.lead()
         data = self.valid(EnrollSerializer)
         sequence = Sequence.objects.unscoped().filter(tenant=request.tenant, pk=data["sequence"]).first()
@@ -106,7 +105,7 @@ class LeadEnrollmentsView(RoutingView):
         return Response(EnrollmentSerializer(shown).data, status=status.HTTP_200_OK if before else status.HTTP_201_CREATED)
 
 
-class LeadEnrollmentStopView(RoutingView):
+class LeadEnrollmentStopView(LeadApiView):
     """`POST /api/v1/leads/{id}/enrollments/{enrollment_id}/stop/`: end an enrolment by hand."""
 
     @extend_schema(operation_id="leads_enrollments_stop", summary="Stop a nurture enrolment",
@@ -114,8 +113,6 @@ class LeadEnrollmentStopView(RoutingView):
                    "ended enrolment changes nothing.",
                    request=StopSerializer, responses={200: EnrollmentSerializer, **COMMON_ERRORS}, tags=["nurture"])
     def post(self, request, pk, enrollment_id):
-        from leads.api import actor_for
-
         lead = self.lead()
         data = self.valid(StopSerializer)
         enrollment = Enrollment.objects.unscoped().filter(tenant=request.tenant, lead=lead, pk=enrollment_id).first()

@@ -1,7 +1,7 @@
 """Nurture API: the email provider's bounce callback (tenant secret), sequences, and enrolments of a lead."""
 from django.urls import path, re_path
 
-from leads.api import UUID_RE
+from leadmgmt.api import UUID_RE
 
 from . import api, api_enrollments
 

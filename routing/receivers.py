@@ -1,4 +1,5 @@
-"""Routing's subscribers to scoring events: a score that crosses a band boundary may re-route the lead.
+"""Routing's subscribers: a new tenant gets the default routing set-up (`tenant_provisioned`), and a
+score that crosses a band boundary may re-route the lead (scoring's `lead_band_changed`).
 
 Conservative by design. The receiver only enqueues `lead_route_task(trigger="score_band")` after
 the scoring transaction commits; the task then re-routes when
@@ -16,8 +17,10 @@ from __future__ import annotations
 from django.db import transaction
 from django.dispatch import receiver
 
+from leadmgmt.tenancy.events import tenant_provisioned
 from scoring.events import lead_band_changed
 
+from .defaults import routing_defaults_create
 from .models import Trigger
 
 
@@ -30,3 +33,9 @@ def lead_band_changed_reroute(sender, *, tenant, lead_id, from_band, to_band, sc
     tenant_id, lead_id = tenant.pk, str(lead_id)
     transaction.on_commit(lambda: lead_route_task.delay(tenant_id=tenant_id, lead_id=lead_id,
                                                         trigger=Trigger.SCORE_BAND.value))
+
+
+@receiver(tenant_provisioned, dispatch_uid="routing.tenant_provisioned_defaults")
+def tenant_provisioned_defaults(sender, *, tenant, actor, **kwargs) -> None:
+    """Default rules, seed SLA policies with their escalation ladders, the rejection taxonomy, business hours."""
+    routing_defaults_create(tenant=tenant, actor=actor)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
+from uuid import UUID
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
 from leads.models import OPEN_LEAD_STATUSES, Lead
@@ -14,6 +15,10 @@ from .models import Assignment
 REP_ROLES = (Role.SDR, Role.AE)
 # A lead counts against a rep's capacity while somebody still has to work it.
 OPEN_STATUSES = OPEN_LEAD_STATUSES  # one definition, in leads.models
+# A capture's routing task has had a minute to run; leads captured over a day ago are left to managers.
+LOST_GRACE = timedelta(seconds=60)
+LOST_WINDOW = timedelta(days=1)
+LOST_BATCH = 500
 
 
 def candidate_memberships(*, tenant: Tenant, team: Team | int | None = None, user_ids: Iterable | None = None,
@@ -74,6 +79,18 @@ def unassigned_leads(*, tenant: Tenant) -> QuerySet[Lead]:
     """The manager's Unassigned queue: open leads nobody owns, oldest first, with the reason."""
     return (Lead.objects.unscoped().filter(tenant=tenant, owner__isnull=True, status__in=OPEN_STATUSES)
             .select_related("team").order_by("created_at", "id"))
+
+
+def leads_lost_before_routing(*, tenant: Tenant, now: datetime, limit: int = LOST_BATCH) -> list[UUID]:
+    """Ids of the tenant's leads whose routing task was lost (broker down, worker killed): open, owned
+    by nobody and never assigned at all, captured more than a minute and less than a day before `now`.
+    Oldest first, at most `limit`."""
+    ever_assigned = Assignment.objects.unscoped().filter(tenant=tenant, lead_id=OuterRef("pk"))
+    return list(Lead.objects.unscoped()
+                .filter(tenant=tenant, created_at__lt=now - LOST_GRACE, created_at__gte=now - LOST_WINDOW,
+                        owner__isnull=True, status__in=OPEN_STATUSES)
+                .exclude(Exists(ever_assigned))
+                .order_by("created_at").values_list("id", flat=True)[:limit])
 
 
 def assignment_history(*, tenant: Tenant, lead: Lead) -> QuerySet[Assignment]:

@@ -1,10 +1,8 @@
-"""DRF serializers of the routing API: assignments, dry run, reassignment, accept/reject/qualify, taxonomy."""
+"""DRF serializers of the routing API: assignments, dry run, reassignment, taxonomy."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-
-from leads.models import OpportunityStage
 
 from .models import Assignment, RejectionReason
 
@@ -100,45 +98,6 @@ class ReassignBulkSerializer(serializers.Serializer):
 
 class ReassignBulkResultSerializer(serializers.Serializer):
     moved = serializers.IntegerField()
-
-
-class ExpectedOwnerSerializer(serializers.Serializer):
-    expected_owner_id = serializers.IntegerField(required=False, allow_null=True,
-                                                 help_text="The owner you saw; refused if the lead changed hands.")
-
-
-class RejectSerializer(ExpectedOwnerSerializer):
-    reason = serializers.CharField(max_length=48, help_text="A code from /api/v1/routing/rejection-reasons/.")
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-
-
-class QualifySerializer(ExpectedOwnerSerializer):
-    budget = serializers.CharField(max_length=200, help_text="Can they afford it?")
-    authority = serializers.CharField(max_length=200, help_text="Is this the decision maker?")
-    need = serializers.CharField(max_length=500, help_text="The pain they need solved.")
-    timeline = serializers.CharField(max_length=200, help_text="When they need it solved.")
-
-
-class ConvertSerializer(ExpectedOwnerSerializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
-                                 help_text="The opportunity's name (default: “<company> – <lead name>”).")
-    stage = serializers.ChoiceField(choices=[s for s in OpportunityStage.choices if s[0] not in ("won", "lost")],
-                                    required=False, allow_blank=True, default="",
-                                    help_text="An open opportunity stage (default: discovery).")
-
-
-class OpportunitySerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    stage = serializers.CharField()
-    owner = PersonSerializer(allow_null=True)
-    account_id = serializers.IntegerField(allow_null=True)
-    budget = serializers.CharField()
-    authority = serializers.CharField()
-    need = serializers.CharField()
-    timeline = serializers.CharField()
-    accepted_at = serializers.DateTimeField(allow_null=True)
-    created_at = serializers.DateTimeField()
 
 
 class RejectionReasonSerializer(serializers.ModelSerializer):

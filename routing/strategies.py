@@ -22,7 +22,7 @@ from leads.models import Account, Lead
 from . import locks
 from .conditions import CompiledCondition, compiled_match, conditions_compile
 from .models import RoundRobinSlot, RoutingRule, RoutingRuleMember, Strategy, Territory
-from .selectors import candidate_memberships, ineligibility, open_lead_counts
+from .selectors import candidate_memberships, eligible_reps, ineligibility, open_lead_counts
 
 ALL_ROLES = tuple(Role.values)
 REGIONS = {
@@ -358,3 +358,60 @@ def route_decide(*, tenant: Tenant, source: Lead | dict, at: datetime, exclude_u
     reason = blocked[0] if blocked else ("No routing rules are set up" if not trace
                                          else "No routing rule matches this lead")
     return Decision(owner=None, team=None, rule=None, strategy=Strategy.UNASSIGNED, reason=reason, trace=trace)
+
+
+# --- SDR → AE handoff ---------------------------------------------------------------------------------
+
+
+def account_of_lead(lead: Lead) -> Account | None:
+    """The lead's account: the linked one, else the one of its company domain, else None."""
+    accounts = Account.objects.unscoped().filter(tenant_id=lead.tenant_id)
+    if lead.account_id:
+        return accounts.filter(pk=lead.account_id).first()
+    domain = (lead.company_domain or "").strip().lower()
+    return accounts.filter(domain=domain).first() if domain else None
+
+
+def _ae_rotate(*, lead: Lead, pool: str, members: list[Membership], now: datetime) -> Membership:
+    """The next AE of a handoff pool: fewest handoffs served, then the longest wait (locked slots)."""
+    slots = locks.round_robin_slots_lock(tenant=lead.tenant, pool=pool, user_ids=[m.user_id for m in members])
+    never = datetime.min.replace(tzinfo=now.tzinfo)
+    chosen = min(members, key=lambda m: (slots[m.user_id].served, slots[m.user_id].last_assigned_at or never,
+                                         slots[m.user_id].seq, m.user_id))
+    slot = slots[chosen.user_id]
+    next_seq = max(s.seq for s in slots.values()) + 1
+    type(slot).objects.unscoped().filter(pk=slot.pk).update(served=slot.served + 1, last_assigned_at=now, seq=next_seq)
+    return chosen
+
+
+def handoff_ae_pick(*, lead: Lead, now: datetime) -> tuple[Membership | None, str, str]:
+    """(AE membership or None, strategy, why) for an SDR → AE handoff (seed 003).
+
+    The AE is the owner of the lead's named account when that owner is an AE who can take leads; else an
+    AE of the first matching territory's team, in strict rotation (`handoff:territory:<id>` round-robin
+    pool); else, for tenants without territories, the AE with the fewest open leads. None: nobody can
+    take it, and `why` says so (the lead then waits in Unassigned)."""
+    tenant = lead.tenant
+    account = account_of_lead(lead)
+    if account is not None and account.owner_id is not None:
+        named = eligible_reps(tenant=tenant, user_ids=[account.owner_id], roles=[Role.AE], at=now)
+        if named:
+            return named[0], Strategy.NAMED_ACCOUNT, f"{named[0].user.get_username()} owns account {account.domain}"
+    territories = list(Territory.objects.unscoped().filter(tenant=tenant, is_active=True)
+                       .select_related("team").order_by("position", "id"))
+    territory = territory_match(territories, lead)
+    if territory is not None:
+        aes = eligible_reps(tenant=tenant, team=territory.team, roles=[Role.AE], at=now)
+        if aes:
+            chosen = _ae_rotate(lead=lead, pool=f"handoff:territory:{territory.pk}", members=aes, now=now)
+            return (chosen, Strategy.TERRITORY,
+                    f"{chosen.user.get_username()} is next among the AEs of territory {territory.name}")
+        return None, Strategy.TERRITORY, f"No AE of territory {territory.name} ({territory.team.name}) can take leads"
+    if territories:
+        return None, Strategy.TERRITORY, "No territory matches the lead and its account has no available AE owner"
+    aes = eligible_reps(tenant=tenant, roles=[Role.AE], at=now)
+    if not aes:
+        return None, Strategy.CAPACITY, "No AE can take leads (none available, all out of office or at capacity)"
+    counts = open_lead_counts(tenant=tenant, user_ids=[m.user_id for m in aes])
+    chosen = min(aes, key=lambda m: (counts[m.user_id], m.user_id))
+    return chosen, Strategy.CAPACITY, f"{chosen.user.get_username()} has the fewest open leads among the AEs"

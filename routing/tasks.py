@@ -1,31 +1,39 @@
-"""Celery tasks of the Routing Agent and the SLA Agent: thin, re-runnable wrappers around routing services."""
+"""Celery tasks of the Routing Agent and the SLA Agent: thin, re-runnable wrappers around routing services.
+
+Beat's tasks scan database columns (`next_action_at`, aging flags, `email_due`, leads without an
+assignment) with status guards, so a duplicate or concurrent run does nothing twice. Their `now`
+(an ISO datetime, or a datetime for the sweep) is for tests and replays; beat sends none.
+"""
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from django.db import OperationalError
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from leadmgmt.tenancy.context import tenant_scope
-from leadmgmt.tenancy.models import Agent, Tenant, agent_enabled
+from leadmgmt.tenancy.models import Tenant
 
-from .sla_tasks import *  # noqa: F401,F403  (SLA Agent tasks live there; autodiscovery imports this module)
+from .notifications import notification_emails_send
+from .services.aging import leads_aging_check
+from .services.assign import lead_route_auto, leads_lost_route
+from .services.sla_enforcement import sla_enforce
 
 log = logging.getLogger(__name__)
-SWEEP_GRACE = timedelta(seconds=60)
-SWEEP_WINDOW = timedelta(days=1)
-SWEEP_BATCH = 500
+
+def _when(now: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(now) if now else None
+
+
+# --- the Routing Agent --------------------------------------------------------------------------------
 
 
 @shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def lead_route_task(self, *, tenant_id: int, lead_id: str, trigger: str) -> int | None:
     """Route one lead as the Routing Agent (capture, band change). Safe to run twice: a lead routed
     on capture is not routed again, and the decision is taken with the lead row locked."""
-    from .services.assign import lead_route_auto
-
     try:
         with tenant_scope(tenant_id) as tenant:
             assignment = lead_route_auto(tenant=tenant, lead_id=lead_id, trigger=trigger)
@@ -36,29 +44,38 @@ def lead_route_task(self, *, tenant_id: int, lead_id: str, trigger: str) -> int 
 
 @shared_task(acks_late=True)
 def routing_sweep_task(*, now=None) -> int:
-    """Beat, every minute: route leads captured more than a minute ago (and within the last day) that
-    have no assignment at all: their routing task was lost (broker down, worker killed)."""
-    from leads.models import Lead
-
-    from .models import Assignment, RoutingRule, Trigger
-    from .selectors import OPEN_STATUSES
-    from .services.assign import lead_route_auto
-
+    """Beat, every minute: route the leads of every active tenant whose routing task was lost."""
     now = now or timezone.now()
     routed = 0
     for tenant in Tenant.objects.filter(is_active=True).order_by("pk"):
         with tenant_scope(tenant):
-            if not agent_enabled(tenant=tenant, agent=Agent.ROUTING) or not RoutingRule.objects.unscoped().filter(
-                    tenant=tenant, is_active=True).exists():
-                continue
-            lost = (Lead.objects.unscoped()
-                    .filter(tenant=tenant, created_at__lt=now - SWEEP_GRACE, created_at__gte=now - SWEEP_WINDOW,
-                            owner__isnull=True, status__in=OPEN_STATUSES)
-                    .exclude(Exists(Assignment.objects.unscoped().filter(tenant=tenant, lead_id=OuterRef("pk"))))
-                    .order_by("created_at").values_list("id", flat=True)[:SWEEP_BATCH])
-            for lead_id in list(lost):
-                if lead_route_auto(tenant=tenant, lead_id=lead_id, trigger=Trigger.CAPTURE) is not None:
-                    routed += 1
+            routed += leads_lost_route(tenant=tenant, now=now)
     if routed:
         log.info("routing sweep: routed %s leads whose task was lost", routed)
     return routed
+
+
+# --- the SLA Agent ------------------------------------------------------------------------------------
+# These keep the names they were registered under in the former routing/sla_tasks.py: beat's schedule
+# (leadmgmt/celery.py, copied into django_celery_beat's PeriodicTask rows) and any message already
+# queued refer to a task by its name.
+
+
+@shared_task(name="routing.sla_tasks.sla_enforce_task", acks_late=True, autoretry_for=(OperationalError,),
+             retry_backoff=True, max_retries=3)
+def sla_enforce_task(now: str | None = None) -> dict:
+    """Beat, every minute: breach due SLA clocks and take each due escalation step once."""
+    return sla_enforce(now=_when(now))
+
+
+@shared_task(name="routing.sla_tasks.aging_check_task", acks_late=True, autoretry_for=(OperationalError,),
+             retry_backoff=True, max_retries=3)
+def aging_check_task(now: str | None = None) -> dict:
+    """Beat, every 15 minutes: flag leads untouched 48 h, alert managers at 72 h."""
+    return leads_aging_check(now=_when(now))
+
+
+@shared_task(name="routing.sla_tasks.notification_emails_task", acks_late=True)
+def notification_emails_task(now: str | None = None) -> int:
+    """Beat, every minute: email the notifications that are due, each once."""
+    return notification_emails_send(now=_when(now))

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 
 class ScoringConfig(AppConfig):
     name = "scoring"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401  (re-scores on the lead core's events)

@@ -24,8 +24,14 @@ print("PROBE-OK", os.environ["LEADMGMT_EMBEDDED_POSTGRES"], os.environ["LEADMGMT
 
 
 def env_without_services(data_dir: Path) -> dict[str, str]:
-    """This process's environment with the machine's DATABASE_URL/REDIS_URL removed."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
+    """This process's environment with its DATABASE_URL/REDIS_URL removed, on a data dir of its own.
+
+    The suite may itself run on embedded services (a plain `make test`, as CI does): their URLs
+    and markers must not leak in, and the launcher under test must not share `.data/` with them.
+    """
+    services = {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "LEADMGMT_EMBEDDED_POSTGRES",
+                "LEADMGMT_EMBEDDED_REDIS"}
+    env = {k: v for k, v in os.environ.items() if k not in services}
     env["LEADMGMT_DATA_DIR"] = str(data_dir)
     return env
 

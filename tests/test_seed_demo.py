@@ -11,7 +11,7 @@ from django.core.management import call_command
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import ApiKey, Membership, Role, Team, Tenant
 from leadmgmt.tenancy.selectors import api_key_lookup
-from leads.management.commands.seed_demo import DEMO_LEADS, DEMO_PASSWORD
+from workspace.management.commands.seed_demo import DEMO_LEADS, DEMO_PASSWORD
 from leads.models import Lead, LeadForm, SignalType, Touch
 from nurture.models import NurtureSettings, Sequence, Step
 

@@ -9,10 +9,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
+import dj_database_url
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from leadmgmt.celery import app as celery_app
 
@@ -25,13 +27,25 @@ WORKER_MAIN = ("import sys; from leadmgmt.celery import app; "
 
 
 def test_database_url() -> str:
-    db = settings.DATABASES["default"]
-    auth = quote(db.get("USER") or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = db.get("HOST") or "localhost"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{auth}{'@' if auth else ''}{host}{port}/{quote(db['NAME'], safe='')}"
+    """DATABASE_URL for a subprocess (worker, manage.py command) that must use this run's test database.
+
+    The URL the settings were parsed from, with only the database name swapped for the test
+    database's (pytest-django's `test_` prefix, xdist's `_gwN` suffix). User, password, host, port
+    and every query parameter are kept as given: the embedded PostgreSQL (pgserver) listens on a
+    unix socket only and its URL names the socket directory in `?host=/path`, which a URL rebuilt
+    from HOST/PORT loses, sending the subprocess to whatever answers on localhost:5432.
+    """
+    parts = urlsplit(settings.DATABASE_URL)
+    url = urlunsplit(parts._replace(path="/" + quote(connection.settings_dict["NAME"], safe="")))
+    # Refuse to hand a subprocess a URL that reaches another server or database than this process.
+    keys = ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+    theirs = dj_database_url.parse(url)
+    ours = connection.settings_dict
+    mismatched = [k for k in keys if (theirs.get(k) or None) != (ours.get(k) or None)]
+    if mismatched:
+        raise AssertionError(f"test_database_url() would not reach the test database: {mismatched} differ "
+                             f"({url!r} vs. the connection's settings)")
+    return url
 
 
 test_database_url.__test__ = False  # a helper, not a test

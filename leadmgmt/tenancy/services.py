@@ -12,6 +12,7 @@ from django.utils import timezone
 from leadmgmt.audit.actors import SYSTEM, Actor
 from leadmgmt.audit.services import audit_record, diff, snapshot
 
+from .events import tenant_provisioned
 from .models import ApiKey, ApiScope, Membership, Role, Team, Tenant
 
 DEFAULT_TEAM = "Sales Development"
@@ -106,30 +107,20 @@ def tenant_create(
     *, slug: str, name: str, admin_email: str, admin_password: str | None = None, actor: Actor = SYSTEM,
     form_name: str = "Website", allowed_origins: list[str] | None = None,
 ) -> ProvisionedTenant:
-    """Provision a tenant: its admin user, default team, one lead form, one API key, the default scoring
-    model, the default routing set-up (rules, SLA policies, rejection taxonomy) and the default nurture
-    set-up (settings, exit signal types, seed 002's five sequences)."""
-    from leads.models import LeadForm
-
+    """Provision a tenant: its admin user, default team and one API key here; then `tenant_provisioned`,
+    which each app answers with its defaults (one lead form, the default scoring model, the routing
+    set-up with rules, SLA policies and the rejection taxonomy, the nurture set-up with seed 002's
+    sequences), all in this one transaction."""
     tenant = Tenant.objects.create(slug=slug, name=name)
     audit_record(tenant=tenant, actor=actor, action="tenant.created", obj=tenant, metadata={"slug": slug, "name": name})
     team_get_or_create(tenant=tenant, name=DEFAULT_TEAM, actor=actor)
     _membership, _created, password = membership_upsert(
         tenant=tenant, email=admin_email, role=Role.ADMIN, actor=actor, password=admin_password
     )
-    form = LeadForm.objects.unscoped().create(
-        tenant=tenant, name=form_name, allowed_origins=allowed_origins if allowed_origins is not None else ["*"]
-    )
-    audit_record(tenant=tenant, actor=actor, action="lead_form.created", obj=form, metadata={"name": form_name})
     _key, raw_key = api_key_create(tenant=tenant, name="Default integration key", actor=actor)
-    from scoring.services import scoring_default_model_create
-
-    scoring_default_model_create(tenant=tenant, actor=actor)
-    from routing.defaults import routing_defaults_create
-
-    routing_defaults_create(tenant=tenant, actor=actor)
-    from nurture.defaults import nurture_defaults_create
-
-    nurture_defaults_create(tenant=tenant, actor=actor)
+    provided: dict = {}
+    for _receiver, answer in tenant_provisioned.send(sender=Tenant, tenant=tenant, actor=actor, form_name=form_name,
+                                                     allowed_origins=allowed_origins):
+        provided.update(answer or {})
     return ProvisionedTenant(tenant=tenant, admin_email=admin_email.strip().lower(), admin_password=password,
-                             form_key=form.key, api_key=raw_key)
+                             form_key=provided.get("form_key", ""), api_key=raw_key)

@@ -1,5 +1,6 @@
 """Capturing a lead: match a validated submission (email, phone, company domain) to create a Lead
-or merge a duplicate Touch into the existing one, in one transaction with its audit events."""
+or merge a duplicate Touch into the existing one, in one transaction with its audit events; then the
+`lead_captured` event (scoring re-scores a merge, the workspace scores and routes a new lead)."""
 from __future__ import annotations
 
 import json
@@ -15,10 +16,8 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.models import Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
+from leads.events import lead_captured
 from leads.models import Account, IdempotencyRecord, Lead, LeadForm, Signal, Touch, TouchKind
-from scoring.engine import SCORING_FIELDS
-from scoring.models import ScoreCause
-from scoring.services import lead_score_enqueue
 
 
 @dataclass(frozen=True)
@@ -201,24 +200,10 @@ def lead_capture(
         else:
             audit_record(tenant=tenant, actor=actor, action="lead.merged", obj=lead, changes=changes,
                          metadata={**metadata, "matched_on": matched_on})
-        if created:
-            lead_captured_enqueue(lead=lead)
-        elif SCORING_FIELDS & {name.split(".")[0] for name in changes}:
-            lead_score_enqueue(tenant=tenant, lead_ids=[lead.pk], cause=ScoreCause.CAPTURE)
+        lead_captured.send(sender=Lead, tenant=tenant, lead=lead, created=created,
+                           changed_fields=frozenset(name.split(".")[0] for name in changes))
     return CaptureResult(lead=lead, result="created" if created else "merged", touch=touch,
                          possible_duplicate_of=possible_duplicate)
-
-
-def lead_captured_enqueue(*, lead: Lead) -> None:
-    """After commit, one worker task scores the new lead and then routes it (`lead_captured_task`).
-
-    One task, in that order: score-based rules see the score at capture, and the lead costs one
-    task instead of a score task, a route task and a re-route when its first band arrives.
-    """
-    from leads.tasks import lead_captured_task
-
-    tenant_id, lead_id = lead.tenant_id, str(lead.pk)
-    transaction.on_commit(lambda: lead_captured_task.delay(tenant_id=tenant_id, lead_id=lead_id))
 
 
 def idempotency_records_purge(*, now=None) -> int:

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record, diff, snapshot
 from leadmgmt.tenancy.models import Membership, Role
+from leads.events import lead_updated
 from leads.models import Lead, StageTransition
 from leads.normalize import (
     country_region,
@@ -23,9 +24,6 @@ from leads.normalize import (
     phone_normalize,
     text_clean,
 )
-from scoring.engine import SCORING_FIELDS
-from scoring.models import ScoreCause
-from scoring.services import lead_score_enqueue
 
 TEXT_FIELDS = ("first_name", "last_name", "job_title", "company", "industry", "country", "product_interest")
 EDITABLE_FIELDS = frozenset(
@@ -132,6 +130,5 @@ def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str =
         changes=diff(before, snapshot(locked, [*fields, *_DERIVED_FIELDS])),
         metadata={"reason": reason} if reason else None,
     )
-    if SCORING_FIELDS & set(fields):
-        lead_score_enqueue(tenant=locked.tenant, lead_ids=[locked.pk], cause=ScoreCause.FIELD_EDIT)
+    lead_updated.send(sender=Lead, tenant=locked.tenant, lead=locked, changed_fields=frozenset(fields))
     return locked

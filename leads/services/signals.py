@@ -21,11 +21,9 @@ from django.utils import timezone
 from leadmgmt.audit.actors import SIGNAL_AGENT, Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk
-from leadmgmt.tenancy.models import Agent, agent_enabled
+from leads.events import signals_processed
 from leads.models import Lead, Signal
 from leads.signal_catalog import signal_type_names
-from scoring.models import ScoreCause
-from scoring.services import SCORING_AGENT, leads_score
 
 # Largest batch one task processes; bigger id lists are split into several tasks.
 PROCESS_CHUNK = 1000
@@ -264,8 +262,8 @@ def signals_attach_pending(*, tenant, emails: Iterable[str] | None = None, actor
 def signals_process(*, tenant, signal_ids: Iterable[int], actor: Actor = SIGNAL_AGENT) -> SignalProcessingResult:
     """Process stored signals of known leads: mark them processed, move `last_activity_at`, audit.
 
-    This is the extension point for everything a signal triggers: scoring re-scores
-    `result.lead_ids` here (a band change then re-runs routing and nurture exit).
+    This is the extension point for everything a signal triggers: it sends `signals_processed`, on
+    which scoring re-scores the leads (a band change then re-runs routing and nurture exit).
 
     Re-runnable: only unprocessed rows are taken, locked with SKIP LOCKED so two workers never
     process one signal twice, and `last_activity_at` only ever moves forward.
@@ -308,10 +306,9 @@ def signals_process(*, tenant, signal_ids: Iterable[int], actor: Actor = SIGNAL_
             )
             for lead_id, signals in by_lead.items() if lead_id in before
         ])
-        # The Scoring Agent re-scores in the same transaction: a signal is never marked processed
-        # without its lead's score reflecting it (a crash rolls both back; the sweep retries).
-        if agent_enabled(tenant=tenant, agent=Agent.SCORING):
-            leads_score(tenant=tenant, lead_ids=list(by_lead), cause=ScoreCause.SIGNAL, actor=SCORING_AGENT)
+        # Subscribers act in the same transaction: the Scoring Agent re-scores here, so a signal is never
+        # marked processed without its lead's score reflecting it (a crash rolls both back; the sweep retries).
+        signals_processed.send(sender=Signal, tenant=tenant, lead_ids=list(by_lead))
         return SignalProcessingResult(signal_ids=processed_ids, lead_ids=list(by_lead))
 
 

@@ -25,7 +25,8 @@ from leads.models import Lead, LeadStatus
 
 from ..models import Notification, RoutingSettings
 from ..notifications import managers_for_many, notifications_bulk
-from .sla import OPEN_STATUSES, SLA_AGENT, sla_clock_stop
+from ..selectors import OPEN_STATUSES
+from .sla_clocks import SLA_AGENT, sla_clock_stop
 
 DEFAULT_FLAG_HOURS, DEFAULT_ALERT_HOURS, DEFAULT_RECYCLE_AFTER = 48, 72, 6
 # Refusal of an action on a lead that changed hands since the caller saw it (`expected_owner_id`).

@@ -18,9 +18,9 @@ from leads.models import Lead
 from .. import locks
 from ..models import Assignment, RoutingRule, Strategy, Trigger
 from ..notifications import notify_new_owner
-from ..selectors import OPEN_STATUSES, ineligibility, open_lead_counts
+from ..selectors import OPEN_STATUSES, ineligibility, leads_lost_before_routing, open_lead_counts
 from ..strategies import route_decide, routing_run
-from .sla import sla_clock_restart
+from .sla_clocks import sla_clock_restart
 
 ROUTING_AGENT = Actor.agent("Routing Agent")
 AUTOMATIC_TRIGGERS = {Trigger.CAPTURE, Trigger.SCORE_BAND}
@@ -234,3 +234,19 @@ def lead_route_auto(*, tenant: Tenant, lead_id, trigger: str, now: datetime | No
             if lead.owner_id is None and route_decide(tenant=tenant, source=lead, at=now, commit=False).owner is None:
                 return None  # still nobody to take it: no new history row for every band change
         return _route(lead=lead, actor=ROUTING_AGENT, trigger=trigger, now=now)
+
+
+def leads_lost_route(*, tenant: Tenant, now: datetime | None = None) -> int:
+    """The Routing Agent's sweep of one tenant: route, as on capture, the leads whose routing task was
+    lost by `now` (`leads_lost_before_routing`); the routing itself happens at the current time.
+    Returns how many got an assignment. Re-runnable: `lead_route_auto` routes a lead on capture once."""
+    now = now or timezone.now()
+    if not agent_enabled(tenant=tenant, agent=Agent.ROUTING):
+        return 0
+    if not RoutingRule.objects.unscoped().filter(tenant=tenant, is_active=True).exists():
+        return 0
+    routed = 0
+    for lead_id in leads_lost_before_routing(tenant=tenant, now=now):
+        if lead_route_auto(tenant=tenant, lead_id=lead_id, trigger=Trigger.CAPTURE) is not None:
+            routed += 1
+    return routed

@@ -19,8 +19,8 @@ from leads.models import (
     OpportunityStage,
     StageTransition,
 )
-from leads.services.activities import activity_log
-from leads.services.lifecycle import lead_convert, lead_qualify, opportunity_name_default
+from workspace.services.activities import activity_log
+from workspace.services.lifecycle import lead_convert, lead_qualify, opportunity_name_default
 from routing.defaults import routing_defaults_create
 from routing.models import SlaClock, Territory, Trigger
 from routing.services.aging import lead_recycle

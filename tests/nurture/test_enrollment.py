@@ -13,7 +13,7 @@ from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Role
 from leadmgmt.tenancy.services import DEFAULT_TEAM, membership_upsert, tenant_create
 from leads.models import Activity, Lead, LeadStage, LeadStatus, Opportunity, Signal
-from leads.selectors import lead_timeline
+from workspace.selectors import lead_timeline
 from nurture.models import (
     Enrollment,
     EnrollmentStatus,
@@ -80,7 +80,7 @@ def test_audience_rules_pick_the_first_matching_sequence_by_priority(tenant, nur
 
 
 def test_a_sales_rejection_as_not_now_goes_to_nurture(tenant, nurture_settings):
-    from leads.services.lifecycle import lead_reject
+    from workspace.services.lifecycle import lead_reject
     from routing.defaults import routing_defaults_create
 
     routing_defaults_create(tenant=tenant, actor=Actor.agent("test"))

@@ -8,7 +8,7 @@ import pytest
 from leadmgmt.tenancy.models import Role
 from leads.models import Lead
 from routing.models import Assignment, EscalationStep, SlaPolicy, Trigger
-from routing.services.sla import sla_clock_restart
+from routing.services.sla_clocks import sla_clock_restart
 
 from ..factories import LeadFactory, MembershipFactory, TeamFactory, UserFactory
 

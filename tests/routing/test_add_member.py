@@ -78,15 +78,11 @@ def test_run_as_a_process_it_exits_2_with_the_message_on_stderr(tenant):
     import sys
 
     from django.conf import settings
-    from django.db import connection
 
-    env = {**os.environ, "DATABASE_URL": _database_url(connection.settings_dict)}
+    from ..worker_support import test_database_url
+
+    env = {**os.environ, "DATABASE_URL": test_database_url()}
     result = subprocess.run([sys.executable, str(settings.BASE_DIR / "manage.py"), "add_member", "nope",
                              "a@b.test", "--role", "sdr"], capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 2
     assert "No tenant with slug 'nope'" in result.stderr and result.stdout == ""
-
-
-def _database_url(db: dict) -> str:
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

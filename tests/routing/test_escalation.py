@@ -13,7 +13,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Agent, AgentSetting, Role
 from leads.models import Lead
-from leads.services.activities import activity_log
+from workspace.services.activities import activity_log
 from routing.models import (
     Assignment,
     BusinessHours,
@@ -25,8 +25,8 @@ from routing.models import (
     Strategy,
     Trigger,
 )
-from routing.services.sla import sla_enforce
-from routing.sla_tasks import notification_emails_task, sla_enforce_task
+from routing.services.sla_enforcement import sla_enforce
+from routing.tasks import notification_emails_task, sla_enforce_task
 
 from ..factories import LeadFactory, TeamFactory
 from .sla_support import (

@@ -11,7 +11,7 @@ from leadmgmt.audit.actors import SYSTEM, Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Role
 from leads.models import Lead, LeadStage, LeadStatus, Opportunity, StageTransition
-from leads.services.lifecycle import lead_accept, lead_disqualify, lead_qualify, lead_reject
+from workspace.services.lifecycle import lead_accept, lead_disqualify, lead_qualify, lead_reject
 from routing.defaults import routing_defaults_create
 from routing.models import Assignment, RejectionReason, SlaClock, Territory, Trigger
 from routing.services.assign import lead_assign

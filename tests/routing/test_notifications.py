@@ -12,7 +12,7 @@ from leadmgmt.tenancy.models import Role
 from routing.models import Notification
 from routing.notifications import managers_for, notification_emails_send, notify
 from routing.services.assign import lead_assign
-from routing.sla_tasks import notification_emails_task
+from routing.tasks import notification_emails_task
 
 from ..factories import LeadFactory, TeamFactory
 from .sla_support import T0, fresh, minutes, person, sales_team, smtp_server  # noqa: F401 - fixture

@@ -14,6 +14,7 @@ from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Agent, AgentSetting, Role
 from leads.services.capture import lead_capture
 from routing.models import Assignment, RoundRobinSlot, Strategy
+from routing.selectors import leads_lost_before_routing
 from routing.services.assign import ROUTING_AGENT, lead_route, lead_route_auto
 from routing.services.dry_run import route_dry_run
 from routing.tasks import lead_route_task, routing_sweep_task
@@ -270,6 +271,23 @@ def test_the_sweep_routes_leads_whose_routing_task_was_lost(tenant):
     assert fresh(just_in).owner_id is None and fresh(ancient).owner_id is None
     assert routing_sweep_task(now=NOW) == 0
     assert lead_route_auto(tenant=tenant, lead_id=lost.pk, trigger="capture") is None
+
+
+
+def test_lost_leads_are_open_ownerless_never_assigned_captured_within_the_window_and_only_the_tenants_own(
+        tenant, other_tenant):
+    five_minutes_ago = NOW - timedelta(minutes=5)
+    lost = [lead(tenant, created_at=five_minutes_ago - timedelta(minutes=i)) for i in range(3)]
+    lead(tenant, created_at=NOW - timedelta(seconds=10))  # its task may still be running
+    lead(tenant, created_at=NOW - timedelta(days=2))  # left to managers
+    lead(tenant, created_at=five_minutes_ago, status="converted")
+    lead(tenant, created_at=five_minutes_ago, owner=rep(tenant))
+    put_in_unassigned = lead(tenant, created_at=five_minutes_ago)
+    Assignment.objects.unscoped().create(tenant=tenant, lead=put_in_unassigned, trigger="capture",
+                                         actor_kind="agent", actor_name="Routing Agent", at=five_minutes_ago)
+    lead(other_tenant, created_at=five_minutes_ago)
+    assert leads_lost_before_routing(tenant=tenant, now=NOW) == [x.pk for x in reversed(lost)]  # oldest first
+    assert leads_lost_before_routing(tenant=tenant, now=NOW, limit=2) == [lost[2].pk, lost[1].pk]
 
 
 def test_routing_never_uses_another_tenants_rules_or_reps(tenant, other_tenant):

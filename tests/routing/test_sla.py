@@ -11,9 +11,10 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leads.models import Activity, Lead, LeadStatus
-from leads.services.activities import activity_log
+from workspace.services.activities import activity_log
 from routing.models import BusinessHours, RoutingSettings, SlaClock, SlaKind
-from routing.services.sla import SLA_AGENT, lead_recycle, sla_clock_stop, sla_policy_for
+from routing.services.aging import lead_recycle
+from routing.services.sla_clocks import SLA_AGENT, sla_clock_stop, sla_policy_for
 
 from ..factories import LeadFactory
 from .sla_support import T0, assign, assigned_lead, fresh, minutes, person, sla_policy
@@ -194,8 +195,8 @@ def test_stopping_one_tenants_clock_leaves_another_tenants_clocks_alone(tenant, 
 
 
 def test_the_ae_accepting_the_sql_stops_the_acceptance_clock(tenant, seed_policies):
-    from leads.services.lifecycle import lead_accept
-    from routing.services.sla import sla_enforce
+    from workspace.services.lifecycle import lead_accept
+    from routing.services.sla_enforcement import sla_enforce
 
     ae = person(tenant, role="ae")
     lead, clock = assigned_lead(tenant, ae, band="sql", stage="sql", now=timezone.now() - minutes(60))
@@ -204,3 +205,20 @@ def test_the_ae_accepting_the_sql_stops_the_acceptance_clock(tenant, seed_polici
     clock = fresh(clock)
     assert (clock.stop_reason, clock.breached_at) == ("accepted", None) and fresh(lead).sla_due_at is None
     assert sla_enforce(now=timezone.now() + dt.timedelta(days=3))["clocks"] == 0
+
+
+def test_sla_clocks_never_import_assignment_or_enforcement():
+    """`assign` starts clocks and enforcement reassigns through `assign`: the clocks importing either
+    back would make an import cycle."""
+    import ast
+    import inspect
+
+    from routing.services import sla_clocks
+
+    imported = set()
+    for node in ast.walk(ast.parse(inspect.getsource(sla_clocks))):
+        if isinstance(node, ast.ImportFrom):
+            imported |= {node.module or ""} | {f"{node.module or ''}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+    assert not {name for name in imported for banned in ("assign", "sla_enforcement") if banned in name.split(".")}

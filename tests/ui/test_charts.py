@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from leads.charts import bar_chart, format_duration, funnel_chart, nice_ticks, stacked_bars
+from workspace.charts import bar_chart, format_duration, funnel_chart, nice_ticks, stacked_bars
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from leads.dashboards import (
+from workspace.dashboards import (
     DateRange,
     lead_aging,
     lead_volume_by_source,
@@ -403,15 +403,15 @@ def test_a_post_is_not_allowed(tenant, make_member):
 import csv  # noqa: E402
 import io  # noqa: E402
 
-from leads.dashboard_breakdowns import (  # noqa: E402
+from workspace.dashboard_breakdowns import (  # noqa: E402
     dashboard_reach,
     lead_sources,
     rejections_by_rep,
     rep_breakdown,
     source_breakdown,
 )
-from leads.dashboard_tables import SECTIONS, csv_safe  # noqa: E402
-from leads.dashboards import Filters  # noqa: E402
+from workspace.dashboard_tables import SECTIONS, csv_safe  # noqa: E402
+from workspace.dashboards import Filters  # noqa: E402
 from tests.factories import MembershipFactory, TeamFactory, UserFactory  # noqa: E402
 
 

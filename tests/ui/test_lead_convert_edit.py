@@ -12,7 +12,7 @@ from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Role
 from leads.models import Lead, LeadStage, LeadStatus, Opportunity, OpportunityStage
 from leads.services.lead_edit import lead_update
-from leads.services.lifecycle import lead_qualify
+from workspace.services.lifecycle import lead_qualify
 from routing.models import SlaClock, Trigger
 from routing.services.assign import lead_assign
 

@@ -7,8 +7,8 @@ import pytest
 from leadmgmt.audit.actors import SYSTEM, Actor
 from leadmgmt.tenancy.models import Role
 from leads.models import Activity, Lead, LeadStage, LeadStatus, Opportunity
-from leads.services.activities import activity_log
-from leads.services.lifecycle import lead_convert
+from workspace.services.activities import activity_log
+from workspace.services.lifecycle import lead_convert
 from routing.models import SlaClock, Trigger
 from routing.services.assign import lead_assign
 

@@ -1,0 +1,243 @@
+"""Workspace API: leads (`/api/v1/leads/`: list, filter, read, edit; touches, signals, score history,
+activities, audit trail) and the rep's actions on a lead (accept, reject, qualify, convert). Views
+call services and selectors only.
+
+Who may act: reps (SDR, AE) on the leads they own; managers on the leads they see (their team's,
+their own and Unassigned); tenant admins on every lead; marketing ops read but do not act. A lead
+outside the caller's scope, or another tenant's, is the same 404 as a missing one.
+"""
+from __future__ import annotations
+
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from leadmgmt.api import (
+    COMMON_ERRORS,
+    ERRORS_RESPONSE,
+    UUID_RE,
+    ApiKeyRateThrottle,
+    actor_for,
+    page,
+)
+from leadmgmt.tenancy.models import ApiScope, Role
+from leads.api import LeadApiView
+from leads.filters import LeadFilterSet, NullsLastOrderingFilter
+from leads.models import Lead
+from leads.selectors import (
+    LeadViewer,
+    lead_activities,
+    lead_get_for_viewer,
+    lead_history,
+    lead_list,
+    lead_signals,
+    lead_touches,
+)
+from leads.serializers import SignalSerializer
+from leads.services.lead_edit import lead_update
+from scoring.selectors import score_history
+
+from .serializers import (
+    ActivityCreateSerializer,
+    ActivitySerializer,
+    AuditEventSerializer,
+    ConvertSerializer,
+    ExpectedOwnerSerializer,
+    LeadSerializer,
+    LeadUpdateSerializer,
+    OpportunitySerializer,
+    QualifySerializer,
+    RejectSerializer,
+    ScoreChangeSerializer,
+    TouchSerializer,
+)
+from .services.activities import activity_log
+from .services.lifecycle import lead_accept, lead_convert, lead_qualify, lead_reject
+
+ACTING_ROLES = {Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List leads", description="Leads visible to the caller: SDRs and AEs their own, "
+                       "managers their team's, their own and unassigned ones, admins, marketing ops and API keys all."),
+    retrieve=extend_schema(summary="A lead with its score breakdown, owner, stage and SLA due time",
+                           responses={200: LeadSerializer, 404: ERRORS_RESPONSE}),
+)
+class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """`/api/v1/leads/`: list, filter, read and edit leads; their touches, signals, activities and history."""
+
+    serializer_class = LeadSerializer
+    filter_backends = [DjangoFilterBackend, NullsLastOrderingFilter]
+    filterset_class = LeadFilterSet
+    ordering_fields = ["created_at", "score", "sla_due_at", "last_name"]
+    ordering = ["-created_at"]
+    lookup_value_regex = UUID_RE
+    throttle_classes = [ApiKeyRateThrottle]
+    required_scopes = {"PATCH": ApiScope.LEADS_WRITE, "POST": ApiScope.LEADS_WRITE, "*": ApiScope.LEADS_READ}
+    http_method_names = ["get", "patch", "post", "head", "options"]
+
+    def viewer(self) -> LeadViewer:
+        return LeadViewer.from_request(self.request)
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request tenant
+            return Lead.objects.unscoped().none()
+        return lead_list(viewer=self.viewer())
+
+    def get_object(self) -> Lead:
+        return lead_get_for_viewer(viewer=self.viewer(), lead_id=self.kwargs["pk"])
+
+    @extend_schema(
+        summary="Edit a lead",
+        description="Change contact and company fields, status, stage (recorded as a stage transition) or "
+        "owner (managers, admins and API keys; the owner must be a member of the tenant). Edited fields "
+        "are never overwritten by later captures of the same person.",
+        request=LeadUpdateSerializer,
+        responses={200: LeadSerializer, 400: ERRORS_RESPONSE, 403: ERRORS_RESPONSE, 404: ERRORS_RESPONSE},
+    )
+    def partial_update(self, request, pk=None):
+        lead = self.get_object()
+        serializer = LeadUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        reason = data.pop("reason", "")
+        if "owner" in data and not self.viewer().can_reassign:
+            raise exceptions.PermissionDenied({"owner": ["Only managers and admins can reassign leads."]})
+        lead = lead_update(lead=lead, data=data, actor=actor_for(request), reason=reason)
+        return Response(LeadSerializer(lead, context=self.get_serializer_context()).data)
+
+    @extend_schema(summary="Captures of the lead (every form post, duplicates included)",
+                   responses={200: TouchSerializer(many=True), 404: ERRORS_RESPONSE})
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def touches(self, request, pk=None):
+        return page(self, lead_touches(lead=self.get_object()), TouchSerializer)
+
+    @extend_schema(summary="Behavioural signals of the lead", responses={200: SignalSerializer(many=True), 404: ERRORS_RESPONSE})
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def signals(self, request, pk=None):
+        return page(self, lead_signals(lead=self.get_object()), SignalSerializer)
+
+    @extend_schema(summary="Changes of the lead's score: old and new score and band, and their cause",
+                   responses={200: ScoreChangeSerializer(many=True), 404: ERRORS_RESPONSE})
+    @action(detail=True, methods=["get"], filter_backends=[], url_path="score-history")
+    def score_history(self, request, pk=None):
+        return page(self, score_history(lead=self.get_object()), ScoreChangeSerializer)
+
+    @extend_schema(summary="Audit trail of the lead", responses={200: AuditEventSerializer(many=True), 404: ERRORS_RESPONSE})
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def history(self, request, pk=None):
+        return page(self, lead_history(lead=self.get_object()), AuditEventSerializer)
+
+    @extend_schema(methods=["GET"], summary="Calls, emails, meetings and notes logged on the lead",
+                   responses={200: ActivitySerializer(many=True), 404: ERRORS_RESPONSE})
+    @extend_schema(
+        methods=["POST"], summary="Log a call, email, meeting or note (signed-in members)",
+        description="201 when logged; 200 with the earlier activity when the same activity (same kind, "
+        "time, subject, body and outcome) was already logged by you, which makes retries safe.",
+        request=ActivityCreateSerializer,
+        responses={201: ActivitySerializer, 200: ActivitySerializer, 400: ERRORS_RESPONSE,
+                   403: ERRORS_RESPONSE, 404: ERRORS_RESPONSE},
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
+    def activities(self, request, pk=None):
+        lead = self.get_object()
+        if request.method == "GET":
+            return page(self, lead_activities(lead=lead), ActivitySerializer)
+        if getattr(request, "api_key", None) is not None:
+            raise exceptions.PermissionDenied("Activities are logged by signed-in members, not API keys.")
+        serializer = ActivityCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        activity, created = activity_log(lead=lead, actor=actor_for(request), **serializer.validated_data)
+        return Response(ActivitySerializer(activity).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+# --- accept, reject, qualify, convert: the rep's actions --------------------------------------------
+
+
+def _lead_response(view, lead: Lead) -> Response:
+    fresh = Lead.objects.unscoped().select_related("owner", "account").get(tenant_id=lead.tenant_id, pk=lead.pk)
+    return Response(LeadSerializer(fresh, context={"request": view.request}).data)
+
+
+class LeadActionView(LeadApiView):
+    """A rep's action on a lead: signed-in members who work leads; reps only on their own leads."""
+
+    def acting_lead(self) -> Lead:
+        if getattr(self.request, "api_key", None) is not None:
+            raise exceptions.PermissionDenied("Accept, reject and qualify are done by signed-in members, not API keys.")
+        lead = self.lead()  # 404 first: a lead out of reach is never confirmed to exist
+        membership = self.request.membership
+        if membership.role not in ACTING_ROLES:
+            raise exceptions.PermissionDenied("Only sales reps, their managers and tenant admins act on leads.")
+        if membership.role in {Role.SDR, Role.AE} and lead.owner_id != membership.user_id:
+            raise exceptions.PermissionDenied("You can act only on leads you own.")
+        return lead
+
+
+def _expected(data: dict) -> dict:
+    return {"expected_owner_id": data["expected_owner_id"]} if "expected_owner_id" in data else {}
+
+
+class LeadAcceptView(LeadActionView):
+    @extend_schema(operation_id="leads_accept", summary="Accept the lead (its owner)",
+                   description="An MQL becomes a SAL; an AE accepting an SQL converts it. Stops the SLA clock.",
+                   request=ExpectedOwnerSerializer, responses={200: LeadSerializer, **COMMON_ERRORS}, tags=["leads"])
+    def post(self, request, pk):
+        lead = self.acting_lead()
+        data = self.valid(ExpectedOwnerSerializer)
+        return _lead_response(self, lead_accept(lead=lead, actor=actor_for(request), **_expected(data)))
+
+
+class LeadRejectView(LeadActionView):
+    @extend_schema(operation_id="leads_reject", summary="Reject the lead back to marketing with a reason",
+                   description="`reason` is a code of the rejection taxonomy; nurture reasons (\"not now\") "
+                   "recycle the lead to nurture. The owner is cleared and the SLA clock stops.",
+                   request=RejectSerializer, responses={200: LeadSerializer, **COMMON_ERRORS}, tags=["leads"])
+    def post(self, request, pk):
+        lead = self.acting_lead()
+        data = self.valid(RejectSerializer)
+        lead = lead_reject(lead=lead, actor=actor_for(request), reason_code=data["reason"], note=data["note"],
+                           **_expected(data))
+        return _lead_response(self, lead)
+
+
+class QualifyResultSerializer(serializers.Serializer):
+    lead = LeadSerializer()
+    opportunity = OpportunitySerializer()
+
+
+class LeadQualifyView(LeadActionView):
+    @extend_schema(operation_id="leads_qualify", summary="Qualify the lead (BANT) and hand it off to an AE",
+                   description="All four BANT fields are required. The lead becomes an SQL with an Opportunity "
+                   "owned by the AE of its named account or territory, who must accept it within the acceptance "
+                   "SLA. Qualifying again returns the same open opportunity.",
+                   request=QualifySerializer, responses={200: QualifyResultSerializer, **COMMON_ERRORS},
+                   tags=["leads"])
+    def post(self, request, pk):
+        lead = self.acting_lead()
+        data = self.valid(QualifySerializer)
+        opportunity = lead_qualify(lead=lead, actor=actor_for(request), budget=data["budget"],
+                                   authority=data["authority"], need=data["need"], timeline=data["timeline"],
+                                   **_expected(data))
+        return Response({"lead": _lead_response(self, lead).data,
+                         "opportunity": OpportunitySerializer(opportunity).data}, status=status.HTTP_200_OK)
+
+
+
+class LeadConvertView(LeadActionView):
+    @extend_schema(operation_id="leads_convert", summary="Convert the lead to an opportunity",
+                   description="The lead's owner (or a manager or admin for them). Accepts the lead's open "
+                   "opportunity if it has one (an SQL handed off to an AE), else opens one owned by the lead's owner "
+                   "and linked to its account. The lead becomes converted and leaves the queue; its SLA clock stops. "
+                   "Converting again returns the same opportunity. Closed, recycled and unassigned leads: 400.",
+                   request=ConvertSerializer, responses={200: QualifyResultSerializer, **COMMON_ERRORS},
+                   tags=["leads"])
+    def post(self, request, pk):
+        lead = self.acting_lead()
+        data = self.valid(ConvertSerializer)
+        opportunity = lead_convert(lead=lead, actor=actor_for(request), name=data["name"], stage=data["stage"],
+                                   **_expected(data))
+        return Response({"lead": _lead_response(self, lead).data,
+                         "opportunity": OpportunitySerializer(opportunity).data}, status=status.HTTP_200_OK)

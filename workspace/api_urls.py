@@ -1,0 +1,21 @@
+"""API v1 routes of the workspace: leads (list, read, edit, their parts and history) and the rep's
+actions on a lead (accept, reject, qualify, convert)."""
+from django.urls import include, path, re_path
+from rest_framework.routers import SimpleRouter
+
+from leadmgmt.api import UUID_RE
+
+from . import api
+
+LEAD = rf"^leads/(?P<pk>{UUID_RE})"
+
+router = SimpleRouter()
+router.register("leads", api.LeadViewSet, basename="lead")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    re_path(rf"{LEAD}/accept/$", api.LeadAcceptView.as_view(), name="lead-accept"),
+    re_path(rf"{LEAD}/reject/$", api.LeadRejectView.as_view(), name="lead-reject"),
+    re_path(rf"{LEAD}/qualify/$", api.LeadQualifyView.as_view(), name="lead-qualify"),
+    re_path(rf"{LEAD}/convert/$", api.LeadConvertView.as_view(), name="lead-convert"),
+]

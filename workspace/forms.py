@@ -1,0 +1,165 @@
+"""Forms of the leads UI: the queue filters and the lead page's actions (each validates, then a service acts)."""
+from __future__ import annotations
+
+from django import forms
+from django.utils.dateparse import parse_datetime
+
+from leads.models import ActivityKind, Lead, LeadStatus, OpportunityStage
+from scoring.models import LeadClass
+
+from .services.lifecycle import OPEN_OPPORTUNITY_STAGES
+
+QUEUE_STATUS_CHOICES = [("", "Any status")] + [
+    (s.value, s.label) for s in (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+]
+
+
+class QueueFilterForm(forms.Form):
+    """GET filters of My queue; unknown values are dropped with a message, never a 500."""
+
+    q = forms.CharField(required=False, max_length=100, label="Search",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Name, email or company"}))
+    status = forms.ChoiceField(required=False, choices=QUEUE_STATUS_CHOICES)
+    band = forms.ChoiceField(required=False, choices=[("", "Any band")])
+    lead_class = forms.ChoiceField(required=False, label="Class",
+                                   choices=[("", "Any class")] + list(LeadClass.choices))
+    source = forms.ChoiceField(required=False, choices=[("", "Any source")])
+
+    def __init__(self, *args, sources=(), bands=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = [("", "Any source")] + [(s, s) for s in sources]
+        self.fields["band"].choices = [("", "Any band")] + [(b, b.title()) for b in bands]
+
+    def filters(self) -> dict:
+        """The valid filters only (an invalid one is ignored; its error is shown beside the field)."""
+        if self.is_bound:
+            self.is_valid()
+        data = getattr(self, "cleaned_data", {}) or {}
+        return {key: value for key, value in data.items() if value}
+
+
+class ExpectedOwnerForm(forms.Form):
+    """Every action carries the owner the page showed; the service refuses it if the lead changed meanwhile."""
+
+    expected_owner_id = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def expected_owner(self):
+        value = (self.cleaned_data.get("expected_owner_id") or "").strip()
+        if value in ("", "none"):
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise forms.ValidationError("The page is out of date; reload it.") from None
+
+
+class ActivityForm(ExpectedOwnerForm):
+    kind = forms.ChoiceField(choices=ActivityKind.choices, label="Type")
+    outcome = forms.CharField(required=False, max_length=64,
+                              help_text="For example: connected, voicemail, no answer.")
+    subject = forms.CharField(required=False, max_length=200)
+    body = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Notes")
+
+
+class AcceptForm(ExpectedOwnerForm):
+    pass
+
+
+class ReasonForm(ExpectedOwnerForm):
+    reason = forms.ChoiceField(choices=[])
+    note = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, reasons=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].choices = [("", "Choose a reason")] + [(r.code, r.label) for r in reasons]
+
+
+class QualifyForm(ExpectedOwnerForm):
+    budget = forms.CharField(max_length=200)
+    authority = forms.CharField(max_length=200)
+    need = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+    timeline = forms.CharField(max_length=200)
+
+
+class RecycleForm(ExpectedOwnerForm):
+    reason = forms.CharField(max_length=200, initial="Not ready yet: back to nurture")
+
+
+class ReassignForm(ExpectedOwnerForm):
+    to_user = forms.ChoiceField(choices=[], label="New owner")
+    reason = forms.CharField(max_length=200)
+
+    def __init__(self, *args, members=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_user"].choices = [("", "Route by the rules")] + [
+            (str(m.user_id), m.user.get_full_name() or m.user.get_username()) for m in members
+        ]
+
+
+class ConvertForm(ExpectedOwnerForm):
+    """Convert the lead into an opportunity; the lead's open opportunity, if any, is kept (its values shown)."""
+
+    name = forms.CharField(required=False, max_length=200, label="Opportunity name",
+                           help_text="Leave blank for “company – lead name”.")
+    stage = forms.ChoiceField(choices=[(s.value, s.label) for s in OPEN_OPPORTUNITY_STAGES],
+                              initial=OpportunityStage.DISCOVERY, label="Opportunity stage")
+
+
+class LeadEditForm(forms.Form):
+    """“Edit details”: the contact and company fields. `lead_update` normalises and checks them (email
+    format and uniqueness, phone, domain) and remembers them as edited; only the fields the user changed
+    are sent. `expected_updated_at` is the version of the lead the page showed: an edit of a lead changed
+    meanwhile is refused instead of overwriting that change."""
+
+    FIELDS = ("first_name", "last_name", "email", "phone", "job_title", "company", "company_domain",
+              "company_size", "industry", "country", "product_interest")
+
+    first_name = forms.CharField(required=False, max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    last_name = forms.CharField(required=False, max_length=100, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    email = forms.CharField(required=False, max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "off"}))
+    phone = forms.CharField(required=False, max_length=40, help_text="With the country code, e.g. +1 415 555 0123.",
+                            widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}))
+    job_title = forms.CharField(required=False, max_length=200)
+    company = forms.CharField(required=False, max_length=200)
+    company_domain = forms.CharField(required=False, max_length=253, help_text="The website, e.g. acme.com.")
+    company_size = forms.IntegerField(required=False, min_value=0, max_value=10_000_000, label="Company size",
+                                      help_text="Employees.")
+    industry = forms.CharField(required=False, max_length=100)
+    country = forms.CharField(required=False, max_length=100)
+    product_interest = forms.CharField(required=False, max_length=200)
+    expected_updated_at = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, lead: Lead, **kwargs):
+        initial = {name: getattr(lead, name) for name in self.FIELDS}
+        initial["expected_updated_at"] = lead.updated_at.isoformat()
+        super().__init__(*args, initial=initial, prefix="edit", **kwargs)
+
+    def clean_expected_updated_at(self):
+        value = parse_datetime((self.cleaned_data.get("expected_updated_at") or "").strip())
+        if value is None:
+            raise forms.ValidationError("The page is out of date; reload it.")
+        return value
+
+    def changes(self) -> dict:
+        """The fields the user changed, with their cleaned values (`company_size` None when cleared)."""
+        data = self.cleaned_data
+        return {name: (data[name] if name == "company_size" else data[name] or "")
+                for name in self.FIELDS if name in self.changed_data}
+
+
+class EnrollForm(forms.Form):
+    """Enrol the lead in a nurture sequence by hand (the service checks consent, suppression and kind)."""
+
+    sequence = forms.ChoiceField(choices=[], label="Sequence")
+
+    def __init__(self, *args, sequences=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sequence"].choices = [("", "Choose a sequence")] + [
+            (str(s.pk), f"{s.name} ({s.get_kind_display()})") for s in sequences]
+
+
+class StopNurtureForm(forms.Form):
+    """Stop one of the lead's enrolments (reason "manual", the note on the timeline)."""
+
+    enrollment = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    note = forms.CharField(required=False, max_length=300, label="Why (optional)")

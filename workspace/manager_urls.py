@@ -1,0 +1,19 @@
+"""URLs of the manager pages, under /manager/."""
+from django.urls import path
+
+from . import manager_views as views
+
+app_name = "manager"
+
+urlpatterns = [
+    path("", views.manager_queue, name="queue"),
+    path("unassigned/", views.manager_unassigned, name="unassigned"),
+    path("escalations/", views.manager_escalations, name="escalations"),
+    path("aging/", views.manager_aging, name="aging"),
+    path("reps/", views.manager_reps, name="reps"),
+    path("reps/reassign/", views.manager_reps_reassign, name="reps-reassign"),
+    path("reps/<int:membership_id>/availability/", views.manager_rep_availability, name="rep-availability"),
+    path("reps/<int:membership_id>/toggle/", views.manager_rep_toggle, name="rep-toggle"),
+    path("leads/<str:lead_id>/reassign/", views.manager_lead_reassign, name="lead-reassign"),
+    path("leads/<str:lead_id>/reassign/row/", views.manager_lead_reassign_row, name="lead-reassign-row"),
+]

@@ -1,0 +1,114 @@
+"""Logging what a rep did with a lead: a call, an email, a meeting or a note."""
+from __future__ import annotations
+
+import datetime as dt
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.audit.services import audit_record
+from leads.models import Activity, ActivityKind, Lead, LeadStatus
+from leads.normalize import text_clean
+from routing.models import SlaKind
+from routing.services.aging import (
+    STALE_MESSAGE,
+    lead_recycle,
+    outcome_is_no_response,
+    routing_settings_for,
+)
+from routing.services.sla_clocks import OPEN_STATUSES, SLA_AGENT, sla_clock_stop
+
+CONTACT_KINDS = frozenset({ActivityKind.CALL, ActivityKind.EMAIL, ActivityKind.MEETING})
+_UNSET: Any = object()
+
+
+def _owner_id(value) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+@transaction.atomic
+def activity_log(
+    *, lead: Lead, kind: str, actor: Actor, subject: str = "", body: str = "", outcome: str = "",
+    occurred_at: dt.datetime | None = None, expected_owner_id=_UNSET,
+) -> tuple[Activity, bool]:
+    """Record an activity on the lead and move its `last_activity_at`; returns (activity, created).
+
+    Contact by a person (call, email, meeting) sets `first_contacted_at`, moves a new lead to
+    contacted and stops its first-contact SLA clock; unanswered attempts count towards recycling
+    the lead to nurture; any activity clears the aging flags.
+
+    A retried request that sends the same `occurred_at` finds the activity it already logged
+    (same author, kind, time, subject, body and outcome) instead of logging it twice. A caller that
+    passes `expected_owner_id` (the owner it saw) is refused if the lead changed hands meanwhile.
+    """
+    if kind not in ActivityKind.values:
+        raise ValidationError({"kind": [f"Choose one of {', '.join(ActivityKind.values)}."]})
+    now = timezone.now()
+    if occurred_at is not None and occurred_at > now + timedelta(seconds=settings.SIGNALS_MAX_FUTURE_SKEW_SECONDS):
+        raise ValidationError({"occurred_at": ["Log activities that have happened; this time is in the future."]})
+    try:
+        subject, outcome = text_clean(subject), text_clean(outcome)
+        body = text_clean(body, multiline=True)
+    except ValidationError as exc:
+        raise ValidationError({"body": exc.messages}) from exc
+    if kind == ActivityKind.NOTE and not (subject or body):
+        raise ValidationError({"body": ["A note needs a subject or a body."]})
+
+    # One writer per lead at a time: makes the retry check below reliable.
+    status, first_contacted_at, attempts, owner_id = (
+        Lead.objects.unscoped().select_for_update().filter(tenant_id=lead.tenant_id, pk=lead.pk)
+        .values_list("status", "first_contacted_at", "contact_attempts", "owner_id").get())
+    if expected_owner_id is not _UNSET and owner_id != _owner_id(expected_owner_id):
+        raise ValidationError({"owner": [STALE_MESSAGE]})
+    fields = {"kind": kind, "subject": subject, "body": body, "outcome": outcome}
+    if occurred_at is not None:
+        existing = Activity.objects.unscoped().filter(
+            tenant_id=lead.tenant_id, lead=lead, actor_id=actor.user_id, occurred_at=occurred_at, **fields
+        ).first()
+        if existing is not None:
+            return existing, False
+    activity = Activity.objects.unscoped().create(
+        tenant_id=lead.tenant_id, lead=lead, actor=actor.user, occurred_at=occurred_at or now, **fields
+    )
+    activity_at = min(activity.occurred_at, now)
+    # A call, email or meeting by a person is contact: the first one stops the SLA clock. Any
+    # activity ends the untouched spell (aging flags). Unanswered attempts count towards recycling;
+    # an answered one resets the count ("N attempts with no response"). The row is locked, so the
+    # values read above are current.
+    is_contact = kind in CONTACT_KINDS and actor.user is not None
+    no_response = is_contact and outcome_is_no_response(outcome)
+    updates = {"last_activity_at": Greatest(Coalesce(F("last_activity_at"), activity_at), activity_at),
+               "updated_at": now, "aging_flagged_at": None, "aging_alerted_at": None}
+    changes = {}
+    if is_contact:
+        if first_contacted_at is None:
+            updates["first_contacted_at"] = activity_at
+            changes["first_contacted_at"] = [None, activity_at]
+        if status == LeadStatus.NEW:
+            updates["status"] = LeadStatus.CONTACTED
+            changes["status"] = [status, LeadStatus.CONTACTED]
+        new_attempts = attempts + 1 if no_response else (0 if outcome else attempts)
+        if new_attempts != attempts:
+            updates["contact_attempts"] = new_attempts
+            changes["contact_attempts"] = [attempts, new_attempts]
+            attempts = new_attempts
+    Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(**updates)
+    audit_record(
+        tenant=lead.tenant, actor=actor, action="lead.activity_logged", obj=lead, changes=changes,
+        metadata={"activity_id": activity.pk, "kind": kind, "subject": subject, "outcome": outcome,
+                  "occurred_at": activity.occurred_at},
+    )
+    if is_contact:
+        sla_clock_stop(lead=lead, reason="first_contact", kind=SlaKind.FIRST_CONTACT, actor=actor, now=now)
+    if no_response:
+        threshold = routing_settings_for(tenant=lead.tenant).recycle_after_attempts
+        if threshold and attempts >= threshold and updates.get("status", status) in OPEN_STATUSES:
+            lead_recycle(lead=lead, actor=SLA_AGENT, now=now, reason=f"{attempts} contact attempts without a response")
+    return activity, True

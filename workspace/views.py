@@ -1,0 +1,359 @@
+"""UI views of the rep's workspace: My queue (htmx filters, pagination) and the lead page with its actions.
+
+Views read through selectors and act through services only; every read is scoped to the request's
+tenant and the member's visibility (a lead the user may not see is a 404, like a missing one).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
+from leadmgmt.tenancy.selectors import memberships_of_user
+from leads.models import Lead
+from leads.selectors import (
+    LeadViewer,
+    lead_account_leads,
+    lead_get_for_viewer,
+    lead_opportunity,
+    lead_queue,
+    lead_queue_facets,
+    tenant_member_get,
+    tenant_members,
+)
+from leads.services.lead_edit import lead_update
+from nurture.models import Enrollment, Sequence
+from nurture.selectors import lead_enrollments, sequences_for_manual_enrolment
+from nurture.services.enrollment import enrollment_stop, lead_enroll
+from routing.services.aging import lead_recycle
+from routing.services.assign import lead_reassign
+from scoring.models import LeadClass
+from scoring.selectors import rule_labels, score_explain
+
+from . import forms
+from .selectors import lead_sla_state, lead_timeline, rejection_reasons
+from .services.activities import activity_log
+from .services.lifecycle import (
+    OPEN_OPPORTUNITY_STAGES,
+    lead_accept,
+    lead_convert,
+    lead_disqualify,
+    lead_qualify,
+    lead_reject,
+    opportunity_name_default,
+)
+
+QUEUE_PAGE_SIZE = 25
+CLASS_LABELS = dict(LeadClass.choices)
+
+
+def workspace_required(view):
+    """Signed in, with an active tenant; a member of several tenants who has not chosen one picks first."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.tenant is None or request.membership is None:
+            return render(request, "workspace/no_workspace.html", status=403)
+        if SESSION_TENANT_KEY not in request.session:
+            if len(list(memberships_of_user(user=request.user)[:2])) > 1:
+                return redirect(f"{reverse('tenant-switch')}?{urlencode({'next': request.get_full_path()})}")
+            request.session[SESSION_TENANT_KEY] = request.tenant.pk
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _viewer(request) -> LeadViewer:
+    return LeadViewer(tenant=request.tenant, membership=request.membership)
+
+
+# --- My queue -----------------------------------------------------------------------------------------
+
+
+@require_GET
+@workspace_required
+def queue(request):
+    """The signed-in member's open leads, next to work first; htmx requests get the table partial only."""
+    facets = lead_queue_facets(tenant=request.tenant, user=request.user)
+    form = forms.QueueFilterForm(request.GET or None, sources=facets["sources"], bands=facets["bands"])
+    filters = form.filters()
+    paginator = Paginator(lead_queue(tenant=request.tenant, user=request.user, filters=filters), QUEUE_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for lead in page.object_list:
+        lead.class_label = CLASS_LABELS.get(lead.lead_class, lead.lead_class)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"form": form, "page": page, "filtered": bool(filters), "query": query.urlencode()}
+    if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
+        return render(request, "workspace/_queue_table.html", context)
+    return render(request, "workspace/queue.html", context)
+
+
+# --- The lead page ------------------------------------------------------------------------------------
+
+
+def _reasons(tenant):
+    return rejection_reasons(tenant=tenant)
+
+
+def _members(tenant):
+    return tenant_members(tenant=tenant)
+
+
+def _may_convert(viewer: LeadViewer, lead) -> bool:
+    """The lead's owner converts it, or a manager or admin for them; never an unassigned lead."""
+    membership = viewer.membership
+    return lead.owner_id is not None and (
+        viewer.can_reassign or (membership is not None and membership.user_id == lead.owner_id))
+
+
+def _convert_initial(lead, opportunity) -> dict:
+    if opportunity is not None and opportunity.stage in OPEN_OPPORTUNITY_STAGES:
+        return {"name": opportunity.name, "stage": opportunity.stage}
+    return {"name": opportunity_name_default(lead)}
+
+
+def _action_forms(request, lead, viewer, *, opportunity, bound: dict | None = None) -> dict:
+    owner = {"expected_owner_id": lead.owner_id or ""}
+    reasons = _reasons(request.tenant)
+    built = {
+        "log": forms.ActivityForm(initial=owner | {"kind": "call"}),
+        "accept": forms.AcceptForm(initial=owner),
+        "reject": forms.ReasonForm(initial=owner, reasons=reasons, prefix="reject"),
+        "qualify": forms.QualifyForm(initial=owner),
+        "disqualify": forms.ReasonForm(initial=owner, reasons=reasons, prefix="disqualify"),
+        "recycle": forms.RecycleForm(initial=owner),
+        "edit": forms.LeadEditForm(lead=lead),
+    }
+    if _may_convert(viewer, lead):
+        built["convert"] = forms.ConvertForm(initial=owner | _convert_initial(lead, opportunity), prefix="convert")
+    if viewer.can_reassign:
+        built["reassign"] = forms.ReassignForm(initial=owner, members=_members(request.tenant))
+    built["enroll"] = forms.EnrollForm(sequences=sequences_for_manual_enrolment(tenant=request.tenant), prefix="enroll")
+    built.update(bound or {})
+    if "stop-nurture" in built:  # template variables cannot hold a hyphen
+        built["stop_nurture"] = built.pop("stop-nurture")
+    return built
+
+
+def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int = 200, open_action: str = ""):
+    explanation = None
+    if lead.score is not None and lead.score_breakdown is not None:
+        labels = rule_labels(model_ids=[lead.scoring_model_id]) if lead.scoring_model_id else {}
+        explanation = score_explain(lead=lead, labels=labels.get(lead.scoring_model_id, {}))
+    opportunity = lead_opportunity(lead=lead)
+    context = {
+        "lead": lead,
+        "class_label": CLASS_LABELS.get(lead.lead_class, lead.lead_class),
+        "account": lead_account_leads(viewer=viewer, lead=lead),
+        "explanation": explanation,
+        "timeline": lead_timeline(lead=lead),
+        "sla": lead_sla_state(lead=lead),
+        "opportunity": opportunity,
+        "enrollments": lead_enrollments(lead=lead),
+        "forms": _action_forms(request, lead, viewer, opportunity=opportunity, bound=bound),
+        "open_action": open_action,
+        "is_open": lead.status in ("new", "contacted", "qualified"),
+    }
+    return render(request, "workspace/lead_page.html", context, status=status)
+
+
+@require_GET
+@workspace_required
+def lead_page(request, lead_id):
+    viewer = _viewer(request)
+    return _lead_page(request, lead_get_for_viewer(viewer=viewer, lead_id=lead_id), viewer)
+
+
+def _apply_errors(form, exc: ValidationError) -> None:
+    """Put a service's ValidationError beside the form's fields (the rest above the form)."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            target = field if field in form.fields and not form.fields[field].widget.is_hidden else None
+            for message in errors:
+                form.add_error(target, message)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+def _focus_first_error(form) -> None:
+    """The first field with an error gets the focus when the page (or its htmx swap) shows the form again."""
+    for name in form.errors:
+        field = form.fields.get(name)
+        if field is not None and not field.widget.is_hidden:
+            field.widget.attrs["autofocus"] = True
+            return
+
+
+# --- The lead page's actions: one row each (form, service call, where to go after) -----------------
+
+
+def _edit(form, *, lead, actor, request) -> str:
+    changes = form.changes()
+    if not changes:
+        return "Nothing to save: the details are unchanged."
+    lead_update(lead=lead, data=changes, actor=actor, expected_updated_at=form.cleaned_data["expected_updated_at"])
+    return "Details saved."
+
+
+def _enroll(form, *, lead, actor, request) -> str:
+    sequence = Sequence.objects.unscoped().filter(tenant=request.tenant, pk=form.cleaned_data["sequence"]).first()
+    if sequence is None:
+        raise ValidationError({"sequence": ["Choose a sequence of this workspace."]})
+    lead_enroll(lead=lead, sequence=sequence, actor=actor)
+    return f"Enrolled in “{sequence.name}”."
+
+
+def _stop_nurture(form, *, lead, actor, request) -> str:
+    data = form.cleaned_data
+    enrollment = (Enrollment.objects.unscoped().filter(tenant=request.tenant, lead=lead, pk=data["enrollment"])
+                  .select_related("sequence").first())
+    if enrollment is None:
+        raise ValidationError("This enrolment is not on this lead; reload the page.")
+    enrollment_stop(enrollment=enrollment, actor=actor, note=data["note"])
+    return f"Stopped “{enrollment.sequence.name}”."
+
+
+def _log(form, *, lead, actor, request) -> str:
+    data = form.cleaned_data
+    activity_log(lead=lead, kind=data["kind"], actor=actor, subject=data["subject"], body=data["body"],
+                 outcome=data["outcome"], expected_owner_id=form.expected_owner())
+    return f"{dict(form.fields['kind'].choices)[data['kind']]} logged."
+
+
+def _accept(form, *, lead, actor, request) -> str:
+    lead_accept(lead=lead, actor=actor, expected_owner_id=form.expected_owner())
+    return "Lead accepted."
+
+
+def _reject(form, *, lead, actor, request) -> str:
+    data = form.cleaned_data
+    lead_reject(lead=lead, actor=actor, reason_code=data["reason"], note=data["note"],
+                expected_owner_id=form.expected_owner())
+    return "Lead rejected and sent back."
+
+
+def _disqualify(form, *, lead, actor, request) -> str:
+    data = form.cleaned_data
+    lead_disqualify(lead=lead, actor=actor, reason_code=data["reason"], note=data["note"],
+                    expected_owner_id=form.expected_owner())
+    return "Lead disqualified."
+
+
+def _qualify(form, *, lead, actor, request) -> str:
+    data = form.cleaned_data
+    lead_qualify(lead=lead, actor=actor, budget=data["budget"], authority=data["authority"], need=data["need"],
+                 timeline=data["timeline"], expected_owner_id=form.expected_owner())
+    return "Lead qualified and handed off to an account executive."
+
+
+def _recycle(form, *, lead, actor, request) -> str:
+    lead_recycle(lead=lead, actor=actor, reason=form.cleaned_data["reason"], expected_owner_id=form.expected_owner())
+    return "Lead recycled to nurture."
+
+
+def _convert(form, *, lead, actor, request) -> str:
+    data = form.cleaned_data
+    opportunity = lead_convert(lead=lead, actor=actor, name=data["name"], stage=data["stage"],
+                               expected_owner_id=form.expected_owner())
+    return f"Lead converted: opportunity “{opportunity.name}” ({opportunity.get_stage_display()})."
+
+
+def _reassign(form, *, lead, actor, request) -> str:
+    data = form.cleaned_data
+    to_user = None
+    if data["to_user"]:
+        member = tenant_member_get(tenant=request.tenant, user_id=data["to_user"])
+        if member is None:
+            raise ValidationError({"to_user": ["Choose a member of this workspace."]})
+        to_user = member.user
+    lead_reassign(lead=lead, actor=actor, to_user=to_user, reason=data["reason"], expected_owner_id=form.expected_owner())
+    return "Lead reassigned."
+
+
+@dataclass(frozen=True)
+class LeadAction:
+    """One action of the lead page: its bound form, the service call (returns the flash message), whether
+    the lead may leave the member's queue after it (then back to the queue), and who may use it."""
+
+    form: Callable[[HttpRequest, Lead], Any]
+    run: Callable[..., str]
+    leaves_queue: bool = False
+    allowed: Callable[[LeadViewer, Lead], bool] = lambda viewer, lead: True
+
+
+ACTIONS: dict[str, LeadAction] = {
+    "log": LeadAction(lambda request, lead: forms.ActivityForm(request.POST), _log),
+    "accept": LeadAction(lambda request, lead: forms.AcceptForm(request.POST), _accept),
+    "reject": LeadAction(lambda request, lead: forms.ReasonForm(request.POST, reasons=_reasons(request.tenant),
+                                                                prefix="reject"), _reject, leaves_queue=True),
+    "qualify": LeadAction(lambda request, lead: forms.QualifyForm(request.POST), _qualify, leaves_queue=True),
+    "disqualify": LeadAction(lambda request, lead: forms.ReasonForm(request.POST, reasons=_reasons(request.tenant),
+                                                                    prefix="disqualify"), _disqualify),
+    "recycle": LeadAction(lambda request, lead: forms.RecycleForm(request.POST), _recycle, leaves_queue=True),
+    "convert": LeadAction(lambda request, lead: forms.ConvertForm(request.POST, prefix="convert"), _convert,
+                          allowed=lambda viewer, lead: _may_convert(viewer, lead)),
+    "reassign": LeadAction(lambda request, lead: forms.ReassignForm(request.POST, members=_members(request.tenant)),
+                           _reassign, leaves_queue=True, allowed=lambda viewer, lead: viewer.can_reassign),
+    "edit": LeadAction(lambda request, lead: forms.LeadEditForm(request.POST, lead=lead), _edit),
+    "enroll": LeadAction(lambda request, lead: forms.EnrollForm(
+        request.POST, sequences=sequences_for_manual_enrolment(tenant=request.tenant), prefix="enroll"), _enroll),
+    "stop-nurture": LeadAction(lambda request, lead: forms.StopNurtureForm(request.POST, prefix="stop"),
+                               _stop_nurture),
+}
+
+
+def _after_success(request, url: str) -> HttpResponse:
+    """A redirect; for htmx, HX-Location: htmx loads `url` and swaps its main content in place (flash included)."""
+    if request.headers.get("HX-Request"):
+        response = HttpResponse(status=204)
+        response["HX-Location"] = json.dumps({"path": url, "target": "#content", "select": "#content",
+                                              "swap": "outerHTML"})
+        return response
+    return HttpResponseRedirect(url)
+
+
+@require_POST
+@workspace_required
+def lead_action(request, lead_id, action):
+    """One action of the lead page (POST + CSRF): success → redirect with a flash; invalid → the page, 400.
+
+    An htmx post (the edit form) gets HX-Location instead of the redirect, and its 400 replaces the form."""
+    entry = ACTIONS.get(action)
+    if entry is None:
+        raise Http404("No such action.")
+    viewer = _viewer(request)
+    lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id)
+    if not entry.allowed(viewer, lead):
+        raise Http404("No such action.")
+    form = entry.form(request, lead)
+    if form.is_valid():
+        try:
+            message = entry.run(form, lead=lead, actor=Actor.for_user(request.user), request=request)
+        except ValidationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, message)
+            return _after_success(request, reverse("queue") if entry.leaves_queue
+                                  else reverse("lead-page", args=[lead.pk]))
+    _focus_first_error(form)
+    messages.error(request, "The action was not applied: see the messages beside the fields.")
+    lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id)  # the current state, after any refusal
+    return _lead_page(request, lead, viewer, bound={action: form}, status=400, open_action=action)
