@@ -8,8 +8,16 @@ from rest_framework.test import APIClient
 from leadmgmt.celery import app as celery_app
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Role
+from tests.support.factories import (
+    LeadFormFactory,
+    MembershipFactory,
+    TenantFactory,
+    UserFactory,
+    api_key_for,
+)
 
-from .factories import LeadFormFactory, MembershipFactory, TenantFactory, UserFactory, api_key_for
+# Fixtures shared across apps: browser and page (Playwright on Debian's chromium), api_org (reps signed in over the API).
+pytest_plugins = ["tests.support.browser", "tests.support.lead_api"]
 
 
 @pytest.fixture(autouse=True)

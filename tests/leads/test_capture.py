@@ -11,9 +11,8 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leads.models import Account, Lead, Signal, Touch, TouchKind
 from leads.services.capture import lead_capture
-
-from ..factories import AccountFactory, LeadFactory, UserFactory
-from . import row_counts
+from tests.support.factories import AccountFactory, LeadFactory, UserFactory
+from tests.support.intake import row_counts
 
 pytestmark = pytest.mark.django_db
 

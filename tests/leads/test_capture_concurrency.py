@@ -9,8 +9,7 @@ from django.db import connection
 from django.test import Client
 
 from leads.models import Account, IdempotencyRecord, Lead, Touch, TouchKind
-
-from . import post_json
+from tests.support.intake import post_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

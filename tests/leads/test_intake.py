@@ -11,9 +11,8 @@ from django.utils import timezone
 from leadmgmt.audit.models import AuditEvent
 from leads.models import Account, IdempotencyRecord, Lead, Touch, TouchKind
 from leads.throttles import IntakeFormRateThrottle, IntakeIpRateThrottle
-
-from ..factories import LeadFactory, LeadFormFactory
-from . import ALLOWED_ORIGIN, INTAKE_URL, post_form, post_json, row_counts
+from tests.support.factories import LeadFactory, LeadFormFactory
+from tests.support.intake import ALLOWED_ORIGIN, INTAKE_URL, post_form, post_json, row_counts
 
 pytestmark = pytest.mark.django_db
 

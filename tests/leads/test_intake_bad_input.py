@@ -9,9 +9,8 @@ import pytest
 from django.test import Client, RequestFactory
 
 from leads.intake import IntakeView
-
-from ..factories import LeadFormFactory
-from . import ALLOWED_ORIGIN, INTAKE_URL, post_form, post_json, row_counts
+from tests.support.factories import LeadFormFactory
+from tests.support.intake import ALLOWED_ORIGIN, INTAKE_URL, post_form, post_json, row_counts
 
 pytestmark = pytest.mark.django_db
 

@@ -21,9 +21,8 @@ from leads.services.intake import (
     intake_request_hash,
     intake_submit,
 )
-
-from ..factories import LeadFormFactory
-from . import row_counts
+from tests.support.factories import LeadFormFactory
+from tests.support.intake import row_counts
 
 pytestmark = pytest.mark.django_db
 

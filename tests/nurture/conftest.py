@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from .factories import NurtureSettingsFactory
+from tests.support.nurture import NurtureSettingsFactory
 
 
 class Inbox:

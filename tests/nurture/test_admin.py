@@ -24,9 +24,8 @@ from nurture.models import (
 )
 from nurture.services.enrollment import lead_enroll
 from scoring.services import scoring_default_model_create
-
-from ..factories import MembershipFactory, TenantFactory, UserFactory
-from .factories import (
+from tests.support.factories import MembershipFactory, TenantFactory, UserFactory
+from tests.support.nurture import (
     NurtureLeadFactory,
     NurtureSettingsFactory,
     SequenceFactory,

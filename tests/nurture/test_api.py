@@ -6,10 +6,9 @@ from rest_framework.test import APIClient
 
 from leadmgmt.tenancy.models import ApiScope, Role
 from nurture.models import Enrollment
-
-from ..conftest import member
-from ..factories import api_key_for
-from .factories import NurtureLeadFactory, sequence_with_steps
+from tests.conftest import member
+from tests.support.factories import api_key_for
+from tests.support.nurture import NurtureLeadFactory, sequence_with_steps
 
 pytestmark = pytest.mark.django_db
 

@@ -19,9 +19,7 @@ from nurture.models import (
     Suppression,
 )
 from nurture.services.tracking import BounceOutcome, bounce_record
-
-from .factories import NurtureLeadFactory, NurtureSettingsFactory
-from .test_tracking import sent_message
+from tests.support.nurture import NurtureLeadFactory, NurtureSettingsFactory, sent_message
 
 pytestmark = pytest.mark.django_db
 

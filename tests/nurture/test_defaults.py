@@ -27,8 +27,7 @@ from nurture.models import (
 )
 from nurture.templating import template_problems, template_render
 from nurture.validation import sequence_problems, sequence_steps
-
-from ..factories import TenantFactory
+from tests.support.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 

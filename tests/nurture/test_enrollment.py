@@ -13,7 +13,6 @@ from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Role
 from leadmgmt.tenancy.services import DEFAULT_TEAM, membership_upsert, tenant_create
 from leads.models import Activity, Lead, LeadStage, LeadStatus, Opportunity, Signal
-from workspace.selectors import lead_timeline
 from nurture.models import (
     Enrollment,
     EnrollmentStatus,
@@ -32,10 +31,10 @@ from nurture.services.enrollment import (
 from nurture.services.sending import nurture_tenant_run
 from routing.models import Assignment, Trigger
 from scoring.events import lead_band_changed
-
-from ..factories import LeadFactory, UserFactory
-from ..worker_support import real_worker, wait_until
-from .factories import NurtureLeadFactory, sequence_with_steps
+from tests.support.factories import LeadFactory, UserFactory, api_key_for
+from tests.support.nurture import NurtureLeadFactory, sequence_with_steps
+from tests.support.worker import real_worker, wait_until
+from workspace.selectors import lead_timeline
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
@@ -80,8 +79,8 @@ def test_audience_rules_pick_the_first_matching_sequence_by_priority(tenant, nur
 
 
 def test_a_sales_rejection_as_not_now_goes_to_nurture(tenant, nurture_settings):
-    from workspace.services.lifecycle import lead_reject
     from routing.defaults import routing_defaults_create
+    from workspace.services.lifecycle import lead_reject
 
     routing_defaults_create(tenant=tenant, actor=Actor.agent("test"))
     sequence = sequence_with_steps(tenant=tenant, steps=1, name="Re-engagement", kind=SequenceKind.RE_ENGAGEMENT,
@@ -247,7 +246,7 @@ def test_a_real_worker_sends_nurture_and_a_click_driven_rescore_routes_the_ready
         wait_until(lambda: len(smtp_server.to("nina@prospect.example")) == 1, process, log, "the first nurture email")
         wait_until(lambda: Message.objects.unscoped().filter(lead=lead, status="sent").exists(), process, log,
                    "the message marked sent")
-        _key, raw = __import__("tests.factories", fromlist=["api_key_for"]).api_key_for(tenant)
+        _key, raw = api_key_for(tenant)
         client = Client()
         signals = [{"lead_id": str(lead.pk), "type": t, "occurred_at": "2026-12-01T10:00:00Z",
                     "external_id": f"{t}-{n}"} for n, t in enumerate(

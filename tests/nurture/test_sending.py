@@ -31,9 +31,13 @@ from nurture.services.sending import (
     nurture_agent_run,
     nurture_tenant_run,
 )
-
-from ..factories import MembershipFactory
-from .factories import NurtureLeadFactory, NurtureSettingsFactory, StepFactory, sequence_with_steps
+from tests.support.factories import MembershipFactory
+from tests.support.nurture import (
+    NurtureLeadFactory,
+    NurtureSettingsFactory,
+    StepFactory,
+    sequence_with_steps,
+)
 
 T0 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
 

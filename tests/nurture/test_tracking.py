@@ -2,64 +2,33 @@
 `email_click` signal each (re-scoring the lead), bad tokens answered without recording anything."""
 from __future__ import annotations
 
-import time
-from datetime import timedelta
-from unittest import mock
-
 import pytest
 from django.core import signing
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
-from leadmgmt.audit.actors import SYSTEM
-from leads.models import Lead, Signal
+from leads.models import Signal
 from nurture import tokens
-from nurture.models import Enrollment, EnrollmentStatus, Message, MessageStatus, Step
+from nurture.models import Enrollment, EnrollmentStatus
 from nurture.services.tracking import message_clicked, message_opened
 from nurture.views import TRANSPARENT_GIF
-from scoring.services import leads_score, scoring_default_model_create
-
-from .factories import NurtureLeadFactory, sequence_with_steps
+from tests.support.nurture import (  # noqa: F401 (fixtures among them)
+    GUIDE,
+    NurtureLeadFactory,
+    old_token,
+    scored_lead,
+    sent_message,
+    sequence_with_steps,
+)
 
 pytestmark = pytest.mark.django_db
 
-GUIDE = "https://acme.example/guide?utm_source=nurture"
 
 
-def sent_message(*, tenant, lead=None, sequence=None, position: int = 1, **fields) -> Message:
-    """A message of step `position` sent to `lead` (a new mailable lead by default), with its live enrolment."""
-    now = timezone.now()
-    sequence = sequence or sequence_with_steps(tenant=tenant, steps=3)
-    lead = lead or NurtureLeadFactory(tenant=tenant)
-    enrollment = Enrollment.objects.unscoped().filter(tenant=tenant, lead=lead, sequence=sequence).first()
-    if enrollment is None:
-        enrollment = Enrollment.objects.unscoped().create(
-            tenant=tenant, sequence=sequence, lead=lead, kind=sequence.kind, next_position=position + 1,
-            next_due_at=now + timedelta(days=3), last_sent_at=now, messages_sent=position)
-    step = Step.objects.unscoped().get(tenant=tenant, sequence=sequence, position=position)
-    values = {"subject": f"Step {position} for {lead.first_name}", "body_text": f"Hi!\n\nRead {GUIDE}",
-              "status": MessageStatus.SENT, "sent_at": now, "to_email": lead.email,
-              "smtp_message_id": f"<msg-{position}-{lead.pk.hex[:8]}@acme.example>"}
-    values.update(fields)
-    return Message.objects.unscoped().create(tenant=tenant, enrollment=enrollment, lead=lead, sequence=sequence,
-                                             step=step, step_position=position, **values)
 
 
-def scored_lead(tenant, **fields) -> Lead:
-    """A mailable lead scored by the tenant's default (seed 002) model: 30 points of fit (target industry,
-    100-499 employees), active today (no inactivity penalty), far from MQL (41) even after a click."""
-    scoring_default_model_create(tenant=tenant, actor=SYSTEM)
-    fields = {"industry": "Software", "company_size": 150, **fields}
-    lead = NurtureLeadFactory(tenant=tenant, last_activity_at=timezone.now(), **fields)
-    leads_score(tenant=tenant, lead_ids=[lead.pk], cause="manual")
-    return Lead.objects.unscoped().get(pk=lead.pk)
 
 
-def old_token(make, *args, days: int = 400) -> str:
-    """A token signed `days` ago (links of an old email)."""
-    with mock.patch("django.core.signing.time.time", return_value=time.time() - days * 86400):
-        return make(*args)
 
 
 def signals_of(lead, type_: str) -> list[Signal]:

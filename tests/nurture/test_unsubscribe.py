@@ -20,9 +20,13 @@ from nurture.services.tracking import (
     suppression_add,
 )
 from nurture.views import mask_email
-
-from .factories import NurtureLeadFactory, sequence_with_steps
-from .test_tracking import old_token, scored_lead, sent_message
+from tests.support.nurture import (
+    NurtureLeadFactory,
+    old_token,
+    scored_lead,
+    sent_message,
+    sequence_with_steps,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -17,9 +17,8 @@ from nurture.models import Sequence, SequenceStatus, Step
 from nurture.validation import NO_STEPS_MESSAGE, sequence_problems, step_problems
 from routing.defaults import routing_defaults_create
 from scoring.services import scoring_default_model_create
-
-from ..factories import MembershipFactory, UserFactory
-from .factories import SequenceFactory, StepFactory
+from tests.support.factories import MembershipFactory, UserFactory
+from tests.support.nurture import SequenceFactory, StepFactory
 
 pytestmark = pytest.mark.django_db
 

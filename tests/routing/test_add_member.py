@@ -79,7 +79,7 @@ def test_run_as_a_process_it_exits_2_with_the_message_on_stderr(tenant):
 
     from django.conf import settings
 
-    from ..worker_support import test_database_url
+    from tests.support.worker import test_database_url
 
     env = {**os.environ, "DATABASE_URL": test_database_url()}
     result = subprocess.run([sys.executable, str(settings.BASE_DIR / "manage.py"), "add_member", "nope",

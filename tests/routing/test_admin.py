@@ -11,8 +11,7 @@ from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Membership, Role, Team
 from routing.defaults import routing_defaults_create
 from routing.models import Assignment, EscalationStep, RoutingRule, RoutingRuleMember, SlaPolicy
-
-from .routing_helpers import lead, rep, team
+from tests.support.routing import lead, rep, team
 
 pytestmark = pytest.mark.django_db
 

@@ -8,13 +8,12 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Agent, AgentSetting
 from leads.models import Lead, LeadStatus
-from workspace.services.activities import activity_log
 from routing.models import Notification, RoutingSettings
 from routing.services.aging import leads_aging_check
 from routing.tasks import aging_check_task
-
-from ..factories import LeadFactory
-from .sla_support import T0, assign, fresh, minutes, sales_team
+from tests.support.factories import LeadFactory
+from tests.support.sla import T0, assign, fresh, minutes, sales_team
+from workspace.services.activities import activity_log
 
 pytestmark = pytest.mark.django_db
 

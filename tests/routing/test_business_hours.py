@@ -8,8 +8,7 @@ import pytest
 
 from routing.business_hours import add_business_minutes, business_minutes_between
 from routing.models import BusinessHours
-
-from ..factories import TenantFactory
+from tests.support.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db
 

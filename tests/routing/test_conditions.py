@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 
 from routing.conditions import conditions_errors, conditions_match
-
-from .routing_helpers import lead
+from tests.support.routing import lead
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,6 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Agent, AgentSetting, Role
 from leads.models import Lead
-from workspace.services.activities import activity_log
 from routing.models import (
     Assignment,
     BusinessHours,
@@ -27,9 +26,8 @@ from routing.models import (
 )
 from routing.services.sla_enforcement import sla_enforce
 from routing.tasks import notification_emails_task, sla_enforce_task
-
-from ..factories import LeadFactory, TeamFactory
-from .sla_support import (
+from tests.support.factories import LeadFactory, TeamFactory
+from tests.support.sla import (
     T0,
     assigned_lead,
     fresh,
@@ -39,6 +37,7 @@ from .sla_support import (
     sla_policy,
     smtp_server,  # noqa: F401 - fixture
 )
+from workspace.services.activities import activity_log
 
 pytestmark = pytest.mark.django_db
 
@@ -206,7 +205,7 @@ def test_a_manager_from_another_tenant_is_never_alerted(tenant, other_tenant):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_enforcement_takes_each_step_exactly_once():
-    from ..factories import TenantFactory
+    from tests.support.factories import TenantFactory
 
     tenant = TenantFactory(slug="race-corp")
     team, boss, reps = sales_team(tenant, reps=2)

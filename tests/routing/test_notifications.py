@@ -13,9 +13,8 @@ from routing.models import Notification
 from routing.notifications import managers_for, notification_emails_send, notify
 from routing.services.assign import lead_assign
 from routing.tasks import notification_emails_task
-
-from ..factories import LeadFactory, TeamFactory
-from .sla_support import T0, fresh, minutes, person, sales_team, smtp_server  # noqa: F401 - fixture
+from tests.support.factories import LeadFactory, TeamFactory
+from tests.support.sla import T0, fresh, minutes, person, sales_team, smtp_server  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +56,7 @@ def test_the_new_owner_is_told_in_app_and_by_email_only_for_hot_leads(tenant, sm
 
 @pytest.mark.django_db(transaction=True)
 def test_emails_are_sent_once_even_when_the_task_runs_twice_or_concurrently(smtp_server):  # noqa: F811
-    from ..factories import TenantFactory
+    from tests.support.factories import TenantFactory
 
     tenant = TenantFactory(slug="mail-corp")
     users = [person(tenant, email=f"m{i}@mail.test") for i in range(3)]
@@ -126,7 +125,7 @@ def test_managers_of_another_tenant_are_never_returned(tenant, other_tenant):
     their_admin = person(other_tenant, role=Role.ADMIN)
     admin = person(tenant, role=Role.ADMIN)
     # Their rep is also a member here, without a team: here the admins hear about them, not Globex's.
-    from ..factories import MembershipFactory
+    from tests.support.factories import MembershipFactory
 
     MembershipFactory(tenant=tenant, user=their_rep, role=Role.SDR)
     assert managers_for(tenant=tenant, user=their_rep) == [admin]

@@ -11,8 +11,7 @@ from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Agent, AgentSetting, Role
 from routing.models import Assignment
 from routing.services.assign import lead_reassign, leads_reassign_bulk
-
-from .routing_helpers import NOW, fresh, lead, owners, rep, rule, team
+from tests.support.routing import NOW, fresh, lead, owners, rep, rule, team
 
 pytestmark = pytest.mark.django_db
 

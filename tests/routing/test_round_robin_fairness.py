@@ -14,9 +14,8 @@ from leads.models import Lead
 from routing.models import Assignment, RoundRobinSlot
 from routing.services.assign import lead_route
 from routing.strategies import routing_run
-
-from ..factories import LeadFactory
-from .routing_helpers import NOW, lead, owners, rep, rule, team
+from tests.support.factories import LeadFactory
+from tests.support.routing import NOW, lead, owners, rep, rule, team
 
 
 def route_all(leads, now=NOW):

@@ -21,8 +21,7 @@ from routing.tasks import lead_route_task, routing_sweep_task
 from scoring.events import score_events_dispatch
 from scoring.models import ScoreEvent, ScoreEventKind
 from scoring.services import scoring_default_model_create
-
-from .routing_helpers import NOW, fresh, lead, rep, rule, team
+from tests.support.routing import NOW, fresh, lead, rep, rule, team
 
 pytestmark = pytest.mark.django_db
 HOT = [{"field": "score", "operator": "range", "value": {"min": 80}}]

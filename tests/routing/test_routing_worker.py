@@ -13,8 +13,7 @@ from leads.models import Lead
 from routing.defaults import ROUND_ROBIN_RULE
 from routing.models import Assignment, SlaClock, Trigger
 from routing.tasks import lead_route_task
-
-from ..worker_support import real_worker, wait_until
+from tests.support.worker import real_worker, wait_until
 
 OWNER_WITHIN = 10  # seconds from the intake post to an owner, the worker being up
 

@@ -11,13 +11,12 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leads.models import Activity, Lead, LeadStatus
-from workspace.services.activities import activity_log
 from routing.models import BusinessHours, RoutingSettings, SlaClock, SlaKind
 from routing.services.aging import lead_recycle
 from routing.services.sla_clocks import SLA_AGENT, sla_clock_stop, sla_policy_for
-
-from ..factories import LeadFactory
-from .sla_support import T0, assign, assigned_lead, fresh, minutes, person, sla_policy
+from tests.support.factories import LeadFactory
+from tests.support.sla import T0, assign, assigned_lead, fresh, minutes, person, sla_policy
+from workspace.services.activities import activity_log
 
 pytestmark = pytest.mark.django_db
 
@@ -195,8 +194,8 @@ def test_stopping_one_tenants_clock_leaves_another_tenants_clocks_alone(tenant, 
 
 
 def test_the_ae_accepting_the_sql_stops_the_acceptance_clock(tenant, seed_policies):
-    from workspace.services.lifecycle import lead_accept
     from routing.services.sla_enforcement import sla_enforce
+    from workspace.services.lifecycle import lead_accept
 
     ae = person(tenant, role="ae")
     lead, clock = assigned_lead(tenant, ae, band="sql", stage="sql", now=timezone.now() - minutes(60))

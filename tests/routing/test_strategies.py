@@ -18,8 +18,7 @@ from routing.selectors import (
     unassigned_leads,
 )
 from routing.services.assign import lead_route
-
-from .routing_helpers import NOW, fresh, lead, rep, rule, team
+from tests.support.routing import NOW, fresh, lead, rep, rule, team
 
 pytestmark = pytest.mark.django_db
 

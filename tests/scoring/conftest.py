@@ -8,10 +8,8 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import SYSTEM
 from leads.models import Lead, Signal
-from scoring.selectors import rule_labels, score_explain
 from scoring.services import leads_score, scoring_default_model_create
-
-from ..factories import LeadFactory
+from tests.support.factories import LeadFactory
 
 
 @pytest.fixture
@@ -39,7 +37,3 @@ def scored(tenant, model):
     return _scored
 
 
-def lines(lead) -> dict[str, int]:
-    """{rule name: points} of a scored lead's breakdown."""
-    labels = rule_labels(model_ids=[lead.scoring_model_id])[lead.scoring_model_id]
-    return {line["rule"]: line["points"] for line in score_explain(lead=lead, labels=labels)["lines"]}

@@ -19,8 +19,7 @@ from scoring.services import (
     scoring_default_model_create,
     scoring_model_draft_create,
 )
-
-from ..factories import LeadFactory
+from tests.support.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -208,7 +207,7 @@ def test_saving_a_draft_does_not_query_per_rule(ops_client, draft, django_assert
 
 
 def test_platform_superuser_edits_a_tenants_draft(draft):
-    from ..factories import UserFactory
+    from tests.support.factories import UserFactory
 
     root = UserFactory(is_staff=True, is_superuser=True)
     client = Client()

@@ -18,8 +18,7 @@ from leads.tasks import signals_process_task
 from scoring.events import lead_band_changed, lead_became_hot
 from scoring.models import ScoreChange, ScoreEvent
 from scoring.services import leads_score
-
-from ..factories import LeadFactory, UserFactory
+from tests.support.factories import LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -4,8 +4,7 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import SYSTEM
 from scoring.services import leads_score, scoring_default_model_create, scoring_model_draft_create
-
-from ..factories import LeadFactory
+from tests.support.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
 

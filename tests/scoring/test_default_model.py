@@ -2,8 +2,7 @@
 import pytest
 
 from scoring.models import ModelStatus, ScoreBand, ScoringRule
-
-from .conftest import lines
+from tests.support.scoring import lines
 
 pytestmark = pytest.mark.django_db
 

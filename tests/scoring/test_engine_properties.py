@@ -14,8 +14,7 @@ from leads.models import Lead, Signal
 from scoring.models import ENGAGEMENT_CATEGORIES, FIT_CATEGORIES, ScoringRule
 from scoring.selectors import rule_labels, score_explain
 from scoring.services import leads_score
-
-from ..factories import LeadFactory
+from tests.support.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
 

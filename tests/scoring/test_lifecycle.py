@@ -18,8 +18,7 @@ from scoring.services import (
     scoring_model_draft_create,
     scoring_model_publish,
 )
-
-from ..factories import LeadFactory, UserFactory
+from tests.support.factories import LeadFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,7 @@ from leadmgmt.audit.actors import SYSTEM
 from leads.models import Lead, Signal
 from scoring.models import ScoreChange
 from scoring.services import id_slices, leads_score, scoring_default_model_create
-
-from ..factories import LeadFactory, TenantFactory
+from tests.support.factories import LeadFactory, TenantFactory
 
 
 def test_id_slices_cover_the_whole_uuid_space_without_overlap():

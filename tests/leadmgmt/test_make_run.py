@@ -1,0 +1,117 @@
+"""`make run` end to end: embedded services, migrate, demo tenant, web + worker + beat, and a clean Ctrl-C."""
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import psutil
+import pytest
+
+from tests.support.processes import BASE_DIR, env_without_services, processes_under
+
+pytestmark = pytest.mark.slow
+
+STARTUP_TIMEOUT = 90
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def read_until_banner(proc: subprocess.Popen, lines: queue.Queue, log: list[str]) -> dict[str, str]:
+    """Collect the launcher's output until the banner's closing rule; return the printed keys."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    found: dict[str, str] = {}
+    in_banner = False
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if proc.poll() is not None:
+                break
+            continue
+        log.append(line)
+        if m := re.search(r"leadmgmt is running at (\S+?)/?$", line):
+            found["url"], in_banner = m.group(1), True
+        elif m := re.search(r"^\s+Form key\s+(\S+)", line):
+            found["form_key"] = m.group(1)
+        elif m := re.search(r"^\s+API key\s+(\S+)", line):
+            found["api_key"] = m.group(1)
+        elif in_banner and line.startswith("====="):
+            return found
+    tail = "".join(log[-60:])
+    raise AssertionError(f"no banner within {STARTUP_TIMEOUT}s:\n{tail}")
+
+
+def test_make_run_serves_the_demo_tenant_and_ctrl_c_stops_everything(service_data_dir):
+    data_dir = service_data_dir
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leadmgmt.embedded", "run", "--port", str(port), "--workers", "1",
+         "--worker-concurrency", "1"],
+        env=env_without_services(data_dir), cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, bufsize=1,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    log: list[str] = []
+    children: list[psutil.Process] = []
+    try:
+        printed = read_until_banner(proc, lines, log)
+        base = printed["url"]
+        assert base == f"http://127.0.0.1:{port}"
+        assert printed["form_key"].startswith("lf_") and printed["api_key"].startswith("lm_")
+        assert (data_dir / "demo_credentials.json").exists()
+
+        assert http("GET", f"{base}/healthz") == (200, '{"status": "ok"}')
+        status, page = http("GET", f"{base}/admin/login/")
+        assert status == 200 and "csrfmiddlewaretoken" in page
+        assert http("GET", f"{base}/static/admin/css/base.css")[0] == 200, "static files are served by the app"
+
+        status, body = http("POST", f"{base}/api/v1/intake/",
+                            {"email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace"},
+                            {"X-Form-Key": printed["form_key"]})
+        assert status == 201, body
+        assert json.loads(body)["result"] == "created"
+
+        launcher = psutil.Process(proc.pid)
+        children = launcher.children(recursive=True)
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        assert "gunicorn" in names and "worker" in names and "beat" in names and "redis-server" in names
+        assert any(p.name() == "postgres" for p in processes_under(data_dir))
+    finally:
+        if proc.poll() is None:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(45)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == [], f"left running: {[(p.pid, p.name()) for p in alive]}"
+    assert proc.returncode == 0, "".join(log[-40:])
+    leftovers = processes_under(data_dir)
+    assert leftovers == [], f"postgres/redis left running: {[(p.pid, p.name()) for p in leftovers]}"
