@@ -63,3 +63,13 @@ def score_explain(*, lead, labels: dict[str, tuple[str, str]]) -> dict | None:
 
 def score_history(*, lead) -> QuerySet[ScoreChange]:
     return ScoreChange.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).select_related("model")
+
+
+def tenants_with_pending_score_events() -> QuerySet:
+    """Tenants with a score event not yet dispatched (their on-commit dispatch was lost), across tenants."""
+    from leadmgmt.tenancy.models import Tenant
+
+    from .models import ScoreEvent
+
+    pending = ScoreEvent.objects.unscoped().filter(dispatched_at__isnull=True).values("tenant_id")
+    return Tenant.objects.filter(pk__in=pending).order_by("pk")

@@ -66,12 +66,10 @@ def scoring_decay_task() -> int:
 def score_events_sweep_task() -> int:
     """Beat, every minute: dispatch scoring events whose on-commit dispatch was lost."""
     from .events import score_events_dispatch
-    from .models import ScoreEvent
+    from .selectors import tenants_with_pending_score_events
 
     sent = 0
-    tenant_ids = (ScoreEvent.objects.unscoped().filter(dispatched_at__isnull=True)
-                  .values_list("tenant_id", flat=True).distinct())
-    for tenant in Tenant.objects.filter(pk__in=list(tenant_ids)):
+    for tenant in tenants_with_pending_score_events():
         with tenant_scope(tenant):
             sent += score_events_dispatch(tenant=tenant)
     return sent
