@@ -1,5 +1,5 @@
 # leadmgmt: `make run` brings the whole system up, `make test` runs the suite.
-# Options: make run RUN_ARGS='--port 8001'; make test PYTEST_ARGS='-x tests/test_tenancy.py'; make bench BENCH_ARGS='-n 5000'
+# Options: make run RUN_ARGS='--port 8001'; make test PYTEST_ARGS='-x tests/leadmgmt/test_tenancy.py'; make bench BENCH_ARGS='-n 5000'
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python

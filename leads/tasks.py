@@ -49,6 +49,6 @@ def signals_sweep_task() -> int:
 @shared_task(acks_late=True)
 def idempotency_purge_task() -> int:
     """Beat, hourly: delete intake idempotency records past their 24-hour replay window."""
-    from .services.capture import idempotency_records_purge
+    from .services.intake import idempotency_records_purge
 
     return idempotency_records_purge()

@@ -17,7 +17,7 @@ from .models import AgentSetting, ApiKey, Membership, Team, Tenant
 
 # Users, groups and Celery beat schedules belong to no tenant: platform superusers only, whatever Django
 # permissions a tenant user was given (auth and django_celery_beat come before tenancy in INSTALLED_APPS,
-# so their admins are registered by now; tests/test_admin_reach.py checks every registered model).
+# so their admins are registered by now; tests/leadmgmt/test_admin_reach.py checks every registered model).
 for _model in [m for m in admin.site._registry if not any(f.name == "tenant" for f in m._meta.fields)]:
     platform_only(_model)
 

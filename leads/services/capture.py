@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +16,7 @@ from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.models import Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
 from leads.events import lead_captured
-from leads.models import Account, IdempotencyRecord, Lead, LeadForm, Signal, Touch, TouchKind
+from leads.models import Account, Lead, LeadForm, Signal, Touch, TouchKind
 
 
 @dataclass(frozen=True)
@@ -204,13 +203,3 @@ def lead_capture(
                            changed_fields=frozenset(name.split(".")[0] for name in changes))
     return CaptureResult(lead=lead, result="created" if created else "merged", touch=touch,
                          possible_duplicate_of=possible_duplicate)
-
-
-def idempotency_records_purge(*, now=None) -> int:
-    """Delete Idempotency-Key records older than the replay window, across tenants, set-based.
-
-    Not audited per row: these are transport bookkeeping, not tenant data anyone edited.
-    """
-    cutoff = (now or timezone.now()) - timedelta(hours=settings.INTAKE_IDEMPOTENCY_TTL_HOURS)
-    deleted, _ = IdempotencyRecord.objects.unscoped().filter(created_at__lt=cutoff).delete()
-    return deleted

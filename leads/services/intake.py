@@ -120,6 +120,15 @@ def idempotency_window_start(*, now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(hours=settings.INTAKE_IDEMPOTENCY_TTL_HOURS)
 
 
+def idempotency_records_purge(*, now: datetime | None = None) -> int:
+    """Delete Idempotency-Key records older than the replay window, across tenants, set-based.
+
+    Not audited per row: these are transport bookkeeping, not tenant data anyone edited.
+    """
+    deleted, _ = IdempotencyRecord.objects.unscoped().filter(created_at__lt=idempotency_window_start(now=now)).delete()
+    return deleted
+
+
 def _idempotency_records(*, form: LeadForm, key: str):
     return IdempotencyRecord.objects.unscoped().filter(tenant=form.tenant, form=form, key=key)
 

@@ -146,7 +146,7 @@ def auto_object(model, tenant, depth: int = 0) -> models.Model:
     except Exception as exc:
         raise AssertionError(
             f"Could not build a {_label(model)} for tenant {tenant.slug} ({exc!r}): add a builder to "
-            "OBJECT_FACTORIES in tests/test_admin_reach.py") from exc
+            "OBJECT_FACTORIES in tests/leadmgmt/test_admin_reach.py") from exc
 
 
 def object_of(model, tenant) -> models.Model:

@@ -1,7 +1,7 @@
 """Issue 5 in a real browser: a manager's dashboard, marketing ops re-weighting the scoring model in
 admin (draft → change a weight → publish → the lead's score changes), and tenant isolation in admin.
 
-A failing test leaves a screenshot under artifacts/screenshots/ (tests/browser/conftest.py); the
+A failing test leaves a screenshot under artifacts/screenshots/ (tests/support/browser.py); the
 dashboard test also saves artifacts/screenshots/dashboard.png at laptop width (1366×768).
 """
 from __future__ import annotations
