@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "leadmgmt.tenancy.context_processors.tenant",
+                "workspace.context_processors.live_updates",  # the bell's unread count, the poll interval
             ],
         },
     },
@@ -244,6 +245,10 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBacken
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
 # Links in nurture emails stop working (a clear 4xx page) after this many days.
 NURTURE_LINK_MAX_AGE_DAYS = env_int("NURTURE_LINK_MAX_AGE_DAYS", 365)
+
+# --- Live pages ---
+# How often open queues, Unassigned and the notification bell ask for fresh rows (seconds).
+LIVE_POLL_SECONDS = max(env_int("LIVE_POLL_SECONDS", 15), 1)
 
 # --- Security headers when served over TLS in production ---
 if env_bool("LEADMGMT_PRODUCTION"):

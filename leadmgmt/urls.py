@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.health, name="health"),
     path("readyz", views.ready, name="ready"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("dashboard/", include("workspace.dashboard_urls")),
     path("manager/", include("workspace.manager_urls")),

@@ -1,6 +1,11 @@
-"""Project-level views: the landing page and a trivial JSON health check (the benchmark floor)."""
+"""Project-level views: the landing page, a trivial JSON health check (the benchmark floor), the favicon."""
+import functools
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.db import connection
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -22,3 +27,21 @@ def ready(request):
 @require_GET
 def home(request):
     return render(request, "home.html")
+
+
+@functools.lru_cache(maxsize=1)
+def _favicon_bytes() -> bytes | None:
+    found = finders.find("favicon.ico") or Path(settings.STATIC_ROOT) / "favicon.ico"
+    path = Path(found)
+    return path.read_bytes() if path.is_file() else None
+
+
+@require_GET
+def favicon(request):
+    """`/favicon.ico`, which browsers ask for by themselves: the app's own icon (static/favicon.ico)."""
+    icon = _favicon_bytes()
+    if icon is None:
+        raise Http404("No favicon.")
+    response = HttpResponse(icon, content_type="image/x-icon")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

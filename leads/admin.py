@@ -1,6 +1,8 @@
-"""Tenant-scoped admin for accounts, lead forms (with an embeddable HTML snippet), signals, activities.
+"""Tenant-scoped admin for accounts, lead forms (with an embeddable HTML snippet), signals, activities and
+the activity outcome taxonomy.
 
 The Lead admin, which shows the score breakdown and the assignment history, is the workspace's."""
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.urls import reverse
@@ -9,7 +11,17 @@ from django.utils.safestring import mark_safe
 
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
 
-from .models import Account, Activity, Lead, LeadForm, Signal, SignalType, StageTransition, Touch
+from .models import (
+    Account,
+    Activity,
+    ActivityOutcome,
+    Lead,
+    LeadForm,
+    Signal,
+    SignalType,
+    StageTransition,
+    Touch,
+)
 
 # Lead data in the admin: tenant admins and marketing ops (who see every lead of the tenant anyway).
 # Reps and managers work leads on the workspace pages, which apply their queue and team scope.
@@ -190,3 +202,68 @@ class ActivityAdmin(ReadOnlyTenantAdmin):
 class StageTransitionAdmin(ReadOnlyTenantAdmin):
     list_display = ("at", "lead", "from_stage", "to_stage", "actor_name", "reason")
     list_select_related = ("lead",)
+
+
+class ActivityOutcomeForm(forms.ModelForm):
+    """One outcome of the taxonomy: a code unique in the tenant, kept once activities use it."""
+
+    tenant = None  # set by the admin: the request's tenant, or the edited row's (a platform superuser)
+
+    class Meta:
+        model = ActivityOutcome
+        fields = ["tenant", "code", "label", "kind", "counts_as_contact", "position", "is_active"]
+
+    def clean_code(self):
+        return (self.cleaned_data.get("code") or "").strip().lower().replace("-", "_")
+
+    def clean(self):
+        data = super().clean()
+        code = data.get("code")
+        tenant = data.get("tenant") or self.tenant or (self.instance.tenant if self.instance.tenant_id else None)
+        if tenant is None or not code:
+            return data
+        if ActivityOutcome.objects.unscoped().filter(tenant=tenant, code=code).exclude(pk=self.instance.pk).exists():
+            self.add_error("code", "An outcome with this code already exists.")
+        elif self.instance.pk and self.instance.code != code:
+            used = outcome_use_count(tenant_id=tenant.pk, code=self.instance.code)
+            if used:
+                self.add_error("code", f"{used} activit{'y was' if used == 1 else 'ies were'} logged as "
+                                       f"“{self.instance.code}”: change the label instead, or switch this outcome "
+                                       "off and add a new one.")
+        return data
+
+
+def outcome_use_count(*, tenant_id: int, code: str) -> int:
+    return Activity.objects.unscoped().filter(tenant_id=tenant_id, outcome=code).count()
+
+
+@admin.register(ActivityOutcome)
+class ActivityOutcomeAdmin(TenantScopedAdmin):
+    """The outcomes reps pick when they log a call, an email or a meeting. Only one that counts as contact
+    stops the first-contact SLA clock; the others are attempts. An outcome in use is switched off, never
+    deleted."""
+
+    form = ActivityOutcomeForm
+    view_roles = CONFIG_ROLES
+    change_roles = CONFIG_ROLES
+    audit_action_prefix = "activity_outcome"
+    list_display = ("position", "code", "label", "kind", "counts_as_contact", "is_active")
+    list_display_links = ("code",)
+    list_filter = ("kind", "counts_as_contact", "is_active")
+    search_fields = ("code", "label")
+    ordering = ("position", "id")
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.tenant = getattr(request, "tenant", None) or (obj.tenant if obj is not None else None)
+        return form
+
+    def get_deleted_objects(self, objs, request):
+        """Outcomes that activities use are refused (the page says to switch them off instead)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for outcome in objs:
+            used = outcome_use_count(tenant_id=outcome.tenant_id, code=outcome.code)
+            if used:
+                protected.append(f"{outcome}: {used} logged activit{'y uses' if used == 1 else 'ies use'} it "
+                                 "(switch it off instead)")
+        return deleted, counts, perms_needed, protected

@@ -7,4 +7,4 @@ class LeadsConfig(AppConfig):
     verbose_name = "Leads"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (a new tenant's lead form)
+        from . import receivers  # noqa: F401  (a new tenant's lead form and outcome taxonomy)

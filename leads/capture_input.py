@@ -12,9 +12,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
+from leads.countries import COUNTRY_AS_SENT_ATTRIBUTE, region_code
 from leads.models import Lead
 from leads.normalize import (
     consent_parse,
+    country_canonicalize,
     country_region,
     domain_canonicalize,
     email_domain,
@@ -264,6 +266,22 @@ def _attributes_clean(extra: dict[str, Any], errors: dict[str, list[str]]) -> di
     return attributes
 
 
+def _country_apply(values: dict[str, Any], attributes: dict[str, Any]) -> None:
+    """The country as its ISO alpha-2 code; one we do not know never loses the lead: the country stays
+    blank (so it matches no territory, rule or dashboard by accident) and the text as sent is kept in
+    `attributes["country_as_sent"]` for a person to fix. A sales region sent as a custom field
+    ("region": "Europe") is stored as NA, LATAM, EMEA or APAC when it is one of them."""
+    code, as_sent = country_canonicalize(values.pop("country", ""))
+    if code:
+        values["country"] = code
+    elif as_sent:
+        attributes.setdefault(COUNTRY_AS_SENT_ATTRIBUTE, as_sent)
+    for key in [k for k in attributes if isinstance(k, str) and k.strip().lower() == "region"]:
+        region = region_code(attributes[key])
+        if region:
+            attributes[key] = region
+
+
 def capture_input_validate(*, data: dict[str, Any]) -> CaptureInput:
     """Map aliases to Lead fields, validate and normalise; errors are keyed by the submitted name."""
     if not isinstance(data, dict):
@@ -310,6 +328,7 @@ def capture_input_validate(*, data: dict[str, Any]) -> CaptureInput:
     if clean.get("website") and "website" in submitted_as:
         attributes.setdefault("website", known["website"])
     values = {name: clean[name] for name in LEAD_FIELDS if clean.get(name) not in (None, "", False)}
+    _country_apply(values, attributes)
     if company_domain:
         values["company_domain"] = company_domain
     else:

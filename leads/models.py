@@ -393,3 +393,41 @@ class Opportunity(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+class OutcomeKind(models.TextChoices):
+    CALL = "call", "Calls"
+    EMAIL = "email", "Emails"
+    MEETING = "meeting", "Meetings"
+    ANY = "any", "Any activity"
+
+
+class ActivityOutcome(TenantOwned):
+    """One outcome of the tenant's call/email/meeting taxonomy. Logging an activity with an outcome that
+    counts as contact is the first contact (the first-contact SLA clock stops); any other is an attempt."""
+
+    # No index of its own: the unique (tenant, code) index starts with tenant_id and serves every read.
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    code = models.SlugField(max_length=48, db_index=False,
+                            help_text="Short and stable, e.g. no_answer: activities keep it, dashboards group by it.")
+    label = models.CharField(max_length=100, help_text="What reps pick from in the log-activity form.")
+    kind = models.CharField(max_length=8, choices=OutcomeKind.choices, default=OutcomeKind.ANY,
+                            help_text="The activities it is offered for.")
+    counts_as_contact = models.BooleanField(
+        default=False, help_text="The rep reached the person: stops the first-contact SLA clock and resets the "
+                                 "count of unanswered attempts. Otherwise it is an attempt.")
+    position = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True, help_text="Inactive outcomes leave the menus; activities keep them.")
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "code"], name="activityoutcome_unique_code",
+                                    violation_error_message="An outcome with this code already exists."),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def fits(self, kind: str) -> bool:
+        return self.kind in (OutcomeKind.ANY, kind)

@@ -7,7 +7,6 @@ same thing whichever way it came in.
 """
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from urllib.parse import urlsplit
@@ -18,10 +17,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
+from .countries import country_code
 from .freemail import is_free_mail_domain
 
 __all__ = [
     "consent_parse",
+    "country_canonicalize",
     "country_region",
     "domain_canonicalize",
     "email_domain",
@@ -127,40 +128,20 @@ def email_domain(email: str) -> str:
 
 # --- Countries and phones ------------------------------------------------------------------
 
-_COUNTRY_ALIASES = {
-    "usa": "US", "u.s.": "US", "u.s.a.": "US", "united states of america": "US", "america": "US",
-    "uk": "GB", "u.k.": "GB", "great britain": "GB", "britain": "GB", "england": "GB",
-    "scotland": "GB", "wales": "GB", "northern ireland": "GB", "holland": "NL",
-    "the netherlands": "NL", "south korea": "KR", "korea": "KR", "russia": "RU",
-    "czech republic": "CZ", "czechia": "CZ", "uae": "AE", "viet nam": "VN", "türkiye": "TR",
-}
-_COUNTRY_NAME_LANGUAGES = ("aa", "en", "de", "fr", "es", "it", "nl", "pt", "sv", "pl")
-
-
-@functools.cache
-def _country_names() -> dict[str, str]:
-    """Country name (lower-case, several languages) → ISO 3166 alpha-2, from phonenumbers' data."""
-    from phonenumbers.geodata.locale import LOCALE_DATA
-
-    names: dict[str, str] = {}
-    for region, by_language in LOCALE_DATA.items():
-        for language in _COUNTRY_NAME_LANGUAGES:
-            name = by_language.get(language, "")
-            if name and not name.startswith("*"):
-                names.setdefault(name.lower(), region)
-    names.update(_COUNTRY_ALIASES)
-    return names
-
-
 def country_region(value: str | None) -> str | None:
     """ISO 3166 alpha-2 code for a country as typed ("DE", "de", "Germany", "Deutschland",
-    "USA"), or None when it is not recognised."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if len(value) == 2 and value.upper() in phonenumbers.SUPPORTED_REGIONS:
-        return value.upper()
-    return _country_names().get(value.lower().rstrip("."))
+    "USA"), or None when it is not recognised (the phone region of a lead's country)."""
+    return country_code(value) or None
+
+
+def country_canonicalize(value: str | None) -> tuple[str, str]:
+    """(alpha-2 code, "") for a country we know; ("", the cleaned text) for one we do not; ("", "")
+    when blank. Leads, territories and rules store the code (leads.countries)."""
+    text = text_clean(value or "") if isinstance(value, str) else ""
+    if not text:
+        return "", ""
+    code = country_code(text)
+    return (code, "") if code else ("", text)
 
 
 _PHONE_MESSAGE = "Enter a valid phone number, e.g. +1 415 555 0123."

@@ -3,7 +3,8 @@
 Visibility by role: SDRs and AEs see the leads they own; a manager sees the leads owned by
 members of their team, their own, and unassigned leads (the queue they distribute); admins,
 marketing ops and API keys (`leads:read`) see every lead of the tenant. A lead outside that
-scope is answered exactly like a missing one (404).
+scope is answered exactly like a missing one (404). The one exception is the lead page's read-only
+view of a lead the member worked before (`lead_get_for_viewer(..., allow_former=True)`).
 """
 from __future__ import annotations
 
@@ -96,16 +97,38 @@ def lead_list(*, viewer: LeadViewer) -> QuerySet[Lead]:
     )
 
 
-def lead_get_for_viewer(*, viewer: LeadViewer, lead_id: uuid.UUID | str) -> Lead:
-    """The lead if the viewer may see it; the same 404 when it is missing, not theirs, or another tenant's."""
+def lead_get_for_viewer(*, viewer: LeadViewer, lead_id: uuid.UUID | str, allow_former: bool = False) -> Lead:
+    """The lead if the viewer may see it; the same 404 when it is missing, not theirs, or another tenant's.
+
+    `allow_former` (the lead page only: lists, queues and the API never pass it) also lets a member read a
+    lead they worked before: one they owned or acted on (`lead_worked_by`), e.g. the SDR who just qualified
+    it for an AE. The returned lead says which: `former_access` is True when it is readable only that way
+    (the page is then read-only), False when it is in the viewer's scope.
+    """
     try:
         lead_id = uuid.UUID(str(lead_id))
     except ValueError:
         raise Http404("No lead matches the given query.") from None
     lead = lead_list(viewer=viewer).filter(id=lead_id).first()
-    if lead is None:
-        raise Http404("No lead matches the given query.")
-    return lead
+    if lead is not None:
+        lead.former_access = False
+        return lead
+    if allow_former and viewer.membership is not None:
+        lead = (Lead.objects.unscoped().filter(tenant=viewer.tenant, id=lead_id)
+                .select_related("owner", "account").first())
+        if lead is not None and lead_worked_by(lead=lead, user_id=viewer.membership.user_id):
+            lead.former_access = True
+            return lead
+    raise Http404("No lead matches the given query.")
+
+
+def lead_worked_by(*, lead: Lead, user_id: int) -> bool:
+    """Whether the user owned the lead at some point or acted on it, by its audit trail (one query): an
+    assignment that gave it to them or took it from them (`owner` [before, after]), or any change they made
+    (an activity, accept, reject, qualify, an edit, a reassignment)."""
+    return AuditEvent.objects.unscoped().filter(
+        tenant_id=lead.tenant_id, object_type="leads.lead", object_id=str(lead.pk),
+    ).filter(Q(actor_user_id=user_id) | Q(changes__owner__contains=[user_id])).exists()
 
 
 def lead_get_for_user(*, user, lead_id: uuid.UUID | str, tenant: Tenant | None = None) -> Lead:
@@ -168,7 +191,9 @@ QUEUE_STATUSES = ("new", "contacted", "qualified")
 
 
 def lead_queue(*, tenant: Tenant, user, filters: dict | None = None) -> QuerySet[Lead]:
-    """The user's open leads, next to work first: SLA due time (none last), then score (high first).
+    """The user's open leads, next to work first: hot leads on top, then SLA due time (none last), then
+    score (high first). One query; the rep's open leads come from `lead_tenant_owner_status`, and sorting
+    a rep's few hundred rows needs no index of its own (nor one more index write per re-score).
 
     `filters` (all optional, already cleaned): status, band, lead_class, source, q (name/email/company words).
     """
@@ -190,7 +215,7 @@ def lead_queue(*, tenant: Tenant, user, filters: dict | None = None) -> QuerySet
             | Q(email__icontains=word) | Q(company__icontains=word)
         )
     return queryset.select_related("account").order_by(
-        F("sla_due_at").asc(nulls_last=True), F("score").desc(nulls_last=True), "created_at", "id"
+        F("is_hot").desc(), F("sla_due_at").asc(nulls_last=True), F("score").desc(nulls_last=True), "created_at", "id"
     )
 
 
@@ -224,8 +249,9 @@ def lead_account_leads(*, viewer: LeadViewer, lead: Lead, limit: int = 10) -> di
 
 
 def tenant_members(*, tenant: Tenant) -> list[Membership]:
-    """The tenant's members with their users (reassignment targets)."""
-    return list(Membership.objects.unscoped().filter(tenant=tenant).select_related("user").order_by("user__username"))
+    """The tenant's active members with their users (reassignment targets)."""
+    return list(Membership.objects.unscoped().filter(tenant=tenant, is_active=True).select_related("user")
+                .order_by("user__username"))
 
 
 def tenant_member_get(*, tenant: Tenant, user_id) -> Membership | None:
@@ -233,7 +259,8 @@ def tenant_member_get(*, tenant: Tenant, user_id) -> Membership | None:
         user_id = int(user_id)
     except (TypeError, ValueError):
         return None
-    return Membership.objects.unscoped().filter(tenant=tenant, user_id=user_id).select_related("user").first()
+    return (Membership.objects.unscoped().filter(tenant=tenant, user_id=user_id, is_active=True)
+            .select_related("user").first())
 
 
 def lead_opportunity(*, lead: Lead):

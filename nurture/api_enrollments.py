@@ -43,7 +43,7 @@ class EnrollmentSerializer(serializers.ModelSerializer):
 
     def get_next_step(self, obj) -> dict | None:
         step: Step | None = getattr(obj, "next_step", None)
-        return {"position": step.position, "subject": step.subject} if step else None
+        return {"position": step.position, "subject": getattr(obj, "next_subject", "") or step.subject} if step else None
 
     def get_exit_reason_label(self, obj) -> str:
         return obj.get_exit_reason_display() if obj.exit_reason else ""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .models import Enrollment, Sequence, SequenceStatus, Step
+from .templating import template_render
 
 
 def lead_enrollments(*, lead) -> list[Enrollment]:
@@ -15,12 +16,29 @@ def lead_enrollments(*, lead) -> list[Enrollment]:
         for step in Step.objects.unscoped().filter(tenant_id=lead.tenant_id,
                                                    sequence_id__in={s for s, _ in wanted}).order_by("position"):
             steps.setdefault(step.sequence_id, []).append(step)
+    context = None
     for enrollment in enrollments:
         enrollment.next_step = None
+        enrollment.next_subject = ""
         if (enrollment.sequence_id, enrollment.next_position) in wanted:
             enrollment.next_step = next((s for s in steps.get(enrollment.sequence_id, [])
                                          if s.position >= enrollment.next_position), None)
+        if enrollment.next_step is not None:
+            context = context if context is not None else subject_preview_context(lead=lead)
+            enrollment.next_subject = template_render(enrollment.next_step.subject, context)
     return enrollments
+
+
+def subject_preview_context(*, lead) -> dict[str, str]:
+    """Merge fields of a step's subject as this lead would get it (a subject shown in the app must read
+    "Thanks for your interest in Acme", never the raw `{{ tenant_name }}`)."""
+    owner = lead.owner
+    return {
+        "first_name": lead.first_name, "last_name": lead.last_name, "full_name": lead.full_name,
+        "email": lead.email, "company": lead.company, "job_title": lead.job_title,
+        "owner_name": (owner.get_full_name() or owner.get_username()) if owner else "",
+        "owner_email": owner.email if owner else "", "tenant_name": lead.tenant.name, "unsubscribe_url": "",
+    }
 
 
 def sequences_for_manual_enrolment(*, tenant) -> list[Sequence]:

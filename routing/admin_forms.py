@@ -13,6 +13,7 @@ from django.utils.text import capfirst
 from leadmgmt.tenancy.models import Membership, Tenant
 from leads.models import Lead
 
+from .conditions import conditions_canonicalize
 from .models import (
     BusinessHours,
     EscalationStep,
@@ -34,6 +35,7 @@ from .validation import (
     rule_member_errors,
     rule_target_errors,
     sla_policy_errors,
+    territory_canonicalize,
     territory_errors,
 )
 
@@ -120,12 +122,15 @@ class RoutingRuleForm(TenantModelForm):
         widgets = {"conditions": forms.Textarea(attrs={"rows": 4, "cols": 80}),
                    "roles": forms.Textarea(attrs={"rows": 1, "cols": 40})}
         help_texts = {
-            "conditions": 'A JSON list, all must hold: [{"field": "country", "operator": "in", "value": '
-                          '["Germany", "France"]}, {"field": "score", "operator": "gte", "value": 80}]; [] matches '
-                          "every lead.",
+            "conditions": 'A JSON list, all must hold: [{"field": "country", "operator": "in_list", "value": '
+                          '["Germany", "FR"]}, {"field": "score", "operator": "range", "value": {"min": 80}}]; [] '
+                          "matches every lead. Countries are saved as ISO codes (Germany → DE).",
         }
 
     validator = staticmethod(lambda rule, tenant: routing_rule_errors(rule=rule, tenant=tenant))
+
+    def clean_conditions(self):
+        return conditions_canonicalize(self.cleaned_data.get("conditions"))
 
 
 class RoutingRuleMemberForm(TenantModelForm):
@@ -232,7 +237,23 @@ class TerritoryForm(TenantModelForm):
         fields = ["tenant", "name", "position", "countries", "regions", "industries", "company_size_min", "company_size_max",
                   "team", "is_active"]
 
+        help_texts = {
+            "countries": 'A JSON list of country names or ISO codes, e.g. ["United States", "CA"]; saved as ISO '
+                         "codes ([] for any).",
+            "regions": 'A JSON list of sales regions: NA, LATAM, EMEA, APAC (e.g. ["EMEA"]); a lead\'s region is '
+                       "its country's ([] for any).",
+        }
+
     validator = staticmethod(lambda territory, tenant: territory_errors(territory=territory, tenant=tenant))
+
+    def clean(self):
+        data = super().clean()
+        countries, regions = territory_canonicalize(countries=data.get("countries"), regions=data.get("regions"))
+        if "countries" in data and not self.has_error("countries"):
+            data["countries"] = countries
+        if "regions" in data and not self.has_error("regions"):
+            data["regions"] = regions
+        return data
 
 
 class BusinessHoursForm(TenantModelForm):

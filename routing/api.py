@@ -137,8 +137,8 @@ class LeadReassignBulkView(LeadApiView):
                 tenant=request.tenant, user=from_user, team_id=membership.team_id).exists()
             if not same_team:
                 raise exceptions.PermissionDenied({"from_user_id": ["You can move the leads of your team's reps only."]})
-        moved = leads_reassign_bulk(tenant=request.tenant, from_user=from_user, actor=actor_for(request),
-                                    to_user=to_user, reason=data["reason"])
-        return Response({"moved": moved})
+        result = leads_reassign_bulk(tenant=request.tenant, from_user=from_user, actor=actor_for(request),
+                                     to_user=to_user, reason=data["reason"])
+        return Response({"moved": result.count})
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from leads.countries import country_code
+
 TEXT, NUMBER, BOOLEAN = "text", "number", "boolean"
 
 # Lead fields a routing condition may read, with their type. `attributes.<key>` reads a custom
@@ -34,6 +36,9 @@ OPERATORS_BY_TYPE = {
     BOOLEAN: {"is_true", "equals", "not_blank"},
 }
 VALUELESS = {"is_true", "not_blank"}
+# Fields holding an ISO 3166-1 alpha-2 code: their values compare as codes ("United States" = "US").
+COUNTRY_FIELDS = frozenset({"country"})
+COUNTRY_OPERATORS = frozenset({"equals", "in_list", "not_in_list"})
 
 
 def field_type(name: str) -> str | None:
@@ -85,7 +90,7 @@ def _condition_errors(condition: Any) -> list[str]:
             return ["needs a non-empty list of values."]
         if kind == NUMBER and not all(_as_number(v) is not None for v in value):
             return [f"'{field}' is a number: every list value must be a number."]
-        return []
+        return _country_errors(field, operator, value)
     if operator == "regex":
         if not isinstance(value, str) or not value:
             return ["needs a regular expression."]
@@ -98,7 +103,35 @@ def _condition_errors(condition: Any) -> list[str]:
         return ["needs a value."]
     if kind == NUMBER and _as_number(value) is None:
         return [f"'{field}' is a number: the value must be a number."]
+    return _country_errors(field, operator, value)
+
+
+def _country_errors(field: str, operator: str, value: Any) -> list[str]:
+    if field not in COUNTRY_FIELDS or operator not in COUNTRY_OPERATORS:
+        return []
+    unknown = [str(v) for v in (value if isinstance(value, list) else [value]) if not country_code(str(v))]
+    if unknown:
+        return [f"unknown country {', '.join(repr(v) for v in unknown)}: use a country name or its ISO code, "
+                "e.g. Germany or DE."]
     return []
+
+
+def conditions_canonicalize(conditions: Any) -> Any:
+    """The conditions with every country value as its ISO code (["United States", "USA"] → ["US"]), the
+    form they are saved in; anything not understood is returned unchanged for validation to report."""
+    if not isinstance(conditions, list):
+        return conditions
+    out = []
+    for condition in conditions:
+        if (isinstance(condition, dict) and condition.get("field") in COUNTRY_FIELDS
+                and condition.get("operator") in COUNTRY_OPERATORS):
+            value = condition.get("value")
+            if isinstance(value, list) and value and all(country_code(str(v)) for v in value):
+                condition = {**condition, "value": list(dict.fromkeys(country_code(str(v)) for v in value))}
+            elif isinstance(value, str) and country_code(value):
+                condition = {**condition, "value": country_code(value)}
+        out.append(condition)
+    return out
 
 
 def conditions_errors(conditions: Any) -> dict[str, list[str]]:
@@ -181,6 +214,11 @@ def _predicate(condition: dict) -> Callable[[Any], bool]:
         if operator == "not_in_list":
             return lambda v: _as_number(v) not in numbers
         return lambda v: _as_number(v) in numbers
+    if field in COUNTRY_FIELDS:
+        codes = {country_code(str(x)) or _text(x) for x in (value if isinstance(value, list) else [value])}
+        if operator == "not_in_list":
+            return lambda v: (country_code(v) or _text(v)) not in codes
+        return lambda v: not _blank(v) and (country_code(v) or _text(v)) in codes
     texts = {_text(x) for x in (value if isinstance(value, list) else [value])}
     if operator == "not_in_list":
         return lambda v: _text(v) not in texts

@@ -5,11 +5,15 @@ Where the figures come from:
   fallback): seed 003 (named accounts before anything else; SDRs work new leads);
 - SLAs: seed 002 §4/§6 (hot/MQL within 5 minutes, warm within 1 hour, AE accepts an SQL within
   24 hours), the issue (trade-show leads within 24 hours); a 4-hour catch-all so every owned
-  lead has a clock;
+  lead has a clock. Hotter is never slower: the hot policies come first (right after the AE's
+  acceptance), so an MQL-or-hotter lead from the web or an ad platform gets 5 minutes and one from
+  any other source (a trade show included) 1 hour, never the 4-hour catch-all while a warm lead
+  gets 1 hour (tests/routing/test_sla_policy_order.py checks this for every source);
 - escalation: seed 001 step 4 (alert the manager after 4 hours, reassign after 24). For the
   catch-all that is "alert at the 4-hour deadline, reassign 20 hours later". Hot/MQL web leads
   lose most of their value within minutes (seed 002: -80% after 5 minutes), so their ladder is
-  alert at the 5-minute breach and reassign 25 minutes later (30 minutes after assignment);
+  alert at the 5-minute breach and reassign 25 minutes later (30 minutes after assignment); other
+  hot leads alert at the 1-hour breach and reassign 3 hours later (4 hours after assignment);
   warm leads alert at the 1-hour breach and reassign at 24 hours after assignment; trade-show
   leads and AE acceptance alert at their 24-hour breach and reassign a day later;
 - rejection taxonomy: seed 001, mistake 4 (a defined list of reasons, no free text).
@@ -47,6 +51,9 @@ FALLBACK_RULE = "Unassigned"
 FALLBACK_POSITION = 1000
 
 WEB_SOURCES = ["web_form", "website", "chat", "demo_request", "contact_form", "landing_page"]
+# Ad platforms (seed 003: "leads land from web forms, ad platforms, events, chat and outbound"):
+# someone who clicked an ad and filled its form is as fresh as a web form lead.
+PAID_SOURCES = ["paid_search", "paid_social", "ads", "ppc", "google_ads", "linkedin_ads", "facebook_ads"]
 HOT_BANDS = ["mql", "sal", "sql"]
 HOURS = 60
 ALERT, REASSIGN = EscalationAction.ALERT_MANAGER, EscalationAction.REASSIGN
@@ -55,8 +62,10 @@ ALERT, REASSIGN = EscalationAction.ALERT_MANAGER, EscalationAction.REASSIGN
 SLA_POLICIES: list[tuple] = [
     (10, "AE accepts an SQL within 24 hours", SlaKind.ACCEPTANCE, [], [], ["sql"], 24 * HOURS,
      [(ALERT, 0), (REASSIGN, 24 * HOURS)]),
-    (20, "Hot / MQL web leads: first contact in 5 minutes", SlaKind.FIRST_CONTACT, WEB_SOURCES, HOT_BANDS, [], 5,
-     [(ALERT, 0), (REASSIGN, 25)]),
+    (20, "Hot / MQL web and paid leads: first contact in 5 minutes", SlaKind.FIRST_CONTACT,
+     WEB_SOURCES + PAID_SOURCES, HOT_BANDS, [], 5, [(ALERT, 0), (REASSIGN, 25)]),
+    (25, "Hot / MQL leads from other sources: first contact in 1 hour", SlaKind.FIRST_CONTACT, [], HOT_BANDS, [],
+     1 * HOURS, [(ALERT, 0), (REASSIGN, 3 * HOURS)]),
     (30, "Trade-show leads: first contact in 24 hours", SlaKind.FIRST_CONTACT, ["event"], [], [], 24 * HOURS,
      [(ALERT, 0), (REASSIGN, 24 * HOURS)]),
     (40, "Warm leads: first contact in 1 hour", SlaKind.FIRST_CONTACT, [], ["warm"], [], 1 * HOURS,

@@ -78,7 +78,8 @@ class Territory(TenantOwned):
 
     name = models.CharField(max_length=120)
     position = models.PositiveIntegerField(default=0, help_text="The first matching territory wins.")
-    countries = models.JSONField(default=list, blank=True, help_text="Country names or ISO codes; empty means any.")
+    countries = models.JSONField(default=list, blank=True, help_text="Countries (a name or an ISO code; saved as ISO 3166-1 alpha-2 codes); empty means "
+                                           "any.")
     regions = models.JSONField(default=list, blank=True, help_text="Regions (e.g. EMEA, APAC, NA); empty means any.")
     industries = models.JSONField(default=list, blank=True, help_text="Industries; empty means any.")
     company_size_min = models.PositiveIntegerField(null=True, blank=True)
@@ -343,6 +344,8 @@ class Notification(TenantOwned):
             models.Index(fields=["tenant", "user", "created_at"], name="notification_tenant_user"),
             models.Index(fields=["tenant", "created_at"], condition=Q(email_due=True, emailed_at__isnull=True),
                          name="notification_tenant_email_due"),
+            # the top bar's unread count, on every page and every poll: only the unread rows
+            models.Index(fields=["tenant", "user"], condition=Q(read_at__isnull=True), name="notification_unread"),
         ]
 
 

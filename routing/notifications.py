@@ -1,10 +1,12 @@
-"""Notifications: in-app messages to users (new lead, SLA breach, aging), emailed by beat when due.
+"""Notifications: in-app messages to users (new lead, SLA breach, aging), emailed at once when due.
 
 A notification is a row written in the transaction of the step that caused it, so it exists
 exactly when the step happened. `dedup_key` makes a re-run of an automated step notify once.
-Emails are sent later by `notification_emails_send` (beat, every minute) through Django's
-configured email backend; a claim-then-send, status-guarded update means a re-run or a second
-worker never sends the same notification twice.
+A notification due by email is sent right after that transaction commits (a Celery task enqueued
+with `transaction.on_commit`, one per transaction); beat's `notification_emails_send`, every
+minute, is the safety net for a task that was lost. Both claim-then-send with a status-guarded
+update, so a re-run, the sweep or a second worker never sends the same notification twice.
+The member's read state is theirs alone: `notification_mark_read` / `notifications_mark_all_read`.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from leadmgmt.tenancy.models import Membership, Role, Team
@@ -44,6 +47,8 @@ def notify(
         row = cursor.fetchone()
     if row is None:
         return None
+    if email:
+        _email_after_commit([row[0]])
     return Notification(id=row[0], tenant_id=tenant_id, user_id=user_id, kind=kind[:32], lead_id=lead_id,
                         title=title[:200], body=body, created_at=now, email_due=bool(email), dedup_key=dedup_key[:120])
 
@@ -52,6 +57,8 @@ def notifications_bulk(*, notifications: list[Notification]) -> None:
     """Insert many prepared notifications in one statement; rows whose dedup_key was used are skipped."""
     if notifications:
         Notification.objects.unscoped().bulk_create(notifications, ignore_conflicts=True)
+        if any(n.email_due for n in notifications):
+            _email_after_commit(None)  # ignore_conflicts leaves no ids: send whatever is due
 
 
 def lead_label(lead) -> str:
@@ -70,9 +77,13 @@ def notify_new_owner(*, assignment: Assignment) -> Notification | None:
     return notify(
         tenant=assignment.tenant_id, user=assignment.owner_id, kind="lead_assigned", lead=lead, email=hot,
         title=f"{'Hot lead' if hot else 'New lead'}: {lead_label(lead)}",
-        body=f"{lead_label(lead)} is now yours ({reason}).\nEmail: {lead.email}\nPhone: {lead.phone}\n"
-             f"Score: {lead.score if lead.score is not None else '-'}"
-             + (f"\nRespond by: {lead.sla_due_at:%Y-%m-%d %H:%M %Z}" if lead.sla_due_at else ""),
+        body="\n".join(line for line in (
+            f"{lead_label(lead)} is now yours ({reason}).",
+            f"Email: {lead.email}" if lead.email else "",
+            f"Phone: {lead.phone}" if lead.phone else "",
+            f"Score: {lead.score if lead.score is not None else '-'}",
+            f"Respond by: {lead.sla_due_at:%Y-%m-%d %H:%M %Z}" if lead.sla_due_at else "",
+        ) if line),
         dedup_key=f"assignment:{assignment.pk}",
     )
 
@@ -120,28 +131,73 @@ def managers_for(*, tenant, user) -> list:
     return managers_for_many(tenant=tenant, user_ids=[uid])[uid]
 
 
-def _claim(*, now: dt.datetime, limit: int) -> list[int]:
-    """Mark up to `limit` due notifications as emailed (SKIP LOCKED: concurrent senders split the work)."""
+class _EmailBatch:
+    """An on-commit callback: enqueue one email task for the due notifications of one transaction."""
+
+    def __init__(self, ids: list[int] | None):
+        self.ids = ids
+
+    def add(self, ids: list[int] | None) -> None:
+        self.ids = None if ids is None or self.ids is None else self.ids + ids
+
+    def __call__(self) -> None:
+        from .tasks import notification_emails_now_task  # the task module imports this one
+
+        try:
+            notification_emails_now_task.delay(notification_ids=self.ids)
+        except Exception:  # noqa: BLE001 - broker down: the minute sweep sends them instead
+            log.exception("notification emails: could not enqueue the immediate send")
+
+
+def _email_after_commit(ids: list[int] | None) -> None:
+    """Send these notifications (None: every due one) once the current transaction commits.
+
+    Notifications due in the same transaction (and savepoint) share one task; one registered in a
+    savepoint that rolls back is dropped with it, exactly like its row."""
+    conn = transaction.get_connection()
+    if conn.in_atomic_block:
+        savepoints = set(conn.savepoint_ids)
+        for sids, func, *_robust in reversed(conn.run_on_commit):
+            if isinstance(func, _EmailBatch) and sids == savepoints:
+                func.add(ids)
+                return
+    transaction.on_commit(_EmailBatch(ids))
+
+
+def _claim(*, now: dt.datetime, limit: int, ids: list[int] | None = None) -> list[int]:
+    """Mark up to `limit` due notifications (of `ids` when given) as emailed (SKIP LOCKED: concurrent
+    senders split the work)."""
+    only = " AND id = ANY(%s)" if ids is not None else ""
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE routing_notification SET emailed_at = %s WHERE id IN ("
-            " SELECT id FROM routing_notification WHERE email_due AND emailed_at IS NULL"
+            f" SELECT id FROM routing_notification WHERE email_due AND emailed_at IS NULL{only}"
             " ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED) AND emailed_at IS NULL RETURNING id",
-            [now, limit],
+            [now, *([list(ids)] if ids is not None else []), limit],
         )
         return [row[0] for row in cursor.fetchall()]
 
 
+def absolute_url(path: str) -> str:
+    """A link for an email: the deployment's public base URL (`PUBLIC_BASE_URL`) and `path`."""
+    return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
 def _message(notification: Notification, address: str) -> EmailMessage:
     body = notification.body or notification.title
+    links = []
     if notification.lead_id:
-        body += f"\n\nLead: {notification.lead_id}"
+        links.append(f"Open the lead: {absolute_url(reverse('lead-page', kwargs={'lead_id': notification.lead_id}))}")
+    links.append(f"All your notifications: {absolute_url(reverse('notifications'))}")
+    workspace = f"Workspace: {notification.tenant.name}\n" if notification.tenant_id else ""
+    body = f"{body}\n\n{workspace}" + "\n".join(links)
     return EmailMessage(subject=f"[leadmgmt] {notification.title}", body=body,
                         from_email=settings.DEFAULT_FROM_EMAIL, to=[address])
 
 
-def notification_emails_send(*, now: dt.datetime | None = None, limit: int = EMAIL_BATCH) -> int:
-    """Email due notifications once each; returns how many were sent.
+def notification_emails_send(*, now: dt.datetime | None = None, limit: int = EMAIL_BATCH,
+                             ids: list[int] | None = None) -> int:
+    """Email due notifications (only `ids` when given) once each; returns how many were sent.
 
     Each batch is claimed (emailed_at set) and committed before sending, so a re-run or another
     worker can never pick the same row; a notification whose sending fails is released again
@@ -152,17 +208,18 @@ def notification_emails_send(*, now: dt.datetime | None = None, limit: int = EMA
     sent = 0
     while True:
         with transaction.atomic():
-            ids = _claim(now=now, limit=limit)
-        if not ids:
+            claimed = _claim(now=now, limit=limit, ids=ids)
+        if not claimed:
             return sent
-        rows = list(Notification.objects.unscoped().filter(pk__in=ids).select_related("user").order_by("pk"))
+        rows = list(Notification.objects.unscoped().filter(pk__in=claimed).select_related("user", "tenant")
+                    .order_by("pk"))
         failed: list[int] = []
         mail = get_connection(fail_silently=False)
         try:
             mail.open()
         except Exception:  # noqa: BLE001 - mail server unreachable: release the batch for the next run
             log.exception("notification emails: cannot reach the mail server")
-            failed = ids
+            failed = claimed
             rows = []
         try:
             for notification in rows:
@@ -181,5 +238,26 @@ def notification_emails_send(*, now: dt.datetime | None = None, limit: int = EMA
         if failed:
             Notification.objects.unscoped().filter(pk__in=failed, emailed_at=now).update(emailed_at=None)
             return sent  # don't spin on a failing mail server; beat tries again in a minute
-        if len(ids) < limit:
+        if len(claimed) < limit:
             return sent
+
+
+# --- the member's read state (personal, like an inbox's: not a business change, so not audited) -------
+
+
+def notification_mark_read(*, notification: Notification, now: dt.datetime | None = None) -> bool:
+    """Mark one notification read; a no-op when it already is. True when this call changed it."""
+    now = now or timezone.now()
+    changed = Notification.objects.unscoped().filter(
+        pk=notification.pk, tenant_id=notification.tenant_id, user_id=notification.user_id, read_at__isnull=True,
+    ).update(read_at=now)
+    if changed:
+        notification.read_at = now
+    return bool(changed)
+
+
+def notifications_mark_all_read(*, tenant, user, now: dt.datetime | None = None) -> int:
+    """Mark every unread notification of `user` in `tenant` read; returns how many changed."""
+    return Notification.objects.unscoped().filter(
+        tenant_id=getattr(tenant, "pk", tenant), user_id=getattr(user, "pk", user), read_at__isnull=True,
+    ).update(read_at=now or timezone.now())

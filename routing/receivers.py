@@ -11,6 +11,11 @@ A lead a rep already contacted stays with that rep: taking it away would break a
 progress and restart their SLA, and a rising score is good news for its owner. Leads that are
 closed (converted, rejected, archived …) are never touched. The decision itself lives in
 `routing.services.assign.lead_route_auto`, with the lead row locked.
+
+A band change also re-evaluates the SLA (`lead_band_changed_sla`): when the lead has a running
+first-contact clock, `sla_clock_tighten_task` runs after the commit and moves the clock to the policy
+that matches now if that one is tighter (a warm lead's 1 hour becomes the hot 5 minutes from that
+moment, never later than the old deadline); a cooler band never loosens a clock.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from leadmgmt.tenancy.events import tenant_provisioned
 from scoring.events import lead_band_changed
 
 from .defaults import routing_defaults_create
-from .models import Trigger
+from .models import SlaClock, SlaKind, Trigger
 
 
 @receiver(lead_band_changed, dispatch_uid="routing.lead_band_changed_reroute")
@@ -33,6 +38,20 @@ def lead_band_changed_reroute(sender, *, tenant, lead_id, from_band, to_band, sc
     tenant_id, lead_id = tenant.pk, str(lead_id)
     transaction.on_commit(lambda: lead_route_task.delay(tenant_id=tenant_id, lead_id=lead_id,
                                                         trigger=Trigger.SCORE_BAND.value))
+
+
+@receiver(lead_band_changed, dispatch_uid="routing.lead_band_changed_sla")
+def lead_band_changed_sla(sender, *, tenant, lead_id, from_band, to_band, score, **kwargs) -> None:
+    """Only a lead with a running first-contact clock gets the task (one indexed read here, no message for
+    the many leads without a clock in a bulk re-score); the task decides with the lead row locked."""
+    from .tasks import sla_clock_tighten_task
+
+    running = SlaClock.objects.unscoped().filter(tenant_id=tenant.pk, lead_id=lead_id, stopped_at__isnull=True,
+                                                 kind=SlaKind.FIRST_CONTACT)
+    if not running.exists():
+        return
+    tenant_id, lead_id = tenant.pk, str(lead_id)
+    transaction.on_commit(lambda: sla_clock_tighten_task.delay(tenant_id=tenant_id, lead_id=lead_id))
 
 
 @receiver(tenant_provisioned, dispatch_uid="routing.tenant_provisioned_defaults")

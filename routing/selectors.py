@@ -24,7 +24,8 @@ LOST_BATCH = 500
 def candidate_memberships(*, tenant: Tenant, team: Team | int | None = None, user_ids: Iterable | None = None,
                           roles: Iterable[str] | None = None, whole_tenant: bool = False) -> list[Membership]:
     """Members of the target (a team, some people, or both: their union), in user-id order, before
-    any availability filter; no target means nobody, or everyone with `whole_tenant`. `roles` empty
+    any availability filter (deactivated members are never candidates); no target means nobody, or
+    everyone with `whole_tenant`. `roles` empty
     or None means the rep roles (SDR, AE)."""
     team_id = team.pk if isinstance(team, Team) else team
     ids = sorted({int(i) for i in user_ids}) if user_ids is not None else []
@@ -36,7 +37,7 @@ def candidate_memberships(*, tenant: Tenant, team: Team | int | None = None, use
     if ids:
         where |= Q(user_id__in=ids)
     roles = list(roles or REP_ROLES)
-    return list(Membership.objects.unscoped().filter(where, tenant=tenant, role__in=roles)
+    return list(Membership.objects.unscoped().filter(where, tenant=tenant, role__in=roles, is_active=True)
                 .select_related("user").order_by("user_id"))
 
 
@@ -53,7 +54,10 @@ def open_lead_counts(*, tenant: Tenant, user_ids: Iterable) -> dict[int, int]:
 
 
 def ineligibility(membership: Membership, *, at: datetime, open_count: int | None) -> str | None:
-    """Why this member cannot take a lead at `at` ("unavailable", "out of office", "at capacity"), or None."""
+    """Why this member cannot take a lead at `at` ("deactivated", "unavailable", "out of office", "at
+    capacity"), or None."""
+    if not membership.is_active:
+        return "deactivated"
     if not membership.is_available:
         return "unavailable"
     if membership.is_out_of_office(at):

@@ -23,18 +23,9 @@ from . import locks
 from .conditions import CompiledCondition, compiled_match, conditions_compile
 from .models import RoundRobinSlot, RoutingRule, RoutingRuleMember, Strategy, Territory
 from .selectors import candidate_memberships, eligible_reps, ineligibility, open_lead_counts
+from .territories import lead_facts, territory_match
 
 ALL_ROLES = tuple(Role.values)
-REGIONS = {
-    "NA": {"us", "usa", "united states", "canada", "ca", "mexico", "mx"},
-    "LATAM": {"brazil", "br", "argentina", "ar", "chile", "cl", "colombia", "co", "mexico", "mx", "peru", "pe"},
-    "EMEA": {"united kingdom", "uk", "gb", "germany", "de", "france", "fr", "netherlands", "nl", "spain", "es",
-             "italy", "it", "sweden", "se", "ireland", "ie", "switzerland", "ch", "belgium", "be", "poland", "pl",
-             "denmark", "dk", "norway", "no", "finland", "fi", "austria", "at", "portugal", "pt", "israel", "il",
-             "united arab emirates", "ae", "south africa", "za", "saudi arabia", "sa", "nigeria", "ng"},
-    "APAC": {"india", "in", "japan", "jp", "australia", "au", "singapore", "sg", "china", "cn", "south korea",
-             "kr", "new zealand", "nz", "indonesia", "id", "philippines", "ph", "vietnam", "vn", "hong kong", "hk"},
-}
 
 
 # --- the compiled rule set, cached per routing run ---------------------------------------------------
@@ -259,29 +250,6 @@ def _named_account(ctx: Context, spec: RuleSpec, source: Any) -> Outcome | str:
                    candidates=[owner_id])
 
 
-def territory_match(territories: list[Territory], source: Any) -> Territory | None:
-    """The first active territory whose countries/regions, industries and size range fit the lead."""
-    country = (_value(source, "country") or "").strip().lower()
-    industry = (_value(source, "industry") or "").strip().lower()
-    size = _value(source, "company_size")
-    attributes = _value(source, "attributes") or {}
-    region = str(attributes.get("region", "")).strip().upper() if isinstance(attributes, dict) else ""
-    regions = {region} if region else {name for name, members in REGIONS.items() if country in members}
-    for t in territories:
-        if t.countries and country not in {str(c).strip().lower() for c in t.countries}:
-            continue
-        if t.regions and not regions & {str(r).strip().upper() for r in t.regions}:
-            continue
-        if t.industries and industry not in {str(i).strip().lower() for i in t.industries}:
-            continue
-        if t.company_size_min is not None and (size is None or int(size) < t.company_size_min):
-            continue
-        if t.company_size_max is not None and (size is None or int(size) > t.company_size_max):
-            continue
-        return t
-    return None
-
-
 def _place(ctx: Context, rule_set: RuleSet, spec: RuleSpec, source: Any) -> Outcome | str:
     """The rule's strategy for one lead; a string means the rule does not apply (not matched)."""
     rule, strategy = spec.rule, spec.rule.strategy
@@ -408,7 +376,8 @@ def handoff_ae_pick(*, lead: Lead, now: datetime) -> tuple[Membership | None, st
                     f"{chosen.user.get_username()} is next among the AEs of territory {territory.name}")
         return None, Strategy.TERRITORY, f"No AE of territory {territory.name} ({territory.team.name}) can take leads"
     if territories:
-        return None, Strategy.TERRITORY, "No territory matches the lead and its account has no available AE owner"
+        return None, Strategy.TERRITORY, (f"No territory covers this lead ({lead_facts(lead)}) and its account "
+                                          "has no available AE owner")
     aes = eligible_reps(tenant=tenant, roles=[Role.AE], at=now)
     if not aes:
         return None, Strategy.CAPACITY, "No AE can take leads (none available, all out of office or at capacity)"

@@ -15,10 +15,12 @@ from django.utils import timezone
 
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Tenant
+from leads.models import Lead
 
 from .notifications import notification_emails_send
 from .services.aging import leads_aging_check
 from .services.assign import lead_route_auto, leads_lost_route
+from .services.sla_clocks import sla_clock_tighten
 from .services.sla_enforcement import sla_enforce
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,19 @@ def lead_route_task(self, *, tenant_id: int, lead_id: str, trigger: str) -> int 
         with tenant_scope(tenant_id) as tenant:
             assignment = lead_route_auto(tenant=tenant, lead_id=lead_id, trigger=trigger)
             return assignment.pk if assignment is not None else None
+    except Tenant.DoesNotExist:
+        return None
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def sla_clock_tighten_task(self, *, tenant_id: int, lead_id: str, now: str | None = None) -> int | None:
+    """After a band change: move the lead's running first-contact clock to a tighter policy that matches
+    now (`sla_clock_tighten`); returns the clock's id when it changed. Safe to run twice."""
+    try:
+        with tenant_scope(tenant_id) as tenant:
+            lead = Lead.objects.unscoped().filter(tenant=tenant, pk=lead_id).first()
+            clock = sla_clock_tighten(lead=lead, now=_when(now)) if lead is not None else None
+            return clock.pk if clock is not None else None
     except Tenant.DoesNotExist:
         return None
 
@@ -77,5 +92,12 @@ def aging_check_task(now: str | None = None) -> dict:
 
 @shared_task(name="routing.sla_tasks.notification_emails_task", acks_late=True)
 def notification_emails_task(now: str | None = None) -> int:
-    """Beat, every minute: email the notifications that are due, each once."""
+    """Beat, every minute: the safety net that emails any due notification whose immediate task was lost."""
     return notification_emails_send(now=_when(now))
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def notification_emails_now_task(*, notification_ids: list[int] | None = None) -> int:
+    """Enqueued when the transaction that created them commits: email these notifications now (None:
+    every due one). Already-sent ones are skipped, so a duplicate run or the beat sweep sends nothing twice."""
+    return notification_emails_send(ids=notification_ids)

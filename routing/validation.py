@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
+from leads.countries import SALES_REGION_CODES, country_codes, region_code
 from leads.models import LeadStage
 
 from .models import (
@@ -161,7 +162,29 @@ def territory_errors(*, territory: Territory, tenant: Tenant) -> Errors:
         message = _string_list_error(getattr(territory, name))
         if message:
             _add(errors, name, message)
+    if "countries" not in errors:
+        unknown = country_codes(territory.countries)[1]
+        if unknown:
+            _add(errors, "countries", f"Unknown country {', '.join(repr(v) for v in unknown)}: use country names "
+                                      'or ISO codes, e.g. ["United States", "DE"].')
+    if "regions" not in errors:
+        unknown = [r for r in territory.regions if not region_code(r)]
+        if unknown:
+            _add(errors, "regions", f"Unknown region {', '.join(repr(v) for v in unknown)}: use "
+                                    f"{', '.join(SALES_REGION_CODES)} (or list the countries).")
     return errors
+
+
+def territory_canonicalize(*, countries: Any, regions: Any) -> tuple[Any, Any]:
+    """A territory's countries as ISO alpha-2 codes and its regions as NA/LATAM/EMEA/APAC, the form they
+    are saved in; a list with anything not understood is returned unchanged for `territory_errors`."""
+    if isinstance(countries, list) and all(isinstance(c, str) for c in countries):
+        codes, unknown = country_codes(countries)
+        if not unknown:
+            countries = codes
+    if isinstance(regions, list) and all(isinstance(r, str) and region_code(r) for r in regions):
+        regions = list(dict.fromkeys(region_code(r) for r in regions))
+    return countries, regions
 
 
 def business_hours_errors(*, hours: BusinessHours, tenant: Tenant) -> Errors:

@@ -75,11 +75,18 @@ class ModelPartInline(admin.TabularInline):
 
 
 class ScoringRuleInline(ModelPartInline):
+    """A rule per compact block (four short lines, not a 13-column row) so the editor fits a laptop screen."""
+
     model = ScoringRule
     form = ScoringRuleForm
     formset = ScoringRuleFormSet
+    template = "admin/edit_inline/stacked.html"
+    classes = ("scoring-rule",)
     ordering = ("position", "id")
     verbose_name_plural = "Rules (fit, engagement, negative; points roll up by category)"
+    fieldsets = ((None, {"fields": (("position", "name", "category", "is_active"), ("field", "operator", "value"),
+                                    ("points", "signal_type", "cap", "once_per_days"),
+                                    ("exclusive_group", "disqualifies"))}),)
 
 
 class ScoreBandInline(ModelPartInline):

@@ -1,14 +1,16 @@
 """Admin forms of scoring: the rule and band inline forms and form sets, the model form, their widgets."""
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.forms.models import BaseInlineFormSet
 
 from .engine import FIELDS
-from .models import ScoreBand, ScoringModel, ScoringRule
-from .validation import bands_errors
+from .models import Operator, ScoreBand, ScoringModel, ScoringRule
+from .validation import NO_VALUE_OPERATORS, bands_errors
 
 ATTRIBUTE_CHOICE = "attributes"
 SIGNAL_TYPES_DATALIST_ID = "scoring-signal-types"
@@ -52,18 +54,138 @@ class RuleFieldWidget(forms.MultiWidget):
         return name not in data and super().value_omitted_from_data(data, files, name)
 
 
-class RuleValueField(forms.JSONField):
-    """A rule's value: JSON for lists and ranges; anything that is not JSON is taken as plain text,
-    so `software` or a regular expression like `\\.edu$` can be typed without JSON quoting."""
+class ValueParts(dict):
+    """What the per-operator value inputs posted: {"text", "items", "min", "max"} (inputs the editor
+    disabled for the chosen operator are simply missing). Turned into the stored value by the form, which
+    knows the operator."""
+
+    def normalized(self) -> tuple:
+        items = tuple(line.strip() for line in str(self.get("items") or "").splitlines() if line.strip())
+        return (str(self.get("text") or "").strip(), items, str(self.get("min") or "").strip(),
+                str(self.get("max") or "").strip())
+
+
+VALUE_PARTS = ("text", "items", "min", "max")
+
+
+def _parts_of(value) -> ValueParts:
+    """The inputs showing a stored value: text, a list (one per line) or a range's bounds."""
+    if isinstance(value, ValueParts):
+        return value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return ValueParts(text=value)
+    if isinstance(value, str):
+        return ValueParts(text=value)
+    if isinstance(value, list):
+        return ValueParts(items="\n".join(str(v) for v in value))
+    if isinstance(value, dict):
+        return ValueParts({k: "" if value.get(k) is None else str(value[k]) for k in ("min", "max")})
+    return ValueParts() if value is None else ValueParts(text=str(value))
+
+
+class RuleValueWidget(forms.MultiWidget):
+    """A rule's value as the operator needs it: a text box (equals, contains, regular expression), a list
+    with one entry per line (is one of, any of these words), or a minimum and a maximum (range); nothing
+    for the operators that take no value. `static/js/scoring_rule_editor.js` shows the inputs of the
+    chosen operator only; without it every input shows and the operator decides which one counts.
+
+    Posts `<name>_text`, `<name>_items`, `<name>_min` and `<name>_max`. A plain `<name>` (the stored JSON
+    or plain text) is accepted too, so scripts may post the stored form."""
+
+    template_name = "admin/scoring/widgets/rule_value.html"
+
+    def __init__(self, attrs=None):
+        super().__init__({
+            "text": forms.TextInput(attrs={"size": 28, "placeholder": "text, e.g. software",
+                                           "data-value-part": "text", "aria-label": "Text"}),
+            "items": forms.Textarea(attrs={"rows": 3, "cols": 28, "placeholder": "one entry per line",
+                                           "data-value-part": "items", "aria-label": "List, one entry per line"}),
+            "min": forms.NumberInput(attrs={"step": "any", "style": "width:7em", "placeholder": "min",
+                                            "data-value-part": "min", "aria-label": "Minimum"}),
+            "max": forms.NumberInput(attrs={"step": "any", "style": "width:7em", "placeholder": "max",
+                                            "data-value-part": "max", "aria-label": "Maximum"}),
+        }, attrs)
+
+    def decompress(self, value):
+        parts = _parts_of(value)
+        return [parts.get(key, "") for key in VALUE_PARTS]
+
+    def value_from_datadict(self, data, files, name):
+        posted = {key: data.get(f"{name}_{key}") for key in VALUE_PARTS if f"{name}_{key}" in data}
+        if not posted:
+            return data.get(name)
+        return ValueParts({key: value or "" for key, value in posted.items()})
+
+    def value_omitted_from_data(self, data, files, name):
+        return name not in data and all(f"{name}_{key}" not in data for key in VALUE_PARTS)
+
+
+class RuleValueField(forms.Field):
+    """A rule's value: the per-operator inputs (made into the stored value by `ScoringRuleForm.clean`), or
+    a posted plain `value`: JSON for lists and ranges, anything that is not JSON taken as plain text, so
+    `software` or a regular expression like `\\.edu$` can be sent without JSON quoting."""
+
+    widget = RuleValueWidget
+
+    def __init__(self, *, encoder=None, decoder=None, **kwargs):  # the model's JSONField passes these
+        super().__init__(**kwargs)
 
     def to_python(self, value):
+        if isinstance(value, ValueParts) or value is None:
+            return value
+        value = str(value).strip()
+        if value == "":
+            return None
         try:
-            return super().to_python(value)
-        except ValidationError:
-            return value.strip()
+            return json.loads(value)
+        except ValueError:
+            return value
+
+    def bound_data(self, data, initial):
+        """A re-shown form keeps what was posted, in the per-operator inputs."""
+        if data is None or isinstance(data, ValueParts):
+            return data
+        return _parts_of(self.to_python(data))
 
     def prepare_value(self, value):
-        return "" if value is None else super().prepare_value(value)
+        if isinstance(value, ValueParts) or value is None:
+            return value if value is not None else ""
+        return json.dumps(value)
+
+    def has_changed(self, initial, data):
+        if self.disabled:
+            return False
+        return _parts_of(self.prepare_value(initial)).normalized() != _parts_of(data).normalized()
+
+
+def _number(text: str):
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+def value_from_parts(parts: ValueParts, operator: str) -> tuple[object, str | None]:
+    """(stored value, error) of the inputs for `operator`; the stored JSON shape is unchanged."""
+    if operator in NO_VALUE_OPERATORS:
+        return None, None
+    if operator in {Operator.IN_LIST, Operator.KEYWORDS}:
+        return list(parts.normalized()[1]), None  # an empty "is one of" matches nothing (seed 002 ships one)
+    if operator == Operator.RANGE:
+        bounds = {}
+        for key in ("min", "max"):
+            text = str(parts.get(key) or "").strip()
+            if text:
+                try:
+                    bounds[key] = _number(text)
+                except ValueError:
+                    return None, f"The {'minimum' if key == 'min' else 'maximum'} must be a number."
+        if not bounds:
+            return None, "Give a minimum, a maximum or both."
+        return bounds, None
+    text = str(parts.get("text") or "")
+    return (text if operator == Operator.REGEX else text.strip()), None
 
 
 class ScoringRuleForm(forms.ModelForm):
@@ -76,7 +198,6 @@ class ScoringRuleForm(forms.ModelForm):
             "position": forms.NumberInput(attrs={"style": "width:4em"}),
             "name": forms.TextInput(attrs={"size": 24}),
             "field": RuleFieldWidget,
-            "value": forms.Textarea(attrs={"rows": 1, "cols": 26}),
             "signal_type": forms.TextInput(attrs={"size": 16, "list": SIGNAL_TYPES_DATALIST_ID}),
             "points": forms.NumberInput(attrs={"style": "width:4.5em"}),
             "cap": forms.NumberInput(attrs={"style": "width:4.5em"}),
@@ -90,7 +211,26 @@ class ScoringRuleForm(forms.ModelForm):
             "once_per_days": {"invalid": "Give a whole number of days.",
                               "min_value": "A period cannot be below zero days."},
         }
-        help_texts = {"field": "A lead field, or a custom form field: choose the last entry and type its key."}
+        help_texts = {"field": "A lead field, or a custom form field: choose the last entry and type its key.",
+                      "value": "What the operator compares with: a text, a list (one entry per line), or a "
+                               "minimum and/or maximum. Operators like “is true” take none."}
+
+    class Media:
+        js = ("js/scoring_rule_editor.js",)
+        css = {"all": ("css/scoring_rule_editor.css",)}
+
+    def clean(self):
+        data = super().clean()
+        value = data.get("value")
+        if isinstance(value, ValueParts):
+            operator = data.get("operator")
+            if operator is None:  # the operator has its own error already; nothing to convert with
+                data["value"] = None
+                return data
+            data["value"], error = value_from_parts(value, operator)
+            if error:
+                self.add_error("value", error)
+        return data
 
 
 class LoadedRowField(forms.ModelChoiceField):

@@ -16,7 +16,7 @@ MANAGER = ["manager", "lead", "supervisor", "team lead"]
 TARGET_INDUSTRIES = ["Software", "SaaS", "Technology", "Information Technology", "Internet"]
 ADJACENT_INDUSTRIES = ["Financial Services", "Fintech", "Professional Services", "Telecommunications",
                        "Media", "E-commerce", "Consulting"]
-PRIMARY_MARKETS = ["US", "USA", "United States", "United States of America", "CA", "Canada"]
+PRIMARY_MARKETS = ["US", "CA"]  # ISO 3166-1 alpha-2, the form countries are stored in
 STUDENT_EMAIL_DOMAIN = r"(\.edu|\.ac\.[a-z]{2}|\.edu\.[a-z]{2}|student\.[a-z.]+)$"
 
 # (name, category, field, operator, value, points, exclusive_group, extra)

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from leads.countries import country_code, country_spellings
+
 from .models import (
     ENGAGEMENT_CATEGORIES,
     FIT_CATEGORIES,
@@ -47,6 +49,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "days_inactive": ("(EXTRACT(EPOCH FROM (%(now)s - COALESCE(l.last_activity_at, l.created_at))) / 86400.0)",
                       NUMBER),
 }
+# Fields holding an ISO 3166-1 alpha-2 code: "equals"/"in_list" rules compare countries, not spellings.
+COUNTRY_FIELDS = frozenset({"country"})
 # What the scoring SQL reads of a lead: every column FIELDS uses plus the previous results.
 LEAD_COLUMNS = ", ".join(f"l.{c}" for c in (
     "id", "score", "band", "is_hot", "lead_class", "cold_since", "stage", "job_title", "company", "company_domain",
@@ -66,6 +70,18 @@ SCORING_FIELDS = frozenset(
      "utm_source", "utm_medium", "utm_campaign", "email", "phone", "is_personal_email", "marketing_consent",
      "attributes"}
 )
+
+
+def country_match_values(values: list) -> list[str]:
+    """What a country rule's `lower(l.country) = ANY(…)` compares with: each country's ISO code, and for
+    rows stored before countries were canonical, its other spellings ("usa", "united states" …);
+    a value that is no country compares as typed."""
+    out: set[str] = set()
+    for value in values:
+        text = str(value).strip()
+        code = country_code(text)
+        out |= country_spellings(code) if code else {text.lower()}
+    return sorted(out)
 
 
 def field_sql(name: str) -> tuple[str, str, dict]:
@@ -117,6 +133,9 @@ def _condition(compiled: CompiledModel, rule: ScoringRule) -> str:
         target = expr
     elif op == Operator.RANGE:  # a number typed into a text field (custom attributes)
         target = f"(CASE WHEN {expr} ~ '^\\s*-?[0-9]+(\\.[0-9]+)?\\s*$' THEN ({expr})::numeric END)"
+    if rule.field in COUNTRY_FIELDS and op in (Operator.EQUALS, Operator.IN_LIST):
+        values = value if isinstance(value, list) else [value]
+        return f"lower({expr}) = ANY({compiled.p(f'v{rid}', country_match_values(values))})"
     if op == Operator.EQUALS:
         return f"lower({expr}) = lower({compiled.p(f'v{rid}', str(value))})"
     if op == Operator.IN_LIST:
@@ -234,10 +253,13 @@ def _class_case(compiled: CompiledModel, a: str) -> tuple[str, str]:
         f"ELSE '{LeadClass.LOW_FIT}' END"
     )
     fit_level = f"CASE WHEN {a}.fit >= {fh} THEN 'high' WHEN {a}.fit >= {fm} THEN 'medium' ELSE 'low' END"
-    eng_level = f"CASE WHEN {a}.eng >= {er} THEN 'ready' WHEN {a}.eng >= {es} THEN 'some' ELSE 'none' END"
+    # Whole phrases, so the reason reads as English at every level ("shows no buying intent yet", never
+    # "shows none intent").
+    eng_level = (f"CASE WHEN {a}.eng >= {er} THEN 'shows buying intent now' "
+                 f"WHEN {a}.eng >= {es} THEN 'shows some interest' ELSE 'shows no buying intent yet' END")
     reason = (
         f"CASE WHEN {a}.dq THEN 'Disqualified: ' || {a}.dq_names "
-        f"ELSE format('Fit %%s is %%s (high from {fh}, medium from {fm}); engagement %%s shows %%s intent "
+        f"ELSE format('Fit %%s is %%s (high from {fh}, medium from {fm}); engagement %%s %%s "
         f"(ready from {er}, some from {es})', {a}.fit, {fit_level}, {a}.eng, {eng_level}) END"
     )
     return klass, reason

@@ -149,8 +149,9 @@ class ScoringRule(TenantOwned):
         return cached
 
     def clean(self) -> None:
-        from .validation import raise_if, rule_errors
+        from .validation import raise_if, rule_errors, rule_value_canonical
 
+        self.value = rule_value_canonical(self)  # countries saved as ISO codes ("United States" → "US")
         errors = rule_errors(self, signal_types=self.signal_type_catalog())
         if self.points is None:
             errors.pop("points", None)  # clean_fields() already says the field is required

@@ -6,7 +6,9 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
 
-from .engine import OPERATORS_BY_TYPE, field_sql
+from leads.countries import country_code, country_codes
+
+from .engine import COUNTRY_FIELDS, OPERATORS_BY_TYPE, field_sql
 from .models import Operator
 
 NO_VALUE_OPERATORS = {Operator.IS_TRUE, Operator.NOT_BLANK, Operator.SIGNAL}
@@ -24,6 +26,30 @@ def _pg_regex_error(pattern: str) -> str | None:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def rule_value_canonical(rule):
+    """The value a rule is saved with: countries of a country rule as ISO alpha-2 codes ("United States",
+    "USA" → "US"); any other value, or one with a text that is no country, unchanged."""
+    if rule.field not in COUNTRY_FIELDS or rule.operator not in {Operator.EQUALS, Operator.IN_LIST}:
+        return rule.value
+    if isinstance(rule.value, str) and country_code(rule.value):
+        return country_code(rule.value)
+    if isinstance(rule.value, list) and all(isinstance(v, str) for v in rule.value):
+        codes, unknown = country_codes(rule.value)
+        return rule.value if unknown else codes
+    return rule.value
+
+
+def _country_error(rule) -> str | None:
+    if rule.field not in COUNTRY_FIELDS or rule.operator not in {Operator.EQUALS, Operator.IN_LIST}:
+        return None
+    values = rule.value if isinstance(rule.value, list) else [rule.value]
+    unknown = [str(v) for v in values if isinstance(v, str) and v.strip() and not country_code(v)]
+    if unknown:
+        return (f"Unknown country {', '.join(repr(v) for v in unknown)}: use country names or ISO codes, "
+                'e.g. ["United States", "CA"].')
+    return None
 
 
 def rule_errors(rule, *, signal_types: Iterable[str]) -> dict[str, list[str]]:
@@ -68,11 +94,15 @@ def rule_errors(rule, *, signal_types: Iterable[str]) -> dict[str, list[str]]:
     elif rule.operator in {Operator.EQUALS, Operator.CONTAINS}:
         if not isinstance(value, str) or not value.strip():
             add("value", 'Give a text value, e.g. "software".')
+        elif _country_error(rule):
+            add("value", _country_error(rule))
     elif rule.operator in {Operator.IN_LIST, Operator.KEYWORDS}:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             add("value", 'Give a list of texts, e.g. ["VP", "Director"].')
         elif rule.operator == Operator.KEYWORDS and not [v for v in value if v.strip()]:
             add("value", "Give at least one keyword.")
+        elif _country_error(rule):
+            add("value", _country_error(rule))
     elif rule.operator == Operator.REGEX:
         if not isinstance(value, str) or not value:
             add("value", "Give a regular expression.")

@@ -45,6 +45,7 @@ from .serializers import (
     AuditEventSerializer,
     ConvertSerializer,
     ExpectedOwnerSerializer,
+    HandoffSerializer,
     LeadSerializer,
     LeadUpdateSerializer,
     OpportunitySerializer,
@@ -54,6 +55,7 @@ from .serializers import (
     TouchSerializer,
 )
 from .services.activities import activity_log
+from .services.handoff import handoff_message, opportunity_handoff
 from .services.lifecycle import lead_accept, lead_convert, lead_qualify, lead_reject
 
 ACTING_ROLES = {Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN}
@@ -208,12 +210,18 @@ class QualifyResultSerializer(serializers.Serializer):
     opportunity = OpportunitySerializer()
 
 
+class QualifyHandoffResultSerializer(QualifyResultSerializer):
+    handoff = HandoffSerializer()
+
+
 class LeadQualifyView(LeadActionView):
     @extend_schema(operation_id="leads_qualify", summary="Qualify the lead (BANT) and hand it off to an AE",
                    description="All four BANT fields are required. The lead becomes an SQL with an Opportunity "
                    "owned by the AE of its named account or territory, who must accept it within the acceptance "
-                   "SLA. Qualifying again returns the same open opportunity.",
-                   request=QualifySerializer, responses={200: QualifyResultSerializer, **COMMON_ERRORS},
+                   "SLA. When no AE matches, `handoff.placed` is false and `handoff.reason` says why: the lead "
+                   "waits in the Unassigned queue and the SDR's manager (else the tenant admins) is notified. "
+                   "Qualifying again returns the same open opportunity.",
+                   request=QualifySerializer, responses={200: QualifyHandoffResultSerializer, **COMMON_ERRORS},
                    tags=["leads"])
     def post(self, request, pk):
         lead = self.acting_lead()
@@ -221,8 +229,11 @@ class LeadQualifyView(LeadActionView):
         opportunity = lead_qualify(lead=lead, actor=actor_for(request), budget=data["budget"],
                                    authority=data["authority"], need=data["need"], timeline=data["timeline"],
                                    **_expected(data))
+        handoff = opportunity_handoff(opportunity=opportunity)
         return Response({"lead": _lead_response(self, lead).data,
-                         "opportunity": OpportunitySerializer(opportunity).data}, status=status.HTTP_200_OK)
+                         "opportunity": OpportunitySerializer(opportunity).data,
+                         "handoff": {**handoff.as_dict(), "message": handoff_message(handoff)}},
+                        status=status.HTTP_200_OK)
 
 
 

@@ -1,11 +1,11 @@
-"""API v1 routes of the workspace: leads (list, read, edit, their parts and history) and the rep's
-actions on a lead (accept, reject, qualify, convert)."""
+"""API v1 routes of the workspace: leads (list, read, edit, their parts and history), the rep's
+actions on a lead (accept, reject, qualify, convert) and the signed-in member's notifications."""
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
 from leadmgmt.api import UUID_RE
 
-from . import api
+from . import api, notification_api
 
 LEAD = rf"^leads/(?P<pk>{UUID_RE})"
 
@@ -18,4 +18,9 @@ urlpatterns = [
     re_path(rf"{LEAD}/reject/$", api.LeadRejectView.as_view(), name="lead-reject"),
     re_path(rf"{LEAD}/qualify/$", api.LeadQualifyView.as_view(), name="lead-qualify"),
     re_path(rf"{LEAD}/convert/$", api.LeadConvertView.as_view(), name="lead-convert"),
+    path("notifications/", notification_api.NotificationListView.as_view(), name="api-notifications"),
+    path("notifications/read-all/", notification_api.NotificationReadAllView.as_view(),
+         name="api-notifications-read-all"),
+    path("notifications/<int:notification_id>/read/", notification_api.NotificationReadView.as_view(),
+         name="api-notification-read"),
 ]

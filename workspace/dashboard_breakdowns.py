@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from leadmgmt.tenancy.models import Membership, Role
 
+from .dashboard_credit import owner_pairs_sql
 from .dashboards import (
     ALL,
     FUNNEL_COUNTS_SQL,
@@ -35,10 +36,10 @@ USER_NAME_SQL = "COALESCE(NULLIF(trim(concat_ws(' ', u.first_name, u.last_name))
 class BreakdownRow:
     """One rep's or one source's figures: response time, first-contact SLA, funnel and outcomes."""
 
-    key: str  # the owner's user id (as text) or the source
+    key: str  # the rep's user id (as text) or the source
     label: str
-    leads: int
-    contacted: int
+    leads: int  # leads of the period the rep owned at some point (a source: its leads)
+    contacted: int  # first contacts made (a rep: by them)
     median_seconds: float | None
     p90_seconds: float | None
     sla_met: int
@@ -48,6 +49,9 @@ class BreakdownRow:
     converted: int
     rejected: int
     disqualified: int
+    accepted: int = 0
+    qualified: int = 0
+    worked: int = 0  # leads with a call, email, meeting or note logged (a rep: by them)
 
     @property
     def sla_rate(self) -> float | None:
@@ -62,28 +66,54 @@ class BreakdownRow:
 
 def _breakdown(*, tenant, period: DateRange, filters: Filters, by: str, owner_ids: Collection[int] | None,
                now: dt.datetime | None) -> list[BreakdownRow]:
-    """Per rep (`by="rep"`, the lead's owner; the clock's owner for the SLA) or per source."""
+    """Per rep (`by="rep"`, credited where it happened: see `dashboard_credit`) or per source. A rep's row
+    counts the leads they owned during the period, the first contacts, acceptances, qualifications,
+    conversions, rejections and disqualifications they made, the activities they logged and the
+    first-contact SLA clocks that were theirs."""
     per_rep = by == "rep"
-    scope = " AND {col} = ANY(%(owners)s)" if per_rep and owner_ids is not None else ""
-    owned = " AND {col} IS NOT NULL" if per_rep else ""
-    lead_where = (scope + owned).format(col="l.owner_id")
-    clock_where = (scope + owned).format(col="c.owner_id")
+    keep = ""
+    if per_rep:
+        keep = " AND {k} IS NOT NULL" + (" AND {k} = ANY(%(owners)s)" if owner_ids is not None else "") + (
+            " AND {k} = %(f_owner)s" if filters.owner_id is not None else "")
+
+    def where(col: str) -> str:
+        return keep.format(k=col)
+
+    def credit(col: str) -> str:
+        return col if per_rep else "source"
+
+    outcomes = " UNION ALL ".join(
+        f"SELECT {credit(col)} AS k, '{what}' AS what FROM cohort WHERE {col} IS NOT NULL{where(credit(col))}"
+        for what, col in (("accepted", "accepted_by"), ("qualified", "qualified_by"), ("converted", "converted_by"),
+                          ("rejected", "rejected_by"), ("disqualified", "disqualified_by")))
     clock_key = "c.owner_id" if per_rep else f"COALESCE(NULLIF(l.source, ''), '{NO_SOURCE}')"
+    owners = owner_pairs_sql() if per_rep else "SELECT id, source AS k FROM cohort"
     label, join, order = (
-        (USER_NAME_SQL, "LEFT JOIN auth_user u ON u.id = COALESCE(a.k, b.k)", f"{USER_NAME_SQL}, 1") if per_rep
-        else ("COALESCE(a.k, b.k)", "", "COALESCE(a.leads, 0) DESC, 1"))
+        (USER_NAME_SQL, "JOIN auth_user u ON u.id = keys.k::bigint", f"{USER_NAME_SQL}, 1") if per_rep
+        else ("keys.k", "", "COALESCE(o.leads, 0) DESC, 1"))
     rows = fetch_rows(f"""
-        WITH cohort AS ({cohort_sql(filters)}{lead_where}),
-        by_lead AS (
-          SELECT {"owner_id" if per_rep else "source"} AS k, count(wait) AS contacted,
+        WITH cohort AS ({cohort_sql(filters, credit=True)}),
+        owned AS (SELECT p.k, c.* FROM ({owners}) p JOIN cohort c ON c.id = p.id WHERE true{where("p.k")}),
+        by_owner AS (SELECT k, {FUNNEL_COUNTS_SQL}, count(*) AS leads FROM owned GROUP BY 1),
+        by_contact AS (
+          SELECT {credit("contact_by")} AS k, count(*) AS contacted,
                  percentile_cont(0.5) WITHIN GROUP (ORDER BY wait) AS median,
-                 percentile_cont(0.9) WITHIN GROUP (ORDER BY wait) AS p90,
-                 {FUNNEL_COUNTS_SQL},
-                 count(*) FILTER (WHERE status = 'converted') AS converted,
-                 count(*) FILTER (WHERE rejection_reason <> '' AND status <> 'unqualified') AS rejected,
-                 count(*) FILTER (WHERE rejection_reason <> '' AND status = 'unqualified') AS disqualified,
-                 count(*) AS leads
-          FROM cohort GROUP BY 1
+                 percentile_cont(0.9) WITHIN GROUP (ORDER BY wait) AS p90
+          FROM cohort WHERE wait IS NOT NULL{where(credit("contact_by"))} GROUP BY 1
+        ),
+        by_outcome AS (
+          SELECT k, count(*) FILTER (WHERE what = 'accepted') AS accepted,
+                 count(*) FILTER (WHERE what = 'qualified') AS qualified,
+                 count(*) FILTER (WHERE what = 'converted') AS converted,
+                 count(*) FILTER (WHERE what = 'rejected') AS rejected,
+                 count(*) FILTER (WHERE what = 'disqualified') AS disqualified
+          FROM ({outcomes}) x GROUP BY 1
+        ),
+        by_activity AS (
+          SELECT {"a.actor_id" if per_rep else "c.source"} AS k, count(DISTINCT a.lead_id) AS worked
+          FROM leads_activity a JOIN cohort c ON c.id = a.lead_id
+          WHERE a.tenant_id = %(tenant)s AND a.occurred_at < %(until)s{where("a.actor_id")}
+          GROUP BY 1
         ),
         by_clock AS (
           SELECT k, count(*) FILTER (WHERE NOT breached AND stopped_at IS NOT NULL AND stop_reason <> 'reassigned') AS met,
@@ -95,15 +125,23 @@ def _breakdown(*, tenant, period: DateRange, filters: Filters, by: str, owner_id
                 JOIN leads_lead l ON l.id = c.lead_id AND l.tenant_id = c.tenant_id
                 WHERE c.tenant_id = %(tenant)s AND c.kind = 'first_contact'
                   AND c.started_at >= %(since)s AND c.started_at < %(until)s
-                  {filters.sql(owner="c.owner_id")}{clock_where}) s
+                  {filters.sql(owner="c.owner_id")}{where("c.owner_id")}) s
           GROUP BY k
-        )
-        SELECT COALESCE(a.k, b.k)::text, {label}, COALESCE(a.leads, 0), COALESCE(a.contacted, 0), a.median, a.p90,
+        ),
+        keys AS (SELECT k FROM by_owner UNION SELECT k FROM by_contact UNION SELECT k FROM by_outcome
+                 UNION SELECT k FROM by_clock)
+        SELECT keys.k::text, {label}, COALESCE(o.leads, 0), COALESCE(ct.contacted, 0), ct.median, ct.p90,
                COALESCE(b.met, 0), COALESCE(b.breached, 0), COALESCE(b.running, 0),
-               ARRAY[COALESCE(a.reached_1, 0), COALESCE(a.reached_2, 0), COALESCE(a.reached_3, 0),
-                     COALESCE(a.reached_4, 0), COALESCE(a.reached_5, 0)],
-               COALESCE(a.converted, 0), COALESCE(a.rejected, 0), COALESCE(a.disqualified, 0)
-        FROM by_lead a FULL OUTER JOIN by_clock b ON b.k = a.k
+               ARRAY[COALESCE(o.reached_1, 0), COALESCE(o.reached_2, 0), COALESCE(o.reached_3, 0),
+                     COALESCE(o.reached_4, 0), COALESCE(o.reached_5, 0)],
+               COALESCE(x.converted, 0), COALESCE(x.rejected, 0), COALESCE(x.disqualified, 0),
+               COALESCE(x.accepted, 0), COALESCE(x.qualified, 0), COALESCE(w.worked, 0)
+        FROM keys
+        LEFT JOIN by_owner o ON o.k = keys.k
+        LEFT JOIN by_contact ct ON ct.k = keys.k
+        LEFT JOIN by_outcome x ON x.k = keys.k
+        LEFT JOIN by_clock b ON b.k = keys.k
+        LEFT JOIN by_activity w ON w.k = keys.k
         {join}
         ORDER BY {order}
     """, period.params(tenant) | filters.params() | {
@@ -112,9 +150,9 @@ def _breakdown(*, tenant, period: DateRange, filters: Filters, by: str, owner_id
                          median_seconds=None if median is None else float(median),
                          p90_seconds=None if p90 is None else float(p90), sla_met=met, sla_breached=breached,
                          sla_running=running, reached=list(reached), converted=converted, rejected=rejected,
-                         disqualified=disqualified)
+                         disqualified=disqualified, accepted=accepted, qualified=qualified, worked=worked)
             for k, name, leads, contacted, median, p90, met, breached, running, reached, converted, rejected,
-            disqualified in rows]
+            disqualified, accepted, qualified, worked in rows]
 
 
 def rep_breakdown(*, tenant, period: DateRange, filters: Filters = ALL, owner_ids: Collection[int] | None = None,
@@ -148,20 +186,23 @@ class RepRejection:
 
 def rejections_by_rep(*, tenant, period: DateRange, filters: Filters = ALL,
                       owner_ids: Collection[int] | None = None) -> list[RepRejection]:
-    """Rejection and disqualification reasons of the leads created in the period, per owner (by
-    name) and reason (most frequent first), with the taxonomy's labels."""
-    scope = " AND l.owner_id = ANY(%(owners)s)" if owner_ids is not None else ""
+    """Rejection and disqualification reasons of the leads created in the period, per rep who rejected or
+    disqualified the lead (the actor in the audit trail, not whoever owns the lead now; see
+    `dashboard_credit`) by name, and reason (most frequent first), with the taxonomy's labels."""
+    scope = " AND x.k = ANY(%(owners)s)" if owner_ids is not None else ""
+    mine = " AND x.k = %(f_owner)s" if filters.owner_id is not None else ""
     rows = fetch_rows(f"""
-        SELECT l.owner_id, {USER_NAME_SQL}, l.rejection_reason, COALESCE(r.label, l.rejection_reason),
-               count(*) FILTER (WHERE l.status <> 'unqualified'), count(*) FILTER (WHERE l.status = 'unqualified')
-        FROM leads_lead l
-        JOIN auth_user u ON u.id = l.owner_id
-        LEFT JOIN routing_rejectionreason r ON r.tenant_id = l.tenant_id AND r.code = l.rejection_reason
-        WHERE l.tenant_id = %(tenant)s AND l.rejection_reason <> ''
-          AND l.created_at >= %(since)s AND l.created_at < %(until)s{filters.sql()}{scope}
+        WITH cohort AS ({cohort_sql(filters.by_source, credit=True)})
+        SELECT x.k, {USER_NAME_SQL}, x.rejection_reason, COALESCE(r.label, x.rejection_reason),
+               count(*) FILTER (WHERE x.status <> 'unqualified'), count(*) FILTER (WHERE x.status = 'unqualified')
+        FROM (SELECT COALESCE(rejected_by, disqualified_by) AS k, status, rejection_reason FROM cohort
+              WHERE rejection_reason <> '') x
+        JOIN auth_user u ON u.id = x.k
+        LEFT JOIN routing_rejectionreason r ON r.tenant_id = %(tenant)s AND r.code = x.rejection_reason
+        WHERE x.k IS NOT NULL{scope}{mine}
         GROUP BY 1, 2, 3, 4
         ORDER BY 2, 1, count(*) DESC, 4
-    """, period.params(tenant) | filters.params() | {"owners": list(owner_ids or [])})
+    """, period.params(tenant) | filters.params() | {"owners": list(owner_ids or []), "order": STAGE_ORDER})
     return [RepRejection(owner_id=o, rep=name, code=code, label=label, rejected=r, disqualified=d)
             for o, name, code, label, r, d in rows]
 

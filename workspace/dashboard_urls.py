@@ -1,4 +1,5 @@
-"""UI URLs of the dashboards (issue 5, seed 003 "Maintain"): the page and one CSV export per section."""
+"""UI URLs of the dashboards (issue 5, seed 003 "Maintain"): the page, one CSV export per section, a rep's own
+numbers and a manager's view of one rep."""
 from django.urls import path
 
 from . import dashboard_views
@@ -6,4 +7,6 @@ from . import dashboard_views
 urlpatterns = [
     path("", dashboard_views.dashboard, name="dashboard"),
     path("export/<slug:section>.csv", dashboard_views.dashboard_export, name="dashboard-export"),
+    path("me/", dashboard_views.dashboard_me, name="dashboard-me"),
+    path("reps/<int:membership_id>/", dashboard_views.dashboard_rep, name="dashboard-rep"),
 ]

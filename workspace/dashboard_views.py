@@ -1,5 +1,6 @@
 """The dashboard page and its CSV exports: lead volume, response time and SLA compliance, funnel,
-velocity, aging, rejections, and their breakdowns per rep and per source."""
+velocity, aging, rejections, and their breakdowns per rep and per source; a rep's own numbers
+(`/dashboard/me/`) and a manager's view of one rep (`/dashboard/reps/<membership id>/`)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,14 +11,17 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from leadmgmt.tenancy.models import Role
+from routing.selectors import REP_ROLES
 
 from . import charts
 from .dashboard_breakdowns import Breakdowns, Reach, breakdowns_for, dashboard_reach, lead_sources
+from .dashboard_reps import rep_numbers
 from .dashboard_tables import SECTIONS, ExportQuery, page_tables
 from .dashboards import (
     DEFAULT_DAYS,
@@ -28,6 +32,7 @@ from .dashboards import (
     Filters,
     dashboard_for,
 )
+from .manager_selectors import manager_scope, scope_membership_get
 
 DASHBOARD_ROLES = (Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS)
 WEEKLY_FROM_DAYS = 62  # longer periods are drawn week by week unless asked otherwise
@@ -230,8 +235,13 @@ def _breakdown_charts(more: Breakdowns) -> dict:
 @require_GET
 @login_required
 def dashboard(request):
-    """Managers, admins and marketing ops; anyone else (reps) gets the 403 page. Invalid filters
-    answer 400 with the messages beside their fields and the default period's figures."""
+    """Managers, admins and marketing ops; reps (SDRs, AEs) are sent to their own numbers (`dashboard-me`),
+    anyone else gets the 403 page. Invalid filters answer 400 with the messages beside their fields and
+    the default period's figures."""
+    membership = getattr(request, "membership", None)
+    if membership is not None and membership.role in REP_ROLES:
+        query = request.META.get("QUERY_STRING", "")
+        return redirect(reverse("dashboard-me") + (f"?{query}" if query else ""))
     view = DashboardRequest(request)
     data = dashboard_for(tenant=view.tenant, period=view.period, filters=view.filters)
     more = breakdowns_for(tenant=view.tenant, period=view.period, filters=view.filters,
@@ -275,3 +285,57 @@ def dashboard_export(request, section: str):
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+# --- a rep's own numbers ------------------------------------------------------------------------------------
+
+
+class PeriodForm(DashboardFilterForm):
+    """The dashboards' period fields alone (a rep's page has no rep or source filter)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("by", "rep", "source"):
+            del self.fields[name]
+
+
+def _rep_page(request, membership, *, own: bool):
+    tenant = request.tenant
+    tz = tenant.timezone or "UTC"
+    try:
+        today = timezone.now().astimezone(zoneinfo.ZoneInfo(tz)).date()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        tz, today = "UTC", timezone.now().date()
+    form = PeriodForm(request.GET or None, today=today)
+    valid = not form.is_bound or form.is_valid()
+    period = form.period(tz=tz) if form.is_bound and valid else DateRange.default(tz=tz, today=today)
+    if not form.is_bound:
+        form = PeriodForm(initial={"start": period.start, "end": period.end}, today=today)
+    numbers = rep_numbers(tenant=tenant, membership=membership, period=period)
+    presets = [{"label": label, "query": urlencode({"start": (today - dt.timedelta(days=days - 1)).isoformat(),
+                                                    "end": today.isoformat()}),
+                "active": period.end == today and (period.end - period.start).days + 1 == days}
+               for days, label in PRESETS]
+    return render(request, "workspace/dashboard_me.html", {
+        "numbers": numbers, "form": form, "period": period, "presets": presets, "own": own, "rep": membership,
+        "action": request.path,
+    }, status=200 if valid else 400)
+
+
+@require_GET
+@login_required
+def dashboard_me(request):
+    """The signed-in member's own numbers for a period (any role; reps land here from /dashboard/)."""
+    membership = getattr(request, "membership", None)
+    if getattr(request, "tenant", None) is None or membership is None:
+        raise PermissionDenied("Choose a workspace to see your numbers.")
+    return _rep_page(request, membership, own=True)
+
+
+@require_GET
+@login_required
+def dashboard_rep(request, membership_id: int):
+    """A manager's (or admin's) view of one rep of their teams: the same page as the rep's own. Another team's
+    or tenant's rep is a 404; anyone but managers and admins gets 403."""
+    scope = manager_scope(tenant=getattr(request, "tenant", None), membership=getattr(request, "membership", None))
+    return _rep_page(request, scope_membership_get(scope=scope, membership_id=membership_id), own=False)

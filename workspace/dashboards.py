@@ -3,8 +3,9 @@
 Every selector runs one query, takes the tenant explicitly and filters on `tenant_id` (raw SQL
 bypasses the tenant-scoped manager, so the filter is written out in each statement). Periods are
 whole days in the tenant's time zone: `DateRange(start, end)` covers `start` 00:00 to the end of
-`end`. `Filters` narrow every figure to one owner and/or one source (SLA clocks by the owner whose
-clock it was, everything else by the lead's current owner). Lead figures are about the leads *created* in the period (a cohort); SLA figures about the
+`end`. `Filters` narrow every figure to one rep and/or one source, crediting the rep where it happened
+(`dashboard_credit`): leads they owned during the period (Assignment history, not the owner now), contacts
+and rejections they made, SLA clocks that were theirs; aging, a snapshot, by the owner now. Lead figures are about the leads *created* in the period (a cohort); SLA figures about the
 clocks *started* in it; velocity about the stage moves *made* in it; aging is a snapshot as of now.
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ from django.db import connection
 from django.utils import timezone
 
 from leads.models import OPEN_LEAD_STATUSES, LeadStage
+
+from .dashboard_credit import CREDIT_COLUMNS_SQL, CREDIT_JOINS_SQL, owned_by_sql
 
 OPEN_STATUSES = [str(s) for s in OPEN_LEAD_STATUSES]  # one definition, in leads.models
 STAGE_ORDER = [s.value for s in LeadStage]  # raw, mql, sal, sql, opportunity, customer
@@ -73,10 +76,18 @@ class Filters:
     owner_id: int | None = None
     source: str | None = None
 
-    def sql(self, *, owner: str = "l.owner_id", source: str = "l.source") -> str:
-        """`AND` clauses on the given columns (column names come from this module, values are parameters)."""
-        return ((f" AND {owner} = %(f_owner)s" if self.owner_id is not None else "")
+    def sql(self, *, owner: str | None = None, source: str = "l.source") -> str:
+        """`AND` clauses: the rep on the `owner` column if given, else the lead `l` owned by the rep before
+        %(until)s (its assignment history); the source on `source`. Column names come from this module,
+        values are parameters."""
+        rep = f" AND {owner} = %(f_owner)s" if owner is not None else f" AND {owned_by_sql()}"
+        return ((rep if self.owner_id is not None else "")
                 + (f" AND {source} = %(f_source)s" if self.source is not None else ""))
+
+    @property
+    def by_source(self) -> Filters:
+        """The same source, every rep."""
+        return Filters(source=self.source)
 
     def params(self) -> dict:
         return {"f_owner": self.owner_id, "f_source": self.source}
@@ -85,19 +96,22 @@ class Filters:
 ALL = Filters()
 
 
-def cohort_sql(filters: Filters) -> str:
+def cohort_sql(filters: Filters, *, credit: bool = False) -> str:
     """The leads created in the period (alias `l` inside) with what the breakdowns need: source,
-    owner, status, reason, seconds to first contact (`wait`) and the furthest stage reached (1..5)."""
+    owner, status, reason, seconds to first contact (`wait`) and the furthest stage reached (1..5);
+    with `credit`, who did what on each (`dashboard_credit.CREDIT_COLUMNS_SQL`)."""
     return f"""
         SELECT l.id, l.owner_id, l.status, l.rejection_reason,
                COALESCE(NULLIF(l.source, ''), '{NO_SOURCE}') AS source,
                extract(epoch FROM l.first_contacted_at - l.created_at) AS wait,
                GREATEST(array_position(%(order)s::text[], l.stage::text), COALESCE(m.reached, 1),
-                        CASE WHEN l.status = 'converted' THEN 5 ELSE 1 END) AS reached
+                        CASE WHEN l.status = 'converted' THEN 5 ELSE 1 END) AS reached{
+                            "," + CREDIT_COLUMNS_SQL if credit else ""}
         FROM leads_lead l
         LEFT JOIN LATERAL (SELECT max(array_position(%(order)s::text[], t.to_stage::text)) AS reached
                            FROM leads_stagetransition t
-                           WHERE t.tenant_id = l.tenant_id AND t.lead_id = l.id) m ON true
+                           WHERE t.tenant_id = l.tenant_id AND t.lead_id = l.id) m ON true{
+                               CREDIT_JOINS_SQL if credit else ""}
         WHERE l.tenant_id = %(tenant)s AND l.created_at >= %(since)s AND l.created_at < %(until)s{filters.sql()}
     """
 
@@ -158,14 +172,24 @@ class ResponseTime:
 
 def response_time(*, tenant, period: DateRange, filters: Filters = ALL) -> ResponseTime:
     """Creation → first contact (a call, email or meeting) of the leads created in the period:
-    median and 90th percentile in seconds over the contacted ones."""
-    ((leads, contacted, median, p90),) = fetch_rows(f"""
-        SELECT count(*), count(l.first_contacted_at),
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM l.first_contacted_at - l.created_at)),
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM l.first_contacted_at - l.created_at))
-        FROM leads_lead l
-        WHERE l.tenant_id = %(tenant)s AND l.created_at >= %(since)s AND l.created_at < %(until)s{filters.sql()}
-    """, period.params(tenant) | filters.params())
+    median and 90th percentile in seconds over the contacted ones. For one rep: the leads they owned,
+    and the first contacts they made."""
+    if filters.owner_id is None:
+        sql = f"""
+            SELECT count(*), count(l.first_contacted_at),
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM l.first_contacted_at - l.created_at)),
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM l.first_contacted_at - l.created_at))
+            FROM leads_lead l
+            WHERE l.tenant_id = %(tenant)s AND l.created_at >= %(since)s AND l.created_at < %(until)s{filters.sql()}"""
+    else:
+        sql = f"""
+            WITH cohort AS ({cohort_sql(filters, credit=True)})
+            SELECT count(*), count(wait) FILTER (WHERE contact_by = %(f_owner)s),
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY wait) FILTER (WHERE contact_by = %(f_owner)s),
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY wait) FILTER (WHERE contact_by = %(f_owner)s)
+            FROM cohort"""
+    ((leads, contacted, median, p90),) = fetch_rows(sql, period.params(tenant) | filters.params()
+                                                    | {"order": STAGE_ORDER})
     return ResponseTime(leads=leads, contacted=contacted,
                         median_seconds=float(median) if median is not None else None,
                         p90_seconds=float(p90) if p90 is not None else None)
@@ -326,17 +350,19 @@ class RejectionCount:
 
 def rejection_reasons(*, tenant, period: DateRange, filters: Filters = ALL) -> list[RejectionCount]:
     """Reasons given for the leads created in the period that sales rejected or disqualified, with
-    the taxonomy's labels (a code no longer in the taxonomy shows as itself), most frequent first."""
+    the taxonomy's labels (a code no longer in the taxonomy shows as itself), most frequent first.
+    For one rep: the rejections and disqualifications they made."""
+    mine = (" AND COALESCE(c.rejected_by, c.disqualified_by) = %(f_owner)s" if filters.owner_id is not None else "")
     rows = fetch_rows(f"""
-        SELECT l.rejection_reason, COALESCE(r.label, l.rejection_reason),
-               count(*) FILTER (WHERE l.status <> 'unqualified'), count(*) FILTER (WHERE l.status = 'unqualified')
-        FROM leads_lead l
-        LEFT JOIN routing_rejectionreason r ON r.tenant_id = l.tenant_id AND r.code = l.rejection_reason
-        WHERE l.tenant_id = %(tenant)s AND l.rejection_reason <> ''
-          AND l.created_at >= %(since)s AND l.created_at < %(until)s{filters.sql()}
+        WITH c AS ({cohort_sql(filters.by_source, credit=True) if mine else cohort_sql(filters)})
+        SELECT c.rejection_reason, COALESCE(r.label, c.rejection_reason),
+               count(*) FILTER (WHERE c.status <> 'unqualified'), count(*) FILTER (WHERE c.status = 'unqualified')
+        FROM c
+        LEFT JOIN routing_rejectionreason r ON r.tenant_id = %(tenant)s AND r.code = c.rejection_reason
+        WHERE c.rejection_reason <> ''{mine}
         GROUP BY 1, 2
         ORDER BY count(*) DESC, 2
-    """, period.params(tenant) | filters.params())
+    """, period.params(tenant) | filters.params() | {"order": STAGE_ORDER})
     return [RejectionCount(code=c, label=label, rejected=r, disqualified=d) for c, label, r, d in rows]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.dateparse import parse_datetime
 
+from leads.activity_outcomes import activity_counts_as_contact
 from leads.models import ActivityKind, Lead, LeadStatus, OpportunityStage
 from scoring.models import LeadClass
 
@@ -54,11 +55,44 @@ class ExpectedOwnerForm(forms.Form):
 
 
 class ActivityForm(ExpectedOwnerForm):
+    """Log a call, email, meeting or note; the outcome comes from the tenant's taxonomy, grouped by kind."""
+
     kind = forms.ChoiceField(choices=ActivityKind.choices, label="Type")
-    outcome = forms.CharField(required=False, max_length=64,
-                              help_text="For example: connected, voicemail, no answer.")
+    outcome = forms.ChoiceField(
+        required=False, choices=[], help_text="Only an outcome that reaches the person (connected, replied, meeting "
+        "booked …) is first contact and stops the SLA clock; a call without one, no answer or a voicemail is an "
+        "attempt.")
     subject = forms.CharField(required=False, max_length=200)
     body = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), label="Notes")
+
+    GROUPS = (("call", "Calls"), ("email", "Emails"), ("meeting", "Meetings"), ("any", "Any activity"))
+
+    def __init__(self, *args, outcomes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outcomes = list(outcomes)
+        self._labels = {o.code: o.label for o in self.outcomes}
+        choices: list = [("", "No outcome")]
+        for kind, label in self.GROUPS:
+            group = [(o.code, o.label + (" (contact)" if o.counts_as_contact else "")) for o in outcomes
+                     if o.kind == kind]
+            if group:
+                choices.append((label, group))
+        self.fields["outcome"].choices = choices
+
+    def outcome_label(self, code: str) -> str:
+        return self._labels.get(code, code.replace("_", " "))
+
+    def logged_message(self, activity) -> str:
+        """'Call logged. No answer: counted as an attempt.' or 'Call logged. Connected: counts as contact.'"""
+        kind = activity.kind
+        message = f"{dict(self.fields['kind'].choices)[kind]} logged."
+        if kind == ActivityKind.NOTE:
+            return message
+        chosen = next((o for o in self.outcomes if o.code == activity.outcome), None)
+        label = self.outcome_label(activity.outcome) if activity.outcome else "No outcome"
+        if activity_counts_as_contact(outcomes=self.outcomes, kind=kind, outcome=chosen):
+            return f"{message} {label}: counts as contact."
+        return f"{message} {label}: counted as an attempt."
 
 
 class AcceptForm(ExpectedOwnerForm):
@@ -85,14 +119,22 @@ class RecycleForm(ExpectedOwnerForm):
     reason = forms.CharField(max_length=200, initial="Not ready yet: back to nurture")
 
 
+THROUGH_THE_RULES = "rules"
+
+
 class ReassignForm(ExpectedOwnerForm):
-    to_user = forms.ChoiceField(choices=[], label="New owner")
+    """Hand the lead to a rep who can take it now (the manager pages' rule), or back through the routing
+    rules; the select starts empty, so nobody is picked by accident."""
+
+    to_user = forms.ChoiceField(choices=[], label="New owner",
+                                error_messages={"required": "Choose a rep, or the routing rules."})
     reason = forms.CharField(max_length=200)
 
     def __init__(self, *args, members=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["to_user"].choices = [("", "Route by the rules")] + [
-            (str(m.user_id), m.user.get_full_name() or m.user.get_username()) for m in members
+        self.fields["to_user"].choices = [("", "Choose a rep…"), (THROUGH_THE_RULES, "Through the routing rules")] + [
+            (str(m.user_id), f"{m.user.get_full_name() or m.user.get_username()} ({m.get_role_display()})")
+            for m in members
         ]
 
 

@@ -7,17 +7,38 @@ from django import forms
 from leads.models import LeadStatus
 from routing.selectors import OPEN_STATUSES
 
-THROUGH_THE_RULES = ""
+CHOOSE = ""  # the placeholder every "Reassign to" select starts on: not a valid choice
+THROUGH_THE_RULES = "rules"
+CHOOSE_LABEL = "Choose a rep…"
 
 
 def _rep_choices(reps, blank_label: str | None) -> list[tuple[str, str]]:
-    choices = [(THROUGH_THE_RULES, blank_label)] if blank_label is not None else []
+    choices = [("", blank_label)] if blank_label is not None else []
     for membership in reps:
         label = membership.user.get_full_name() or membership.user.get_username()
         if membership.team is not None:
             label = f"{label} ({membership.team.name})"
         choices.append((str(membership.user_id), label))
     return choices
+
+
+def _target_choices(reps, rules_label: str | None) -> list[tuple[str, str]]:
+    """A "to whom" select: the placeholder first (refused when submitted), then the routing rules (if
+    offered), then the reps."""
+    rules = [(THROUGH_THE_RULES, rules_label)] if rules_label else []
+    return [(CHOOSE, CHOOSE_LABEL), *rules, *_rep_choices(reps, None)]
+
+
+class TargetField(forms.ChoiceField):
+    """A rep's user id (int) or None for "through the routing rules"; the placeholder is a field error."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("error_messages", {"required": "Choose a rep, or the routing rules."})
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        return None if value == THROUGH_THE_RULES else int(value)
 
 
 class QueueFilterForm(forms.Form):
@@ -36,17 +57,18 @@ class QueueFilterForm(forms.Form):
 
 
 class _LeadMoveForm(forms.Form):
-    """A lead to a named rep (`to_user`) or through the rules (blank); `expected_owner_id` is the owner the
+    """A lead to a named rep (`to_user`: a user id) or through the rules ("rules"); the select starts on
+    "Choose a rep…", which is refused; `reps` are the reps who can take the lead now. `expected_owner_id` is the owner the
     manager saw, so a lead that changed hands meanwhile is refused; `next` is where to go back to."""
 
-    to_user = forms.ChoiceField(required=False, label="Assign to")
+    to_user = TargetField(label="Assign to")
     expected_owner_id = forms.CharField(required=False, widget=forms.HiddenInput)
     next = forms.CharField(required=False, widget=forms.HiddenInput)
-    blank_label = "Route again through the rules"
+    rules_label = "Route again through the rules"
 
     def __init__(self, *args, reps=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["to_user"].choices = _rep_choices(reps, self.blank_label)
+        self.fields["to_user"].choices = _target_choices(reps, self.rules_label)
 
     def clean_expected_owner_id(self):
         value = (self.cleaned_data.get("expected_owner_id") or "").strip()
@@ -76,6 +98,7 @@ ROW_LISTS = {
     "unassigned": "Assigned from Unassigned",
     "escalations": "Reassigned from Escalations (SLA breached)",
     "aging": "Reassigned from Aging",
+    "hot": "Reassigned from the Hot list",
 }
 
 
@@ -93,9 +116,9 @@ class RowReassignForm(_LeadMoveForm):
 
     def reason(self) -> str:
         row = self.row_name()
-        if self.cleaned_data.get("to_user"):
+        if self.cleaned_data.get("to_user") is not None:
             return ROW_LISTS[row]
-        page = "the team queue" if row == "queue" else row.capitalize()
+        page = {"queue": "the team queue", "hot": "the Hot list"}.get(row, row.capitalize())
         return f"Routed again from {page}"
 
 
@@ -126,20 +149,29 @@ class QuickAvailabilityForm(forms.Form):
 
 
 class BulkReassignForm(forms.Form):
-    """Every open lead of one rep to another rep of the scope, or through the rules (blank)."""
+    """Every open lead of one rep of the scope to another rep who can take leads now, or through the rules.
+    `confirm` and `token` come back from the preview: without them the view only previews the move."""
 
-    from_user = forms.ChoiceField(label="Move the open leads of")
-    to_user = forms.ChoiceField(required=False, label="To")
+    from_user = forms.ChoiceField(label="Move the open leads of",
+                                  error_messages={"required": "Choose the rep whose leads move."})
+    to_user = TargetField(label="To")
     reason = forms.CharField(max_length=500, label="Reason",
+                             error_messages={"required": "Give a reason for the reassignment (kept in the history)."},
                              widget=forms.TextInput(attrs={"placeholder": "e.g. left the company"}))
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    token = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
 
-    def __init__(self, *args, reps=(), **kwargs):
+    def __init__(self, *args, reps=(), targets=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["from_user"].choices = [("", "Choose a rep")] + _rep_choices(reps, None)
-        self.fields["to_user"].choices = _rep_choices(reps, "Through the routing rules")
+        self.fields["from_user"].choices = _rep_choices(reps, CHOOSE_LABEL)
+        self.fields["to_user"].choices = _target_choices(reps if targets is None else targets,
+                                                         "Through the routing rules")
+
+    def clean_from_user(self):
+        return int(self.cleaned_data["from_user"])
 
     def clean(self):
         data = super().clean()
-        if data.get("from_user") and data.get("to_user") and data["from_user"] == data["to_user"]:
+        if data.get("from_user") is not None and data.get("to_user") is not None and data["from_user"] == data["to_user"]:
             self.add_error("to_user", "Pick someone other than the rep whose leads are moving.")
         return data

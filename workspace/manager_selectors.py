@@ -1,20 +1,23 @@
 """Reads of the manager pages: a manager's scope (their teams, or the whole tenant for admins), the
-team queue, Unassigned, breached SLAs and escalations, aging leads, and rep load."""
+team queue, Unassigned, breached SLAs and escalations, aging leads, rep load, who can take a lead, and
+the preview of a bulk move."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.http import Http404
 
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
-from leads.models import Lead
+from leads.models import Lead, LeadStatus
 from routing.models import Escalation, SlaClock
 from routing.selectors import OPEN_STATUSES, REP_ROLES, ineligibility, open_lead_counts
+from routing.strategies import route_decide, routing_run
 
 MANAGER_ROLES = {Role.MANAGER, Role.ADMIN}
 
@@ -162,6 +165,14 @@ def scope_membership_get(*, scope: ManagerScope, membership_id) -> Membership:
     raise Http404("No rep matches the given query.")
 
 
+def scope_reach_q(scope: ManagerScope) -> Q:
+    """Leads the scope may act on: its teams' (`lead_q`) and the Unassigned it distributes; everything for
+    admins. (An empty Q() OR-ed with another Q is that other Q alone, hence the explicit whole-tenant case.)"""
+    if scope.whole_tenant:
+        return Q()
+    return scope.lead_q() | (Q(owner__isnull=True) & scope.unassigned_q())
+
+
 def scope_lead_get(*, scope: ManagerScope, lead_id) -> Lead:
     """An open or closed lead the scope may act on (its teams' leads, or Unassigned); else 404."""
     try:
@@ -169,8 +180,126 @@ def scope_lead_get(*, scope: ManagerScope, lead_id) -> Lead:
     except ValueError:
         raise Http404("No lead matches the given query.") from None
     lead = (Lead.objects.unscoped().filter(tenant=scope.tenant, id=lead_id)
-            .filter(scope.lead_q() | (Q(owner__isnull=True) & scope.unassigned_q()))
+            .filter(scope_reach_q(scope))
             .select_related("owner", "team").first())
     if lead is None:
         raise Http404("No lead matches the given query.")
     return lead
+
+
+# --- who can take a lead, and the preview of a bulk move ----------------------------------------------------
+
+
+def lead_taker_roles(lead: Lead) -> tuple[str, ...]:
+    """The roles that can own the lead: an SQL (qualified, handed off) is an AE's; any other open lead a rep's."""
+    return (Role.AE,) if lead.status == LeadStatus.QUALIFIED else tuple(REP_ROLES)
+
+
+def reps_for_lead(*, reps: list[Membership], lead: Lead, exclude_owner: bool = True) -> list[Membership]:
+    """Of `reps` (the reps who can take leads now), those whose role may own this lead, without its owner (kept
+    with `exclude_owner=False`: a form that validates a stale choice lets the service say the lead moved)."""
+    roles = lead_taker_roles(lead)
+    return [m for m in reps if m.role in roles and not (exclude_owner and m.user_id == lead.owner_id)]
+
+
+def _name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+@dataclass
+class BulkPreviewRow:
+    """Where one lead would go: the named rep, or the rule that would take it and its likely pick."""
+
+    lead: Lead
+    to_name: str = ""  # the named rep or the rule's likely pick; "" when it would go to Unassigned
+    rule_name: str = ""
+    pool: list[str] = field(default_factory=list)  # reps the rule shares its leads among
+    unassigned_why: str = ""
+    decided_later: bool = False  # past the dry-run limit: the rules decide when the manager confirms
+
+
+@dataclass
+class BulkPreview:
+    """What a bulk move would do now: the open leads of `from_rep`, each with where it would go."""
+
+    from_rep: Membership
+    to_rep: Membership | None
+    rows: list[BulkPreviewRow]
+    refusal: str = ""  # the named rep cannot take these leads: why (the service would refuse the same way)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    @property
+    def lead_ids(self) -> list[str]:
+        return sorted(str(row.lead.pk) for row in self.rows)
+
+    def groups(self) -> list[tuple[str, int]]:
+        """The destinations with their lead counts, biggest first ("Rule “Inbound”: Bob or Cat", 8)."""
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            if self.to_rep is not None:
+                label = _name(self.to_rep.user)
+            elif row.decided_later:
+                label = "Decided by the rules when you confirm"
+            elif row.unassigned_why:
+                label = f"Unassigned: {row.unassigned_why}"
+            elif len(row.pool) > 1:
+                label = f"Rule “{row.rule_name}”, shared among {', '.join(row.pool)} (next: {row.to_name})"
+            else:
+                label = f"Rule “{row.rule_name}”: {row.to_name}"
+            counts[label] = counts.get(label, 0) + 1
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+BULK_DRY_RUN_LIMIT = 25  # leads dry-run through the rules in a preview (two or three reads each)
+
+
+def bulk_move_preview(*, scope: ManagerScope, from_rep: Membership, to_rep: Membership | None,
+                      at: datetime) -> BulkPreview:
+    """The open leads of a rep of the scope (the set `leads_reassign_bulk` moves), most urgent first, with
+    where each would go: the named rep (or why they cannot take them all), or through the rules without
+    `from_rep` (routing's dry run, nothing locked or written) for the first BULK_DRY_RUN_LIMIT leads."""
+    leads = list(Lead.objects.unscoped().filter(tenant=scope.tenant, owner_id=from_rep.user_id,
+                                                status__in=OPEN_STATUSES)
+                 .select_related("team").order_by(F("sla_due_at").asc(nulls_last=True), "created_at", "id"))
+    if to_rep is not None:
+        preview = BulkPreview(from_rep=from_rep, to_rep=to_rep,
+                              rows=[BulkPreviewRow(lead=lead, to_name=_name(to_rep.user)) for lead in leads])
+        counts = open_lead_counts(tenant=scope.tenant, user_ids=[to_rep.user_id])
+        why = ineligibility(to_rep, at=at, open_count=None)
+        held = counts.get(to_rep.user_id, 0)
+        if why is None and leads and to_rep.capacity is not None and held + len(leads) > to_rep.capacity:
+            why = f"at capacity ({held} of {to_rep.capacity} open leads, {len(leads)} more would not fit)"
+        if why is not None and leads:
+            preview.refusal = f"{to_rep.user.get_username()} cannot take leads: {why}."
+        return preview
+    decisions = []
+    with routing_run():
+        for lead in leads[:BULK_DRY_RUN_LIMIT]:
+            lead.tenant = scope.tenant
+            decisions.append(route_decide(tenant=scope.tenant, source=lead, at=at,
+                                          exclude_user_ids=[from_rep.user_id], commit=False))
+    ids = {user_id for decision in decisions for user_id in decision.candidates}
+    names = {user.pk: _name(user) for user in get_user_model().objects.filter(pk__in=ids)} if ids else {}
+    rows = [BulkPreviewRow(lead=lead, to_name=_name(decision.owner) if decision.owner is not None else "",
+                           rule_name=decision.rule.name if decision.rule is not None else "",
+                           pool=sorted(names.get(user_id, "?") for user_id in decision.candidates),
+                           unassigned_why="" if decision.owner is not None else decision.reason)
+            for lead, decision in zip(leads, decisions, strict=False)]
+    rows += [BulkPreviewRow(lead=lead, decided_later=True) for lead in leads[BULK_DRY_RUN_LIMIT:]]
+    return BulkPreview(from_rep=from_rep, to_rep=None, rows=rows)
+
+
+# --- the Hot list ----------------------------------------------------------------------------------------
+
+
+def hot_leads(*, scope: ManagerScope) -> QuerySet[Lead]:
+    """Open hot leads (`is_hot`, at or above the scoring model's hot threshold) the scope owns or distributes:
+    its teams' reps' leads and its Unassigned ones (admins: the tenant's); the hottest first, then the most
+    urgent SLA, then the longest waiting. One query per page (the partial `lead_tenant_hot` index holds them)."""
+    return (Lead.objects.unscoped().filter(tenant=scope.tenant, is_hot=True, status__in=OPEN_STATUSES)
+            .filter(scope_reach_q(scope))
+            .select_related("owner", "team")
+            .order_by(F("score").desc(nulls_last=True), F("sla_due_at").asc(nulls_last=True), "created_at", "id"))

@@ -1,4 +1,4 @@
-"""Manager pages (`/manager/…`): team queue, Unassigned, Escalations, Aging, rep load and availability,
+"""Manager pages (`/manager/…`): team queue, Unassigned, Escalations, Aging, Hot, rep load and availability,
 reassignment. Views call services and selectors only; every read goes through the manager's scope
 (their teams, or the whole tenant for admins), so another team's or tenant's rep or lead is a 404."""
 from __future__ import annotations
@@ -22,6 +22,7 @@ from leadmgmt.audit.actors import Actor
 from routing.services.assign import lead_reassign, leads_reassign_bulk
 from routing.services.availability import membership_availability_set
 
+from .manager_bulk import bulk_report, bulk_token, bulk_token_problem
 from .manager_forms import (
     AvailabilityForm,
     BulkReassignForm,
@@ -34,9 +35,12 @@ from .manager_selectors import (
     aging_leads,
     assignable_reps,
     breached_clocks,
+    bulk_move_preview,
+    hot_leads,
     manager_scope,
     recent_escalations,
     rep_load,
+    reps_for_lead,
     scope_lead_get,
     scope_membership_get,
     scope_reps,
@@ -115,8 +119,10 @@ def manager_queue(request, scope):
 @manager_view
 def manager_unassigned(request, scope):
     page = _page(request, unassigned_queue(scope=scope))
-    return render(request, "workspace/manager/manager_unassigned.html", _context(
-        scope, "unassigned", page=page, **_row_controls("unassigned", scope)))
+    context = _context(scope, "unassigned", page=page, **_row_controls("unassigned", scope))
+    if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
+        return render(request, "workspace/manager/_unassigned_results.html", context)  # its live poll
+    return render(request, "workspace/manager/manager_unassigned.html", context)
 
 
 @require_GET
@@ -136,9 +142,24 @@ def manager_aging(request, scope):
                                                                   **_row_controls("aging", scope)))
 
 
-def _reps_page(request, scope, bulk_form=None, status=200):
-    loads = rep_load(scope=scope, at=timezone.now())
-    bulk_form = bulk_form or BulkReassignForm(reps=[load.membership for load in loads])
+@require_GET
+@manager_view
+def manager_hot(request, scope):
+    """The Hot list: open hot leads of the scope, owned or Unassigned, the hottest and most urgent first."""
+    page = _page(request, hot_leads(scope=scope))
+    return render(request, "workspace/manager/manager_hot.html", _context(scope, "hot", page=page,
+                                                                 **_row_controls("hot", scope)))
+
+
+def _bulk_choices(loads) -> dict:
+    """Whose leads may move (every rep of the scope) and to whom (those who can take leads now)."""
+    return {"reps": [load.membership for load in loads],
+            "targets": [load.membership for load in loads if load.ineligible_because is None]}
+
+
+def _reps_page(request, scope, bulk_form=None, status=200, loads=None):
+    loads = rep_load(scope=scope, at=timezone.now()) if loads is None else loads
+    bulk_form = bulk_form or BulkReassignForm(**_bulk_choices(loads))
     return render(request, "workspace/manager/manager_reps.html", _context(scope, "reps", loads=loads, bulk_form=bulk_form),
                   status=status)
 
@@ -157,13 +178,14 @@ def manager_reps(request, scope):
 def manager_lead_reassign(request, scope, lead_id):
     """Assign or reassign one lead: to a rep of the scope, or through the rules without its owner."""
     lead = scope_lead_get(scope=scope, lead_id=lead_id)
-    reps = [m for m in scope_reps(scope=scope) if m.user_id != lead.owner_id]
+    reps = reps_for_lead(reps=assignable_reps(scope=scope, at=timezone.now()), lead=lead, exclude_owner=False)
     default_reason = "Reassigned by a manager" if lead.owner_id else "Assigned from Unassigned"
     fallback = "/manager/" if lead.owner_id else "/manager/unassigned/"
     if request.method == "GET":
         next_url = request.GET.get("next", "")
-        form = ReassignForm(reps=reps, initial={"expected_owner_id": lead.owner_id or "",
-                                                "next": next_url if next_url.startswith("/manager/") else fallback})
+        form = ReassignForm(reps=[m for m in reps if m.user_id != lead.owner_id],
+                            initial={"expected_owner_id": lead.owner_id or "",
+                                     "next": next_url if next_url.startswith("/manager/") else fallback})
         return render(request, "workspace/manager/manager_reassign.html", _context(scope, "", lead=lead, form=form))
     form = ReassignForm(request.POST, reps=reps, default_reason=default_reason)
     if form.is_valid():
@@ -235,23 +257,46 @@ def manager_rep_toggle(request, scope, membership_id):
 @require_POST
 @manager_view
 def manager_reps_reassign(request, scope):
-    """Every open lead of one rep of the scope, to another of its reps or through the rules."""
-    reps = scope_reps(scope=scope)
-    form = BulkReassignForm(request.POST, reps=reps)
-    if form.is_valid():
-        data = form.cleaned_data
-        from_user, to_user = _user(data["from_user"]), _user(data["to_user"])
-        try:
-            moved = leads_reassign_bulk(tenant=scope.tenant, from_user=from_user, to_user=to_user,
-                                        actor=Actor.for_user(request.user), reason=data["reason"])
-        except ValidationError as error:
-            _errors_to_form(form, error)
-        else:
-            target = to_user.get_username() if to_user is not None else "the routing rules"
-            noun = "lead" if moved == 1 else "leads"
-            messages.success(request, f"Moved {moved} open {noun} of {from_user.get_username()} to {target}.")
-            return redirect("manager:reps")
-    return _reps_page(request, scope, bulk_form=form, status=400)
+    """Every open lead of one rep of the scope, to another rep who can take leads or through the rules, in two
+    steps: a POST previews which leads would move where; the second (`confirm`, the preview's `token` and the
+    same choices) moves them and reports what moved where. A confirm that no longer matches its preview (the
+    rep's leads changed, the token is old or forged) shows the preview again (409) and moves nothing."""
+    loads = rep_load(scope=scope, at=timezone.now())
+    form = BulkReassignForm(request.POST, **_bulk_choices(loads))
+    if not form.is_valid():
+        return _reps_page(request, scope, bulk_form=form, status=400, loads=loads)
+    data = form.cleaned_data
+    reps = {load.membership.user_id: load.membership for load in loads}
+    from_rep = reps[data["from_user"]]
+    to_rep = reps[data["to_user"]] if data["to_user"] is not None else None
+    preview = bulk_move_preview(scope=scope, from_rep=from_rep, to_rep=to_rep, at=timezone.now())
+    if not preview.rows:
+        form.add_error("from_user", f"{from_rep.user.get_username()} has no open leads to move.")
+    elif preview.refusal:
+        form.add_error("to_user", preview.refusal)
+    if form.errors:
+        return _reps_page(request, scope, bulk_form=form, status=400, loads=loads)
+    signed = {"viewer_id": scope.membership.pk, "from_user_id": from_rep.user_id,
+              "to_user_id": to_rep.user_id if to_rep is not None else None, "reason": data["reason"],
+              "lead_ids": preview.lead_ids}
+    problem, status = None, 200
+    if data["confirm"]:
+        problem = bulk_token_problem(data["token"], **signed, from_name=from_rep.user.get_username())
+        if problem is None:
+            try:
+                result = leads_reassign_bulk(tenant=scope.tenant, from_user=from_rep.user,
+                                             to_user=to_rep.user if to_rep is not None else None,
+                                             actor=Actor.for_user(request.user), reason=data["reason"])
+            except ValidationError as error:
+                _errors_to_form(form, error)
+                return _reps_page(request, scope, bulk_form=form, status=400)
+            report = bulk_report(result, from_user=from_rep.user, to_user=to_rep.user if to_rep else None)
+            return render(request, "workspace/manager/manager_bulk_result.html",
+                          _context(scope, "reps", report=report, from_rep=from_rep, to_rep=to_rep))
+        status = 409
+    return render(request, "workspace/manager/manager_bulk_preview.html", _context(
+        scope, "reps", preview=preview, problem=problem, reason=data["reason"], token=bulk_token(**signed),
+        from_user=from_rep.user_id, to_user=form["to_user"].value()), status=status)
 
 
 # --- one click on a row ------------------------------------------------------------------------------------
@@ -264,6 +309,7 @@ ROWS = {
     "escalations": ("workspace/manager/_row_escalation.html", 6, "/manager/escalations/",
                     lambda scope: breached_clocks(scope=scope)),
     "aging": ("workspace/manager/_row_aging.html", 5, "/manager/aging/", lambda scope: aging_leads(scope=scope)),
+    "hot": ("workspace/manager/_row_queue.html", 6, "/manager/hot/", lambda scope: hot_leads(scope=scope)),
 }
 
 
@@ -298,7 +344,7 @@ def manager_lead_reassign_row(request, scope, lead_id):
     not valid."""
     lead = scope_lead_get(scope=scope, lead_id=lead_id)
     assignable = assignable_reps(scope=scope, at=timezone.now())
-    form = RowReassignForm(request.POST, reps=assignable)
+    form = RowReassignForm(request.POST, reps=reps_for_lead(reps=assignable, lead=lead, exclude_owner=False))
     row = form.row_name()
     htmx = bool(request.headers.get("HX-Request"))
     stale = False

@@ -199,8 +199,13 @@ class ActivityCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ActivityKind.choices)
     subject = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     body = serializers.CharField(required=False, allow_blank=True, max_length=20_000, default="")
-    outcome = serializers.CharField(required=False, allow_blank=True, max_length=64, default="",
-                                    help_text="e.g. connected, left_voicemail, no_answer, meeting_booked.")
+    outcome = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, default="",
+        help_text="A code of the tenant's outcome taxonomy that fits the kind (defaults: connected, voicemail, "
+        "no_answer, busy, wrong_number for calls; sent, replied, bounced for emails; held, no_show for meetings; "
+        "meeting_booked, not_interested for any). Blank is allowed; an unknown code is a 400 on `outcome`. Only "
+        "an outcome that counts as contact (connected, replied, held, meeting_booked …) stops the first-contact "
+        "SLA clock; the others, and a call without an outcome, are attempts.")
     occurred_at = serializers.DateTimeField(
         required=False, allow_null=True, default=None,
         help_text="When it happened (default: now). Send it to make a retried request safe.",
@@ -240,6 +245,15 @@ class ConvertSerializer(ExpectedOwnerSerializer):
     stage = serializers.ChoiceField(choices=[s for s in OpportunityStage.choices if s[0] not in ("won", "lost")],
                                     required=False, allow_blank=True, default="",
                                     help_text="An open opportunity stage (default: discovery).")
+
+
+class HandoffSerializer(serializers.Serializer):
+    """Where qualifying sent the lead: to an AE (`placed`), or to the Unassigned queue with the reason."""
+
+    placed = serializers.BooleanField(help_text="True: an AE owns the lead and its opportunity now.")
+    reason = serializers.CharField(help_text="Why this AE, or why no AE matches (then the lead waits in the "
+                                             "Unassigned queue and the SDR's manager is notified).")
+    message = serializers.CharField(help_text="The sentence the lead page shows the SDR.")
 
 
 class OpportunitySerializer(serializers.Serializer):

@@ -1,9 +1,9 @@
-"""UI URLs of the rep's workspace: sign-in, tenant switch, My queue and the lead page (issue 5)."""
+"""UI URLs of the workspace: sign-in, tenant switch, My queue, the lead page (issue 5), the Team page and invitations."""
 from django.urls import include, path
 
 from leadmgmt.tenancy import views as tenancy_views
 
-from . import views
+from . import team_views, views
 
 urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
@@ -11,4 +11,18 @@ urlpatterns = [
     path("queue/", views.queue, name="queue"),
     path("leads/<uuid:lead_id>/", views.lead_page, name="lead-page"),
     path("leads/<uuid:lead_id>/<slug:action>/", views.lead_action, name="lead-action"),
+    path("", include("workspace.notification_urls")),  # the notification centre and the top bar's bell
+    # the Team page (tenant admins) and the public invitation link
+    path("team/", team_views.team, name="team"),
+    path("team/invite/", team_views.team_invite, name="team-invite"),
+    path("team/invitations/<int:invitation_id>/resend/", team_views.team_invitation_resend,
+         name="team-invitation-resend"),
+    path("team/invitations/<int:invitation_id>/revoke/", team_views.team_invitation_revoke,
+         name="team-invitation-revoke"),
+    path("team/members/<int:membership_id>/", team_views.team_member, name="team-member"),
+    path("team/members/<int:membership_id>/deactivate/", team_views.team_member_deactivate,
+         name="team-member-deactivate"),
+    path("team/members/<int:membership_id>/reactivate/", team_views.team_member_reactivate,
+         name="team-member-reactivate"),
+    path("invite/<str:token>/", team_views.invitation_accept_view, name="invitation-accept"),
 ]

@@ -1,7 +1,8 @@
 """UI views of the rep's workspace: My queue (htmx filters, pagination) and the lead page with its actions.
 
 Views read through selectors and act through services only; every read is scoped to the request's
-tenant and the member's visibility (a lead the user may not see is a 404, like a missing one).
+tenant and the member's visibility (a lead the user may not see is a 404, like a missing one). The one
+exception: the lead page shows a lead its former owner (or anyone who acted on it) worked, read-only.
 """
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.selectors import memberships_of_user
+from leads.activity_outcomes import activity_outcomes_for
 from leads.models import Lead
 from leads.selectors import (
     LeadViewer,
@@ -33,7 +36,6 @@ from leads.selectors import (
     lead_queue,
     lead_queue_facets,
     tenant_member_get,
-    tenant_members,
 )
 from leads.services.lead_edit import lead_update
 from nurture.models import Enrollment, Sequence
@@ -45,8 +47,19 @@ from scoring.models import LeadClass
 from scoring.selectors import rule_labels, score_explain
 
 from . import forms
-from .selectors import lead_sla_state, lead_timeline, rejection_reasons
+from .lead_page_offers import (
+    action_panels,
+    closed_note,
+    flash_with_link,
+    is_stale,
+    lead_offers,
+    not_offered,
+    refuse_stale,
+)
+from .manager_selectors import assignable_reps, manager_scope, reps_for_lead
+from .selectors import lead_ownership, lead_sla_state, lead_timeline, rejection_reasons
 from .services.activities import activity_log
+from .services.handoff import handoff_message, opportunity_handoff
 from .services.lifecycle import (
     OPEN_OPPORTUNITY_STAGES,
     lead_accept,
@@ -112,8 +125,15 @@ def _reasons(tenant):
     return rejection_reasons(tenant=tenant)
 
 
-def _members(tenant):
-    return tenant_members(tenant=tenant)
+def _reassign_targets(request, lead, *, keep_owner: bool = False) -> list:
+    """The reps this manager (or admin) may hand the lead to now: available, under capacity, in their teams,
+    with a role that may own the lead (the manager pages' rule); the owner is kept only to validate a post."""
+    scope = manager_scope(tenant=request.tenant, membership=request.membership)
+    return reps_for_lead(reps=assignable_reps(scope=scope, at=timezone.now()), lead=lead, exclude_owner=not keep_owner)
+
+
+def _outcomes(tenant):
+    return activity_outcomes_for(tenant_id=tenant.pk)
 
 
 def _may_convert(viewer: LeadViewer, lead) -> bool:
@@ -129,35 +149,42 @@ def _convert_initial(lead, opportunity) -> dict:
     return {"name": opportunity_name_default(lead)}
 
 
-def _action_forms(request, lead, viewer, *, opportunity, bound: dict | None = None) -> dict:
+def _action_forms(request, lead, viewer, *, opportunity, offers: set[str], bound: dict | None = None) -> dict:
+    """The unbound forms of the actions on offer (each query only when its form is shown), then the bound one."""
     owner = {"expected_owner_id": lead.owner_id or ""}
-    reasons = _reasons(request.tenant)
-    built = {
-        "log": forms.ActivityForm(initial=owner | {"kind": "call"}),
-        "accept": forms.AcceptForm(initial=owner),
-        "reject": forms.ReasonForm(initial=owner, reasons=reasons, prefix="reject"),
-        "qualify": forms.QualifyForm(initial=owner),
-        "disqualify": forms.ReasonForm(initial=owner, reasons=reasons, prefix="disqualify"),
-        "recycle": forms.RecycleForm(initial=owner),
-        "edit": forms.LeadEditForm(lead=lead),
+    reasons = _reasons(request.tenant) if offers & {"reject", "disqualify"} else []
+    makers = {
+        "log": lambda: forms.ActivityForm(initial=owner | {"kind": "call"}, outcomes=_outcomes(request.tenant)),
+        "accept": lambda: forms.AcceptForm(initial=owner),
+        "reject": lambda: forms.ReasonForm(initial=owner, reasons=reasons, prefix="reject"),
+        "qualify": lambda: forms.QualifyForm(initial=owner),
+        "disqualify": lambda: forms.ReasonForm(initial=owner, reasons=reasons, prefix="disqualify"),
+        "recycle": lambda: forms.RecycleForm(initial=owner),
+        "edit": lambda: forms.LeadEditForm(lead=lead),
+        "convert": lambda: forms.ConvertForm(initial=owner | _convert_initial(lead, opportunity), prefix="convert"),
+        "reassign": lambda: forms.ReassignForm(initial=owner, members=_reassign_targets(request, lead)),
+        "enroll": lambda: forms.EnrollForm(sequences=sequences_for_manual_enrolment(tenant=request.tenant),
+                                           prefix="enroll"),
     }
-    if _may_convert(viewer, lead):
-        built["convert"] = forms.ConvertForm(initial=owner | _convert_initial(lead, opportunity), prefix="convert")
-    if viewer.can_reassign:
-        built["reassign"] = forms.ReassignForm(initial=owner, members=_members(request.tenant))
-    built["enroll"] = forms.EnrollForm(sequences=sequences_for_manual_enrolment(tenant=request.tenant), prefix="enroll")
+    built = {name: make() for name, make in makers.items() if name in offers}
     built.update(bound or {})
     if "stop-nurture" in built:  # template variables cannot hold a hyphen
         built["stop_nurture"] = built.pop("stop-nurture")
     return built
 
 
-def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int = 200, open_action: str = ""):
+def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int = 200, open_action: str = "",
+               can_submit_refused: bool = True):
+    """The lead page; read-only (no forms but a refused one) when the viewer only worked the lead before."""
+    read_only = getattr(lead, "former_access", False)
     explanation = None
     if lead.score is not None and lead.score_breakdown is not None:
         labels = rule_labels(model_ids=[lead.scoring_model_id]) if lead.scoring_model_id else {}
         explanation = score_explain(lead=lead, labels=labels.get(lead.scoring_model_id, {}))
     opportunity = lead_opportunity(lead=lead)
+    offers = lead_offers(lead=lead, opportunity=opportunity, can_reassign=viewer.can_reassign,
+                         may_convert=_may_convert(viewer, lead), read_only=read_only)
+    action_forms = _action_forms(request, lead, viewer, opportunity=opportunity, offers=offers, bound=bound)
     context = {
         "lead": lead,
         "class_label": CLASS_LABELS.get(lead.lead_class, lead.lead_class),
@@ -167,9 +194,16 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
         "sla": lead_sla_state(lead=lead),
         "opportunity": opportunity,
         "enrollments": lead_enrollments(lead=lead),
-        "forms": _action_forms(request, lead, viewer, opportunity=opportunity, bound=bound),
+        "forms": action_forms,
+        "offers": {name: True for name in offers},
+        "panels": action_panels(forms=action_forms, offers=offers, lead=lead, opportunity=opportunity,
+                                refused=open_action, can_submit_refused=can_submit_refused),
         "open_action": open_action,
         "is_open": lead.status in ("new", "contacted", "qualified"),
+        "closed_note": closed_note(lead, opportunity),
+        "read_only": read_only,
+        "ownership": lead_ownership(lead=lead) if read_only else None,
+        "has_bant": any((lead.budget, lead.authority, lead.need, lead.timeline)) or opportunity is not None,
     }
     return render(request, "workspace/lead_page.html", context, status=status)
 
@@ -177,8 +211,9 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
 @require_GET
 @workspace_required
 def lead_page(request, lead_id):
+    """The lead page; read-only for a member who owned or worked the lead before (e.g. just handed it off)."""
     viewer = _viewer(request)
-    return _lead_page(request, lead_get_for_viewer(viewer=viewer, lead_id=lead_id), viewer)
+    return _lead_page(request, lead_get_for_viewer(viewer=viewer, lead_id=lead_id, allow_former=True), viewer)
 
 
 def _apply_errors(form, exc: ValidationError) -> None:
@@ -233,13 +268,19 @@ def _stop_nurture(form, *, lead, actor, request) -> str:
 
 def _log(form, *, lead, actor, request) -> str:
     data = form.cleaned_data
-    activity_log(lead=lead, kind=data["kind"], actor=actor, subject=data["subject"], body=data["body"],
-                 outcome=data["outcome"], expected_owner_id=form.expected_owner())
-    return f"{dict(form.fields['kind'].choices)[data['kind']]} logged."
+    activity, _ = activity_log(lead=lead, kind=data["kind"], actor=actor, subject=data["subject"], body=data["body"],
+                               outcome=data["outcome"], expected_owner_id=form.expected_owner())
+    return form.logged_message(activity)
 
 
 def _accept(form, *, lead, actor, request) -> str:
-    lead_accept(lead=lead, actor=actor, expected_owner_id=form.expected_owner())
+    accepted = lead_accept(lead=lead, actor=actor, expected_owner_id=form.expected_owner())
+    if accepted.status == "converted":
+        opportunity = lead_opportunity(lead=accepted)
+        if opportunity is not None:
+            whose = ("yours" if opportunity.owner_id in (None, actor.user_id)
+                     else f"{opportunity.owner.get_full_name() or opportunity.owner.get_username()}'s")
+            return f"Lead accepted and converted: opportunity “{opportunity.name}” is {whose}."
     return "Lead accepted."
 
 
@@ -257,11 +298,17 @@ def _disqualify(form, *, lead, actor, request) -> str:
     return "Lead disqualified."
 
 
+class Attention(str):
+    """A flash that reports an action done but not all it was meant to do (shown as a warning, not a success)."""
+
+
 def _qualify(form, *, lead, actor, request) -> str:
     data = form.cleaned_data
-    lead_qualify(lead=lead, actor=actor, budget=data["budget"], authority=data["authority"], need=data["need"],
-                 timeline=data["timeline"], expected_owner_id=form.expected_owner())
-    return "Lead qualified and handed off to an account executive."
+    opportunity = lead_qualify(lead=lead, actor=actor, budget=data["budget"], authority=data["authority"],
+                               need=data["need"], timeline=data["timeline"], expected_owner_id=form.expected_owner())
+    handoff = opportunity_handoff(opportunity=opportunity)
+    message = handoff_message(handoff)
+    return message if handoff.placed else Attention(message)
 
 
 def _recycle(form, *, lead, actor, request) -> str:
@@ -279,7 +326,7 @@ def _convert(form, *, lead, actor, request) -> str:
 def _reassign(form, *, lead, actor, request) -> str:
     data = form.cleaned_data
     to_user = None
-    if data["to_user"]:
+    if data["to_user"] != forms.THROUGH_THE_RULES:
         member = tenant_member_get(tenant=request.tenant, user_id=data["to_user"])
         if member is None:
             raise ValidationError({"to_user": ["Choose a member of this workspace."]})
@@ -300,7 +347,7 @@ class LeadAction:
 
 
 ACTIONS: dict[str, LeadAction] = {
-    "log": LeadAction(lambda request, lead: forms.ActivityForm(request.POST), _log),
+    "log": LeadAction(lambda request, lead: forms.ActivityForm(request.POST, outcomes=_outcomes(request.tenant)), _log),
     "accept": LeadAction(lambda request, lead: forms.AcceptForm(request.POST), _accept),
     "reject": LeadAction(lambda request, lead: forms.ReasonForm(request.POST, reasons=_reasons(request.tenant),
                                                                 prefix="reject"), _reject, leaves_queue=True),
@@ -310,7 +357,7 @@ ACTIONS: dict[str, LeadAction] = {
     "recycle": LeadAction(lambda request, lead: forms.RecycleForm(request.POST), _recycle, leaves_queue=True),
     "convert": LeadAction(lambda request, lead: forms.ConvertForm(request.POST, prefix="convert"), _convert,
                           allowed=lambda viewer, lead: _may_convert(viewer, lead)),
-    "reassign": LeadAction(lambda request, lead: forms.ReassignForm(request.POST, members=_members(request.tenant)),
+    "reassign": LeadAction(lambda request, lead: forms.ReassignForm(request.POST, members=_reassign_targets(request, lead, keep_owner=True)),
                            _reassign, leaves_queue=True, allowed=lambda viewer, lead: viewer.can_reassign),
     "edit": LeadAction(lambda request, lead: forms.LeadEditForm(request.POST, lead=lead), _edit),
     "enroll": LeadAction(lambda request, lead: forms.EnrollForm(
@@ -335,25 +382,43 @@ def _after_success(request, url: str) -> HttpResponse:
 def lead_action(request, lead_id, action):
     """One action of the lead page (POST + CSRF): success → redirect with a flash; invalid → the page, 400.
 
+    A refused stale action (the lead changed hands meanwhile) comes back with what was typed and the reason, also
+    for a member who can now only read the lead (its former owner); anyone else gets the 404 of a missing lead.
     An htmx post (the edit form) gets HX-Location instead of the redirect, and its 400 replaces the form."""
     entry = ACTIONS.get(action)
     if entry is None:
         raise Http404("No such action.")
     viewer = _viewer(request)
-    lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id)
-    if not entry.allowed(viewer, lead):
+    lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id, allow_former=True)
+    if not lead.former_access and not entry.allowed(viewer, lead):
         raise Http404("No such action.")
     form = entry.form(request, lead)
-    if form.is_valid():
+    can_act = not lead.former_access
+    if not can_act:
+        form.is_valid()  # the typed values are shown again, valid or not
+        refuse_stale(form, lead, can_act=False)
+    elif form.is_valid():
+        refusal = not_offered(action, form, lead)
         try:
+            if refusal:
+                raise ValidationError(refusal)
             message = entry.run(form, lead=lead, actor=Actor.for_user(request.user), request=request)
         except ValidationError as exc:
-            _apply_errors(form, exc)
+            if is_stale(exc):
+                lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id, allow_former=True)
+                can_act = not lead.former_access and entry.allowed(viewer, lead)
+                refuse_stale(form, lead, can_act=can_act)
+            else:
+                _apply_errors(form, exc)
         else:
-            messages.success(request, message)
-            return _after_success(request, reverse("queue") if entry.leaves_queue
-                                  else reverse("lead-page", args=[lead.pk]))
+            level = messages.WARNING if isinstance(message, Attention) else messages.SUCCESS
+            if entry.leaves_queue:
+                messages.add_message(request, level, flash_with_link(message, lead))
+                return _after_success(request, reverse("queue"))
+            messages.add_message(request, level, message)
+            return _after_success(request, reverse("lead-page", args=[lead.pk]))
     _focus_first_error(form)
     messages.error(request, "The action was not applied: see the messages beside the fields.")
-    lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id)  # the current state, after any refusal
-    return _lead_page(request, lead, viewer, bound={action: form}, status=400, open_action=action)
+    lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id, allow_former=True)  # the state after any refusal
+    return _lead_page(request, lead, viewer, bound={action: form}, status=400, open_action=action,
+                      can_submit_refused=can_act)

@@ -38,8 +38,8 @@ class TeamAdmin(TenantScopedAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
-    list_display = ("user", "role", "team", "is_available", "capacity")
-    list_filter = ("role", "is_available", "team")
+    list_display = ("user", "role", "team", "is_available", "capacity", "is_active")
+    list_filter = ("role", "is_available", "is_active", "team")
     search_fields = ("user__username", "user__email")
     list_select_related = ("user", "team")
     view_roles = ADMIN_ROLES  # managers toggle availability on their manager pages, for their teams only

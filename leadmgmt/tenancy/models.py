@@ -75,6 +75,8 @@ class Membership(TenantOwned):
     unavailable_until = models.DateTimeField(null=True, blank=True, help_text="Out of office until (exclusive).")
     routing_weight = models.PositiveIntegerField(default=1, help_text="Share in weighted round-robin (0 pauses).")
     is_senior = models.BooleanField(default=False, help_text="Takes high-value leads in skill-based rules.")
+    is_active = models.BooleanField(
+        default=True, help_text="A deactivated member cannot use this tenant and gets no leads (history is kept).")
     created_at = models.DateTimeField(default=dj_timezone.now)
 
     class Meta:
@@ -105,6 +107,66 @@ class Membership(TenantOwned):
     @property
     def sees_all_leads(self) -> bool:
         return self.role in {Role.ADMIN, Role.MARKETING_OPS}
+
+
+INVITATION_TOKEN_BYTES = 32
+
+
+class Invitation(TenantOwned):
+    """An emailed, single-use, expiring invitation to join a tenant with a role, team and capacity.
+
+    Only a hash of the link's token is stored; re-sending replaces the hash, so the older link stops
+    working. An invitation is pending until it is accepted, revoked or past `expires_at`."""
+
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.SDR)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="+")
+    capacity = models.PositiveIntegerField(null=True, blank=True)
+    # Looked up from the link before the tenant is known, so this unique index cannot start with tenant_id.
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   db_index=False, related_name="+")
+    created_at = models.DateTimeField(default=dj_timezone.now)
+    sent_at = models.DateTimeField(default=dj_timezone.now)
+    send_count = models.PositiveIntegerField(default=1)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    db_index=False, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "email"], condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_open_per_email",
+                violation_error_message="This person already has an open invitation: re-send it instead.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email} ({self.role})"
+
+    @staticmethod
+    def new_token() -> tuple[str, str]:
+        """(raw token for the link, its hash for the row)."""
+        raw = secrets.token_urlsafe(INVITATION_TOKEN_BYTES)
+        return raw, _hash_key(raw)
+
+    @staticmethod
+    def hash_token(raw: str) -> str:
+        return _hash_key(raw)
+
+    def state(self, at) -> str:
+        """"accepted", "revoked", "expired" or "pending" at `at`."""
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= at:
+            return "expired"
+        return "pending"
 
 
 class ApiScope(models.TextChoices):

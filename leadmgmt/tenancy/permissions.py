@@ -1,7 +1,10 @@
-"""DRF permissions: a request must belong to a tenant; API keys need the view's scope."""
+"""Permissions: a request must belong to a tenant, API keys need the view's scope; who may run the team
+(`may_manage_team`, the one rule the Team page and anything else that manages members use)."""
 from __future__ import annotations
 
 from rest_framework import permissions
+
+from .models import Membership, Role
 
 
 class HasTenant(permissions.BasePermission):
@@ -22,3 +25,14 @@ class HasTenant(permissions.BasePermission):
             self.message = f"This API key lacks the '{required}' scope."
             return False
         return True
+
+
+# --- who runs the tenant's team (one rule for the UI and the API) -------------------------------------
+
+TEAM_ADMIN_ROLES = frozenset({Role.ADMIN})
+
+
+def may_manage_team(membership: Membership | None) -> bool:
+    """Tenant admins invite people and change members' roles, teams, capacity and access; nobody else."""
+    return membership is not None and membership.is_active and membership.role in TEAM_ADMIN_ROLES
+

@@ -18,6 +18,9 @@ from .models import ApiKey, ApiScope, Membership, Role, Team, Tenant
 DEFAULT_TEAM = "Sales Development"
 MEMBERSHIP_FIELDS = ["role", "team", "is_available", "capacity"]
 STAFF_ROLES = {Role.ADMIN, Role.MARKETING_OPS}
+# Reps without a named team join the default team, the one the default round-robin rule targets
+# (routing.defaults); AEs there are reached by the default SDR → AE handoff, which takes any AE.
+DEFAULT_TEAM_ROLES = {Role.SDR, Role.AE}
 
 
 @dataclass
@@ -80,6 +83,8 @@ def membership_upsert(
         user = User.objects.create_user(username=email, email=email, password=new_password)
     team = team_get_or_create(tenant=tenant, name=team_name, actor=actor) if team_name else None
     membership = Membership.objects.unscoped().select_for_update().filter(tenant=tenant, user=user).first()
+    if team is None and role in DEFAULT_TEAM_ROLES and (membership is None or membership.team_id is None):
+        team = team_get_or_create(tenant=tenant, name=DEFAULT_TEAM, actor=actor)
     if membership is None:
         membership = Membership.objects.unscoped().create(
             tenant=tenant, user=user, role=role, team=team, capacity=capacity, is_available=is_available
@@ -96,10 +101,89 @@ def membership_upsert(
             membership.save(update_fields=list(changes))
             audit_record(tenant=tenant, actor=actor, action="membership.updated", obj=membership,
                          changes=changes, metadata={"email": email})
-    if role in STAFF_ROLES and not user.is_staff:  # tenant admins and marketing ops use the Django admin
+    staff_flag_set(user=user, role=role)
+    return membership, user_created, new_password
+
+
+def staff_flag_set(*, user, role: str) -> None:
+    """Tenant admins and marketing ops use the Django admin (what they reach there is decided by role)."""
+    if role in STAFF_ROLES and not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
-    return membership, user_created, new_password
+
+
+def default_team_for(*, tenant: Tenant, role: str, team: Team | None, actor: Actor = SYSTEM) -> Team | None:
+    """The team a new member joins: the one named, else the default team for reps, else none."""
+    if team is None and role in DEFAULT_TEAM_ROLES:
+        return team_get_or_create(tenant=tenant, name=DEFAULT_TEAM, actor=actor)
+    return team
+
+
+def _other_active_admins(*, membership: Membership) -> int:
+    """Active admins of the tenant besides this member, counted with their rows locked (always in id
+    order), so two admins demoting each other at once cannot leave the tenant without one."""
+    admins = list(Membership.objects.unscoped().select_for_update()
+                  .filter(tenant_id=membership.tenant_id, role=Role.ADMIN, is_active=True)
+                  .order_by("id").values_list("id", flat=True))
+    return len([pk for pk in admins if pk != membership.pk])
+
+
+LAST_ADMIN = "A workspace needs at least one active tenant admin: make someone else an admin first."
+
+
+@transaction.atomic
+def membership_update(
+    *, membership: Membership, actor: Actor, role: str, team: Team | None, capacity: int | None, is_available: bool,
+) -> Membership:
+    """Change a member's role, team, capacity and availability (the last active admin stays an admin)."""
+    errors: dict[str, list[str]] = {}
+    if role not in Role.values:
+        errors["role"] = [f"Unknown role '{role}'."]
+    if team is not None and team.tenant_id != membership.tenant_id:
+        errors["team"] = ["Choose a team of this workspace."]
+    if capacity is not None and capacity < 0:
+        errors["capacity"] = ["Capacity cannot be below zero."]
+    if errors:
+        raise ValidationError(errors)
+    if membership.role == Role.ADMIN and role != Role.ADMIN and membership.is_active \
+            and _other_active_admins(membership=membership) == 0:
+        raise ValidationError({"role": [LAST_ADMIN]})
+    locked = Membership.objects.unscoped().select_for_update().select_related("user").get(pk=membership.pk)
+    before = snapshot(locked, MEMBERSHIP_FIELDS)
+    locked.role, locked.team, locked.capacity, locked.is_available = role, team, capacity, is_available
+    changes = diff(before, snapshot(locked, MEMBERSHIP_FIELDS))
+    if changes:
+        locked.save(update_fields=list(changes))
+        audit_record(tenant=locked.tenant, actor=actor, action="membership.updated", obj=locked, changes=changes,
+                     metadata={"email": locked.user.email or locked.user.get_username()})
+    staff_flag_set(user=locked.user, role=role)
+    return locked
+
+
+@transaction.atomic
+def membership_deactivate(*, membership: Membership, actor: Actor) -> Membership:
+    """Take away a member's access to this tenant and stop routing to them; their history stays."""
+    if membership.role == Role.ADMIN and _other_active_admins(membership=membership) == 0:
+        raise ValidationError({"detail": [LAST_ADMIN]})
+    return _active_set(membership=membership, actor=actor, active=False)
+
+
+@transaction.atomic
+def membership_reactivate(*, membership: Membership, actor: Actor) -> Membership:
+    """Give a deactivated member their access back, with the role, team and capacity they had."""
+    return _active_set(membership=membership, actor=actor, active=True)
+
+
+def _active_set(*, membership: Membership, actor: Actor, active: bool) -> Membership:
+    updated = (Membership.objects.unscoped().filter(pk=membership.pk, is_active=not active)
+               .update(is_active=active))
+    membership.refresh_from_db(fields=["is_active"])
+    if updated:
+        audit_record(tenant=membership.tenant, actor=actor,
+                     action="membership.reactivated" if active else "membership.deactivated", obj=membership,
+                     changes={"is_active": [not active, active]},
+                     metadata={"email": membership.user.email or membership.user.get_username()})
+    return membership
 
 
 @transaction.atomic

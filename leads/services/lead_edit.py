@@ -13,9 +13,11 @@ from django.db import IntegrityError, transaction
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record, diff, snapshot
 from leadmgmt.tenancy.models import Membership, Role
+from leads.countries import country_code
 from leads.events import lead_updated
 from leads.models import Lead, StageTransition
 from leads.normalize import (
+    country_canonicalize,
     country_region,
     domain_canonicalize,
     email_domain,
@@ -36,6 +38,19 @@ _UNSET: Any = object()
 _DERIVED_FIELDS = ("is_personal_email",)
 
 
+def _country_edited(lead: Lead, value) -> str:
+    """The ISO alpha-2 code of the country typed; the stored text when it names the same country (a
+    legacy "Germany" saved again unchanged is not an edit). A text that is no country is refused."""
+    code, as_sent = country_canonicalize(value if isinstance(value, str) else "")
+    if as_sent:
+        if as_sent == text_clean(lead.country or ""):
+            return lead.country
+        raise ValidationError("Enter a country name or its ISO code, e.g. Germany or DE.", code="invalid_country")
+    if code and country_code(lead.country) == code:
+        return lead.country
+    return code
+
+
 def _normalised(lead: Lead, data: dict[str, Any]) -> dict[str, Any]:
     """Values in the canonical form intake uses; field errors raised together."""
     out: dict[str, Any] = {}
@@ -49,6 +64,8 @@ def _normalised(lead: Lead, data: dict[str, Any]) -> dict[str, Any]:
                 out[name] = phone_normalize(value or "", region=country_region(country))
             elif name == "company_domain":
                 out[name] = domain_canonicalize(value or "")
+            elif name == "country":
+                out[name] = _country_edited(lead, value)
             elif name in TEXT_FIELDS:
                 out[name] = text_clean(value or "")
             else:

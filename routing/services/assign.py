@@ -2,6 +2,7 @@
 Routing Agent's automatic runs (capture, band change, sweep)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from ..notifications import notify_new_owner
 from ..selectors import OPEN_STATUSES, ineligibility, leads_lost_before_routing, open_lead_counts
 from ..strategies import route_decide, routing_run
 from .sla_clocks import sla_clock_restart
+from .unassigned_alerts import unassigned_alert
 
 ROUTING_AGENT = Actor.agent("Routing Agent")
 AUTOMATIC_TRIGGERS = {Trigger.CAPTURE, Trigger.SCORE_BAND}
@@ -81,6 +83,7 @@ def _assign(*, lead: Lead, owner, actor: Actor, trigger: str, rule: RoutingRule 
     )
     sla_clock_restart(lead=lead, assignment=assignment, now=now)
     notify_new_owner(assignment=assignment)
+    unassigned_alert(assignment=assignment, previous_owner_id=previous_id)
     return assignment
 
 
@@ -152,10 +155,31 @@ def _team_of(tenant_id: int, user) -> Team | None:
     return membership.team if membership is not None else None
 
 
+@dataclass(frozen=True)
+class BulkReassignment:
+    """What a bulk move did: one Assignment per moved lead (owner None: the rules could not place it and
+    it went to Unassigned, with the reason)."""
+
+    assignments: list[Assignment] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.assignments)
+
+    @property
+    def placed(self) -> list[Assignment]:
+        return [a for a in self.assignments if a.owner_id is not None]
+
+    @property
+    def unassigned(self) -> list[Assignment]:
+        return [a for a in self.assignments if a.owner_id is None]
+
+
 def leads_reassign_bulk(*, tenant: Tenant, from_user, actor: Actor, to_user=None, reason: str,
-                        now: datetime | None = None) -> int:
+                        now: datetime | None = None) -> BulkReassignment:
     """Move every open lead of a rep at once (they left, their territory changed): to `to_user`, or
-    through the rules without them. One transaction: all leads move, or none. Returns the count."""
+    through the rules without them. One transaction: all leads move, or none. Returns each lead's new
+    Assignment (`.count` of them moved; those the rules could not place are in Unassigned)."""
     reason = _reason_required(reason)
     now = now or timezone.now()
     from_id = _user_id(from_user)
@@ -169,15 +193,16 @@ def leads_reassign_bulk(*, tenant: Tenant, from_user, actor: Actor, to_user=None
         if to_user is not None and leads:
             _check_target(tenant_id=tenant.pk, to_user=to_user, at=now, taking=len(leads))
             team = _team_of(tenant.pk, to_user)
+        moved = []
         for lead in leads:
             lead.tenant = tenant
             if to_user is None:
-                _route(lead=lead, actor=actor, trigger=Trigger.BULK_REASSIGNMENT, exclude_user_ids=[from_id],
-                       now=now, note=reason)
+                moved.append(_route(lead=lead, actor=actor, trigger=Trigger.BULK_REASSIGNMENT,
+                                    exclude_user_ids=[from_id], now=now, note=reason))
             else:
-                lead_assign(lead=lead, owner=to_user, actor=actor, trigger=Trigger.BULK_REASSIGNMENT,
-                            strategy=Strategy.DIRECT, team=team or lead.team, reason=reason, now=now)
-        return len(leads)
+                moved.append(lead_assign(lead=lead, owner=to_user, actor=actor, trigger=Trigger.BULK_REASSIGNMENT,
+                                         strategy=Strategy.DIRECT, team=team or lead.team, reason=reason, now=now))
+        return BulkReassignment(assignments=moved)
 
 
 def lead_route_enqueue(*, lead: Lead, trigger: str) -> None:

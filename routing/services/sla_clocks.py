@@ -1,10 +1,11 @@
-"""SLA clocks: which policy applies to a lead, and starting, restarting and stopping its clock.
+"""SLA clocks: which policy applies to a lead, and starting, restarting, tightening and stopping its clock.
 
 A clock starts at every assignment (`sla_clock_restart`, called by `lead_assign`) from the first
 matching active `SlaPolicy`, and stops at the first logged contact, at acceptance, or when the
-lead is reassigned or closed (`sla_clock_stop`). What happens once a clock is overdue (breach and
-the escalation ladder) is `routing.services.sla_enforcement`, which builds on this module; this
-module never imports assignment, so `assign` can import it.
+lead is reassigned or closed (`sla_clock_stop`); when the lead's band changes, a running
+first-contact clock moves to a tighter policy that now matches (`sla_clock_tighten`). What happens
+once a clock is overdue (breach and the escalation ladder) is `routing.services.sla_enforcement`,
+which builds on this module; this module never imports assignment, so `assign` can import it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from leadmgmt.audit.services import audit_record
 from leads.models import Lead, LeadStage
 
 from ..business_hours import add_business_minutes
+from ..locks import lead_lock
 from ..models import SlaClock, SlaKind, SlaPolicy
 from ..selectors import OPEN_STATUSES
 
@@ -129,3 +131,46 @@ def sla_clock_stop(
     Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(sla_due_at=None)
     _audit_stopped(lead=lead, stopped=stopped, reason=reason, actor=actor or SLA_AGENT)
     return SlaClock.objects.unscoped().get(pk=stopped[0][0])
+
+
+@transaction.atomic
+def sla_clock_tighten(*, lead: Lead, now: dt.datetime | None = None) -> SlaClock | None:
+    """After a band change: put the lead's running first-contact clock on the policy that matches now
+    when that one is tighter (fewer minutes) than the policy the clock came from.
+
+    The clock keeps its start, owner and breach state (one clock per assignment, so the dashboards'
+    met/breached counts stay right) and moves to the new policy, due at min(old due, now + the new
+    window): the hot clock from that moment, never later than before. A cooler band never loosens
+    a clock. Only an owned, open lead whose running clock is its owner's first-contact clock is
+    touched; re-running it finds the clock on the matching policy already and changes nothing.
+    Returns the re-timed clock, or None.
+    """
+    now = now or timezone.now()
+    lead = lead_lock(lead=lead)
+    if lead.owner_id is None or lead.status not in OPEN_STATUSES:
+        return None
+    clock = (SlaClock.objects.unscoped().select_for_update(of=("self",)).select_related("policy")
+             .filter(tenant_id=lead.tenant_id, lead_id=lead.pk, stopped_at__isnull=True).first())
+    if clock is None or clock.kind != SlaKind.FIRST_CONTACT or clock.owner_id != lead.owner_id:
+        return None
+    policy = sla_policy_for(lead=lead)
+    if policy is None or policy.kind != SlaKind.FIRST_CONTACT or policy.pk == clock.policy_id:
+        return None
+    old_minutes = clock.policy.minutes if clock.policy is not None else \
+        int((clock.due_at - clock.started_at).total_seconds() // 60)
+    if policy.minutes >= old_minutes:
+        return None  # the matching policy is not tighter: the running clock stands
+    old_policy, old_due = clock.policy_name, clock.due_at
+    due = min(old_due, sla_deadline(tenant=lead.tenant, policy=policy, start=now, minutes=policy.minutes))
+    clock.policy, clock.policy_name, clock.due_at = policy, policy.name, due
+    # A clock not breached yet is next looked at on its (new) deadline; a breached one at once, so the
+    # SLA Agent takes the new policy's remaining ladder steps (those already taken are not repeated).
+    clock.next_action_at = due if clock.breached_at is None else now
+    clock.save(update_fields=["policy", "policy_name", "due_at", "next_action_at"])
+    lead.sla_due_at = due
+    Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(sla_due_at=due)
+    audit_record(tenant=lead.tenant, actor=SLA_AGENT, action="sla.tightened", obj=lead,
+                 metadata={"clock_id": clock.pk, "from_policy": old_policy, "policy": policy.name,
+                           "band": lead.band, "score": lead.score, "minutes": policy.minutes,
+                           "previous_due_at": old_due, "due_at": due, "owner_id": clock.owner_id})
+    return clock

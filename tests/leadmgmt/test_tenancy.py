@@ -73,8 +73,8 @@ def test_create_tenant_command_refuses_duplicate_slug(tenant):
         call_command("create_tenant", tenant.slug, "--name", "X", "--admin-email", "a@b.test", "--json", stdout=StringIO())
 
 
-# Unique lookups that happen before the tenant is known (authentication by key).
-GLOBAL_LOOKUP_INDEXES = {("tenancy_apikey", "prefix"), ("leads_leadform", "key")}
+# Unique lookups that happen before the tenant is known (authentication by key, an invitation link).
+GLOBAL_LOOKUP_INDEXES = {("tenancy_apikey", "prefix"), ("leads_leadform", "key"), ("tenancy_invitation", "token_hash")}
 
 
 def test_every_index_of_a_tenant_owned_table_starts_with_tenant_id(db):

@@ -79,7 +79,7 @@ def test_all_common_aliases_are_understood(client, lead_form):
     assert lead.email == "linus@kernel.example"
     assert (lead.first_name, lead.last_name, lead.phone) == ("Linus", "Torvalds", "+14155550123")
     assert (lead.company, lead.job_title, lead.company_size, lead.industry) == ("Kernel Org", "Maintainer", 1200, "Software")
-    assert (lead.country, lead.utm_source, lead.utm_medium, lead.utm_campaign) == ("USA", "newsletter", "email", "spring")
+    assert (lead.country, lead.utm_source, lead.utm_medium, lead.utm_campaign) == ("US", "newsletter", "email", "spring")
     assert lead.campaign == "Launch" and lead.source == lead_form.default_source
     assert lead.marketing_consent and lead.consent_at is not None
     assert lead.consent_source == "Form Website (https://www.acme-site.test/pricing)"

@@ -86,3 +86,22 @@ def test_run_as_a_process_it_exits_2_with_the_message_on_stderr(tenant):
                              "a@b.test", "--role", "sdr"], capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 2
     assert "No tenant with slug 'nope'" in result.stderr and result.stdout == ""
+
+
+def test_an_sdr_or_ae_without_a_team_joins_the_default_team_the_default_rules_reach(tenant):
+    from leadmgmt.audit.actors import SYSTEM
+    from leads.models import Lead
+    from routing.defaults import routing_defaults_create
+    from routing.services.assign import lead_route
+    from tests.support.factories import LeadFactory
+
+    routing_defaults_create(tenant=tenant, actor=SYSTEM)
+    sdr = add_member(tenant.slug, "sdr@acme.test", "--role", "sdr")
+    ae = add_member(tenant.slug, "ae@acme.test", "--role", "ae")
+    ops = add_member(tenant.slug, "ops@acme.test", "--role", "marketing_ops")
+
+    assert (sdr["team"], ae["team"], ops["team"]) == ("Sales Development", "Sales Development", None)
+    lead = LeadFactory(tenant=tenant)
+    lead_route(lead=lead, actor=SYSTEM, trigger="capture")
+    assert Lead.objects.unscoped().get(pk=lead.pk).owner.username == "sdr@acme.test"
+    assert add_member(tenant.slug, "sdr@acme.test", "--role", "sdr")["team"] == "Sales Development"

@@ -56,10 +56,15 @@ def test_sla_policies_carry_the_seed_figures_and_escalation_ladders(tenant):
     routing_defaults_create(tenant=tenant, actor=SYSTEM)
 
     policies = {p.name: p for p in SlaPolicy.objects.unscoped().filter(tenant=tenant)}
-    hot = policies["Hot / MQL web leads: first contact in 5 minutes"]
+    hot = policies["Hot / MQL web and paid leads: first contact in 5 minutes"]
     assert (hot.kind, hot.minutes, hot.bands) == ("first_contact", 5, ["mql", "sal", "sql"])
-    assert {"web_form", "chat"} <= set(hot.sources)
+    assert {"web_form", "chat", "paid_search", "paid_social"} <= set(hot.sources)
     assert ladder(hot) == [(1, "alert_manager", 0), (2, "reassign", 25)]
+    hot_other = policies["Hot / MQL leads from other sources: first contact in 1 hour"]
+    assert (hot_other.minutes, hot_other.bands, hot_other.sources) == (60, ["mql", "sal", "sql"], [])
+    assert ladder(hot_other) == [(1, "alert_manager", 0), (2, "reassign", 180)], "reassigned 4 h after assignment"
+    assert hot.position < hot_other.position < min(p.position for p in policies.values()
+                                                   if p.kind == "first_contact" and p not in (hot, hot_other))
     warm = policies["Warm leads: first contact in 1 hour"]
     assert (warm.minutes, warm.bands, warm.sources) == (60, ["warm"], [])
     assert ladder(warm) == [(1, "alert_manager", 0), (2, "reassign", 23 * 60)], "reassigned 24 h after assignment"
@@ -107,7 +112,7 @@ def test_a_new_tenant_gets_the_defaults_through_tenant_create(other_tenant):
     provisioned = tenant_create(slug="initech", name="Initech", admin_email="boss@initech.test")
     tenant = provisioned.tenant
 
-    assert counts(tenant) == {"RoutingRule": 3, "SlaPolicy": 5, "EscalationStep": 10, "RejectionReason": 11,
+    assert counts(tenant) == {"RoutingRule": 3, "SlaPolicy": 6, "EscalationStep": 12, "RejectionReason": 11,
                               "BusinessHours": 5, "RoutingSettings": 1, "Territory": 0}
     assert AuditEvent.objects.unscoped().filter(tenant=tenant, action="routing.defaults_created").count() == 1
     assert counts(other_tenant) == dict.fromkeys(counts(other_tenant), 0), "other tenants are left alone"

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
-from leadmgmt.tenancy.models import Agent, AgentSetting, Role
+from leadmgmt.tenancy.models import Agent, AgentSetting, Membership, Role
 from routing.models import Assignment
 from routing.services.assign import lead_reassign, leads_reassign_bulk
 from tests.support.routing import NOW, fresh, lead, owners, rep, rule, team
@@ -88,20 +88,21 @@ def test_bulk_reassignment_through_the_rules_spreads_a_leaving_reps_open_leads(t
     open_leads = [lead(tenant, owner=leaving, status=s) for s in ["new", "contacted", "qualified"] * 4]
     closed = lead(tenant, owner=leaving, status="converted")
     moved = leads_reassign_bulk(tenant=tenant, from_user=leaving, actor=manager, reason="Left the company", now=NOW)
-    assert moved == 12
+    assert moved.count == 12 and not moved.unassigned
+    assert {a.lead_id for a in moved.placed} == {x.pk for x in open_leads}
     assert owners(open_leads) == {a.pk: 6, b.pk: 6}
     assert fresh(closed).owner_id == leaving.pk
     assignments = Assignment.objects.unscoped().filter(trigger="bulk_reassignment")
     assert assignments.count() == 12 and {x.previous_owner_id for x in assignments} == {leaving.pk}
     assert AuditEvent.objects.unscoped().filter(action="lead.assigned").count() == 12
-    assert leads_reassign_bulk(tenant=tenant, from_user=leaving, actor=manager, reason="again", now=NOW) == 0
+    assert leads_reassign_bulk(tenant=tenant, from_user=leaving, actor=manager, reason="again", now=NOW).count == 0
 
 
 def test_bulk_reassignment_to_a_named_rep(tenant, setup):
     _sdrs, leaving, a, _b, manager = setup
     open_leads = [lead(tenant, owner=leaving) for _ in range(5)]
     assert leads_reassign_bulk(tenant=tenant, from_user=leaving, actor=manager, to_user=a, reason="Territory change",
-                               now=NOW) == 5
+                               now=NOW).count == 5
     assert owners(open_leads) == {a.pk: 5}
 
 
@@ -119,5 +120,16 @@ def test_bulk_reassignment_only_touches_the_tenants_own_leads(tenant, other_tena
     _sdrs, leaving, _a, _b, manager = setup
     theirs = lead(other_tenant, owner=leaving)
     ours = lead(tenant, owner=leaving)
-    assert leads_reassign_bulk(tenant=tenant, from_user=leaving, actor=manager, reason="x", now=NOW) == 1
+    assert leads_reassign_bulk(tenant=tenant, from_user=leaving, actor=manager, reason="x", now=NOW).count == 1
     assert fresh(theirs).owner_id == leaving.pk and fresh(ours).owner_id != leaving.pk
+
+
+def test_bulk_reassignment_reports_each_lead_and_the_ones_the_rules_could_not_place(tenant, setup):
+    _sdrs, leaving, a, b, manager = setup
+    Membership.objects.unscoped().filter(tenant=tenant, user__in=[a, b]).update(is_available=False)
+    stuck = [lead(tenant, owner=leaving) for _ in range(2)]
+    result = leads_reassign_bulk(tenant=tenant, from_user=leaving, actor=manager, reason="Left", now=NOW)
+    assert result.count == 2 and result.placed == []
+    assert {x.lead_id for x in result.unassigned} == {x.pk for x in stuck}
+    assert all(x.reason.startswith("Left: ") and x.owner_id is None for x in result.unassigned)
+    assert owners(stuck) == {None: 2}

@@ -72,7 +72,7 @@ def test_the_owner_converts_a_lead_into_an_opportunity(tenant, org, signed_in):
     assert "Lead converted: opportunity “Initech – Peter Gibbons” (Demo)." in page
     assert 'data-testid="opportunity">Initech – Peter Gibbons' in page
     assert "Stopped: converted" in page and "no actions are open" in page
-    assert "Stage mql → opportunity" in page  # the stage change on the timeline
+    assert "Stage MQL → Opportunity: converted by rep@acme.test (SDR)" in page  # the stage change on the timeline
 
 
 def test_converting_twice_keeps_one_opportunity(tenant, org, signed_in):

@@ -50,7 +50,8 @@ def test_enrol_by_hand_shows_state_next_step_and_due_time_then_stop(tenant, org,
     assert "Enrolled in “Post-demo”." in html
     assert 'data-testid="enrollment-status">Active<' in html
     due = timezone.localtime(enrollment.next_due_at).strftime("%b %-d, %H:%M")
-    assert f"Next: step 1, “Step 1 for {{{{ first_name|default:&#x27;there&#x27; }}}}”, due {due}" in html
+    greeting = lead.first_name or "there"  # the subject's merge fields rendered for this lead, never raw
+    assert f"Next: step 1, “Step 1 for {greeting}”, due {due}" in html
     assert "Enrolled in nurture: Post-demo" in html  # on the timeline
 
     response = client.post(url(lead, "stop-nurture"), {"stop-enrollment": enrollment.pk, "stop-note": "Bought"})

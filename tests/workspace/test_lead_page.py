@@ -274,3 +274,23 @@ def test_closed_lead_offers_no_actions_and_refuses_them(tenant, org, signed_in):
     assert b"no actions are open" in client.get(url(lead)).content
     response = client.post(url(lead, "accept"), {"expected_owner_id": rep.pk})
     assert response.status_code == 400 and b"cannot be" in response.content
+
+
+def test_lead_page_reassign_starts_empty_and_offers_only_reps_who_can_take_the_lead(tenant, org, signed_in):
+    lead = owned_lead(tenant, org["rep"])
+    away = person(tenant, team=org["team"], username="away@acme.test", is_available=False)
+    ops = person(tenant, role=Role.MARKETING_OPS, username="ops@acme.test")
+    page = signed_in(org["manager"], tenant).get(url(lead)).content.decode()
+    select = page[page.index('name="to_user"'):]
+    select = select[:select.index("</select>")]
+    assert '<option value="" selected>Choose a rep…</option>' in select
+    assert 'value="rules"' in select and f'value="{org["rep2"].pk}"' in select
+    for user in (org["rep"], away, ops):  # the owner, an unavailable rep, marketing ops
+        assert f'value="{user.pk}"' not in select
+    blank = signed_in(org["manager"], tenant).post(url(lead, "reassign"), {
+        "to_user": "", "reason": "x", "expected_owner_id": org["rep"].pk})
+    assert blank.status_code == 400 and "Choose a rep, or the routing rules." in blank.content.decode()
+    assert fresh(lead).owner_id == org["rep"].pk
+    unavailable = signed_in(org["manager"], tenant).post(url(lead, "reassign"), {
+        "to_user": away.pk, "reason": "x", "expected_owner_id": org["rep"].pk})
+    assert unavailable.status_code == 400 and fresh(lead).owner_id == org["rep"].pk

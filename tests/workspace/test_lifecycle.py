@@ -45,7 +45,7 @@ def org(tenant):
 def test_accept_makes_an_mql_a_sal_and_stops_the_clock(tenant, org):
     sdr = org["sdr"]
     mql = owned(tenant, sdr)
-    assert running(mql).policy_name.startswith("Hot / MQL web leads")
+    assert running(mql).policy_name.startswith("Hot / MQL web and paid leads")
 
     lead_accept(lead=mql, actor=as_user(sdr), now=NOW + timedelta(minutes=2))
 

@@ -207,7 +207,7 @@ def test_unassigned_lists_leads_with_the_reason_and_assigns_to_a_rep(tenant, oth
 def test_route_again_runs_the_rules(tenant, world):
     waiting = lead(tenant, unassigned_reason="No rule matched")
     response = signed_in(world["boss"]).post(f"/manager/leads/{waiting.pk}/reassign/", {
-        "to_user": "", "expected_owner_id": "", "reason": "Routed again from Unassigned"})
+        "to_user": "rules", "expected_owner_id": "", "reason": "Routed again from Unassigned"})
     assert response.status_code == 302
     assert fresh(waiting).owner_id in {world["ann"].pk, world["bob"].pk}
 
@@ -217,7 +217,7 @@ def test_route_again_with_nobody_to_take_it_says_so(tenant, world):
         Membership.objects.unscoped().filter(tenant=tenant, user=user).update(is_available=False)
     waiting = lead(tenant)
     client = signed_in(world["boss"])
-    response = client.post(f"/manager/leads/{waiting.pk}/reassign/", {"to_user": "", "expected_owner_id": ""},
+    response = client.post(f"/manager/leads/{waiting.pk}/reassign/", {"to_user": "rules", "expected_owner_id": ""},
                            follow=True)
     assert fresh(waiting).owner_id is None
     assert "still unassigned" in response.content.decode()
@@ -238,14 +238,16 @@ def test_a_lead_assigned_meanwhile_is_refused_with_a_message(tenant, world):
     assert fresh(waiting).owner_id == world["bob"].pk
 
 
-def test_reassign_to_an_out_of_office_rep_shows_the_error_beside_the_field(tenant, world):
+def test_an_out_of_office_rep_is_not_offered_and_refused_beside_the_field(tenant, world):
     owned = lead(tenant, owner=world["bob"], team=world["inbound"])
     Membership.objects.unscoped().filter(tenant=tenant, user=world["ann"]).update(is_available=False)
-    response = signed_in(world["boss"]).post(f"/manager/leads/{owned.pk}/reassign/", {
+    client = signed_in(world["boss"])
+    assert f'value="{world["ann"].pk}"' not in client.get(f"/manager/leads/{owned.pk}/reassign/").content.decode()
+    response = client.post(f"/manager/leads/{owned.pk}/reassign/", {
         "to_user": world["ann"].pk, "expected_owner_id": world["bob"].pk, "reason": "Rebalance"})
     assert response.status_code == 400
     body = response.content.decode()
-    assert 'id="id_to_user-errors"' in body and "cannot take leads: unavailable" in body
+    assert 'id="id_to_user-errors"' in body and "Select a valid choice" in body
     assert fresh(owned).owner_id == world["bob"].pk
 
 
@@ -391,41 +393,154 @@ def test_another_teams_or_tenants_rep_is_a_404(tenant, other_tenant, world, whos
     assert client.post(f"/manager/reps/{target}/toggle/", {"out_of_office": "1"}).status_code == 404
 
 
-def test_bulk_reassignment_to_a_named_rep(tenant, world):
-    leads = [lead(tenant, owner=world["ann"], team=world["inbound"]) for _ in range(3)]
-    closed = lead(tenant, owner=world["ann"], team=world["inbound"], status="converted")
-    response = signed_in(world["boss"]).post("/manager/reps/reassign/", {
-        "from_user": world["ann"].pk, "to_user": world["bob"].pk, "reason": "Ann left"}, follow=True)
-    assert "Moved 3 open leads of ann@acme.test to bob@acme.test." in response.content.decode()
+def bulk(client, data, *, confirm=False, token=None):
+    """The Reps page's bulk move: the preview POST, or the confirm POST with the preview's token."""
+    body = {k: v for k, v in data.items()}
+    if confirm:
+        body |= {"confirm": "1", "token": token or ""}
+    return client.post("/manager/reps/reassign/", body)
+
+
+def preview_token(response) -> str:
+    return re.search(r'name="token" value="([^"]+)"', response.content.decode()).group(1)
+
+
+def test_bulk_reassignment_to_a_named_rep_previews_then_moves_on_confirm(tenant, world):
+    leads = [lead(tenant, owner=world["ann"], team=world["inbound"], first_name=f"Moving{i}") for i in range(3)]
+    closed = lead(tenant, owner=world["ann"], team=world["inbound"], status="converted", first_name="Closed")
+    client = signed_in(world["boss"])
+    data = {"from_user": world["ann"].pk, "to_user": world["bob"].pk, "reason": "Ann left"}
+
+    preview = bulk(client, data)
+    body = preview.content.decode()
+    assert preview.status_code == 200 and "Move 3 open leads of ann@acme.test?" in body
+    assert all(f'data-lead-id="{x.pk}"' in body for x in leads) and "Closed" not in body
+    assert 'name="confirm" value="1"' in body and "csrfmiddlewaretoken" in body
+    assert {fresh(x).owner_id for x in leads} == {world["ann"].pk}, "a preview moves nothing"
+    assert not Assignment.objects.unscoped().exists()
+
+    done = bulk(client, data, confirm=True, token=preview_token(preview))
+    report = done.content.decode()
+    assert done.status_code == 200 and "Moved 3 leads from ann@acme.test to bob@acme.test." in report
+    assert all(f'data-lead-id="{x.pk}"' in report for x in leads)
     assert {fresh(x).owner_id for x in leads} == {world["bob"].pk} and fresh(closed).owner_id == world["ann"].pk
     assert set(Assignment.objects.unscoped().values_list("trigger", flat=True)) == {"bulk_reassignment"}
+    assert AuditEvent.objects.unscoped().filter(action="lead.assigned", actor_user=world["boss"]).count() == 3
 
 
-def test_bulk_reassignment_through_the_rules(tenant, world):
+def test_bulk_reassignment_through_the_rules_previews_the_rule_and_reports_the_unplaced(tenant, world):
     leads = [lead(tenant, owner=world["ann"], team=world["inbound"]) for _ in range(2)]
-    response = signed_in(world["boss"]).post("/manager/reps/reassign/", {
-        "from_user": world["ann"].pk, "to_user": "", "reason": "Territory change"}, follow=True)
-    assert "Moved 2 open leads of ann@acme.test to the routing rules." in response.content.decode()
+    client = signed_in(world["boss"])
+    data = {"from_user": world["ann"].pk, "to_user": "rules", "reason": "Territory change"}
+    preview = bulk(client, data)
+    body = preview.content.decode()
+    assert preview.status_code == 200 and "Through the routing rules, without ann@acme.test" in body
+    assert "Rule “Inbound RR”: bob@acme.test" in body
+    # Bob goes out of office between the preview and the confirm: no rule can place the leads any more.
+    Membership.objects.unscoped().filter(tenant=tenant, user=world["bob"]).update(is_available=False)
+    done = bulk(client, data, confirm=True, token=preview_token(preview))
+    report = done.content.decode()
+    assert done.status_code == 200
+    assert "Moved 0 leads of ann@acme.test through the routing rules; 2 could not be placed and went to Unassigned" \
+        in report
+    assert {fresh(x).owner_id for x in leads} == {None}
+    assert 'href="/manager/unassigned/"' in report
+
+
+def test_bulk_reassignment_through_the_rules_spreads_the_leads_and_says_where(tenant, world):
+    leads = [lead(tenant, owner=world["ann"], team=world["inbound"]) for _ in range(2)]
+    client = signed_in(world["boss"])
+    data = {"from_user": world["ann"].pk, "to_user": "rules", "reason": "Territory change"}
+    done = bulk(client, data, confirm=True, token=preview_token(bulk(client, data)))
+    assert "Moved 2 leads of ann@acme.test through the routing rules (2 to bob@acme.test)." in done.content.decode()
     assert {fresh(x).owner_id for x in leads} == {world["bob"].pk}
 
 
+@pytest.mark.parametrize("tamper", ["no_token", "forged", "other_target", "leads_changed"])
+def test_a_confirm_that_does_not_match_its_preview_moves_nothing_and_shows_the_preview_again(tenant, world, tamper):
+    moving = lead(tenant, owner=world["ann"], team=world["inbound"])
+    client = signed_in(world["boss"])
+    data = {"from_user": world["ann"].pk, "to_user": world["bob"].pk, "reason": "Ann left"}
+    token = preview_token(bulk(client, data))
+    if tamper == "no_token":
+        token = ""
+    elif tamper == "forged":
+        token = token[:-3] + "abc"
+    elif tamper == "other_target":
+        data = {**data, "to_user": "rules"}
+    else:
+        lead(tenant, owner=world["ann"], team=world["inbound"], first_name="Arrived")
+    response = bulk(client, data, confirm=True, token=token)
+    body = response.content.decode()
+    assert response.status_code == 409 and 'id="bulk-problem"' in body and 'name="confirm" value="1"' in body
+    if tamper == "leads_changed":
+        assert "changed since the preview (they have 2 now)" in body and "Arrived" in body
+    assert fresh(moving).owner_id == world["ann"].pk
+    assert not Assignment.objects.unscoped().exists()
+    again = bulk(client, data, confirm=True, token=preview_token(response))
+    assert again.status_code == 200 and fresh(moving).owner_id != world["ann"].pk
+
+
+def test_the_bulk_form_starts_empty_and_offers_only_reps_who_can_take_leads(tenant, world):
+    Membership.objects.unscoped().filter(tenant=tenant, user=world["bob"]).update(is_available=False)
+    body = signed_in(world["boss"]).get("/manager/reps/").content.decode()
+    form = body[body.index('id="bulk-reassign"'):]
+    to_select = form[form.index('name="to_user"'):form.index("</select>", form.index('name="to_user"'))]
+    from_select = form[form.index('name="from_user"'):form.index("</select>", form.index('name="from_user"'))]
+    assert re.search(r'<option value="" selected>Choose a rep…</option>', to_select)
+    assert '<option value="rules">Through the routing rules</option>' in to_select
+    assert f'value="{world["ann"].pk}"' in to_select and f'value="{world["bob"].pk}"' not in to_select
+    assert f'value="{world["bob"].pk}"' in from_select, "an unavailable rep's leads can still be moved"
+    for who in ("olga", "boss", "admin"):
+        assert f'value="{world[who].pk}"' not in to_select + from_select
+
+
 @pytest.mark.parametrize("data,field,message", [
-    ({"to_user": "", "reason": ""}, "reason", "This field is required."),
+    ({"to_user": "", "reason": "x"}, "to_user", "Choose a rep, or the routing rules."),
+    ({"to_user": "rules", "reason": ""}, "reason", "Give a reason for the reassignment"),
     ({"to_user": "self", "reason": "x"}, "to_user", "Pick someone other than"),
     ({"to_user": "olga", "reason": "x"}, "to_user", "Select a valid choice"),
-    ({"to_user": "bob_away", "reason": "x"}, "to_user", "cannot take leads: unavailable"),
+    ({"to_user": "bob_away", "reason": "x"}, "to_user", "Select a valid choice"),
+    ({"to_user": "bob_full", "reason": "x"}, "to_user", "bob@acme.test cannot take leads: at capacity"),
 ])
 def test_bulk_reassignment_errors_show_beside_the_fields_and_nothing_moves(tenant, world, data, field, message):
     moving = lead(tenant, owner=world["ann"], team=world["inbound"])
-    users = {"self": world["ann"].pk, "olga": world["olga"].pk, "bob_away": world["bob"].pk, "": ""}
+    lead(tenant, owner=world["ann"], team=world["inbound"])
+    users = {"self": world["ann"].pk, "olga": world["olga"].pk, "bob_away": world["bob"].pk,
+             "bob_full": world["bob"].pk, "": "", "rules": "rules"}
     if data["to_user"] == "bob_away":
         Membership.objects.unscoped().filter(tenant=tenant, user=world["bob"]).update(is_available=False)
-    response = signed_in(world["boss"]).post("/manager/reps/reassign/", {
-        "from_user": world["ann"].pk, "to_user": users[data["to_user"]], "reason": data["reason"]})
-    assert response.status_code == 400
-    body = response.content.decode()
-    assert f'id="id_{field}-errors"' in body and message in body
+    if data["to_user"] == "bob_full":
+        Membership.objects.unscoped().filter(tenant=tenant, user=world["bob"]).update(capacity=1)
+    client = signed_in(world["boss"])
+    for confirm in (False, True):
+        response = bulk(client, {"from_user": world["ann"].pk, "to_user": users[data["to_user"]],
+                                 "reason": data["reason"]}, confirm=confirm, token="x")
+        assert response.status_code == 400
+        body = response.content.decode()
+        assert f'id="id_{field}-errors"' in body and message in body
+    assert fresh(moving).owner_id == world["ann"].pk and not Assignment.objects.unscoped().exists()
+
+
+def test_a_rep_without_open_leads_cannot_be_bulk_moved(tenant, world):
+    response = bulk(signed_in(world["boss"]), {"from_user": world["ann"].pk, "to_user": world["bob"].pk,
+                                               "reason": "x"})
+    assert response.status_code == 400 and "ann@acme.test has no open leads to move." in response.content.decode()
+
+
+def test_bulk_preview_and_confirm_need_csrf(tenant, world):
+    moving = lead(tenant, owner=world["ann"], team=world["inbound"])
+    client = csrf_client(world["boss"])
+    data = {"from_user": world["ann"].pk, "to_user": world["bob"].pk, "reason": "x"}
+    assert client.post("/manager/reps/reassign/", data).status_code == 403
+    token = client.get("/manager/reps/").cookies["csrftoken"].value
+    preview = client.post("/manager/reps/reassign/", {**data, "csrfmiddlewaretoken": token})
+    assert preview.status_code == 200
+    confirm = {**data, "confirm": "1", "token": preview_token(preview)}
+    assert client.post("/manager/reps/reassign/", confirm).status_code == 403
     assert fresh(moving).owner_id == world["ann"].pk
+    assert client.post("/manager/reps/reassign/", {**confirm, "csrfmiddlewaretoken": token}).status_code == 200
+    assert fresh(moving).owner_id == world["bob"].pk
 
 
 def test_a_manager_cannot_bulk_move_another_teams_rep(tenant, world):
@@ -437,9 +552,10 @@ def test_a_manager_cannot_bulk_move_another_teams_rep(tenant, world):
 
 def test_admin_moves_leads_across_teams(tenant, world):
     moving = lead(tenant, owner=world["olga"], team=world["outbound"])
-    response = signed_in(world["admin"]).post("/manager/reps/reassign/", {
-        "from_user": world["olga"].pk, "to_user": world["ann"].pk, "reason": "Olga moved to Inbound"})
-    assert response.status_code == 302 and fresh(moving).owner_id == world["ann"].pk
+    client = signed_in(world["admin"])
+    data = {"from_user": world["olga"].pk, "to_user": world["ann"].pk, "reason": "Olga moved to Inbound"}
+    response = bulk(client, data, confirm=True, token=preview_token(bulk(client, data)))
+    assert response.status_code == 200 and fresh(moving).owner_id == world["ann"].pk
     assert Lead.objects.unscoped().get(pk=moving.pk).team_id == world["inbound"].pk
 
 
@@ -456,7 +572,8 @@ def test_a_manager_sees_the_team_they_manage_without_being_a_member_of_it(tenant
 
 
 @pytest.mark.parametrize("path,data", [
-    ("/manager/reps/reassign/", {"from_user": "ann", "to_user": "", "reason": "x"}),
+    ("/manager/reps/reassign/", {"from_user": "ann", "to_user": "rules", "reason": "x"}),
+    ("/manager/reps/reassign/", {"from_user": "ann", "to_user": "rules", "reason": "x", "confirm": "1"}),
     ("/manager/reps/ann/toggle/", {"out_of_office": "1"}),
     ("/manager/reps/ann/availability/", {"is_available": ""}),
     ("/manager/leads/lead/reassign/", {"to_user": "", "expected_owner_id": "ann"}),
@@ -511,7 +628,7 @@ def test_a_rep_out_of_office_by_dates_is_skipped_and_shown(tenant, world):
 
 
 def row_post(client, subject, to_user, *, row="queue", expected=None, htmx=True, nxt="/manager/?status=new"):
-    data = {"to_user": to_user if to_user is not None else "", "row": row, "next": nxt,
+    data = {"to_user": to_user if to_user is not None else "rules", "row": row, "next": nxt,
             "expected_owner_id": "" if expected is None else expected}
     extra = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     return client.post(f"/manager/leads/{subject.pk}/reassign/row/", data, **extra)
@@ -542,6 +659,34 @@ def test_each_row_offers_the_available_reps_of_the_managers_teams_but_not_the_ow
     assert options_of(unassigned, waiting) == {str(world["ann"].pk), str(world["bob"].pk)}
     admin_queue = signed_in(world["admin"]).get("/manager/").content.decode()
     assert str(world["olga"].pk) in options_of(admin_queue, owned)  # admins: the whole tenant
+
+
+def test_reassign_selects_start_on_a_placeholder_that_is_refused(tenant, world):
+    owned = lead(tenant, owner=world["ann"], team=world["inbound"], first_name="Owned")
+    client = signed_in(world["boss"])
+    queue = client.get("/manager/").content.decode()
+    select = queue[queue.index(f'id="reassign-{owned.pk}"'):queue.index("</select>", queue.index(f'id="reassign-{owned.pk}"'))]
+    assert re.search(r'required[^>]*>\s*<option value="" selected>Choose a rep…</option>', select)
+    page = client.get(f"/manager/leads/{owned.pk}/reassign/").content.decode()
+    assert '<option value="" selected>Choose a rep…</option>' in page
+    assert '<option value="rules">Route again through the rules</option>' in page
+    refused = client.post(f"/manager/leads/{owned.pk}/reassign/", {
+        "to_user": "", "expected_owner_id": world["ann"].pk, "reason": "x"})
+    assert refused.status_code == 400 and "Choose a rep, or the routing rules." in refused.content.decode()
+    row = row_post(client, owned, "", expected=world["ann"].pk)
+    assert row.status_code == 400 and "Choose a rep, or the routing rules." in row.content.decode()
+    nothing_written(owned, world["ann"].pk)
+
+
+def test_an_sql_is_offered_to_aes_only(tenant, world):
+    ae = rep(tenant, world["inbound"], role=Role.AE, username="ae@acme.test")
+    sql = lead(tenant, owner=world["ann"], team=world["inbound"], status="qualified", stage="sql")
+    client = signed_in(world["boss"])
+    assert options_of(client.get("/manager/").content.decode(), sql) == {str(ae.pk)}
+    refused = row_post(client, sql, world["bob"].pk, expected=world["ann"].pk)
+    assert refused.status_code == 400 and "Select a valid choice" in refused.content.decode()
+    assert row_post(client, sql, ae.pk, expected=world["ann"].pk).status_code == 200
+    assert fresh(sql).owner_id == ae.pk
 
 
 def test_a_row_with_nobody_to_take_the_lead_says_so(tenant, world):

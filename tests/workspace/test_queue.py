@@ -182,6 +182,6 @@ def test_the_queue_page_is_keyboard_and_screen_reader_ready(tenant, org, signed_
     assert '<main id="content" tabindex="-1">' in body
     assert 'id="live-status" class="visually-hidden" role="status" aria-live="polite"' in body
     partial = client.get("/queue/", {"source": "webinar"}, HTTP_HX_REQUEST="true").content.decode()
-    assert re.search(r"<caption[^>]*data-announce[^>]*>1 lead match the filters</caption>", partial)
+    assert re.search(r"<caption[^>]*data-announce[^>]*>1 lead matches the filters</caption>", partial)
     empty = client.get("/queue/", {"q": "nobody"}, HTTP_HX_REQUEST="true").content.decode()
     assert "data-announce" in empty and "No leads match these filters" in empty

@@ -14,15 +14,15 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
+from leads.activity_outcomes import (
+    activity_counts_as_contact,
+    activity_outcome_resolve,
+    activity_outcomes_for,
+)
 from leads.models import Activity, ActivityKind, Lead, LeadStatus
 from leads.normalize import text_clean
 from routing.models import SlaKind
-from routing.services.aging import (
-    STALE_MESSAGE,
-    lead_recycle,
-    outcome_is_no_response,
-    routing_settings_for,
-)
+from routing.services.aging import STALE_MESSAGE, lead_recycle, routing_settings_for
 from routing.services.sla_clocks import OPEN_STATUSES, SLA_AGENT, sla_clock_stop
 
 CONTACT_KINDS = frozenset({ActivityKind.CALL, ActivityKind.EMAIL, ActivityKind.MEETING})
@@ -40,9 +40,13 @@ def activity_log(
 ) -> tuple[Activity, bool]:
     """Record an activity on the lead and move its `last_activity_at`; returns (activity, created).
 
-    Contact by a person (call, email, meeting) sets `first_contacted_at`, moves a new lead to
-    contacted and stops its first-contact SLA clock; unanswered attempts count towards recycling
-    the lead to nurture; any activity clears the aging flags.
+    `outcome` is a code (or label) of the tenant's outcome taxonomy that fits the kind, stored as its
+    code; blank is allowed; anything else is a ValidationError on `outcome`. A person's call, email or
+    meeting moves a new lead to contacted. Only contact (an outcome that counts as contact, e.g.
+    connected, replied, meeting booked; a meeting without an outcome) sets `first_contacted_at`, stops
+    the first-contact SLA clock and resets the unanswered count; any other (no answer, voicemail, a call
+    without an outcome, an email sent) is an attempt that counts towards recycling the lead to nurture
+    while the clock keeps running (see `leads.activity_outcomes`). Any activity clears the aging flags.
 
     A retried request that sends the same `occurred_at` finds the activity it already logged
     (same author, kind, time, subject, body and outcome) instead of logging it twice. A caller that
@@ -60,6 +64,9 @@ def activity_log(
         raise ValidationError({"body": exc.messages}) from exc
     if kind == ActivityKind.NOTE and not (subject or body):
         raise ValidationError({"body": ["A note needs a subject or a body."]})
+    outcomes = activity_outcomes_for(tenant_id=lead.tenant_id)
+    chosen = activity_outcome_resolve(outcomes=outcomes, kind=kind, value=outcome)
+    outcome = chosen.code if chosen is not None else ""
 
     # One writer per lead at a time: makes the retry check below reliable.
     status, first_contacted_at, attempts, owner_id = (
@@ -78,23 +85,24 @@ def activity_log(
         tenant_id=lead.tenant_id, lead=lead, actor=actor.user, occurred_at=occurred_at or now, **fields
     )
     activity_at = min(activity.occurred_at, now)
-    # A call, email or meeting by a person is contact: the first one stops the SLA clock. Any
-    # activity ends the untouched spell (aging flags). Unanswered attempts count towards recycling;
-    # an answered one resets the count ("N attempts with no response"). The row is locked, so the
-    # values read above are current.
-    is_contact = kind in CONTACT_KINDS and actor.user is not None
-    no_response = is_contact and outcome_is_no_response(outcome)
+    # A person's call, email or meeting works the lead; only one whose outcome counts as contact is the
+    # first contact that stops the SLA clock, the others are attempts ("N attempts with no response"),
+    # which contact resets. Any activity ends the untouched spell (aging flags). The row is locked, so
+    # the values read above are current.
+    is_work = kind in CONTACT_KINDS and actor.user is not None
+    is_contact = is_work and activity_counts_as_contact(outcomes=outcomes, kind=kind, outcome=chosen)
+    no_response = is_work and not is_contact
     updates = {"last_activity_at": Greatest(Coalesce(F("last_activity_at"), activity_at), activity_at),
                "updated_at": now, "aging_flagged_at": None, "aging_alerted_at": None}
     changes = {}
-    if is_contact:
-        if first_contacted_at is None:
+    if is_work:
+        if is_contact and first_contacted_at is None:
             updates["first_contacted_at"] = activity_at
             changes["first_contacted_at"] = [None, activity_at]
         if status == LeadStatus.NEW:
             updates["status"] = LeadStatus.CONTACTED
             changes["status"] = [status, LeadStatus.CONTACTED]
-        new_attempts = attempts + 1 if no_response else (0 if outcome else attempts)
+        new_attempts = attempts + 1 if no_response else 0
         if new_attempts != attempts:
             updates["contact_attempts"] = new_attempts
             changes["contact_attempts"] = [attempts, new_attempts]
@@ -103,7 +111,7 @@ def activity_log(
     audit_record(
         tenant=lead.tenant, actor=actor, action="lead.activity_logged", obj=lead, changes=changes,
         metadata={"activity_id": activity.pk, "kind": kind, "subject": subject, "outcome": outcome,
-                  "occurred_at": activity.occurred_at},
+                  "counts_as_contact": is_contact, "occurred_at": activity.occurred_at},
     )
     if is_contact:
         sla_clock_stop(lead=lead, reason="first_contact", kind=SlaKind.FIRST_CONTACT, actor=actor, now=now)

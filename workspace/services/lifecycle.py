@@ -44,6 +44,8 @@ from routing.services.assign import lead_assign
 from routing.services.sla_clocks import sla_clock_stop
 from routing.strategies import account_of_lead, handoff_ae_pick
 
+from .handoff import HANDOFF_REASON_PREFIX, handoff_unplaced_notify
+
 OPEN_STATUSES = OPEN_LEAD_STATUSES  # one definition, in leads.models
 STALE_MESSAGE = "This lead was reassigned meanwhile; reload it and try again."
 BANT_FIELDS = ("budget", "authority", "need", "timeline")
@@ -247,9 +249,13 @@ def lead_qualify(*, lead: Lead, actor: Actor, budget: str, authority: str, need:
                            "strategy": strategy, "why": why, "sdr_id": sdr_id})
     audit_record(tenant=lead.tenant, actor=actor, action="opportunity.created", obj=opportunity,
                  metadata={"lead_id": str(lead.pk), "owner_id": ae.user_id if ae else None, **bant})
+    # Unplaced, the lead stays with the SDR's team: it waits in their manager's Unassigned queue.
     lead_assign(lead=lead, owner=ae.user if ae else None, actor=actor, trigger=Trigger.HANDOFF, strategy=strategy,
-                team=ae.team if ae else None, reason=f"SDR → AE handoff: {why}", now=now,
+                team=ae.team if ae else lead.team, reason=f"{HANDOFF_REASON_PREFIX}{why}", now=now,
                 details={"opportunity_id": opportunity.pk, "sdr_id": sdr_id})
+    if ae is None:
+        handoff_unplaced_notify(lead=lead, opportunity=opportunity, sdr_id=sdr_id or actor.user_id, why=why,
+                                now=now)
     return opportunity
 
 

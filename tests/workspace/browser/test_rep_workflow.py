@@ -71,7 +71,7 @@ def test_rep_signs_in_works_the_top_lead_and_rejects_another(page, live_server):
     page.wait_for_selector("[data-testid=sla-state] .countdown.overdue")
     page.screenshot(path=str(ARTIFACTS / "lead_page_laptop.png"))
     page.select_option("#id_kind", "call")
-    page.fill("#id_outcome", "connected")
+    page.select_option("#id_outcome", "connected")
     page.fill("#id_body", "Spoke with Peter; demo next week.")
     with page.expect_navigation():
         page.click("details[data-action=log] button[type=submit]")

@@ -56,7 +56,8 @@ AE_TEAM = "Account Executives"
 MANAGER_EMAIL = "manager@demo.test"
 DEMO_POSTAL_ADDRESS = "Demo Co, 100 Example Street, Springfield, IL 62701, United States"
 # Qualified leads from these countries hand off to the AE team (SDR → AE, seed 003).
-DEMO_TERRITORY = ("North America and Europe", ["United States", "Canada", "United Kingdom", "France", "Germany"])
+# ISO 3166-1 alpha-2 codes, the form territories are saved in (United States, Canada, UK, France, Germany).
+DEMO_TERRITORY = ("North America and Europe", ["US", "CA", "GB", "FR", "DE"])
 
 # (email, role, team): admin first, it is the tenant's provisioning admin.
 DEMO_USERS: list[tuple[str, str, str | None]] = [

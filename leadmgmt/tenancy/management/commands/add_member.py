@@ -1,7 +1,9 @@
 """`manage.py add_member SLUG EMAIL --role ROLE [--team NAME] [--capacity N] [--unavailable] [--json]`.
 
 Creates or updates a user's membership of a tenant, for scripted onboarding. A new user gets a
-generated password, printed once. On an update, a capacity not given keeps the current one, and
+generated password, printed once. An SDR or AE given no `--team` joins the tenant's default team
+("Sales Development"), the team the default round-robin rule routes to. On an update, a capacity
+not given keeps the current one, a team not given keeps the current one, and
 the member is available unless `--unavailable` is given. Bad input is a message on stderr and exit
 code 2, with nothing written.
 """
@@ -24,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("slug", help="The tenant's slug.")
         parser.add_argument("email")
         parser.add_argument("--role", required=True, help=f"One of: {', '.join(Role.values)}.")
-        parser.add_argument("--team", default=None, help="Team name (created when missing).")
+        parser.add_argument("--team", default=None, help="Team name (created when missing); SDRs and AEs default to the tenant's default team.")
         parser.add_argument("--capacity", type=int, default=None, help="Most open leads (0 or more).")
         parser.add_argument("--unavailable", action="store_true", help="Mark the member unavailable for routing.")
         parser.add_argument("--json", action="store_true", help="Print the membership as JSON.")

@@ -1,0 +1,67 @@
+"""Managers hear at once about a lead that routing could not place: it landed in the Unassigned queue.
+
+Only an automatic run that failed to place a lead alerts: a new lead (capture), one ready again after
+nurture, or an owned lead the score re-route took away. A rule that sends leads to Unassigned on
+purpose, a person's own move (reassign, bulk move, recycle), SLA escalations (they alert through the
+ladder) and the SDR → AE handoff (workspace tells the SDR's manager itself) do not.
+"""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+
+from leadmgmt.tenancy.models import Membership, Role, Team
+
+from ..models import Assignment, RoutingSettings, Strategy, Trigger
+from ..notifications import lead_label, notify
+
+ALERT_KIND = "lead_unassigned"
+_ALWAYS = frozenset({Trigger.CAPTURE, Trigger.NURTURE_READY})
+_WHEN_IT_HAD_AN_OWNER = frozenset({Trigger.SCORE_BAND})
+
+
+def unassigned_recipients(*, tenant_id: int, team_id: int | None) -> list:
+    """Who distributes the lead: the manager of its team (the tenant's default team when it has none),
+    else that team's members with the manager role, else the tenant's admins. Active members of this
+    tenant only."""
+    if team_id is None:
+        team_id = (RoutingSettings.objects.unscoped().filter(tenant_id=tenant_id)
+                   .values_list("default_team_id", flat=True).first())
+    active = Membership.objects.unscoped().filter(tenant_id=tenant_id, user__is_active=True)
+    ids: list[int] = []
+    if team_id is not None:
+        manager_id = (Team.objects.unscoped().filter(tenant_id=tenant_id, pk=team_id)
+                      .values_list("manager_id", flat=True).first())
+        if manager_id is not None and active.filter(user_id=manager_id).exists():
+            ids = [manager_id]
+        else:
+            ids = list(active.filter(team_id=team_id, role=Role.MANAGER).order_by("user_id")
+                       .values_list("user_id", flat=True))
+    if not ids:
+        ids = list(active.filter(role=Role.ADMIN).order_by("user_id").values_list("user_id", flat=True))
+    users = get_user_model().objects.in_bulk(ids)
+    return [users[i] for i in ids if i in users]
+
+
+def unassigned_alert(*, assignment: Assignment, previous_owner_id: int | None) -> list:
+    """Notify the managers in-app when this assignment is a failed automatic placement (see the module);
+    once per assignment. Returns the people notified."""
+    if assignment.owner_id is not None:
+        return []
+    trigger = assignment.trigger
+    if trigger not in _ALWAYS and not (trigger in _WHEN_IT_HAD_AN_OWNER and previous_owner_id is not None):
+        return []
+    if assignment.rule_id is not None and assignment.strategy == Strategy.UNASSIGNED:
+        return []  # a rule sends these leads to Unassigned on purpose
+    lead = assignment.lead
+    notified = []
+    for manager in unassigned_recipients(tenant_id=assignment.tenant_id, team_id=assignment.team_id):
+        made = notify(
+            tenant=assignment.tenant_id, user=manager, kind=ALERT_KIND, lead=lead, now=assignment.at,
+            title=f"Unassigned lead: {lead_label(lead)}",
+            body=f"Routing could not place {lead_label(lead)}: {assignment.reason}\n"
+                 "It waits in the Unassigned queue for someone to take it.",
+            dedup_key=f"{ALERT_KIND}:{assignment.pk}",
+        )
+        if made is not None:
+            notified.append(manager)
+    return notified
