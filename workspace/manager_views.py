@@ -147,8 +147,10 @@ def manager_aging(request, scope):
 def manager_hot(request, scope):
     """The Hot list: open hot leads of the scope, owned or Unassigned, the hottest and most urgent first."""
     page = _page(request, hot_leads(scope=scope))
-    return render(request, "workspace/manager/manager_hot.html", _context(scope, "hot", page=page,
-                                                                 **_row_controls("hot", scope)))
+    context = _context(scope, "hot", page=page, **_row_controls("hot", scope))
+    if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
+        return render(request, "workspace/manager/_hot_results.html", context)  # its live poll
+    return render(request, "workspace/manager/manager_hot.html", context)
 
 
 def _bulk_choices(loads) -> dict:

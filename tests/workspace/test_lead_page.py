@@ -294,3 +294,11 @@ def test_lead_page_reassign_starts_empty_and_offers_only_reps_who_can_take_the_l
     unavailable = signed_in(org["manager"], tenant).post(url(lead, "reassign"), {
         "to_user": away.pk, "reason": "x", "expected_owner_id": org["rep"].pk})
     assert unavailable.status_code == 400 and fresh(lead).owner_id == org["rep"].pk
+
+
+def test_the_lead_page_names_the_country_of_its_code(tenant, org, signed_in):
+    lead = owned_lead(tenant, org["rep"], country="US")
+    body = signed_in(org["rep"], tenant).get(url(lead)).content.decode()
+    assert "<dt>Country</dt><dd>United States of America (US)</dd>" in body
+    unknown = owned_lead(tenant, org["rep"], country="")
+    assert "<dt>Country</dt><dd>—</dd>" in signed_in(org["rep"], tenant).get(url(unknown)).content.decode()

@@ -81,10 +81,24 @@ def test_unassigned_polls_and_its_partial_answers_with_a_lead_that_arrived(tenan
     assert f'data-lead-id="{waiting.pk}"' in partial and "No routing rule matched" in partial
 
 
+def test_the_hot_list_polls_and_its_partial_answers_with_a_lead_that_became_hot(tenant, org, signed_in,
+                                                                             django_assert_max_num_queries):
+    client = signed_in(org["manager"], tenant)
+    body = client.get("/manager/hot/").content.decode()
+    attrs = poller(body)
+    assert attrs["hx-get"] == "/manager/hot/?page=1" and attrs["hx-target"] == "#hot-results"
+    heated = owned_lead(tenant, org["rep"], first_name="Heated", score=90, band="sql", is_hot=True)
+    with django_assert_max_num_queries(12):
+        partial = client.get("/manager/hot/", {"page": 1}, HTTP_HX_REQUEST="true").content.decode()
+    assert '<div id="hot-results" data-live-region>' in partial and "<html" not in partial
+    assert f'data-lead-id="{heated.pk}"' in partial and "Hot lead" in partial
+
+
 def test_reps_do_not_get_the_managers_partials(tenant, org, signed_in):
     client = signed_in(org["rep"], tenant)
     assert client.get("/manager/unassigned/", HTTP_HX_REQUEST="true").status_code == 403
     assert client.get("/manager/", HTTP_HX_REQUEST="true").status_code == 403
+    assert client.get("/manager/hot/", HTTP_HX_REQUEST="true").status_code == 403
 
 
 def test_another_tenants_leads_never_show_up_in_a_poll(tenant, other_tenant, org, signed_in):
