@@ -47,6 +47,8 @@ def test_seed_demo_creates_a_usable_demo_tenant(tmp_path):
     for user in get_user_model().objects.filter(username__in=roles):
         assert user.check_password(DEMO_PASSWORD)
     assert get_user_model().objects.get(username="admin@demo.test").is_staff
+    names = {u.username: u.get_full_name() for u in get_user_model().objects.filter(username__in=roles)}
+    assert names["sdr1@demo.test"] == "Dana Reyes" and all(names.values()), "demo people have names"
 
     form = LeadForm.objects.unscoped().get(key=data["form_key"])
     assert form.tenant == tenant and form.allowed_origins == ["*"] and form.is_active

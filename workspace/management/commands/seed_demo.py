@@ -69,6 +69,12 @@ DEMO_USERS: list[tuple[str, str, str | None]] = [
     ("ae2@demo.test", Role.AE, AE_TEAM),
     ("marketing@demo.test", Role.MARKETING_OPS, None),
 ]
+# Names people see on every page (owners, timelines, notifications); given only where a user has none.
+DEMO_NAMES: dict[str, tuple[str, str]] = {
+    "admin@demo.test": ("Alex", "Morgan"), "manager@demo.test": ("Maria", "Lopez"),
+    "sdr1@demo.test": ("Dana", "Reyes"), "sdr2@demo.test": ("Sam", "Rivera"), "ae@demo.test": ("Ana", "Ruiz"),
+    "ae2@demo.test": ("Ben", "Okafor"), "marketing@demo.test": ("Mia", "Chen"),
+}
 
 # A spread of fit and channels: strong ICP, mid-market, small business, personal email, phone only.
 DEMO_LEADS: list[dict] = [
@@ -237,8 +243,12 @@ def demo_seed(*, credentials_path: Path, base_url: str) -> DemoSeedResult:
     users = []
     for email, role, team in DEMO_USERS:
         # A no-op for members that are already there (an existing user's password is left alone).
-        membership_upsert(tenant=tenant, email=email, role=role, team_name=team, actor=SEED_ACTOR,
-                          password=DEMO_PASSWORD)
+        membership, _created, _password = membership_upsert(tenant=tenant, email=email, role=role, team_name=team,
+                                                            actor=SEED_ACTOR, password=DEMO_PASSWORD)
+        user = membership.user
+        if not (user.first_name or user.last_name) and email in DEMO_NAMES:
+            user.first_name, user.last_name = DEMO_NAMES[email]
+            user.save(update_fields=["first_name", "last_name"])
         users.append({"email": email, "role": str(role), "team": team or ""})
     # A demo tenant made before scoring existed gets its default model too (a no-op otherwise).
     scoring_default_model_create(tenant=tenant, actor=SEED_ACTOR)
