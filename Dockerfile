@@ -25,5 +25,7 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"
-# WEB_CONCURRENCY (gunicorn workers) is read by gunicorn itself.
-CMD ["gunicorn", "leadmgmt.wsgi", "--bind", "0.0.0.0:8000", "--threads", "4", "--access-logfile", "-", "--error-logfile", "-", "--forwarded-allow-ips", "*"]
+# WEB_CONCURRENCY (gunicorn workers) and FORWARDED_ALLOW_IPS (the proxies whose X-Forwarded-Proto
+# gunicorn believes; default 127.0.0.1, set it to your TLS proxy's address) are read by gunicorn itself.
+ENV FORWARDED_ALLOW_IPS=127.0.0.1
+CMD ["gunicorn", "leadmgmt.wsgi", "--bind", "0.0.0.0:8000", "--threads", "4", "--access-logfile", "-", "--error-logfile", "-"]

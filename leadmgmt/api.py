@@ -3,7 +3,9 @@ pagination, the per-key throttle, the OpenAPI extensions that document the tenan
 tenant-scoped FilterSets, and `TenantApiView`, the base of the JSON endpoints."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -84,6 +86,80 @@ def exception_handler(exc, context):
     return response
 
 
+# --- Hostile input: values PostgreSQL cannot store or compare --------------------------------------
+
+
+def is_ascii_digits(value) -> bool:
+    """`str.isdigit()` without its surprises: only 0-9 (`"³".isdigit()` is true, `int("³")` fails), at most
+    18 digits (a bigint)."""
+    return isinstance(value, str) and 0 < len(value) <= 18 and value.isascii() and value.isdigit()
+
+
+def text_problem(value, depth: int = 0, max_depth: int = 32) -> str | None:
+    """Why a JSON value (keys included) cannot be stored in PostgreSQL text/jsonb: a NUL character, a
+    lone surrogate (not encodable as UTF-8), a non-finite number or nesting deeper than `max_depth`;
+    None when it can."""
+    if depth > max_depth:
+        return f"Nested more than {max_depth} levels deep."
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "Null characters are not allowed."
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Contains characters that are not valid Unicode."
+    elif isinstance(value, float) and not math.isfinite(value):
+        return "Numbers must be finite."
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            problem = text_problem(key, depth + 1, max_depth) or text_problem(item, depth + 1, max_depth)
+            if problem:
+                return problem
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            problem = text_problem(item, depth + 1, max_depth)
+            if problem:
+                return problem
+    return None
+
+
+def printable_key(key) -> str:
+    """A field name safe to echo in an error body (a lone surrogate becomes its `\\udfff` escape)."""
+    return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def body_text_errors(data) -> dict[str, list[str]]:
+    """Field errors for the top-level fields of a parsed JSON body that PostgreSQL could not store."""
+    if isinstance(data, dict):
+        return {printable_key(key): [problem] for key, item in data.items()
+                if (problem := text_problem(key) or text_problem(item))}
+    problem = text_problem(data)
+    return {"detail": [problem]} if problem else {}
+
+
+class StorableJSONParser(JSONParser):
+    """JSON bodies whose every key and string PostgreSQL can store: a lone surrogate (`"\\udfff"`) or a
+    NUL in a key is a 400 on that field instead of an encoding error deep in the database driver."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        errors = body_text_errors(data)
+        if errors:
+            raise exceptions.ValidationError(errors)
+        return data
+
+
+def aware_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """An aware datetime moved to UTC, or a Django ValidationError: PostgreSQL refuses offsets past ±15:59
+    ("time zone displacement out of range") that Python parses happily."""
+    if value is None or value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(dt.UTC)
+    except (OverflowError, ValueError) as exc:
+        raise DjangoValidationError("Date and time out of range.", code="overflow") from exc
+
+
 class Pagination(pagination.PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
@@ -160,6 +236,7 @@ def flat_errors(errors) -> dict[str, list[str]]:
 COMMON_ERRORS = {400: ERRORS_RESPONSE, 401: ERRORS_RESPONSE, 403: ERRORS_RESPONSE, 404: ERRORS_RESPONSE}
 
 
+
 def page(view, queryset, serializer_class) -> Response:
     """One page of `queryset` through the view's paginator, serialized with the view's context."""
     rows = view.paginate_queryset(queryset)
@@ -169,7 +246,7 @@ def page(view, queryset, serializer_class) -> Response:
 class TenantApiView(APIView):
     """Base of the JSON endpoints: tenant API key (with the method's scope) or a signed-in member."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [StorableJSONParser]
     throttle_classes = [ApiKeyRateThrottle]
     required_scopes = {"POST": ApiScope.LEADS_WRITE, "*": ApiScope.LEADS_READ}
 

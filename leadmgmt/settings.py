@@ -1,6 +1,7 @@
 """Settings for leadmgmt, read from the environment (one module for every deployment)."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -34,9 +35,16 @@ def env_list(name: str, default: str = "") -> list[str]:
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and env_bool("LEADMGMT_PRODUCTION"):
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production")
-    SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105 - local runs and tests only
+    if env_bool("LEADMGMT_PRODUCTION"):
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. In production (LEADMGMT_PRODUCTION=1) it is required: "
+            "set it to a long random string, e.g. `openssl rand -hex 32`; it signs sessions and "
+            "nurture links, so keep it secret and stable."
+        )
+    # `make run` and tests: a random key generated once per install under the data dir (0600).
+    from leadmgmt.secret_key import local_secret_key
+
+    SECRET_KEY = local_secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -53,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "axes",
     "leadmgmt.tenancy",
     "leadmgmt.audit",
     "leads",
@@ -63,6 +72,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: X-Forwarded-* headers count only from TRUSTED_PROXIES (see leadmgmt/proxies.py).
+    "leadmgmt.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collectstatic output (admin, Swagger UI) from gunicorn itself: no CDN, no extra server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -74,6 +85,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "leadmgmt.tenancy.middleware.TenantMiddleware",
+    # Last: answers a locked-out sign-in with the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "leadmgmt.urls"
@@ -128,6 +141,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in lockout (django-axes), the same on /accounts/login/ and /admin/login/: after
+# LOGIN_FAILURE_LIMIT wrong passwords for one username from one IP, that pair is refused for
+# LOGIN_COOLOFF_MINUTES (the lockout page, 429); a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("LOGIN_COOLOFF_MINUTES", 15) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "leadmgmt.proxies.client_ip"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_VERBOSE = False
+# Password reset requests: at most this many per email address and per client IP per hour.
+PASSWORD_RESET_LIMIT_PER_HOUR = env_int("PASSWORD_RESET_LIMIT_PER_HOUR", 5)
+# Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-* headers are believed; empty: none.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR range") from None
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/queue/"
 
@@ -156,7 +194,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "leadmgmt.api.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "leadmgmt.api_schema.AutoSchema",  # documents the implied 400/401/403/404/414/415/429
     "EXCEPTION_HANDLER": "leadmgmt.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "intake_form": env("INTAKE_RATE_PER_FORM", "600/min"),
@@ -164,9 +202,7 @@ REST_FRAMEWORK = {
         "api_key": env("API_RATE_PER_KEY", "6000/min"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    # How many reverse proxies append to X-Forwarded-For in front of the app; per-IP throttling
-    # trusts only that many hops (unset: the header is ignored and REMOTE_ADDR is the client).
-    "NUM_PROXIES": env_int("TRUSTED_PROXY_COUNT", 0) or None,
+    # Per-IP throttles use leadmgmt.proxies.client_ip (X-Forwarded-For only from TRUSTED_PROXIES).
 }
 
 SPECTACULAR_SETTINGS = {

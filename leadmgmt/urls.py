@@ -23,3 +23,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("", include("workspace.ui_urls")),  # issue 5: sign-in, tenant switch, My queue, lead page
 ]
+
+handler404 = "leadmgmt.views.not_found"
+handler500 = "leadmgmt.views.server_error"

@@ -1,4 +1,5 @@
-"""Project-level views: the landing page, a trivial JSON health check (the benchmark floor), the favicon."""
+"""Project-level views: the landing page, a trivial JSON health check (the benchmark floor), the favicon, and
+the 404/500 handlers (JSON under /api/, the HTML pages elsewhere)."""
 import functools
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from django.contrib.staticfiles import finders
 from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views import defaults
 from django.views.decorators.http import require_GET
 
 
@@ -45,3 +47,25 @@ def favicon(request):
     response = HttpResponse(icon, content_type="image/x-icon")
     response["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+API_PREFIX = "/api/"
+
+
+def _api_error(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"errors": {"detail": [message]}}, status=status)
+
+
+def not_found(request, exception=None):
+    """`handler404`: under /api/ (an unknown path, an id that is not a UUID) the API's JSON error shape;
+    elsewhere the HTML page."""
+    if request.path.startswith(API_PREFIX):
+        return _api_error("Not found.", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """`handler500`: JSON under /api/ so API clients can parse every answer; the HTML page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return _api_error("A server error occurred.", 500)
+    return defaults.server_error(request)

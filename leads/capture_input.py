@@ -3,7 +3,6 @@ unknown fields bounded into `attributes` (errors keyed by the field name the for
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
+from leadmgmt.api import printable_key, text_problem
 from leads.countries import COUNTRY_AS_SENT_ATTRIBUTE, region_code
 from leads.models import Lead
 from leads.normalize import (
@@ -202,30 +202,9 @@ def _normalized(normalizer, value):
         raise serializers.ValidationError(exc.messages) from exc
 
 
-def _json_problem(value, depth: int = 0) -> str | None:
+def _json_problem(value) -> str | None:
     """Why a submitted value cannot be stored as JSON in PostgreSQL (None when it can)."""
-    if depth > MAX_PAYLOAD_DEPTH:
-        return f"Nested more than {MAX_PAYLOAD_DEPTH} levels deep."
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "Null characters are not allowed."
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "Contains characters that are not valid Unicode."
-    elif isinstance(value, float) and not math.isfinite(value):
-        return "Numbers must be finite."
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            problem = _json_problem(key, depth + 1) or _json_problem(item, depth + 1)
-            if problem:
-                return problem
-    elif isinstance(value, list):
-        for item in value:
-            problem = _json_problem(item, depth + 1)
-            if problem:
-                return problem
-    return None
+    return text_problem(value, max_depth=MAX_PAYLOAD_DEPTH)
 
 
 def _attribute_value_clean(value):
@@ -290,7 +269,7 @@ def capture_input_validate(*, data: dict[str, Any]) -> CaptureInput:
     for key, value in data.items():
         problem = _json_problem(key) or _json_problem(value)
         if problem:
-            errors[str(key)] = [problem]
+            errors[printable_key(key)] = [problem]
     if errors:
         raise ValidationError(errors)
 

@@ -4,9 +4,23 @@ from __future__ import annotations
 import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import F, Q
+from django_filters.fields import IsoDateTimeField
 from rest_framework.filters import OrderingFilter
 
+from leadmgmt.api import aware_utc, is_ascii_digits
+
 from .models import Lead, LeadStage, LeadStatus
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time moved to UTC; an offset PostgreSQL refuses (past ±15:59) is a field error."""
+
+    def to_python(self, value):
+        return aware_utc(super().to_python(value))
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class LeadFilterSet(django_filters.FilterSet):
@@ -23,9 +37,9 @@ class LeadFilterSet(django_filters.FilterSet):
     account = django_filters.NumberFilter(field_name="account_id")
     score_min = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
     score_max = django_filters.NumberFilter(field_name="score", lookup_expr="lte")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    updated_after = django_filters.IsoDateTimeFilter(
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = UtcIsoDateTimeFilter(
         field_name="updated_at", lookup_expr="gte", label="Changed at or after (incremental sync)."
     )
     q = django_filters.CharFilter(
@@ -43,7 +57,7 @@ class LeadFilterSet(django_filters.FilterSet):
         if value == "me":
             user = getattr(self.request, "user", None)
             return queryset.filter(owner_id=user.pk) if user is not None and user.pk else queryset.none()
-        if not value.isdigit():
+        if not is_ascii_digits(value):
             raise ValidationError({"owner": ["Enter a user id, `me` or `none`."]})
         return queryset.filter(owner_id=int(value))
 

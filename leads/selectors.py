@@ -19,6 +19,7 @@ from django.http import Http404
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.context import get_current_tenant
 from leadmgmt.tenancy.models import ApiKey, Membership, Role, Tenant
+from leadmgmt.tenancy.roles import LEAD_REASSIGN, may, may_on_lead, principal_may
 
 from .models import Activity, Lead, Signal, Touch
 
@@ -53,9 +54,18 @@ class LeadViewer:
     def sees_all_leads(self) -> bool:
         return self.api_key is not None or self.membership.sees_all_leads
 
+    def may(self, action: str) -> bool:
+        """The permission matrix (leadmgmt.tenancy.roles) for this member's role or this key's scopes."""
+        return principal_may(action=action, membership=self.membership, api_key=self.api_key)
+
+    def may_on(self, action: str, lead: Lead) -> bool:
+        """The matrix plus the object rule on a lead the viewer sees: reps act only on the leads they own."""
+        return may_on_lead(action=action, owner_id=lead.owner_id, membership=self.membership, api_key=self.api_key)
+
     @property
     def can_reassign(self) -> bool:
-        return self.api_key is not None or self.membership.role in {Role.MANAGER, Role.ADMIN}
+        """Managers, admins and API keys (a key needs `leads:write` to do it; see `may(LEAD_REASSIGN)`)."""
+        return self.api_key is not None or may(self.membership.role, LEAD_REASSIGN)
 
 
 def viewer_for_user(*, user, tenant: Tenant | None = None) -> LeadViewer:

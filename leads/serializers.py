@@ -9,21 +9,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
+from leadmgmt.api import text_problem
+
 from .models import Signal
 from .normalize import email_normalize
 from .services.signals import SignalInput, SignalStatus
 
 # --- Signals ---------------------------------------------------------------------------------
-
-
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
 
 
 class SignalInSerializer(serializers.Serializer):
@@ -65,13 +57,14 @@ class SignalInSerializer(serializers.Serializer):
         return value
 
     def validate_properties(self, value):
+        problem = text_problem(value)  # jsonb stores neither U+0000 nor a lone surrogate, keys included
+        if problem:
+            raise serializers.ValidationError(problem)
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
         if size > settings.SIGNALS_MAX_PROPERTIES_BYTES:
             raise serializers.ValidationError(
                 f"Must be at most {settings.SIGNALS_MAX_PROPERTIES_BYTES} bytes of JSON ({size} given)."
             )
-        if _has_nul(value):  # PostgreSQL's jsonb cannot store U+0000
-            raise serializers.ValidationError("Null characters are not allowed.")
         return value
 
     def validate(self, attrs):

@@ -1,29 +1,11 @@
 """Rate limits of the public intake endpoint: per client IP and per form key (Redis-backed DRF throttles)."""
 from __future__ import annotations
 
-import ipaddress
-
-from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from leadmgmt.proxies import client_ip
 
-def client_ip(request) -> str | None:
-    """The client's IP address, or None when it is not a valid one.
-
-    `X-Forwarded-For` is trusted only as far as `REST_FRAMEWORK["NUM_PROXIES"]` says there are
-    proxies in front of the app; otherwise anyone could dodge the per-IP limit (DRF's own
-    default uses the whole header when NUM_PROXIES is unset).
-    """
-    address = request.META.get("REMOTE_ADDR")
-    num_proxies = api_settings.NUM_PROXIES
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
-    if num_proxies and forwarded:
-        hops = [hop.strip() for hop in forwarded.split(",")]
-        address = hops[-min(num_proxies, len(hops))]
-    try:
-        return str(ipaddress.ip_address((address or "").strip()))
-    except ValueError:
-        return None
+__all__ = ["IntakeFormRateThrottle", "IntakeIpRateThrottle", "client_ip"]
 
 
 class IntakeIpRateThrottle(SimpleRateThrottle):

@@ -5,7 +5,6 @@ not there."""
 from __future__ import annotations
 
 import copy
-import secrets
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -13,7 +12,9 @@ from django.contrib.admin.utils import unquote
 from django.db import transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from leadmgmt.audit.actors import Actor
@@ -255,12 +256,12 @@ class NurtureSettingsAdmin(TenantPageMixin, TenantScopedAdmin):
     audit_action_prefix = "nurture_settings"
     form = NurtureSettingsForm
     list_display = ("__str__", "from_name", "ready_to_send", "max_per_minute", "working_pause_days", "updated_at")
-    readonly_fields = ("bounce_callback", "bounce_secret")
+    readonly_fields = ("bounce_callback", "bounce_secret_status")
     actions = ("rotate_bounce_secret",)
     fieldsets = (
         ("Sender", {"fields": ("from_name", "from_email", "reply_to", "postal_address")}),
         ("Sending", {"fields": ("max_per_minute", ("quiet_hours_start", "quiet_hours_end"), "working_pause_days")}),
-        ("Bounce callback (give both to your email provider)", {"fields": ("bounce_callback", "bounce_secret")}),
+        ("Bounce callback (give both to your email provider)", {"fields": ("bounce_callback", "bounce_secret_status")}),
     )
 
     def changelist_view(self, request, extra_context=None):
@@ -281,6 +282,11 @@ class NurtureSettingsAdmin(TenantPageMixin, TenantScopedAdmin):
         path = reverse("nurture-bounce", kwargs={"tenant_slug": obj.tenant.slug})
         return f"{settings.PUBLIC_BASE_URL}{path}"
 
+    @admin.display(description="Bounce secret")
+    def bounce_secret_status(self, obj):
+        return ("Set; only its hash is stored, so it cannot be shown again. Lost it? Select these settings in "
+                "the list and run “Generate a new bounce secret”: the new one is shown once.")
+
     def has_add_permission(self, request):
         tenant = getattr(request, "tenant", None)
         if tenant is None or not super().has_add_permission(request):
@@ -299,13 +305,19 @@ class NurtureSettingsAdmin(TenantPageMixin, TenantScopedAdmin):
 
     @admin.action(description="Generate a new bounce secret", permissions=["change"])
     def rotate_bounce_secret(self, request, queryset):
+        generated = []
         with transaction.atomic():
-            for row in queryset.select_for_update():
-                row.bounce_secret = secrets.token_urlsafe(32)
+            for row in queryset.select_for_update().select_related("tenant"):
+                raw = row.bounce_secret_generate()
                 row.save(update_fields=["bounce_secret", "updated_at"])
                 _audit(request, row.tenant, "nurture_settings.bounce_secret_rotated", row)
-        messages.success(request, "New bounce secret generated: give it to your email provider, callbacks with the "
-                                  "old one are refused from now on.")
+                generated.append({"tenant": row.tenant, "secret": raw, "callback": self.bounce_callback(row)})
+        # Shown on this page only (never in a message cookie or the database): copy it now.
+        response = TemplateResponse(request, "admin/nurture/bounce_secret_rotated.html", {
+            **self.admin_site.each_context(request), "title": "New bounce secret", "generated": generated,
+            "opts": self.model._meta, "changelist_url": reverse("admin:nurture_nurturesettings_changelist")})
+        add_never_cache_headers(response)
+        return response
 
 
 # --- suppression list --------------------------------------------------------------------------------
@@ -369,7 +381,7 @@ class SequenceListFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
-        return queryset.filter(sequence_id=value) if value and value.isdigit() else queryset
+        return queryset.filter(sequence_id=value) if value and value.isascii() and value.isdigit() else queryset
 
 
 class NurtureHistoryAdmin(TenantScopedAdmin):

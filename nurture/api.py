@@ -27,7 +27,7 @@ from leadmgmt.tenancy.context import set_current_tenant
 from leadmgmt.tenancy.models import Tenant
 from leads.normalize import email_normalize
 
-from .models import NurtureSettings
+from .models import NurtureSettings, bounce_secret_hash
 from .services.tracking import BounceKind, BounceOutcome, bounce_record
 
 BOUNCE_MAX_BATCH = 500
@@ -37,7 +37,7 @@ _NO_SECRET = "-" * 43
 
 
 class BounceSecretAuthentication(authentication.BaseAuthentication):
-    """The tenant's bounce secret (NurtureSettings.bounce_secret) as `Authorization: Bearer <secret>` or
+    """The tenant's bounce secret (its hash is NurtureSettings.bounce_secret) as `Authorization: Bearer <secret>` or
     `X-Bounce-Secret: <secret>`, for the tenant named in the URL. An unknown tenant and a wrong secret get
     the same 401, so the endpoint does not tell which tenants exist."""
 
@@ -54,8 +54,10 @@ class BounceSecretAuthentication(authentication.BaseAuthentication):
         slug = (request.parser_context or {}).get("kwargs", {}).get("tenant_slug", "")
         nurture = (NurtureSettings.objects.unscoped().select_related("tenant")
                    .filter(tenant__slug=slug, tenant__is_active=True).first())
-        expected = nurture.bounce_secret if nurture is not None and nurture.bounce_secret else _NO_SECRET
-        if not hmac.compare_digest(secret.encode(), expected.encode()) or expected is _NO_SECRET:
+        # Only the secret's hash is stored; an unknown tenant still costs one hash and one comparison.
+        if nurture is None:
+            hmac.compare_digest(bounce_secret_hash(secret), bounce_secret_hash(_NO_SECRET))
+        if nurture is None or not nurture.bounce_secret_matches(secret):
             raise exceptions.AuthenticationFailed("Unknown tenant or wrong bounce secret.")
         tenant = nurture.tenant
         request.tenant = tenant

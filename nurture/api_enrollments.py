@@ -12,6 +12,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 
 from leadmgmt.api import COMMON_ERRORS, actor_for
+from leadmgmt.tenancy.roles import LEAD_NURTURE
 from leads.api import LeadApiView
 
 from .models import Enrollment, Sequence, SequenceStatus, Step
@@ -57,6 +58,12 @@ class StopSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 
+def _require_nurture(view, lead) -> None:
+    """The matrix of leadmgmt.tenancy.roles: reps on their own leads, managers, admins, marketing ops, `leads:write`."""
+    if not view.viewer().may_on(LEAD_NURTURE, lead):
+        raise exceptions.PermissionDenied("You can enrol or stop nurture only on leads you own.")
+
+
 class SequenceListView(LeadApiView, ListAPIView):
     """`GET /api/v1/nurture/sequences/`: the tenant's sequences (to enrol leads by hand)."""
 
@@ -94,6 +101,7 @@ class LeadEnrollmentsView(LeadApiView):
                                                         **COMMON_ERRORS}, tags=["nurture"])
     def post(self, request, pk):
         lead = self.lead()
+        _require_nurture(self, lead)
         data = self.valid(EnrollSerializer)
         sequence = Sequence.objects.unscoped().filter(tenant=request.tenant, pk=data["sequence"]).first()
         if sequence is None:
@@ -114,6 +122,7 @@ class LeadEnrollmentStopView(LeadApiView):
                    request=StopSerializer, responses={200: EnrollmentSerializer, **COMMON_ERRORS}, tags=["nurture"])
     def post(self, request, pk, enrollment_id):
         lead = self.lead()
+        _require_nurture(self, lead)
         data = self.valid(StopSerializer)
         enrollment = Enrollment.objects.unscoped().filter(tenant=request.tenant, lead=lead, pk=enrollment_id).first()
         if enrollment is None:

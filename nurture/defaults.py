@@ -31,6 +31,8 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 
+from .models import bounce_secret_hash
+
 EXIT_SIGNAL_TYPES: list[tuple[str, str]] = [("email_reply", "Email reply"), ("meeting_booked", "Meeting booked")]
 
 HI = 'Hi {{ first_name|default:"there" }},'
@@ -352,7 +354,7 @@ def defaults_write(*, tenant, settings_model, sequence_model, step_model, signal
     returns how many of each were created."""
     now = timezone.now()
     _settings, settings_created = settings_model._base_manager.get_or_create(
-        tenant_id=tenant.pk, defaults={"from_name": tenant.name[:100], "bounce_secret": secrets.token_urlsafe(32)})
+        tenant_id=tenant.pk, defaults={"from_name": tenant.name[:100], "bounce_secret": bounce_secret_hash(secrets.token_urlsafe(32))})
     signal_types = 0
     for name, label in EXIT_SIGNAL_TYPES:
         _row, created = signal_type_model._base_manager.get_or_create(

@@ -11,6 +11,9 @@ limit, quiet hours and the bounce-callback secret.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 import secrets
 import uuid
 
@@ -23,8 +26,22 @@ from django.utils import timezone
 from leadmgmt.tenancy.managers import TenantOwned
 
 
+def bounce_secret_hash(raw: str) -> str:
+    """What is stored of a bounce secret: its SHA-256 (hex). The secret is a random 32-byte token, so a
+    fast hash is enough; the raw value is shown once when generated and never stored."""
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def is_bounce_secret_hash(value: str) -> bool:
+    return bool(_HASH_RE.fullmatch(value or ""))
+
+
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+
+
 def _bounce_secret() -> str:
-    return secrets.token_urlsafe(32)
+    """A fresh row's secret: the hash of a random token nobody is shown (generate one to use the callback)."""
+    return bounce_secret_hash(secrets.token_urlsafe(32))
 
 
 class NurtureSettings(TenantOwned):
@@ -46,8 +63,18 @@ class NurtureSettings(TenantOwned):
         help_text="A lead a rep contacted within this many days (or with an open opportunity) is not mailed: its "
                   "sequence pauses.")
     bounce_secret = models.CharField(max_length=64, default=_bounce_secret,
-                                     help_text="Your email provider sends it with bounce callbacks.")
+                                     help_text="SHA-256 of the secret your email provider sends with bounce callbacks.")
     updated_at = models.DateTimeField(auto_now=True)
+
+    def bounce_secret_generate(self) -> str:
+        """Replace the secret with a new random one (the caller saves); returns the raw value to show once."""
+        raw = secrets.token_urlsafe(32)
+        self.bounce_secret = bounce_secret_hash(raw)
+        return raw
+
+    def bounce_secret_matches(self, raw: str) -> bool:
+        """Constant-time comparison of `raw`'s hash with the stored one."""
+        return bool(self.bounce_secret) and hmac.compare_digest(bounce_secret_hash(raw), self.bounce_secret)
 
     class Meta:
         verbose_name = "nurture settings"

@@ -1,11 +1,13 @@
 """Routing API: dry run, a lead's assignment history, reassignment (one lead or all of a rep's) and the
 rejection taxonomy. Views call services and selectors only.
 
-Managers, tenant admins and API keys reassign; a lead outside the caller's scope, or another
-tenant's, is the same 404 as a missing one.
+Managers, tenant admins and API keys reassign (the matrix of leadmgmt.tenancy.roles), managers only to
+available reps of their teams (`routing.selectors.reassign_targets`); a lead outside the caller's scope, or
+another tenant's, is the same 404 as a missing one.
 """
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.generics import ListAPIView
@@ -13,11 +15,12 @@ from rest_framework.response import Response
 
 from leadmgmt.api import COMMON_ERRORS, ERRORS_RESPONSE, actor_for
 from leadmgmt.tenancy.models import ApiScope, Membership, Role
+from leadmgmt.tenancy.roles import LEAD_REASSIGN, LEAD_REASSIGN_BULK, ROUTING_DRY_RUN
 from leads.api import LeadApiView
 from leads.selectors import lead_get_for_viewer
 
 from .models import Assignment, RejectionReason
-from .selectors import assignment_history
+from .selectors import assignment_history, managed_team_ids, reassign_target_refusal
 from .serializers import (
     AssignmentSerializer,
     DryRunInSerializer,
@@ -46,8 +49,7 @@ class RoutingDryRunView(LeadApiView):
         request=DryRunInSerializer, responses={200: DryRunResultSerializer, **COMMON_ERRORS}, tags=["routing"])
     def post(self, request):
         viewer = self.viewer()
-        if viewer.membership is not None and viewer.membership.role not in {Role.MANAGER, Role.ADMIN,
-                                                                             Role.MARKETING_OPS}:
+        if not viewer.may(ROUTING_DRY_RUN):
             raise exceptions.PermissionDenied("Dry runs are for managers, admins and marketing ops.")
         data = self.valid(DryRunInSerializer)
         lead = lead_get_for_viewer(viewer=viewer, lead_id=data["lead_id"]) if "lead_id" in data else None
@@ -96,9 +98,21 @@ class LeadAssignmentsView(LeadApiView, ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-def _require_reassigner(view) -> None:
-    if not view.viewer().can_reassign:
+def _require_reassigner(view, action: str) -> None:
+    if not view.viewer().may(action):  # the matrix of leadmgmt.tenancy.roles
         raise exceptions.PermissionDenied("Only managers, admins and API keys reassign leads.")
+
+
+def _check_target(view, to_user, lead=None) -> None:
+    """`to_user` must be one of `reassign_targets` for the caller (managers: available reps of their teams), else
+    400 on `to_user_id`."""
+    if to_user is None or (lead is not None and to_user.pk == lead.owner_id):
+        return  # through the rules; or the current owner, which the service refuses with its own message
+    viewer = view.viewer()
+    refusal = reassign_target_refusal(tenant=viewer.tenant, membership=viewer.membership, at=timezone.now(),
+                                      to_user_id=to_user.pk, lead=lead)
+    if refusal:
+        raise exceptions.ValidationError({"to_user_id": [refusal]})
 
 
 class LeadReassignView(LeadApiView):
@@ -108,10 +122,11 @@ class LeadReassignView(LeadApiView):
         "`expected_owner_id` to be refused when the lead changed hands meanwhile.",
         request=ReassignSerializer, responses={200: AssignmentSerializer, **COMMON_ERRORS}, tags=["leads"])
     def post(self, request, pk):
-        _require_reassigner(self)
+        _require_reassigner(self, LEAD_REASSIGN)
         lead = self.lead()
         data = self.valid(ReassignSerializer)
         to_user = self.member(data["to_user_id"], "to_user_id") if data.get("to_user_id") is not None else None
+        _check_target(self, to_user, lead)
         kwargs = {"expected_owner_id": data["expected_owner_id"]} if "expected_owner_id" in data else {}
         assignment = lead_reassign(lead=lead, actor=actor_for(request), to_user=to_user, reason=data["reason"],
                                    **kwargs)
@@ -127,16 +142,19 @@ class LeadReassignBulkView(LeadApiView):
         request=ReassignBulkSerializer, responses={200: ReassignBulkResultSerializer, **COMMON_ERRORS},
         tags=["leads"])
     def post(self, request):
-        _require_reassigner(self)
+        _require_reassigner(self, LEAD_REASSIGN_BULK)
         data = self.valid(ReassignBulkSerializer)
         from_user = self.member(data["from_user_id"], "from_user_id")
         to_user = self.member(data["to_user_id"], "to_user_id") if data.get("to_user_id") is not None else None
         membership = self.viewer().membership
         if membership is not None and membership.role == Role.MANAGER and from_user.pk != membership.user_id:
-            same_team = membership.team_id is not None and Membership.objects.unscoped().filter(
-                tenant=request.tenant, user=from_user, team_id=membership.team_id).exists()
+            same_team = Membership.objects.unscoped().filter(
+                tenant=request.tenant, user=from_user,
+                team_id__in=managed_team_ids(tenant=request.tenant, membership=membership)).exists()
             if not same_team:
                 raise exceptions.PermissionDenied({"from_user_id": ["You can move the leads of your team's reps only."]})
+        if to_user is not None and to_user.pk != from_user.pk:
+            _check_target(self, to_user)
         result = leads_reassign_bulk(tenant=request.tenant, from_user=from_user, actor=actor_for(request),
                                      to_user=to_user, reason=data["reason"])
         return Response({"moved": result.count})

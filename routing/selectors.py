@@ -1,4 +1,4 @@
-"""Reads of routing: rep eligibility and open-lead counts, the Unassigned queue, assignment history."""
+"""Reads of routing: rep eligibility and open-lead counts, the Unassigned queue, assignment history, reassign targets."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -8,7 +8,8 @@ from uuid import UUID
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
-from leads.models import OPEN_LEAD_STATUSES, Lead
+from leadmgmt.tenancy.roles import LEAD_REASSIGN, may
+from leads.models import OPEN_LEAD_STATUSES, Lead, LeadStatus
 
 from .models import Assignment
 
@@ -118,3 +119,52 @@ def latest_assignments(*, leads: Iterable[Lead]) -> dict:
     rows = (Assignment.objects.unscoped().filter(where).select_related("owner", "previous_owner", "team", "actor_user")
             .order_by("lead_id", "-at", "-id").distinct("lead_id"))
     return {a.lead_id: a for a in rows}
+
+
+# --- who a lead may be reassigned to (one rule for the API, the lead page and the manager pages) ------------
+
+
+def managed_team_ids(*, tenant: Tenant, membership: Membership) -> frozenset[int]:
+    """The teams a manager runs: those naming them as manager, and their own team."""
+    ids = set(Team.objects.unscoped().filter(tenant=tenant, manager_id=membership.user_id).values_list("id", flat=True))
+    if membership.team_id is not None:
+        ids.add(membership.team_id)
+    return frozenset(ids)
+
+
+def lead_taker_roles(lead: Lead) -> tuple[str, ...]:
+    """The roles that can own the lead: an SQL (qualified, handed off) is an AE's; any other open lead a rep's."""
+    return (Role.AE,) if lead.status == LeadStatus.QUALIFIED else tuple(REP_ROLES)
+
+
+def reassign_targets(*, tenant: Tenant, membership: Membership | None, at: datetime, lead: Lead | None = None,
+                     exclude_owner: bool = True) -> list[Membership]:
+    """The reps the actor may hand a lead (or, without `lead`, a rep's leads) to at `at`: active reps who can take
+    leads now (available, not out of office, under capacity), whose role may own the lead, without its owner
+    (kept with `exclude_owner=False`, so a stale choice reaches the service and gets its "moved meanwhile").
+    Managers: reps of the teams they manage or belong to; tenant admins and API keys (`membership` None): any
+    rep of the tenant; anyone else: nobody. By user name; two or three queries."""
+    if membership is not None and not may(membership.role, LEAD_REASSIGN):
+        return []
+    reps = Membership.objects.unscoped().filter(tenant=tenant, role__in=REP_ROLES, is_active=True)
+    if membership is not None and membership.role == Role.MANAGER:
+        reps = reps.filter(team_id__in=managed_team_ids(tenant=tenant, membership=membership))
+    if lead is not None:
+        reps = reps.filter(role__in=lead_taker_roles(lead))
+        if exclude_owner and lead.owner_id is not None:
+            reps = reps.exclude(user_id=lead.owner_id)
+    reps = list(reps.select_related("user", "team").order_by("user__username", "id"))
+    counts = open_lead_counts(tenant=tenant, user_ids=[m.user_id for m in reps if m.capacity is not None])
+    return [m for m in reps if ineligibility(m, at=at, open_count=counts.get(m.user_id)) is None]
+
+
+def reassign_target_refusal(*, tenant: Tenant, membership: Membership | None, at: datetime, to_user_id: int,
+                            lead: Lead | None = None) -> str | None:
+    """Why `to_user_id` is not one of `reassign_targets` (a message for the field), or None when it is."""
+    targets = reassign_targets(tenant=tenant, membership=membership, at=at, lead=lead, exclude_owner=False)
+    if any(m.user_id == to_user_id for m in targets):
+        return None
+    what = "this lead" if lead is not None else "these leads"
+    if membership is not None and membership.role == Role.MANAGER:
+        return f"Choose an available rep of a team you manage who can take {what}."
+    return f"Choose an available rep of this workspace who can take {what}."

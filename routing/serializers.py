@@ -4,7 +4,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Assignment, RejectionReason
+from leadmgmt.api import text_problem
+
+from .models import Assignment, RejectionReason, Strategy
 
 
 class PersonSerializer(serializers.Serializer):
@@ -32,6 +34,10 @@ class AssignmentSerializer(serializers.ModelSerializer):
     rule = serializers.SerializerMethodField(help_text="The rule that placed the lead (its name is kept if the "
                                                        "rule was deleted since).")
     actor = serializers.SerializerMethodField()
+    strategy = serializers.ChoiceField(
+        choices=Strategy.choices, allow_blank=True, read_only=True,
+        help_text="How the owner was picked; blank when no rule or strategy placed the lead (a lead assigned by "
+        "hand at capture or by an import).")
 
     class Meta:
         model = Assignment
@@ -56,6 +62,12 @@ class DryRunInSerializer(serializers.Serializer):
     lead_id = serializers.UUIDField(required=False, help_text="A lead of this tenant …")
     values = serializers.DictField(required=False, help_text="… or hypothetical lead fields, e.g. "
                                    '{"country": "Germany", "score": 85, "source": "web_form"}.')
+
+    def validate_values(self, value):
+        problem = text_problem(value)  # a lone surrogate or NUL, in a key or a value
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
     def validate(self, attrs):
         if ("lead_id" in attrs) == ("values" in attrs):

@@ -8,10 +8,12 @@ outside the caller's scope, or another tenant's, is the same 404 as a missing on
 """
 from __future__ import annotations
 
+from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from leadmgmt.api import (
@@ -19,10 +21,12 @@ from leadmgmt.api import (
     ERRORS_RESPONSE,
     UUID_RE,
     ApiKeyRateThrottle,
+    StorableJSONParser,
     actor_for,
     page,
 )
-from leadmgmt.tenancy.models import ApiScope, Role
+from leadmgmt.tenancy.models import ApiScope
+from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_REASSIGN, LEAD_WORK
 from leads.api import LeadApiView
 from leads.filters import LeadFilterSet, NullsLastOrderingFilter
 from leads.models import Lead
@@ -37,6 +41,7 @@ from leads.selectors import (
 )
 from leads.serializers import SignalSerializer
 from leads.services.lead_edit import lead_update
+from routing.selectors import reassign_target_refusal
 from scoring.selectors import score_history
 
 from .serializers import (
@@ -58,7 +63,23 @@ from .services.activities import activity_log
 from .services.handoff import handoff_message, opportunity_handoff
 from .services.lifecycle import lead_accept, lead_convert, lead_qualify, lead_reject
 
-ACTING_ROLES = {Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN}
+
+def _refusal(viewer: LeadViewer) -> str:
+    """Why a member may not work this lead (the matrix of leadmgmt.tenancy.roles said no)."""
+    if not viewer.may(LEAD_WORK):
+        return "Only sales reps, their managers and tenant admins act on leads."
+    return "You can act only on leads you own."
+
+
+def _check_owner_target(viewer: LeadViewer, lead: Lead, owner_id: int | None) -> None:
+    """A new owner must be one of routing's `reassign_targets` for this caller (None unassigns; the current owner
+    is no change): else 400 on `owner`."""
+    if owner_id is None or owner_id == lead.owner_id:
+        return
+    refusal = reassign_target_refusal(tenant=viewer.tenant, membership=viewer.membership, at=timezone.now(),
+                                      to_user_id=owner_id, lead=lead)
+    if refusal:
+        raise exceptions.ValidationError({"owner": [refusal]})
 
 
 @extend_schema_view(
@@ -76,6 +97,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     ordering_fields = ["created_at", "score", "sla_due_at", "last_name"]
     ordering = ["-created_at"]
     lookup_value_regex = UUID_RE
+    parser_classes = [StorableJSONParser, FormParser, MultiPartParser]
     throttle_classes = [ApiKeyRateThrottle]
     required_scopes = {"PATCH": ApiScope.LEADS_WRITE, "POST": ApiScope.LEADS_WRITE, "*": ApiScope.LEADS_READ}
     http_method_names = ["get", "patch", "post", "head", "options"]
@@ -105,8 +127,13 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         reason = data.pop("reason", "")
-        if "owner" in data and not self.viewer().can_reassign:
-            raise exceptions.PermissionDenied({"owner": ["Only managers and admins can reassign leads."]})
+        viewer = self.viewer()
+        if "owner" in data:
+            if not viewer.may_on(LEAD_REASSIGN, lead):
+                raise exceptions.PermissionDenied({"owner": ["Only managers and admins can reassign leads."]})
+            _check_owner_target(viewer, lead, data["owner"])
+        if set(data) - {"owner"} and not viewer.may_on(LEAD_EDIT, lead):
+            raise exceptions.PermissionDenied("Only the lead's owner, their managers and tenant admins edit a lead.")
         lead = lead_update(lead=lead, data=data, actor=actor_for(request), reason=reason)
         return Response(LeadSerializer(lead, context=self.get_serializer_context()).data)
 
@@ -149,6 +176,8 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             return page(self, lead_activities(lead=lead), ActivitySerializer)
         if getattr(request, "api_key", None) is not None:
             raise exceptions.PermissionDenied("Activities are logged by signed-in members, not API keys.")
+        if not self.viewer().may_on(LEAD_WORK, lead):
+            raise exceptions.PermissionDenied(_refusal(self.viewer()))
         serializer = ActivityCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         activity, created = activity_log(lead=lead, actor=actor_for(request), **serializer.validated_data)
@@ -170,11 +199,9 @@ class LeadActionView(LeadApiView):
         if getattr(self.request, "api_key", None) is not None:
             raise exceptions.PermissionDenied("Accept, reject and qualify are done by signed-in members, not API keys.")
         lead = self.lead()  # 404 first: a lead out of reach is never confirmed to exist
-        membership = self.request.membership
-        if membership.role not in ACTING_ROLES:
-            raise exceptions.PermissionDenied("Only sales reps, their managers and tenant admins act on leads.")
-        if membership.role in {Role.SDR, Role.AE} and lead.owner_id != membership.user_id:
-            raise exceptions.PermissionDenied("You can act only on leads you own.")
+        viewer = self.viewer()
+        if not viewer.may_on(LEAD_WORK, lead):
+            raise exceptions.PermissionDenied(_refusal(viewer))
         return lead
 
 

@@ -38,6 +38,7 @@ DASHBOARD_ROLES = (Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS)
 WEEKLY_FROM_DAYS = 62  # longer periods are drawn week by week unless asked otherwise
 PRESETS = [(7, "Last 7 days"), (30, "Last 30 days"), (90, "Last 90 days")]
 REJECTION_SERIES = 5  # reasons drawn separately per rep; the rest are stacked as "Other"
+EARLIEST_DATE, LATEST_DATE = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
 
 
 class DashboardFilterForm(forms.Form):
@@ -59,6 +60,20 @@ class DashboardFilterForm(forms.Form):
         self.today = today
         self.fields["rep"].choices = [("", "All reps"), *[(str(user_id), name) for user_id, name in people]]
         self.fields["source"].choices = [("", "All sources"), *[(s or NO_SOURCE, s or NO_SOURCE) for s in sources]]
+
+    def _date_in_range(self, name: str):
+        """A date the period arithmetic (the days before `start`, the day after `end`, the tenant's time
+        zone) can use: year 1 or 9999 overflows Python's calendar."""
+        value = self.cleaned_data.get(name)
+        if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+            raise forms.ValidationError(f"Pick a date between {EARLIEST_DATE:%b %-d, %Y} and {LATEST_DATE:%b %-d, %Y}.")
+        return value
+
+    def clean_start(self):
+        return self._date_in_range("start")
+
+    def clean_end(self):
+        return self._date_in_range("end")
 
     def clean(self):
         data = super().clean()

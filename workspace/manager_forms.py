@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from leadmgmt.api import aware_utc, is_ascii_digits
 from leads.models import LeadStatus
 from routing.selectors import OPEN_STATUSES
 
@@ -72,7 +73,7 @@ class _LeadMoveForm(forms.Form):
 
     def clean_expected_owner_id(self):
         value = (self.cleaned_data.get("expected_owner_id") or "").strip()
-        if value and not value.isdigit():
+        if value and not is_ascii_digits(value):
             raise forms.ValidationError("Reload the page and try again.")
         return int(value) if value else None
 
@@ -132,6 +133,12 @@ class AvailabilityForm(forms.Form):
     unavailable_until = forms.DateTimeField(required=False, label="Out of office until",
                                             widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
                                                                        format="%Y-%m-%dT%H:%M"))
+
+    def clean_unavailable_from(self):
+        return aware_utc(self.cleaned_data.get("unavailable_from"))  # PostgreSQL refuses offsets past ±15:59
+
+    def clean_unavailable_until(self):
+        return aware_utc(self.cleaned_data.get("unavailable_until"))
 
     def clean(self):
         data = super().clean()

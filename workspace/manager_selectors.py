@@ -14,12 +14,18 @@ from django.db.models.functions import Greatest
 from django.http import Http404
 
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
-from leads.models import Lead, LeadStatus
+from leadmgmt.tenancy.roles import MANAGER_PAGES, may
+from leads.models import Lead
 from routing.models import Escalation, SlaClock
-from routing.selectors import OPEN_STATUSES, REP_ROLES, ineligibility, open_lead_counts
+from routing.selectors import (
+    OPEN_STATUSES,
+    REP_ROLES,
+    ineligibility,
+    lead_taker_roles,
+    managed_team_ids,
+    open_lead_counts,
+)
 from routing.strategies import route_decide, routing_run
-
-MANAGER_ROLES = {Role.MANAGER, Role.ADMIN}
 
 
 @dataclass(frozen=True)
@@ -51,14 +57,11 @@ class ManagerScope:
 
 def manager_scope(*, tenant: Tenant | None, membership: Membership | None) -> ManagerScope:
     """The scope of a manager (the teams they manage or belong to) or an admin; others are refused."""
-    if tenant is None or membership is None or membership.role not in MANAGER_ROLES:
+    if tenant is None or membership is None or not may(membership.role, MANAGER_PAGES):
         raise PermissionDenied("The manager pages are for sales managers and tenant admins.")
     if membership.role == Role.ADMIN:
         return ManagerScope(tenant=tenant, membership=membership, team_ids=None, member_ids=frozenset())
-    team_ids = set(Team.objects.unscoped().filter(tenant=tenant, manager_id=membership.user_id)
-                   .values_list("id", flat=True))
-    if membership.team_id is not None:
-        team_ids.add(membership.team_id)
+    team_ids = managed_team_ids(tenant=tenant, membership=membership)  # routing's rule, also of reassign_targets
     member_ids = set(Membership.objects.unscoped().filter(tenant=tenant, team_id__in=team_ids)
                      .values_list("user_id", flat=True)) if team_ids else set()
     return ManagerScope(tenant=tenant, membership=membership, team_ids=frozenset(team_ids),
@@ -188,11 +191,6 @@ def scope_lead_get(*, scope: ManagerScope, lead_id) -> Lead:
 
 
 # --- who can take a lead, and the preview of a bulk move ----------------------------------------------------
-
-
-def lead_taker_roles(lead: Lead) -> tuple[str, ...]:
-    """The roles that can own the lead: an SQL (qualified, handed off) is an AE's; any other open lead a rep's."""
-    return (Role.AE,) if lead.status == LeadStatus.QUALIFIED else tuple(REP_ROLES)
 
 
 def reps_for_lead(*, reps: list[Membership], lead: Lead, exclude_owner: bool = True) -> list[Membership]:

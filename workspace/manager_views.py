@@ -188,7 +188,8 @@ def manager_lead_reassign(request, scope, lead_id):
         form = ReassignForm(reps=[m for m in reps if m.user_id != lead.owner_id],
                             initial={"expected_owner_id": lead.owner_id or "",
                                      "next": next_url if next_url.startswith("/manager/") else fallback})
-        return render(request, "workspace/manager/manager_reassign.html", _context(scope, "", lead=lead, form=form))
+        return render(request, "workspace/manager/manager_reassign.html",
+                      _context(scope, "", lead=lead, form=form, cancel_url=form.initial["next"]))
     form = ReassignForm(request.POST, reps=reps, default_reason=default_reason)
     if form.is_valid():
         data = form.cleaned_data
@@ -205,7 +206,9 @@ def manager_lead_reassign(request, scope, lead_id):
             else:
                 messages.warning(request, f"{label} is still unassigned: {assignment.reason}")
             return redirect(_safe_next(request, fallback))
-    return render(request, "workspace/manager/manager_reassign.html", _context(scope, "", lead=lead, form=form), status=400)
+    # Cancel goes back only to a manager page of this site: a posted `next` is never reflected as it came.
+    return render(request, "workspace/manager/manager_reassign.html",
+                  _context(scope, "", lead=lead, form=form, cancel_url=_safe_next(request, fallback)), status=400)
 
 
 @require_http_methods(["GET", "POST"])
@@ -369,4 +372,6 @@ def manager_lead_reassign_row(request, scope, lead_id):
     if stale:  # without JS: back to the list, which shows the lead's owner now
         messages.error(request, f"{lead}: {' '.join(form.non_field_errors())}")
         return redirect(_safe_next(request, ROWS[row][2]))
-    return render(request, "workspace/manager/manager_reassign.html", _context(scope, "", lead=lead, form=form), status=400)
+    # Cancel goes back only to a manager page of this site: a posted `next` is never reflected as it came.
+    return render(request, "workspace/manager/manager_reassign.html",
+                  _context(scope, "", lead=lead, form=form, cancel_url=_safe_next(request, ROWS[row][2])), status=400)

@@ -2,10 +2,13 @@
 from django.urls import include, path
 
 from leadmgmt.tenancy import views as tenancy_views
+from leadmgmt.tenancy.password_reset import ThrottledPasswordResetView
 
 from . import team_views, views
 
 urlpatterns = [
+    # Before django.contrib.auth.urls so it replaces Django's unthrottled reset form (same URL and name).
+    path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("tenant/switch/", tenancy_views.tenant_switch, name="tenant-switch"),
     path("queue/", views.queue, name="queue"),

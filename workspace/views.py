@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
+from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_NURTURE, LEAD_REASSIGN, LEAD_WORK
 from leadmgmt.tenancy.selectors import memberships_of_user
 from leads.activity_outcomes import activity_outcomes_for
 from leads.models import Lead
@@ -41,6 +42,7 @@ from leads.services.lead_edit import lead_update
 from nurture.models import Enrollment, Sequence
 from nurture.selectors import lead_enrollments, sequences_for_manual_enrolment
 from nurture.services.enrollment import enrollment_stop, lead_enroll
+from routing.selectors import reassign_targets
 from routing.services.aging import lead_recycle
 from routing.services.assign import lead_reassign
 from scoring.models import LeadClass
@@ -56,7 +58,6 @@ from .lead_page_offers import (
     not_offered,
     refuse_stale,
 )
-from .manager_selectors import assignable_reps, manager_scope, reps_for_lead
 from .selectors import lead_ownership, lead_sla_state, lead_timeline, rejection_reasons
 from .services.activities import activity_log
 from .services.handoff import handoff_message, opportunity_handoff
@@ -126,10 +127,10 @@ def _reasons(tenant):
 
 
 def _reassign_targets(request, lead, *, keep_owner: bool = False) -> list:
-    """The reps this manager (or admin) may hand the lead to now: available, under capacity, in their teams,
-    with a role that may own the lead (the manager pages' rule); the owner is kept only to validate a post."""
-    scope = manager_scope(tenant=request.tenant, membership=request.membership)
-    return reps_for_lead(reps=assignable_reps(scope=scope, at=timezone.now()), lead=lead, exclude_owner=not keep_owner)
+    """The reps this manager (or admin) may hand the lead to now: routing's `reassign_targets`, the rule of the
+    API and the manager pages too; the owner is kept only to validate a post."""
+    return reassign_targets(tenant=request.tenant, membership=request.membership, at=timezone.now(), lead=lead,
+                            exclude_owner=not keep_owner)
 
 
 def _outcomes(tenant):
@@ -137,10 +138,8 @@ def _outcomes(tenant):
 
 
 def _may_convert(viewer: LeadViewer, lead) -> bool:
-    """The lead's owner converts it, or a manager or admin for them; never an unassigned lead."""
-    membership = viewer.membership
-    return lead.owner_id is not None and (
-        viewer.can_reassign or (membership is not None and membership.user_id == lead.owner_id))
+    """The lead's owner converts it, or a manager or admin for them (the matrix); never an unassigned lead."""
+    return lead.owner_id is not None and viewer.may_on(LEAD_WORK, lead)
 
 
 def _convert_initial(lead, opportunity) -> dict:
@@ -184,6 +183,7 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
     opportunity = lead_opportunity(lead=lead)
     offers = lead_offers(lead=lead, opportunity=opportunity, can_reassign=viewer.can_reassign,
                          may_convert=_may_convert(viewer, lead), read_only=read_only)
+    offers = {name for name in offers if name not in ACTIONS or ACTIONS[name].allowed(viewer, lead)}  # the matrix
     action_forms = _action_forms(request, lead, viewer, opportunity=opportunity, offers=offers, bound=bound)
     context = {
         "lead": lead,
@@ -338,12 +338,17 @@ def _reassign(form, *, lead, actor, request) -> str:
 @dataclass(frozen=True)
 class LeadAction:
     """One action of the lead page: its bound form, the service call (returns the flash message), whether
-    the lead may leave the member's queue after it (then back to the queue), and who may use it."""
+    the lead may leave the member's queue after it (then back to the queue), and who may use it: the
+    permission-matrix action it `needs` (leadmgmt.tenancy.roles, with its object rule) and any `extra` rule."""
 
     form: Callable[[HttpRequest, Lead], Any]
     run: Callable[..., str]
     leaves_queue: bool = False
-    allowed: Callable[[LeadViewer, Lead], bool] = lambda viewer, lead: True
+    needs: str = LEAD_WORK
+    extra: Callable[[LeadViewer, Lead], bool] = lambda viewer, lead: True
+
+    def allowed(self, viewer: LeadViewer, lead: Lead) -> bool:
+        return viewer.may_on(self.needs, lead) and self.extra(viewer, lead)
 
 
 ACTIONS: dict[str, LeadAction] = {
@@ -356,14 +361,15 @@ ACTIONS: dict[str, LeadAction] = {
                                                                     prefix="disqualify"), _disqualify),
     "recycle": LeadAction(lambda request, lead: forms.RecycleForm(request.POST), _recycle, leaves_queue=True),
     "convert": LeadAction(lambda request, lead: forms.ConvertForm(request.POST, prefix="convert"), _convert,
-                          allowed=lambda viewer, lead: _may_convert(viewer, lead)),
+                          extra=lambda viewer, lead: _may_convert(viewer, lead)),
     "reassign": LeadAction(lambda request, lead: forms.ReassignForm(request.POST, members=_reassign_targets(request, lead, keep_owner=True)),
-                           _reassign, leaves_queue=True, allowed=lambda viewer, lead: viewer.can_reassign),
-    "edit": LeadAction(lambda request, lead: forms.LeadEditForm(request.POST, lead=lead), _edit),
+                           _reassign, leaves_queue=True, needs=LEAD_REASSIGN),
+    "edit": LeadAction(lambda request, lead: forms.LeadEditForm(request.POST, lead=lead), _edit, needs=LEAD_EDIT),
     "enroll": LeadAction(lambda request, lead: forms.EnrollForm(
-        request.POST, sequences=sequences_for_manual_enrolment(tenant=request.tenant), prefix="enroll"), _enroll),
+        request.POST, sequences=sequences_for_manual_enrolment(tenant=request.tenant), prefix="enroll"), _enroll,
+        needs=LEAD_NURTURE),
     "stop-nurture": LeadAction(lambda request, lead: forms.StopNurtureForm(request.POST, prefix="stop"),
-                               _stop_nurture),
+                               _stop_nurture, needs=LEAD_NURTURE),
 }
 
 

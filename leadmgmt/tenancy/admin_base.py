@@ -17,11 +17,13 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 
 from .context import get_current_tenant, tenant_scope
-from .models import Role, Tenant
+from .models import Tenant
+from .roles import CONFIG_EDIT, TEAM_MANAGE, roles_for
 
-# Which roles may use which admin capability. Marketing ops tune the system; tenant admins run it.
-ADMIN_ROLES = {Role.ADMIN}
-CONFIG_ROLES = {Role.ADMIN, Role.MARKETING_OPS}
+# Which roles may use which admin capability (read from the matrix in roles.py). Marketing ops tune the system;
+# tenant admins run it.
+ADMIN_ROLES = set(roles_for(TEAM_MANAGE))
+CONFIG_ROLES = set(roles_for(CONFIG_EDIT))
 
 
 def request_role(request) -> str | None:
@@ -182,7 +184,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
             if object_id is not None:
                 obj = self.get_object(request, unquote(object_id))
                 tenant = obj.tenant if obj is not None else None
-            elif request.method == "POST" and str(request.POST.get("tenant", "")).isdigit():
+            elif request.method == "POST" and _ascii_id(request.POST.get("tenant", "")):
                 tenant = Tenant.objects.filter(pk=int(request.POST["tenant"])).first()
             if tenant is not None:
                 with tenant_scope(tenant):
@@ -258,3 +260,9 @@ def _plain(value):
     if isinstance(value, (list, dict, str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def _ascii_id(value) -> bool:
+    """A primary key as posted: 0-9 only (`"³".isdigit()` is true but `int("³")` fails), at most 18 digits."""
+    value = str(value)
+    return 0 < len(value) <= 18 and value.isascii() and value.isdigit()

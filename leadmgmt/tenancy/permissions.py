@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rest_framework import permissions
 
-from .models import Membership, Role
+from .models import Membership
+from .roles import TEAM_MANAGE, roles_for
 
 
 class HasTenant(permissions.BasePermission):
@@ -29,7 +30,7 @@ class HasTenant(permissions.BasePermission):
 
 # --- who runs the tenant's team (one rule for the UI and the API) -------------------------------------
 
-TEAM_ADMIN_ROLES = frozenset({Role.ADMIN})
+TEAM_ADMIN_ROLES = roles_for(TEAM_MANAGE)  # the matrix in roles.py decides
 
 
 def may_manage_team(membership: Membership | None) -> bool:

@@ -12,7 +12,8 @@ from django.db import IntegrityError, transaction
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record, diff, snapshot
-from leadmgmt.tenancy.models import Membership, Role
+from leadmgmt.tenancy.models import Membership
+from leadmgmt.tenancy.roles import LEAD_REASSIGN, roles_for
 from leads.countries import country_code
 from leads.events import lead_updated
 from leads.models import Lead, StageTransition
@@ -31,7 +32,7 @@ TEXT_FIELDS = ("first_name", "last_name", "job_title", "company", "industry", "c
 EDITABLE_FIELDS = frozenset(
     {*TEXT_FIELDS, "email", "phone", "company_domain", "company_size", "status", "stage", "owner"}
 )
-REASSIGN_ROLES = frozenset({Role.MANAGER, Role.ADMIN})
+REASSIGN_ROLES = roles_for(LEAD_REASSIGN)  # the matrix in leadmgmt.tenancy.roles
 STALE_EDIT_MESSAGE = "This lead was changed meanwhile; reload it to see the current details, then edit again."
 _UNSET: Any = object()
 # Derived from what was edited, not edited by hand themselves.

@@ -3,6 +3,8 @@ suppression list; enrolments and messages are read-only but can be stopped; othe
 another tenant's rows are not there; lists stay within a fixed number of queries; every save is audited."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -221,7 +223,8 @@ def test_settings_show_the_bounce_callback_read_only_and_warn_without_a_postal_a
     page = ops.get(url(NurtureSettings, "change", row.pk))
 
     html = page.content.decode()
-    assert f"https://leads.acme.test/api/v1/nurture/bounces/{tenant.slug}/" in html and secret in html
+    assert f"https://leads.acme.test/api/v1/nurture/bounces/{tenant.slug}/" in html
+    assert secret not in html and "only its hash is stored" in html  # never shown again after generation
     assert any("sends nothing until you enter your postal address" in str(m) for m in page.context["messages"])
     response = ops.post(url(NurtureSettings, "change", row.pk), {
         "from_name": "Acme Marketing", "from_email": "", "reply_to": "", "postal_address": "Acme, 1 Main St",
@@ -251,11 +254,15 @@ def test_rotating_the_bounce_secret_replaces_it_and_is_audited(tenant, ops):
     row = NurtureSettingsFactory(tenant=tenant)
     old = row.bounce_secret
 
-    ops.post(url(NurtureSettings), {"action": "rotate_bounce_secret", "_selected_action": [row.pk]})
+    response = ops.post(url(NurtureSettings), {"action": "rotate_bounce_secret", "_selected_action": [row.pk]})
 
     row.refresh_from_db()
-    assert row.bounce_secret != old and len(row.bounce_secret) >= 32
+    shown = re.search(r'<code class="bounce-secret">([^<]+)</code>', response.content.decode()).group(1)
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"] and len(shown) >= 32
+    assert row.bounce_secret != old and row.bounce_secret_matches(shown) and shown not in row.bounce_secret
     assert AuditEvent.objects.unscoped().filter(action="nurture_settings.bounce_secret_rotated").exists()
+    page = ops.get(url(NurtureSettings, "change", row.pk)).content.decode()
+    assert shown not in page  # shown once: the settings page never shows it again
 
 
 # --- suppression list --------------------------------------------------------------------------------

@@ -24,14 +24,22 @@ from tests.support.nurture import NurtureLeadFactory, NurtureSettingsFactory, se
 pytestmark = pytest.mark.django_db
 
 
+def _raw_secret(tenant) -> str:
+    """A fresh bounce secret for `tenant` (only its hash is stored; the raw value is what providers send)."""
+    row = NurtureSettingsFactory(tenant=tenant)
+    raw = row.bounce_secret_generate()
+    row.save(update_fields=["bounce_secret"])
+    return raw
+
+
 @pytest.fixture
 def secret(tenant):
-    return NurtureSettingsFactory(tenant=tenant).bounce_secret
+    return _raw_secret(tenant)
 
 
 @pytest.fixture
 def other_secret(other_tenant):
-    return NurtureSettingsFactory(tenant=other_tenant).bounce_secret
+    return _raw_secret(other_tenant)
 
 
 def url(tenant) -> str:

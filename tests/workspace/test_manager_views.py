@@ -868,3 +868,18 @@ def test_row_controls_keep_list_pages_within_the_query_bound(tenant, world, djan
     with django_assert_max_num_queries(10):
         partial = client.get("/manager/", {"status": "new"}, HTTP_HX_REQUEST="true").content.decode()
     assert partial.count('class="inline-form reassign-inline"') == 25
+
+
+@pytest.mark.parametrize("hostile", ["javascript:alert(document.cookie)", "https://evil.example/manager/",
+                                     "//evil.example/manager/", "/admin/"])
+def test_a_failed_reassign_never_reflects_a_posted_next_into_its_cancel_link(tenant, world, hostile):
+    waiting = lead(tenant)
+    response = signed_in(world["boss"]).post(f"/manager/leads/{waiting.pk}/reassign/", {
+        "to_user": "", "expected_owner_id": "", "next": hostile})
+    assert response.status_code == 400
+    body = response.content.decode()
+    cancel = body[body.index('class="btn" href="') + len('class="btn" href="'):]
+    assert cancel.split('"', 1)[0] == "/manager/unassigned/"
+    ok = signed_in(world["boss"]).post(f"/manager/leads/{waiting.pk}/reassign/", {
+        "to_user": world["ann"].pk, "expected_owner_id": "", "next": hostile})
+    assert ok.status_code == 302 and ok["Location"] == "/manager/unassigned/"
