@@ -78,6 +78,16 @@ def django_setup(database_url: str) -> None:
     import django
 
     django.setup()
+    bench_harness()
+
+
+def bench_harness() -> None:
+    """The bench's own set-up and checks (tenants, generated leads, counts) see every tenant: the
+    `bench_harness` path of leadmgmt/tenancy/cross_tenant.py, for this thread. What a bench measures
+    runs in the web and worker processes, or in `tenant_scope(...)` blocks, under row-level security."""
+    from leadmgmt.tenancy.cross_tenant import cross_tenant
+
+    cross_tenant("bench_harness").__enter__()
 
 
 class Timer:

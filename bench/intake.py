@@ -90,6 +90,9 @@ def _django_setup() -> None:
     import django
 
     django.setup()
+    from _common import bench_harness
+
+    bench_harness()
 
 
 def migrate() -> None:

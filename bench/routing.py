@@ -166,6 +166,7 @@ def _counts(tenant, users) -> list[int]:
 def fairness_concurrent() -> dict:
     from django.db import connection
 
+    from leadmgmt.tenancy.context import tenant_scope
     from leads.models import Lead
     from routing.services.assign import ROUTING_AGENT, lead_route
 
@@ -178,8 +179,9 @@ def fairness_concurrent() -> dict:
     def worker(chunk):
         try:
             barrier.wait()
-            for lead in chunk:
-                lead_route(lead=lead, actor=ROUTING_AGENT, trigger="capture")
+            with tenant_scope(tenant):  # as the routing task runs it
+                for lead in chunk:
+                    lead_route(lead=lead, actor=ROUTING_AGENT, trigger="capture")
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(repr(exc))
         finally:

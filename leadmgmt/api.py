@@ -17,7 +17,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import exceptions, pagination
+from rest_framework import exceptions, pagination, serializers
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -149,6 +149,26 @@ class StorableJSONParser(JSONParser):
         return data
 
 
+class _StrictString:
+    """DRF's CharField turns a JSON number into text (`5` becomes "5"); a string field of a request body takes
+    only strings, as the schema says (form posts send nothing else)."""
+
+    default_error_messages = {"not_a_string": "Not a valid string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class TextField(_StrictString, serializers.CharField):
+    """A string field of a request body: a number or boolean is a 400, not turned into text."""
+
+
+class SlugTextField(_StrictString, serializers.SlugField):
+    """A slug field of a request body: a number or boolean is a 400, not turned into text."""
+
+
 def aware_utc(value: dt.datetime | None) -> dt.datetime | None:
     """An aware datetime moved to UTC, or a Django ValidationError: PostgreSQL refuses offsets past ±15:59
     ("time zone displacement out of range") that Python parses happily."""
@@ -161,8 +181,30 @@ def aware_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 
 class Pagination(pagination.PageNumberPagination):
+    """`?page=2&page_size=100`: a `page_size` that is not a whole number from 1 is a 400 (DRF would silently use
+    the default), one above 500 gives 500; empty `page` or `page_size` are the defaults."""
+
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param, "")
+        if raw == "":
+            return self.page_size
+        digits = raw.lstrip("0")
+        if not (raw.isascii() and raw.isdigit()) or not digits:
+            raise exceptions.ValidationError({self.page_size_query_param: ["Enter a whole number from 1."]})
+        # Four digits are enough to read: 1000 and more is past the maximum (Python refuses a huge int anyway).
+        return min(int(digits[:4]), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["allowEmptyValue"] = True
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = f"Results per page, at most {self.max_page_size} (more gives {self.max_page_size})."
+        return parameters
 
 
 UUID_RE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -199,13 +241,18 @@ class TenantSessionScheme(SessionScheme):
 class TenantOwnedFilterExtension(DjangoFilterExtension):
     """Documents FilterSets of tenant-owned models: drf-spectacular builds an empty queryset through
     `Model.objects`, which fails closed without a tenant, so give it a tenant no row belongs to
-    (the queryset is never evaluated)."""
+    (the queryset is never evaluated). An empty value is documented as allowed where it means no filter (not
+    for a multiple choice: `?status=` is an invalid choice)."""
 
     priority = 1
 
     def get_schema_operation_parameters(self, auto_schema, *args, **kwargs):
         with tenant_scope(Tenant(pk=0)):
-            return super().get_schema_operation_parameters(auto_schema, *args, **kwargs)
+            parameters = super().get_schema_operation_parameters(auto_schema, *args, **kwargs)
+        for parameter in parameters:  # django-filter ignores a filter sent empty (`?q=`), not an empty choice
+            if parameter.get("schema", {}).get("type") != "array":
+                parameter["allowEmptyValue"] = True
+        return parameters
 
 
 class IsApiKeyRequest(BasePermission):

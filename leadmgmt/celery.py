@@ -6,7 +6,7 @@ from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadmgmt.settings")
 
-app = Celery("leadmgmt")
+app = Celery("leadmgmt", task_cls="leadmgmt.tenancy.task_base:TenantContextTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

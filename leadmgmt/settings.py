@@ -75,6 +75,8 @@ MIDDLEWARE = [
     # First: X-Forwarded-* headers count only from TRUSTED_PROXIES (see leadmgmt/proxies.py).
     "leadmgmt.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header of every answer (see the Content-Security-Policy block below).
+    "csp.middleware.CSPMiddleware",
     # Serves collectstatic output (admin, Swagger UI) from gunicorn itself: no CDN, no extra server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -120,6 +122,19 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int
 if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
     raise ImproperlyConfigured("leadmgmt runs on PostgreSQL only")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Row-level security (leadmgmt/db): DATABASE_URL's login owns the tables and runs migrations only; the app
+# connects to the same database as DATABASE_APP_USER, a role without SUPERUSER or BYPASSRLS that `migrate`
+# creates and grants (leadmgmt/db/roles.py). Every transaction carries the tenant in context.
+DATABASES["default"].update({
+    "ENGINE": "leadmgmt.db.backend",
+    "OWNER_USER": DATABASES["default"]["USER"],
+    "OWNER_PASSWORD": DATABASES["default"]["PASSWORD"],
+    "USER": env("DATABASE_APP_USER", "leadmgmt_app"),
+    "PASSWORD": env("DATABASE_APP_PASSWORD", ""),
+    # A server-side cursor (QuerySet.iterator()) is declared in a statement of its own, which the
+    # tenant setting cannot travel with; iterator() reads in chunks client-side instead.
+    "DISABLE_SERVER_SIDE_CURSORS": True,
+})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 FORMS_URLFIELD_ASSUME_HTTPS = True  # the Django 6 default, opted into now
 
@@ -285,6 +300,29 @@ NURTURE_LINK_MAX_AGE_DAYS = env_int("NURTURE_LINK_MAX_AGE_DAYS", 365)
 # --- Live pages ---
 # How often open queues, Unassigned and the notification bell ask for fresh rows (seconds).
 LIVE_POLL_SECONDS = max(env_int("LIVE_POLL_SECONDS", 15), 1)
+
+# --- Content-Security-Policy (django-csp) ---
+# Every page runs only our own files: scripts and styles come from static/ (no inline <script> or <style>, no
+# style="" or on*="" attributes, no javascript: links, no eval: htmx runs with allowEval off, see base.html),
+# nothing is loaded from or sent to another host, no page may be framed, and forms post only to this site.
+# Images may be data: URLs (the top bar's bell in app.css, the API docs' icons). One page loosens it, beside
+# its view: the ReDoc page (leadmgmt/views.py `api_redoc`) lets ReDoc's bundle add nonce'd <style> elements
+# (styled-components writes its CSS at run time) and start its search worker from a blob: URL.
+# tests/leadmgmt/browser/test_csp.py visits every page of every role and fails on any refusal.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # --- Security headers when served over TLS in production ---
 if env_bool("LEADMGMT_PRODUCTION"):

@@ -1,8 +1,10 @@
-"""Project-level views: the landing page, a trivial JSON health check (the benchmark floor), the favicon, and
-the 404/500 handlers (JSON under /api/, the HTML pages elsewhere)."""
+"""Project-level views: the landing page, a trivial JSON health check (the benchmark floor), the favicon, the API
+docs pages, and the 404/500 handlers (JSON under /api/, the HTML pages elsewhere)."""
 import functools
 from pathlib import Path
 
+from csp.constants import NONCE
+from csp.decorators import csp_update
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db import connection
@@ -10,6 +12,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views import defaults
 from django.views.decorators.http import require_GET
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 
 
 @require_GET
@@ -47,6 +50,14 @@ def favicon(request):
     response = HttpResponse(icon, content_type="image/x-icon")
     response["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+# The API docs under the Content-Security-Policy (settings.CONTENT_SECURITY_POLICY). Swagger UI: the split view
+# serves its start-up script as a file (`/api/docs/?script`) instead of inline. ReDoc (templates/drf_spectacular/
+# redoc.html, static/js/redoc_init.js): its styled-components write <style> elements at run time, allowed by this
+# request's nonce, and its search index runs in a worker started from a blob: URL; nothing else is loosened.
+api_docs = SpectacularSwaggerSplitView.as_view(url_name="schema")
+api_redoc = csp_update({"style-src": [NONCE], "worker-src": ["blob:"]})(SpectacularRedocView.as_view(url_name="schema"))
 
 
 API_PREFIX = "/api/"

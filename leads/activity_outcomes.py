@@ -60,7 +60,7 @@ def activity_outcomes_seed(*, tenant_id: int, model=ActivityOutcome) -> list[str
 def activity_outcomes_for(*, tenant_id: int, active_only: bool = True) -> list[ActivityOutcome]:
     """The tenant's outcomes in menu order (one query). A tenant that has none at all (created without
     provisioning) works with the defaults, unsaved, rather than without a taxonomy."""
-    rows = list(ActivityOutcome.objects.unscoped().filter(tenant_id=tenant_id).order_by("position", "id"))
+    rows = list(ActivityOutcome.objects.for_tenant(tenant_id).order_by("position", "id"))
     if not rows:
         rows = [ActivityOutcome(tenant_id=tenant_id, code=d.code, label=d.label, kind=d.kind,
                                 counts_as_contact=d.counts_as_contact, position=i * 10)

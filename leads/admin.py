@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
+from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 
 from .models import (
     Account,
@@ -155,7 +155,7 @@ class TouchInline(admin.TabularInline):
     ordering = ("-received_at",)
 
     def get_queryset(self, request):
-        return Touch.objects.unscoped().select_related("form")
+        return admin_rows(Touch, request).select_related("form")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -222,7 +222,7 @@ class ActivityOutcomeForm(forms.ModelForm):
         tenant = data.get("tenant") or self.tenant or (self.instance.tenant if self.instance.tenant_id else None)
         if tenant is None or not code:
             return data
-        if ActivityOutcome.objects.unscoped().filter(tenant=tenant, code=code).exclude(pk=self.instance.pk).exists():
+        if ActivityOutcome.objects.for_tenant(tenant).filter(code=code).exclude(pk=self.instance.pk).exists():
             self.add_error("code", "An outcome with this code already exists.")
         elif self.instance.pk and self.instance.code != code:
             used = outcome_use_count(tenant_id=tenant.pk, code=self.instance.code)
@@ -234,7 +234,7 @@ class ActivityOutcomeForm(forms.ModelForm):
 
 
 def outcome_use_count(*, tenant_id: int, code: str) -> int:
-    return Activity.objects.unscoped().filter(tenant_id=tenant_id, outcome=code).count()
+    return Activity.objects.for_tenant(tenant_id).filter(outcome=code).count()
 
 
 @admin.register(ActivityOutcome)

@@ -1,13 +1,17 @@
 """django-filter FilterSets of the leads API, and ordering that keeps empty values last."""
 from __future__ import annotations
 
+import re
+
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import F, Q
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.filters import OrderingFilter
 
-from leadmgmt.api import aware_utc, is_ascii_digits
+from leadmgmt.api import aware_utc
 
 from .models import Lead, LeadStage, LeadStatus
 
@@ -23,6 +27,15 @@ class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
 
+OWNER_PATTERN = "^(me|none|[0-9]{1,18})$"  # a user id is a bigint
+
+
+class IntegerFilter(django_filters.NumberFilter):
+    """A whole number (`40`, not `40.5`), as the schema documents for integer fields."""
+
+    field_class = forms.IntegerField
+
+
 class LeadFilterSet(django_filters.FilterSet):
     """`?status=new&status=contacted&score_min=40&q=acme&owner=me` — repeat a choice filter for OR."""
 
@@ -35,8 +48,8 @@ class LeadFilterSet(django_filters.FilterSet):
     band = django_filters.CharFilter(field_name="band", lookup_expr="iexact")
     lead_class = django_filters.CharFilter(field_name="lead_class", lookup_expr="iexact")
     account = django_filters.NumberFilter(field_name="account_id")
-    score_min = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
-    score_max = django_filters.NumberFilter(field_name="score", lookup_expr="lte")
+    score_min = IntegerFilter(field_name="score", lookup_expr="gte")
+    score_max = IntegerFilter(field_name="score", lookup_expr="lte")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     updated_after = UtcIsoDateTimeFilter(
@@ -50,14 +63,15 @@ class LeadFilterSet(django_filters.FilterSet):
         model = Lead
         fields: list[str] = []
 
+    @extend_schema_field({"type": "string", "pattern": OWNER_PATTERN,
+                          "description": "Owner: a user id, `me`, or `none` for unassigned leads."})
     def filter_owner(self, queryset, name, value):
-        value = value.strip().lower()
         if value == "none":
             return queryset.filter(owner__isnull=True)
         if value == "me":
             user = getattr(self.request, "user", None)
             return queryset.filter(owner_id=user.pk) if user is not None and user.pk else queryset.none()
-        if not is_ascii_digits(value):
+        if not re.fullmatch(OWNER_PATTERN, value):
             raise ValidationError({"owner": ["Enter a user id, `me` or `none`."]})
         return queryset.filter(owner_id=int(value))
 

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leads.models import LeadForm
 from leads.services.intake import IdempotencyKeyInvalid, IdempotencyKeyReused, intake_submit
 from leads.throttles import IntakeFormRateThrottle, IntakeIpRateThrottle, client_ip
@@ -74,14 +75,17 @@ def _origin_allowed_by_any_form(origin: str) -> bool:
     query = Q()
     for candidate in candidates:
         query |= Q(allowed_origins__contains=candidate)
-    forms = LeadForm.objects.unscoped().filter(query, is_active=True, tenant__is_active=True)
-    return any(form.origin_allowed(origin) for form in forms.only("allowed_origins")[:20])
+    with cross_tenant("intake_form"):
+        forms = list(LeadForm.objects.unscoped().filter(query, is_active=True, tenant__is_active=True)
+                     .only("allowed_origins")[:20])
+    return any(form.origin_allowed(origin) for form in forms)
 
 
 def _form_lookup(key: str) -> LeadForm | None:
     if len(key) > LeadForm._meta.get_field("key").max_length or not key.isprintable():
         return None
-    form = LeadForm.objects.unscoped().select_related("tenant").filter(key=key).first()
+    with cross_tenant("intake_form"):
+        form = LeadForm.objects.unscoped().select_related("tenant").filter(key=key).first()
     if form is None or not form.is_active or not form.tenant.is_active:
         return None
     return form

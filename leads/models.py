@@ -90,7 +90,7 @@ class LeadStatus(models.TextChoices):
 
 
 # Statuses of a lead someone is (or should be) working: in queues, capacity counts, SLAs and aging.
-OPEN_LEAD_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
+OPEN_STATUSES = (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
 
 
 class LeadStage(models.TextChoices):

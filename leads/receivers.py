@@ -15,7 +15,7 @@ from .models import LeadForm
 def tenant_provisioned_form(sender, *, tenant, actor, form_name: str, allowed_origins, **kwargs) -> dict:
     """One lead form (any site may post to it unless `allowed_origins` says otherwise), its key sent back; and
     the default call/email/meeting outcomes (one receiver per app: the floors answer in order)."""
-    form = LeadForm.objects.unscoped().create(
+    form = LeadForm.objects.create(
         tenant=tenant, name=form_name, allowed_origins=allowed_origins if allowed_origins is not None else ["*"]
     )
     audit_record(tenant=tenant, actor=actor, action="lead_form.created", obj=form, metadata={"name": form_name})

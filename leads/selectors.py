@@ -18,10 +18,11 @@ from django.http import Http404
 
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.context import get_current_tenant
+from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import ApiKey, Membership, Role, Tenant
 from leadmgmt.tenancy.roles import LEAD_REASSIGN, may, may_on_lead, principal_may
 
-from .models import Activity, Lead, Signal, Touch
+from .models import OPEN_STATUSES, Activity, Lead, Signal, Touch
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def viewer_for_user(*, user, tenant: Tenant | None = None) -> LeadViewer:
     """The viewer of a signed-in user in `tenant` (default: the tenant in context); 404 if not a member."""
     tenant = tenant or get_current_tenant()
     membership = (
-        Membership.objects.unscoped().select_related("tenant", "user").filter(tenant=tenant, user=user).first()
+        Membership.objects.for_tenant(tenant).select_related("tenant", "user").filter(user=user).first()
         if tenant is not None and user is not None and user.is_authenticated else None
     )
     if membership is None:
@@ -93,15 +94,15 @@ def _visible_q(viewer: LeadViewer) -> Q:
     teams = Q(team__manager_id=membership.user_id)
     if membership.team_id is not None:
         teams |= Q(team_id=membership.team_id)
-    team_members = Membership.objects.unscoped().filter(teams, tenant_id=viewer.tenant.pk).values("user_id")
+    team_members = Membership.objects.for_tenant(viewer.tenant.pk).filter(teams).values("user_id")
     return team_scope | Q(owner_id__in=team_members)
 
 
 def lead_list(*, viewer: LeadViewer) -> QuerySet[Lead]:
     """The viewer's leads with owner and account joined (one query per page, whatever its size)."""
     return (
-        Lead.objects.unscoped()
-        .filter(tenant=viewer.tenant)
+        Lead.objects.for_tenant(viewer.tenant)
+
         .filter(_visible_q(viewer))
         .select_related("owner", "account")
     )
@@ -124,7 +125,7 @@ def lead_get_for_viewer(*, viewer: LeadViewer, lead_id: uuid.UUID | str, allow_f
         lead.former_access = False
         return lead
     if allow_former and viewer.membership is not None:
-        lead = (Lead.objects.unscoped().filter(tenant=viewer.tenant, id=lead_id)
+        lead = (Lead.objects.for_tenant(viewer.tenant).filter(id=lead_id)
                 .select_related("owner", "account").first())
         if lead is not None and lead_worked_by(lead=lead, user_id=viewer.membership.user_id):
             lead.former_access = True
@@ -136,9 +137,7 @@ def lead_worked_by(*, lead: Lead, user_id: int) -> bool:
     """Whether the user owned the lead at some point or acted on it, by its audit trail (one query): an
     assignment that gave it to them or took it from them (`owner` [before, after]), or any change they made
     (an activity, accept, reject, qualify, an edit, a reassignment)."""
-    return AuditEvent.objects.unscoped().filter(
-        tenant_id=lead.tenant_id, object_type="leads.lead", object_id=str(lead.pk),
-    ).filter(Q(actor_user_id=user_id) | Q(changes__owner__contains=[user_id])).exists()
+    return AuditEvent.objects.for_tenant(lead.tenant_id).filter(object_type="leads.lead", object_id=str(lead.pk)).filter(Q(actor_user_id=user_id) | Q(changes__owner__contains=[user_id])).exists()
 
 
 def lead_get_for_user(*, user, lead_id: uuid.UUID | str, tenant: Tenant | None = None) -> Lead:
@@ -147,22 +146,20 @@ def lead_get_for_user(*, user, lead_id: uuid.UUID | str, tenant: Tenant | None =
 
 
 def lead_touches(*, lead: Lead) -> QuerySet[Touch]:
-    return Touch.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).select_related("form").order_by("-received_at", "-id")
+    return Touch.objects.for_tenant(lead.tenant_id).filter(lead=lead).select_related("form").order_by("-received_at", "-id")
 
 
 def lead_signals(*, lead: Lead) -> QuerySet[Signal]:
-    return Signal.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).order_by("-occurred_at", "-id")
+    return Signal.objects.for_tenant(lead.tenant_id).filter(lead=lead).order_by("-occurred_at", "-id")
 
 
 def lead_activities(*, lead: Lead) -> QuerySet[Activity]:
-    return Activity.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).select_related("actor").order_by("-occurred_at", "-id")
+    return Activity.objects.for_tenant(lead.tenant_id).filter(lead=lead).select_related("actor").order_by("-occurred_at", "-id")
 
 
 def lead_history(*, lead: Lead) -> QuerySet[AuditEvent]:
     """The audit trail of the lead itself (edits, assignments, stage changes, processed signals)."""
-    return AuditEvent.objects.unscoped().filter(
-        tenant_id=lead.tenant_id, object_type="leads.lead", object_id=str(lead.pk)
-    ).order_by("-at", "-id")
+    return AuditEvent.objects.for_tenant(lead.tenant_id).filter(object_type="leads.lead", object_id=str(lead.pk)).order_by("-at", "-id")
 
 
 def signals_unprocessed_by_tenant(*, received_before: dt.datetime, limit: int = 10_000) -> dict[int, list[int]]:
@@ -171,12 +168,13 @@ def signals_unprocessed_by_tenant(*, received_before: dt.datetime, limit: int = 
     The one deliberate cross-tenant read of this module: the beat sweep that recovers
     processing tasks lost by the broker or a killed worker.
     """
-    rows = (
-        Signal.objects.unscoped()
-        .filter(processed_at__isnull=True, lead__isnull=False, received_at__lt=received_before)
-        .order_by("received_at", "id")
-        .values_list("tenant_id", "id")[:limit]
-    )
+    with cross_tenant("sweep"):
+        rows = list(
+            Signal.objects.unscoped()
+            .filter(processed_at__isnull=True, lead__isnull=False, received_at__lt=received_before)
+            .order_by("received_at", "id")
+            .values_list("tenant_id", "id")[:limit]
+        )
     grouped: dict[int, list[int]] = defaultdict(list)
     for tenant_id, pk in rows:
         grouped[tenant_id].append(pk)
@@ -185,19 +183,18 @@ def signals_unprocessed_by_tenant(*, received_before: dt.datetime, limit: int = 
 
 def tenants_with_attachable_signals() -> list[int]:
     """Tenant ids having a pending signal whose email is now a lead (cross-tenant, for the sweep)."""
-    lead = Lead.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), email=OuterRef("email"))
-    return list(
-        Signal.objects.unscoped()
-        .filter(lead__isnull=True).exclude(email="")
-        .filter(Exists(lead))
-        .values_list("tenant_id", flat=True)
-        .distinct()
-    )
+    lead = Lead.objects.for_tenant(OuterRef("tenant_id")).filter(email=OuterRef("email"))
+    with cross_tenant("sweep"):
+        return list(
+            Signal.objects.unscoped()
+            .filter(lead__isnull=True).exclude(email="")
+            .filter(Exists(lead))
+            .values_list("tenant_id", flat=True)
+            .distinct()
+        )
 
 
 # --- The rep's queue (UI, issue 5) ---
-
-QUEUE_STATUSES = ("new", "contacted", "qualified")
 
 
 def lead_queue(*, tenant: Tenant, user, filters: dict | None = None) -> QuerySet[Lead]:
@@ -210,7 +207,7 @@ def lead_queue(*, tenant: Tenant, user, filters: dict | None = None) -> QuerySet
     from django.db.models import F
 
     filters = filters or {}
-    queryset = Lead.objects.unscoped().filter(tenant=tenant, owner_id=user.pk, status__in=QUEUE_STATUSES)
+    queryset = Lead.objects.for_tenant(tenant).filter(owner_id=user.pk, status__in=OPEN_STATUSES)
     if filters.get("status"):
         queryset = queryset.filter(status=filters["status"])
     if filters.get("band"):
@@ -232,7 +229,7 @@ def lead_queue(*, tenant: Tenant, user, filters: dict | None = None) -> QuerySet
 def lead_queue_facets(*, tenant: Tenant, user) -> dict[str, list[str]]:
     """The distinct sources and bands among the user's open leads (filter choices), in one query."""
     rows = (
-        Lead.objects.unscoped().filter(tenant=tenant, owner_id=user.pk, status__in=QUEUE_STATUSES)
+        Lead.objects.for_tenant(tenant).filter(owner_id=user.pk, status__in=OPEN_STATUSES)
         .order_by().values_list("source", "band").distinct()
     )
     sources, bands = set(), set()
@@ -249,7 +246,7 @@ def lead_account_leads(*, viewer: LeadViewer, lead: Lead, limit: int = 10) -> di
     viewer or not; at most two queries, none without an account."""
     if lead.account_id is None:
         return {"account": None, "leads": [], "total": 0}
-    others = Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, account_id=lead.account_id).exclude(pk=lead.pk)
+    others = Lead.objects.for_tenant(lead.tenant_id).filter(account_id=lead.account_id).exclude(pk=lead.pk)
     rows = list(others.select_related("owner").order_by("-created_at", "id")[:limit])
     visible = set(lead_list(viewer=viewer).filter(account_id=lead.account_id, pk__in=[r.pk for r in rows])
                   .values_list("pk", flat=True)) if rows else set()
@@ -260,7 +257,7 @@ def lead_account_leads(*, viewer: LeadViewer, lead: Lead, limit: int = 10) -> di
 
 def tenant_members(*, tenant: Tenant) -> list[Membership]:
     """The tenant's active members with their users (reassignment targets)."""
-    return list(Membership.objects.unscoped().filter(tenant=tenant, is_active=True).select_related("user")
+    return list(Membership.objects.for_tenant(tenant).filter(is_active=True).select_related("user")
                 .order_by("user__username"))
 
 
@@ -269,7 +266,7 @@ def tenant_member_get(*, tenant: Tenant, user_id) -> Membership | None:
         user_id = int(user_id)
     except (TypeError, ValueError):
         return None
-    return (Membership.objects.unscoped().filter(tenant=tenant, user_id=user_id, is_active=True)
+    return (Membership.objects.for_tenant(tenant).filter(user_id=user_id, is_active=True)
             .select_related("user").first())
 
 
@@ -280,5 +277,5 @@ def lead_opportunity(*, lead: Lead):
     from .models import Opportunity, OpportunityStage
 
     closed = ExpressionWrapper(Q(stage__in=[OpportunityStage.WON, OpportunityStage.LOST]), output_field=BooleanField())
-    return (Opportunity.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).select_related("owner")
+    return (Opportunity.objects.for_tenant(lead.tenant_id).filter(lead=lead).select_related("owner")
             .annotate(closed=closed).order_by("closed", "-created_at", "-id").first())

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
-from leadmgmt.api import text_problem
+from leadmgmt.api import SlugTextField, TextField, text_problem
 
 from .models import Signal
 from .normalize import email_normalize
@@ -21,18 +21,18 @@ from .services.signals import SignalInput, SignalStatus
 class SignalInSerializer(serializers.Serializer):
     """One behavioural signal. Identify the person by `email` or by `lead_id`, not both."""
 
-    email = serializers.CharField(
+    email = TextField(
         required=False, allow_blank=True, allow_null=True, max_length=320,
         help_text="The person's email; a signal for an email that is not a lead yet is kept and "
         "attached when the lead arrives.",
     )
     lead_id = serializers.UUIDField(required=False, allow_null=True, help_text="A lead of this tenant.")
-    type = serializers.SlugField(
+    type = SlugTextField(
         max_length=64, help_text="A built-in type (pricing_page_view, email_click, demo_request …) "
         "or one of the tenant's own signal types.",
     )
     occurred_at = serializers.DateTimeField(help_text="When it happened (ISO 8601; not in the future).")
-    external_id = serializers.CharField(
+    external_id = TextField(
         required=False, allow_blank=True, max_length=200, default="",
         help_text="Your id of the event; a signal re-sent with the same external_id is a duplicate "
         "and writes nothing, which makes retries safe.",

@@ -49,5 +49,5 @@ def builtin_signal(name: str) -> SignalDefinition | None:
 
 def signal_type_names(*, tenant) -> frozenset[str]:
     """Every type name the tenant may send: the built-in catalog plus its own `SignalType` rows."""
-    custom = SignalType.objects.unscoped().filter(tenant=tenant).values_list("name", flat=True)
+    custom = SignalType.objects.for_tenant(tenant).values_list("name", flat=True)
     return BUILTIN_SIGNAL_NAMES | frozenset(custom)

@@ -19,7 +19,7 @@ from django.utils.html import format_html
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
-from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
+from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.context import get_current_tenant, tenant_scope
 
 from .admin_forms import NurtureSettingsForm, SequenceForm, StepForm, StepFormSet, SuppressionForm
@@ -99,7 +99,7 @@ class StepInline(admin.StackedInline):
 
     def get_queryset(self, request):
         # The form set filters by the sequence, which the admin has already tenant-checked.
-        return Step.objects.unscoped().order_by("position", "id")
+        return admin_rows(Step, request).order_by("position", "id")
 
     def has_view_permission(self, request, obj=None):
         return _allowed(request, CONFIG_ROLES)
@@ -154,7 +154,7 @@ class SequenceAdmin(TenantPageMixin, TenantScopedAdmin):
 
     def get_queryset(self, request):
         def count(model, **filters):
-            rows = (model.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), sequence_id=OuterRef("pk"),
+            rows = (model.objects.for_tenant(OuterRef("tenant_id")).filter(sequence_id=OuterRef("pk"),
                                                     **filters)
                     .order_by().values("sequence_id").annotate(n=Count("*")).values("n"))
             return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
@@ -181,8 +181,7 @@ class SequenceAdmin(TenantPageMixin, TenantScopedAdmin):
 
     def changelist_view(self, request, extra_context=None):
         tenant = getattr(request, "tenant", None)
-        if request.method == "GET" and tenant is not None and not NurtureSettings.objects.unscoped().filter(
-                tenant=tenant).exclude(postal_address="").exists():
+        if request.method == "GET" and tenant is not None and not NurtureSettings.objects.for_tenant(tenant).exclude(postal_address="").exists():
             messages.warning(request, NO_ADDRESS_WARNING)
         return super().changelist_view(request, extra_context)
 
@@ -201,7 +200,7 @@ class SequenceAdmin(TenantPageMixin, TenantScopedAdmin):
         changed = {obj.pk: fields for obj, fields in formset.changed_objects}
         moved = [pk for pk, fields in changed.items() if "position" in fields]
         if moved:
-            Step.objects.unscoped().filter(pk__in=moved).update(position=F("position") + POSITION_PARK)
+            Step.objects.for_tenant(sequence.tenant_id).filter(pk__in=moved).update(position=F("position") + POSITION_PARK)
         for obj in instances:
             adding = obj.pk is None
             obj.tenant_id = sequence.tenant_id
@@ -266,8 +265,7 @@ class NurtureSettingsAdmin(TenantPageMixin, TenantScopedAdmin):
 
     def changelist_view(self, request, extra_context=None):
         tenant = getattr(request, "tenant", None)
-        if request.method == "GET" and tenant is not None and not NurtureSettings.objects.unscoped().filter(
-                tenant=tenant).exclude(postal_address="").exists():
+        if request.method == "GET" and tenant is not None and not NurtureSettings.objects.for_tenant(tenant).exclude(postal_address="").exists():
             messages.warning(request, NO_ADDRESS_WARNING)
         return super().changelist_view(request, extra_context)
 
@@ -291,7 +289,7 @@ class NurtureSettingsAdmin(TenantPageMixin, TenantScopedAdmin):
         tenant = getattr(request, "tenant", None)
         if tenant is None or not super().has_add_permission(request):
             return False
-        return not NurtureSettings.objects.unscoped().filter(tenant=tenant).exists()
+        return not NurtureSettings.objects.for_tenant(tenant).exists()
 
     def has_delete_permission(self, request, obj=None):
         return False  # the sender and postal address every email needs; edit them instead
@@ -371,12 +369,7 @@ class SequenceListFilter(admin.SimpleListFilter):
     parameter_name = "sequence"
 
     def lookups(self, request, model_admin):
-        rows = Sequence.objects.unscoped().order_by("name")
-        tenant = getattr(request, "tenant", None)
-        if tenant is not None:
-            rows = rows.filter(tenant=tenant)
-        elif not _platform_view(request):
-            rows = rows.none()
+        rows = admin_rows(Sequence, request).order_by("name")
         return [(str(pk), name) for pk, name in rows.values_list("pk", "name")]
 
     def queryset(self, request, queryset):

@@ -60,7 +60,7 @@ class SequenceForm(forms.ModelForm):
 
             choices["audience_bands"] = published_band_choices(tenant=tenant_id)
             choices["audience_rejection_reasons"] = list(
-                RejectionReason.objects.unscoped().filter(tenant_id=tenant_id).order_by("position", "id")
+                RejectionReason.objects.for_tenant(tenant_id).order_by("position", "id")
                 .values_list("code", "label"))
         for name, options in choices.items():
             known = {value for value, _label in options}
@@ -144,7 +144,7 @@ class SuppressionForm(forms.ModelForm):
     def clean_email(self):
         email = self.cleaned_data["email"].strip().lower()
         tenant_id = self.tenant.pk if self.tenant is not None else self.instance.tenant_id
-        taken = Suppression.objects.unscoped().filter(tenant_id=tenant_id, email=email)
+        taken = Suppression.objects.for_tenant(tenant_id).filter(email=email)
         if self.instance.pk is not None:
             taken = taken.exclude(pk=self.instance.pk)
         if tenant_id is not None and taken.exists():

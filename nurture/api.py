@@ -22,8 +22,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadmgmt.api import ERRORS_RESPONSE, errors_response
+from leadmgmt.api import ERRORS_RESPONSE, TextField, errors_response
 from leadmgmt.tenancy.context import set_current_tenant
+from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import Tenant
 from leads.normalize import email_normalize
 
@@ -52,8 +53,9 @@ class BounceSecretAuthentication(authentication.BaseAuthentication):
             raise exceptions.NotAuthenticated(
                 "Send the tenant's bounce secret: 'Authorization: Bearer <secret>' or 'X-Bounce-Secret: <secret>'.")
         slug = (request.parser_context or {}).get("kwargs", {}).get("tenant_slug", "")
-        nurture = (NurtureSettings.objects.unscoped().select_related("tenant")
-                   .filter(tenant__slug=slug, tenant__is_active=True).first())
+        with cross_tenant("public_link"):  # the tenant of a provider's bounce callback, by its slug
+            nurture = (NurtureSettings.objects.unscoped().select_related("tenant")
+                       .filter(tenant__slug=slug, tenant__is_active=True).first())
         # Only the secret's hash is stored; an unknown tenant still costs one hash and one comparison.
         if nurture is None:
             hmac.compare_digest(bounce_secret_hash(secret), bounce_secret_hash(_NO_SECRET))
@@ -89,15 +91,15 @@ class IsBounceCaller(BasePermission):
 class BounceEventSerializer(serializers.Serializer):
     """One bounce or complaint reported by the email provider."""
 
-    email = serializers.CharField(max_length=320, help_text="The address that bounced or complained.")
+    email = TextField(max_length=320, help_text="The address that bounced or complained.")
     type = serializers.ChoiceField(choices=BounceKind.choices, help_text=(
         "`hard` (the address does not exist: suppressed), `complaint` (marked as spam: suppressed) or `soft` "
         "(temporary: written on the message, nothing suppressed)."))
-    message_id = serializers.CharField(
+    message_id = TextField(
         required=False, allow_blank=True, max_length=300, default="",
         help_text="The `X-Leadmgmt-Message-Id` header of the email, or its SMTP `Message-ID`. Without it the "
                   "latest nurture email to the address is taken.")
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="",
+    reason = TextField(required=False, allow_blank=True, max_length=500, default="",
                                    help_text="The provider's diagnostic, e.g. `550 5.1.1 user unknown`.")
     occurred_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
                                             help_text="When it happened (ISO 8601); now when missing.")

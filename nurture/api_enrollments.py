@@ -11,7 +11,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 
-from leadmgmt.api import COMMON_ERRORS, actor_for
+from leadmgmt.api import COMMON_ERRORS, TextField, actor_for
 from leadmgmt.tenancy.roles import LEAD_NURTURE
 from leads.api import LeadApiView
 
@@ -55,7 +55,7 @@ class EnrollSerializer(serializers.Serializer):
 
 
 class StopSerializer(serializers.Serializer):
-    note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    note = TextField(max_length=300, required=False, allow_blank=True, default="")
 
 
 def _require_nurture(view, lead) -> None:
@@ -73,8 +73,8 @@ class SequenceListView(LeadApiView, ListAPIView):
         from django.db.models import Count
 
         if getattr(self, "swagger_fake_view", False):
-            return Sequence.objects.unscoped().none()
-        return (Sequence.objects.unscoped().filter(tenant=self.request.tenant)
+            return Sequence.objects.none()
+        return (Sequence.objects.for_tenant(self.request.tenant)
                 .exclude(status=SequenceStatus.ARCHIVED).annotate(step_count=Count("steps"))
                 .order_by("priority", "name"))
 
@@ -103,10 +103,10 @@ class LeadEnrollmentsView(LeadApiView):
         lead = self.lead()
         _require_nurture(self, lead)
         data = self.valid(EnrollSerializer)
-        sequence = Sequence.objects.unscoped().filter(tenant=request.tenant, pk=data["sequence"]).first()
+        sequence = Sequence.objects.for_tenant(request.tenant).filter(pk=data["sequence"]).first()
         if sequence is None:
             raise exceptions.ValidationError({"sequence": ["No sequence of this tenant has this id."]})
-        before = Enrollment.objects.unscoped().filter(tenant=request.tenant, lead=lead, sequence=sequence,
+        before = Enrollment.objects.for_tenant(request.tenant).filter(lead=lead, sequence=sequence,
                                                       status__in=["active", "paused"]).exists()
         enrollment = lead_enroll(lead=lead, sequence=sequence, actor=actor_for(request))
         [shown] = [e for e in lead_enrollments(lead=lead) if e.pk == enrollment.pk]
@@ -124,7 +124,7 @@ class LeadEnrollmentStopView(LeadApiView):
         lead = self.lead()
         _require_nurture(self, lead)
         data = self.valid(StopSerializer)
-        enrollment = Enrollment.objects.unscoped().filter(tenant=request.tenant, lead=lead, pk=enrollment_id).first()
+        enrollment = Enrollment.objects.for_tenant(request.tenant).filter(lead=lead, pk=enrollment_id).first()
         if enrollment is None:
             raise exceptions.NotFound("No such enrolment of this lead.")
         enrollment_stop(enrollment=enrollment, actor=actor_for(request), note=data["note"])

@@ -210,7 +210,8 @@ class Step(TenantOwned):
 
         positions = None
         if not getattr(self, SIBLINGS_CHECKED, False) and self.sequence_id is not None:
-            others = Step.objects.unscoped().filter(sequence_id=self.sequence_id).exclude(pk=self.pk)
+            tenant_id = self.tenant_id or self.sequence.tenant_id
+            others = Step.objects.for_tenant(tenant_id).filter(sequence_id=self.sequence_id).exclude(pk=self.pk)
             positions = [*others.values_list("position", flat=True), self.position]
         problems = step_problems(self, positions=positions)
         if problems:

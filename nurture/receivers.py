@@ -19,8 +19,7 @@ def lead_band_changed_readiness(sender, *, tenant, lead_id, from_band, to_band, 
 
     if score is None:
         return
-    ready = Enrollment.objects.unscoped().filter(
-        tenant=tenant, lead_id=lead_id, status__in=LIVE_ENROLLMENT_STATUSES, sequence__ready_score__isnull=False,
+    ready = Enrollment.objects.for_tenant(tenant).filter(lead_id=lead_id, status__in=LIVE_ENROLLMENT_STATUSES, sequence__ready_score__isnull=False,
         sequence__ready_score__lte=score).exists()
     if ready:
         tenant_id, lead_id = tenant.pk, str(lead_id)

@@ -1,19 +1,21 @@
 """Reads of nurture: a lead's enrolments with their next step, and the sequences a lead can be put in."""
 from __future__ import annotations
 
-from .models import Enrollment, Sequence, SequenceStatus, Step
+from leadmgmt.tenancy.cross_tenant import cross_tenant
+
+from .models import Enrollment, Message, Sequence, SequenceStatus, Step
 from .templating import template_render
 
 
 def lead_enrollments(*, lead) -> list[Enrollment]:
     """The lead's enrolments, newest first, each with `next_step` (the Step due next, or None): two queries."""
-    enrollments = list(Enrollment.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
+    enrollments = list(Enrollment.objects.for_tenant(lead.tenant_id).filter(lead=lead)
                        .select_related("sequence").order_by("-enrolled_at", "-id"))
     wanted = {(e.sequence_id, e.next_position) for e in enrollments if e.next_position is not None
               and e.status in ("active", "paused")}
     steps: dict[int, list[Step]] = {}
     if wanted:
-        for step in Step.objects.unscoped().filter(tenant_id=lead.tenant_id,
+        for step in Step.objects.for_tenant(lead.tenant_id).filter(
                                                    sequence_id__in={s for s, _ in wanted}).order_by("position"):
             steps.setdefault(step.sequence_id, []).append(step)
     context = None
@@ -43,5 +45,12 @@ def subject_preview_context(*, lead) -> dict[str, str]:
 
 def sequences_for_manual_enrolment(*, tenant) -> list[Sequence]:
     """Active sequences, in priority order (the choices of the lead page's "Enrol in nurture")."""
-    return list(Sequence.objects.unscoped().filter(tenant=tenant, status=SequenceStatus.ACTIVE)
+    return list(Sequence.objects.for_tenant(tenant).filter(status=SequenceStatus.ACTIVE)
                 .order_by("priority", "name"))
+
+
+def message_for_link(*, message_id) -> Message | None:
+    """The message (with its tenant) of a signed public link or a provider callback: read before the tenant
+    is known, the `public_link` path of cross_tenant.py. The work that follows runs in the message's tenant."""
+    with cross_tenant("public_link"):
+        return Message.objects.unscoped().select_related("tenant").filter(pk=message_id).first()

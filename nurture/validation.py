@@ -99,7 +99,7 @@ def published_band_keys(*, tenant) -> list[str]:
     """Band keys of the tenant's published scoring model, lowest band first."""
     from scoring.models import ModelStatus, ScoreBand
 
-    return list(ScoreBand.objects.unscoped().filter(tenant=tenant, model__status=ModelStatus.PUBLISHED)
+    return list(ScoreBand.objects.for_tenant(tenant).filter(model__status=ModelStatus.PUBLISHED)
                 .order_by("min_score").values_list("key", flat=True))
 
 
@@ -107,7 +107,7 @@ def published_band_choices(*, tenant) -> list[tuple[str, str]]:
     """(key, "Name (min–max)") of the bands of the tenant's published scoring model, lowest first."""
     from scoring.models import ModelStatus, ScoreBand
 
-    rows = (ScoreBand.objects.unscoped().filter(tenant=tenant, model__status=ModelStatus.PUBLISHED)
+    rows = (ScoreBand.objects.for_tenant(tenant).filter(model__status=ModelStatus.PUBLISHED)
             .order_by("min_score").values_list("key", "name", "min_score", "max_score"))
     return [(key, f"{name} ({low}–{high})") for key, name, low, high in rows]
 
@@ -115,7 +115,7 @@ def published_band_choices(*, tenant) -> list[tuple[str, str]]:
 def rejection_reason_codes(*, tenant) -> list[str]:
     from routing.models import RejectionReason
 
-    return list(RejectionReason.objects.unscoped().filter(tenant=tenant).order_by("position", "id")
+    return list(RejectionReason.objects.for_tenant(tenant).order_by("position", "id")
                 .values_list("code", flat=True))
 
 
@@ -143,7 +143,7 @@ def sequence_audience_problems(sequence) -> dict[str, list[str]]:
         if sequence.name:
             from .models import Sequence
 
-            taken = Sequence.objects.unscoped().filter(tenant_id=sequence.tenant_id, name__iexact=sequence.name.strip())
+            taken = Sequence.objects.for_tenant(sequence.tenant_id).filter(name__iexact=sequence.name.strip())
             if sequence.pk is not None:
                 taken = taken.exclude(pk=sequence.pk)
             if taken.exists():
@@ -183,5 +183,5 @@ def sequence_steps(sequence) -> list:
 
     if sequence.pk is None:
         return []
-    return list(Step.objects.unscoped().filter(tenant_id=sequence.tenant_id, sequence_id=sequence.pk)
+    return list(Step.objects.for_tenant(sequence.tenant_id).filter(sequence_id=sequence.pk)
                 .order_by("position"))

@@ -21,7 +21,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 from leadmgmt.tenancy.context import tenant_scope
 
 from . import tokens
-from .models import Message, Suppression
+from .models import Suppression
+from .selectors import message_for_link
 from .services.tracking import (
     ALREADY_UNSUBSCRIBED,
     message_clicked,
@@ -77,7 +78,7 @@ def unsubscribe(request, token):
         message_id = tokens.unsubscribe_token_read(token)
     except tokens.TokenInvalid as exc:
         return _invalid(request, purpose="unsubscribe", expired=exc.expired)
-    message = Message.objects.unscoped().select_related("tenant").filter(pk=message_id).first()
+    message = message_for_link(message_id=message_id)
     if message is None:  # the lead (and its messages) was deleted since
         return _invalid(request, purpose="unsubscribe", status=404)
     tenant = message.tenant
@@ -88,7 +89,8 @@ def unsubscribe(request, token):
             outcome = message_unsubscribe(message_id=message.pk, one_click=one_click)
         context.update(done=True, already=outcome == ALREADY_UNSUBSCRIBED)
     else:
-        already = Suppression.objects.unscoped().filter(tenant=tenant, email=message.to_email.lower()).exists()
+        with tenant_scope(tenant):
+            already = Suppression.objects.for_tenant(tenant).filter(email=message.to_email.lower()).exists()
         context.update(done=False, already=already)
     return _private(render(request, "nurture/public/unsubscribe.html", context))
 
@@ -101,7 +103,7 @@ def click(request, token):
     except tokens.TokenInvalid as exc:
         return _invalid(request, purpose="click", expired=exc.expired)
     if request.method == "GET":  # HEAD: a link checker, not a person
-        message = Message.objects.unscoped().select_related("tenant").filter(pk=target.message_id).first()
+        message = message_for_link(message_id=target.message_id)
         if message is not None:
             try:
                 with tenant_scope(message.tenant):
@@ -121,7 +123,7 @@ def open_pixel(request, token):
     except tokens.TokenInvalid:
         message_id = None
     if message_id is not None and request.method == "GET":
-        message = Message.objects.unscoped().select_related("tenant").filter(pk=message_id).first()
+        message = message_for_link(message_id=message_id)
         if message is not None:
             try:
                 with tenant_scope(message.tenant):

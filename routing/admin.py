@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.admin import MembershipAdmin
-from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
+from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.models import Membership
 from leads.models import Lead
 
@@ -72,8 +72,7 @@ def _scoped_fk_queryset(db_field, request, kwargs):
         if tenant is not None:
             kwargs["queryset"] = related.objects.filter(memberships__tenant=tenant).order_by("username")
     elif hasattr(related.objects, "unscoped"):
-        queryset = related.objects.unscoped()
-        kwargs["queryset"] = queryset.filter(tenant=tenant) if tenant is not None else queryset
+        kwargs["queryset"] = admin_rows(related, request)
     return kwargs
 
 
@@ -122,7 +121,7 @@ class TenantInline(admin.TabularInline):
     roles = CONFIG_ROLES
 
     def get_queryset(self, request):
-        return self.model.objects.unscoped().order_by(*self.model._meta.ordering)
+        return admin_rows(self.model, request).order_by(*self.model._meta.ordering)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         kwargs = _scoped_fk_queryset(db_field, request, kwargs)
@@ -259,7 +258,7 @@ class RejectionReasonAdmin(RoutingConfigAdmin):
     ordering = ("position", "id")
 
     def get_queryset(self, request):
-        used = (Lead.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), rejection_reason=OuterRef("code"))
+        used = (Lead.objects.for_tenant(OuterRef("tenant_id")).filter(rejection_reason=OuterRef("code"))
                 .order_by().values("tenant_id").annotate(n=Count("pk")).values("n"))
         return super().get_queryset(request).annotate(_leads_using=Coalesce(Subquery(used), 0))
 
@@ -279,7 +278,7 @@ class RejectionReasonAdmin(RoutingConfigAdmin):
         tenants = {reason.tenant_id for reason in objs}
         for tenant_id in tenants:
             doomed = [r.pk for r in objs if r.tenant_id == tenant_id]
-            if not RejectionReason.objects.unscoped().filter(tenant_id=tenant_id, is_active=True).exclude(
+            if not RejectionReason.objects.for_tenant(tenant_id).filter(is_active=True).exclude(
                     pk__in=doomed).exists():
                 protected.append("The last active reason: reps could no longer reject or disqualify a lead")
         return deleted, counts, perms_needed, protected

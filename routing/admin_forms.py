@@ -52,7 +52,7 @@ def _unscoped_formfield(db_field, **kwargs):
     related = getattr(db_field, "related_model", None)
     if db_field.many_to_one and related is not None and hasattr(related.objects, "unscoped"):
         # ForeignKey.formfield() would evaluate the scoped default manager first, so build it here.
-        return forms.ModelChoiceField(queryset=related.objects.unscoped().none(), required=not db_field.blank,
+        return forms.ModelChoiceField(queryset=related.objects.none(), required=not db_field.blank,
                                       label=capfirst(db_field.verbose_name), help_text=db_field.help_text)
     return db_field.formfield(**kwargs)
 
@@ -274,7 +274,7 @@ class RoutingSettingsForm(TenantModelForm):
 
 def reason_use_count(*, tenant: Tenant, code: str) -> int:
     """Leads rejected or disqualified with this reason code (they keep the code, not a link)."""
-    return Lead.objects.unscoped().filter(tenant=tenant, rejection_reason=code).count()
+    return Lead.objects.for_tenant(tenant).filter(rejection_reason=code).count()
 
 
 class RejectionReasonForm(TenantModelForm):
@@ -295,15 +295,14 @@ class RejectionReasonForm(TenantModelForm):
         errors = rejection_reason_errors(reason=reason, tenant=tenant)
         if not reason.pk:
             return errors
-        saved = RejectionReason.objects.unscoped().get(pk=reason.pk)
+        saved = RejectionReason.objects.for_tenant(reason.tenant_id).get(pk=reason.pk)
         if reason.code != saved.code:
             used = reason_use_count(tenant=tenant, code=saved.code)
             if used:
                 errors.setdefault("code", []).append(
                     f"{used} lead(s) were rejected or disqualified as “{saved.code}”: renaming the code would cut "
                     "them off from this reason. Change the label, or deactivate this reason and add a new one.")
-        if saved.is_active and not reason.is_active and not RejectionReason.objects.unscoped().filter(
-                tenant=tenant, is_active=True).exclude(pk=reason.pk).exists():
+        if saved.is_active and not reason.is_active and not RejectionReason.objects.for_tenant(tenant).filter(is_active=True).exclude(pk=reason.pk).exists():
             errors.setdefault("is_active", []).append(
                 "This is the last active reason: reps could no longer reject or disqualify a lead.")
         return errors
@@ -357,7 +356,7 @@ class DryRunForm(forms.Form):
         if (lead_id is None) == (values is None):
             raise ValidationError("Give either a lead id or hypothetical values.")
         if lead_id is not None:
-            data["lead"] = Lead.objects.unscoped().filter(tenant=self.tenant, pk=lead_id).first()
+            data["lead"] = Lead.objects.for_tenant(self.tenant).filter(pk=lead_id).first()
             if data["lead"] is None:
                 self.add_error("lead_id", "No lead of this tenant has this id.")
         return data

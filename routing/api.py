@@ -65,8 +65,8 @@ class RejectionReasonListView(LeadApiView, ListAPIView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return RejectionReason.objects.unscoped().none()
-        return RejectionReason.objects.unscoped().filter(tenant=self.request.tenant, is_active=True).order_by(
+            return RejectionReason.objects.none()
+        return RejectionReason.objects.for_tenant(self.request.tenant).filter(is_active=True).order_by(
             "position", "id")
 
     @extend_schema(operation_id="routing_rejection_reasons_list", summary="The rejection taxonomy",
@@ -87,7 +87,7 @@ class LeadAssignmentsView(LeadApiView, ListAPIView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return Assignment.objects.unscoped().none()
+            return Assignment.objects.none()
         return assignment_history(tenant=self.request.tenant, lead=self.lead())
 
     @extend_schema(operation_id="leads_assignments_list", summary="Assignment history of a lead",
@@ -148,8 +148,7 @@ class LeadReassignBulkView(LeadApiView):
         to_user = self.member(data["to_user_id"], "to_user_id") if data.get("to_user_id") is not None else None
         membership = self.viewer().membership
         if membership is not None and membership.role == Role.MANAGER and from_user.pk != membership.user_id:
-            same_team = Membership.objects.unscoped().filter(
-                tenant=request.tenant, user=from_user,
+            same_team = Membership.objects.for_tenant(request.tenant).filter(user=from_user,
                 team_id__in=managed_team_ids(tenant=request.tenant, membership=membership)).exists()
             if not same_team:
                 raise exceptions.PermissionDenied({"from_user_id": ["You can move the leads of your team's reps only."]})

@@ -21,7 +21,7 @@ _MAX_DAYS = 3700  # ten years of days: far beyond any SLA, a guard against a bad
 
 def tenant_hours(*, tenant) -> dict[int, tuple[dt.time, dt.time]]:
     """The tenant's opening hours by weekday (one query); empty means open around the clock."""
-    rows = BusinessHours.objects.unscoped().filter(tenant_id=tenant.pk).values_list("weekday", "opens_at", "closes_at")
+    rows = BusinessHours.objects.for_tenant(tenant.pk).values_list("weekday", "opens_at", "closes_at")
     return {weekday: (opens, closes) for weekday, opens, closes in rows}
 
 

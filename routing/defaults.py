@@ -94,9 +94,9 @@ OPENS_AT, CLOSES_AT = time(9, 0), time(17, 0)
 
 
 def _rules_create(*, tenant: Tenant, team) -> int:
-    if RoutingRule.objects.unscoped().filter(tenant=tenant).exists():
+    if RoutingRule.objects.for_tenant(tenant).exists():
         return 0
-    RoutingRule.objects.unscoped().bulk_create([
+    RoutingRule.objects.bulk_create([
         RoutingRule(tenant=tenant, position=10, name=NAMED_ACCOUNT_RULE, strategy=Strategy.NAMED_ACCOUNT),
         RoutingRule(tenant=tenant, position=20, name=ROUND_ROBIN_RULE, strategy=Strategy.ROUND_ROBIN, team=team,
                     roles=[Role.SDR.value]),
@@ -107,14 +107,14 @@ def _rules_create(*, tenant: Tenant, team) -> int:
 
 
 def _sla_policies_create(*, tenant: Tenant) -> int:
-    if SlaPolicy.objects.unscoped().filter(tenant=tenant).exists():
+    if SlaPolicy.objects.for_tenant(tenant).exists():
         return 0
-    policies = SlaPolicy.objects.unscoped().bulk_create([
+    policies = SlaPolicy.objects.bulk_create([
         SlaPolicy(tenant=tenant, position=position, name=name, kind=kind, sources=sources, bands=bands,
                   stages=stages, minutes=minutes)
         for position, name, kind, sources, bands, stages, minutes, _ladder in SLA_POLICIES
     ])
-    EscalationStep.objects.unscoped().bulk_create([
+    EscalationStep.objects.bulk_create([
         EscalationStep(tenant=tenant, policy=policy, level=level, action=action, after_minutes=after)
         for policy, spec in zip(policies, SLA_POLICIES, strict=True)
         for level, (action, after) in enumerate(spec[-1], start=1)
@@ -123,9 +123,9 @@ def _sla_policies_create(*, tenant: Tenant) -> int:
 
 
 def _rejection_reasons_create(*, tenant: Tenant) -> int:
-    if RejectionReason.objects.unscoped().filter(tenant=tenant).exists():
+    if RejectionReason.objects.for_tenant(tenant).exists():
         return 0
-    RejectionReason.objects.unscoped().bulk_create([
+    RejectionReason.objects.bulk_create([
         RejectionReason(tenant=tenant, code=code, label=label, nurture=nurture, position=index * 10)
         for index, (code, label, nurture) in enumerate(REJECTION_REASONS, start=1)
     ])
@@ -133,9 +133,9 @@ def _rejection_reasons_create(*, tenant: Tenant) -> int:
 
 
 def _business_hours_create(*, tenant: Tenant) -> int:
-    if BusinessHours.objects.unscoped().filter(tenant=tenant).exists():
+    if BusinessHours.objects.for_tenant(tenant).exists():
         return 0
-    BusinessHours.objects.unscoped().bulk_create([
+    BusinessHours.objects.bulk_create([
         BusinessHours(tenant=tenant, weekday=day, opens_at=OPENS_AT, closes_at=CLOSES_AT) for day in BUSINESS_DAYS
     ])
     return len(BUSINESS_DAYS)
@@ -146,8 +146,7 @@ def routing_defaults_create(*, tenant: Tenant, actor: Actor) -> None:
     """Give `tenant` the default routing rules, seed SLA policies with their escalation ladders, the
     rejection taxonomy, Mon–Fri 09:00–17:00 business hours and its routing settings (idempotent)."""
     team = team_get_or_create(tenant=tenant, name=DEFAULT_TEAM, actor=actor)
-    _settings, settings_created = RoutingSettings.objects.unscoped().get_or_create(
-        tenant=tenant, defaults={"default_team": team})
+    _settings, settings_created = RoutingSettings.objects.for_tenant(tenant).get_or_create(tenant=tenant, defaults={"default_team": team})
     created = {
         "settings": int(settings_created),
         "rules": _rules_create(tenant=tenant, team=team),

@@ -1,8 +1,7 @@
-"""Every row lock routing takes, in one place and always in the same order: lead rows (by id),
-then the round-robin slots of one pool (by user id).
+"""The round-robin slots lock: step 2 of the lock order in leads/locks.py, which locks the lead rows first.
 
-Routing code never calls `select_for_update()` anywhere else, so two routers can only wait for
-each other, never deadlock: a router holding pool P's slots never asks for a lead row.
+Routers lock a pool's slots here only, in user-id order and after the lead they route, so two routers can only
+wait for each other, never deadlock: a router holding pool P's slots never asks for a lead row.
 """
 from __future__ import annotations
 
@@ -12,26 +11,8 @@ from django.db import connection
 from django.db.models import Min
 
 from leadmgmt.tenancy.models import Tenant
-from leads.models import Lead
 
 from .models import RoundRobinSlot
-
-
-def lead_lock(*, lead: Lead) -> Lead:
-    """Lock the lead's row and refresh `lead` from it (the caller's instance sees the current owner)."""
-    tenant_field = Lead._meta.get_field("tenant")
-    tenant = tenant_field.get_cached_value(lead, None)
-    lead.refresh_from_db(from_queryset=Lead.objects.unscoped().filter(tenant_id=lead.tenant_id).select_for_update())
-    if tenant is not None and tenant.pk == lead.tenant_id:  # keep the tenant instance: no query to re-read it
-        tenant_field.set_cached_value(lead, tenant)
-    return lead
-
-
-def leads_lock(*, tenant: Tenant, lead_ids: Iterable) -> list[Lead]:
-    """Lock many leads of one tenant in id order (bulk reassignment)."""
-    ids = sorted({str(i) for i in lead_ids})
-    return list(Lead.objects.unscoped().select_for_update(of=("self",)).filter(tenant=tenant, pk__in=ids)
-                .select_related("owner").order_by("id"))
 
 
 def round_robin_slots_lock(*, tenant: Tenant, pool: str, user_ids: Iterable[int],
@@ -47,7 +28,7 @@ def round_robin_slots_lock(*, tenant: Tenant, pool: str, user_ids: Iterable[int]
     if not ids:
         return {}
     weights = weights or {}
-    slots_qs = RoundRobinSlot.objects.unscoped().filter(tenant=tenant, pool=pool)
+    slots_qs = RoundRobinSlot.objects.for_tenant(tenant).filter(pool=pool)
     slots = {s.user_id: s for s in slots_qs.select_for_update().filter(user_id__in=ids).order_by("user_id")}
     missing = [i for i in ids if i not in slots]
     if missing:

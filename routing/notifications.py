@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import Membership, Role, Team
 
 from .models import Assignment, Notification
@@ -56,7 +57,7 @@ def notify(
 def notifications_bulk(*, notifications: list[Notification]) -> None:
     """Insert many prepared notifications in one statement; rows whose dedup_key was used are skipped."""
     if notifications:
-        Notification.objects.unscoped().bulk_create(notifications, ignore_conflicts=True)
+        Notification.objects.bulk_create(notifications, ignore_conflicts=True)
         if any(n.email_due for n in notifications):
             _email_after_commit(None)  # ignore_conflicts leaves no ids: send whatever is due
 
@@ -92,21 +93,21 @@ def managers_for_many(*, tenant, user_ids) -> dict[int, list]:
     """For each user id: who hears about their leads (see `managers_for`). A fixed number of queries."""
     user_ids = {uid for uid in user_ids if uid is not None}
     User = get_user_model()
-    teams = dict(Membership.objects.unscoped().filter(tenant_id=tenant.pk, user_id__in=user_ids)
+    teams = dict(Membership.objects.for_tenant(tenant.pk).filter(user_id__in=user_ids)
                  .values_list("user_id", "team_id"))
     team_ids = {t for t in teams.values() if t is not None}
-    team_manager = dict(Team.objects.unscoped().filter(tenant_id=tenant.pk, pk__in=team_ids, manager__isnull=False)
+    team_manager = dict(Team.objects.for_tenant(tenant.pk).filter(pk__in=team_ids, manager__isnull=False)
                         .values_list("pk", "manager_id"))
     # A team's manager must be an active member of this tenant: never alert another tenant's people.
-    members = set(Membership.objects.unscoped().filter(tenant_id=tenant.pk, user_id__in=set(team_manager.values()),
+    members = set(Membership.objects.for_tenant(tenant.pk).filter(user_id__in=set(team_manager.values()),
                                                        user__is_active=True).values_list("user_id", flat=True))
     team_manager = {tid: mid for tid, mid in team_manager.items() if mid in members}
     role_managers: dict[int, list[int]] = defaultdict(list)
-    for uid, tid in (Membership.objects.unscoped().filter(tenant_id=tenant.pk, team_id__in=team_ids, role=Role.MANAGER,
+    for uid, tid in (Membership.objects.for_tenant(tenant.pk).filter(team_id__in=team_ids, role=Role.MANAGER,
                                                            user__is_active=True)
                      .order_by("user_id").values_list("user_id", "team_id")):
         role_managers[tid].append(uid)
-    admins = list(Membership.objects.unscoped().filter(tenant_id=tenant.pk, role=Role.ADMIN, user__is_active=True)
+    admins = list(Membership.objects.for_tenant(tenant.pk).filter(role=Role.ADMIN, user__is_active=True)
                   .order_by("user_id").values_list("user_id", flat=True))
     chosen: dict[int, list[int]] = {}
     for uid in user_ids:
@@ -204,42 +205,43 @@ def notification_emails_send(*, now: dt.datetime | None = None, limit: int = EMA
     (status-guarded on the claim time) for the next run. A user without an email address is
     simply marked done.
     """
-    now = now or timezone.now()
-    sent = 0
-    while True:
-        with transaction.atomic():
-            claimed = _claim(now=now, limit=limit, ids=ids)
-        if not claimed:
-            return sent
-        rows = list(Notification.objects.unscoped().filter(pk__in=claimed).select_related("user", "tenant")
-                    .order_by("pk"))
-        failed: list[int] = []
-        mail = get_connection(fail_silently=False)
-        try:
-            mail.open()
-        except Exception:  # noqa: BLE001 - mail server unreachable: release the batch for the next run
-            log.exception("notification emails: cannot reach the mail server")
-            failed = claimed
-            rows = []
-        try:
-            for notification in rows:
-                address = (notification.user.email or "").strip()
-                if not address:
-                    continue
-                try:
-                    mail.send_messages([_message(notification, address)])
-                    sent += 1
-                except Exception:  # noqa: BLE001 - any SMTP/network failure: release it for the next run
-                    log.exception("notification %s: email failed", notification.pk)
-                    failed.append(notification.pk)
-        finally:
-            if rows:
-                mail.close()
-        if failed:
-            Notification.objects.unscoped().filter(pk__in=failed, emailed_at=now).update(emailed_at=None)
-            return sent  # don't spin on a failing mail server; beat tries again in a minute
-        if len(claimed) < limit:
-            return sent
+    with cross_tenant("sweep"):  # due notifications of every tenant, claimed and emailed
+        now = now or timezone.now()
+        sent = 0
+        while True:
+            with transaction.atomic():
+                claimed = _claim(now=now, limit=limit, ids=ids)
+            if not claimed:
+                return sent
+            rows = list(Notification.objects.unscoped().filter(pk__in=claimed).select_related("user", "tenant")
+                        .order_by("pk"))
+            failed: list[int] = []
+            mail = get_connection(fail_silently=False)
+            try:
+                mail.open()
+            except Exception:  # noqa: BLE001 - mail server unreachable: release the batch for the next run
+                log.exception("notification emails: cannot reach the mail server")
+                failed = claimed
+                rows = []
+            try:
+                for notification in rows:
+                    address = (notification.user.email or "").strip()
+                    if not address:
+                        continue
+                    try:
+                        mail.send_messages([_message(notification, address)])
+                        sent += 1
+                    except Exception:  # noqa: BLE001 - any SMTP/network failure: release it for the next run
+                        log.exception("notification %s: email failed", notification.pk)
+                        failed.append(notification.pk)
+            finally:
+                if rows:
+                    mail.close()
+            if failed:
+                Notification.objects.unscoped().filter(pk__in=failed, emailed_at=now).update(emailed_at=None)
+                return sent  # don't spin on a failing mail server; beat tries again in a minute
+            if len(claimed) < limit:
+                return sent
 
 
 # --- the member's read state (personal, like an inbox's: not a business change, so not audited) -------
@@ -248,9 +250,8 @@ def notification_emails_send(*, now: dt.datetime | None = None, limit: int = EMA
 def notification_mark_read(*, notification: Notification, now: dt.datetime | None = None) -> bool:
     """Mark one notification read; a no-op when it already is. True when this call changed it."""
     now = now or timezone.now()
-    changed = Notification.objects.unscoped().filter(
-        pk=notification.pk, tenant_id=notification.tenant_id, user_id=notification.user_id, read_at__isnull=True,
-    ).update(read_at=now)
+    changed = Notification.objects.for_tenant(notification.tenant_id).filter(
+        pk=notification.pk, user_id=notification.user_id, read_at__isnull=True).update(read_at=now)
     if changed:
         notification.read_at = now
     return bool(changed)
@@ -258,6 +259,4 @@ def notification_mark_read(*, notification: Notification, now: dt.datetime | Non
 
 def notifications_mark_all_read(*, tenant, user, now: dt.datetime | None = None) -> int:
     """Mark every unread notification of `user` in `tenant` read; returns how many changed."""
-    return Notification.objects.unscoped().filter(
-        tenant_id=getattr(tenant, "pk", tenant), user_id=getattr(user, "pk", user), read_at__isnull=True,
-    ).update(read_at=now or timezone.now())
+    return Notification.objects.for_tenant(getattr(tenant, "pk", tenant)).filter(user_id=getattr(user, "pk", user), read_at__isnull=True).update(read_at=now or timezone.now())

@@ -46,7 +46,7 @@ def lead_band_changed_sla(sender, *, tenant, lead_id, from_band, to_band, score,
     the many leads without a clock in a bulk re-score); the task decides with the lead row locked."""
     from .tasks import sla_clock_tighten_task
 
-    running = SlaClock.objects.unscoped().filter(tenant_id=tenant.pk, lead_id=lead_id, stopped_at__isnull=True,
+    running = SlaClock.objects.for_tenant(tenant.pk).filter(lead_id=lead_id, stopped_at__isnull=True,
                                                  kind=SlaKind.FIRST_CONTACT)
     if not running.exists():
         return

@@ -9,13 +9,11 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
 from leadmgmt.tenancy.roles import LEAD_REASSIGN, may
-from leads.models import OPEN_LEAD_STATUSES, Lead, LeadStatus
+from leads.models import OPEN_STATUSES, Lead, LeadStatus
 
 from .models import Assignment
 
 REP_ROLES = (Role.SDR, Role.AE)
-# A lead counts against a rep's capacity while somebody still has to work it.
-OPEN_STATUSES = OPEN_LEAD_STATUSES  # one definition, in leads.models
 # A capture's routing task has had a minute to run; leads captured over a day ago are left to managers.
 LOST_GRACE = timedelta(seconds=60)
 LOST_WINDOW = timedelta(days=1)
@@ -38,7 +36,7 @@ def candidate_memberships(*, tenant: Tenant, team: Team | int | None = None, use
     if ids:
         where |= Q(user_id__in=ids)
     roles = list(roles or REP_ROLES)
-    return list(Membership.objects.unscoped().filter(where, tenant=tenant, role__in=roles, is_active=True)
+    return list(Membership.objects.for_tenant(tenant).filter(where, role__in=roles, is_active=True)
                 .select_related("user").order_by("user_id"))
 
 
@@ -47,7 +45,7 @@ def open_lead_counts(*, tenant: Tenant, user_ids: Iterable) -> dict[int, int]:
     ids = sorted({int(i) for i in user_ids})
     if not ids:
         return {}
-    rows = (Lead.objects.unscoped().filter(tenant=tenant, owner_id__in=ids, status__in=OPEN_STATUSES)
+    rows = (Lead.objects.for_tenant(tenant).filter(owner_id__in=ids, status__in=OPEN_STATUSES)
             .values("owner_id").annotate(n=Count("id")).values_list("owner_id", "n"))
     counts = dict.fromkeys(ids, 0)
     counts.update(dict(rows))
@@ -82,7 +80,7 @@ def eligible_reps(*, tenant: Tenant, team: Team | int | None = None, user_ids: I
 
 def unassigned_leads(*, tenant: Tenant) -> QuerySet[Lead]:
     """The manager's Unassigned queue: open leads nobody owns, oldest first, with the reason."""
-    return (Lead.objects.unscoped().filter(tenant=tenant, owner__isnull=True, status__in=OPEN_STATUSES)
+    return (Lead.objects.for_tenant(tenant).filter(owner__isnull=True, status__in=OPEN_STATUSES)
             .select_related("team").order_by("created_at", "id"))
 
 
@@ -90,17 +88,16 @@ def leads_lost_before_routing(*, tenant: Tenant, now: datetime, limit: int = LOS
     """Ids of the tenant's leads whose routing task was lost (broker down, worker killed): open, owned
     by nobody and never assigned at all, captured more than a minute and less than a day before `now`.
     Oldest first, at most `limit`."""
-    ever_assigned = Assignment.objects.unscoped().filter(tenant=tenant, lead_id=OuterRef("pk"))
-    return list(Lead.objects.unscoped()
-                .filter(tenant=tenant, created_at__lt=now - LOST_GRACE, created_at__gte=now - LOST_WINDOW,
-                        owner__isnull=True, status__in=OPEN_STATUSES)
+    ever_assigned = Assignment.objects.for_tenant(tenant).filter(lead_id=OuterRef("pk"))
+    return list(Lead.objects.for_tenant(tenant)
+                .filter(created_at__lt=now - LOST_GRACE, created_at__gte=now - LOST_WINDOW, owner__isnull=True, status__in=OPEN_STATUSES)
                 .exclude(Exists(ever_assigned))
                 .order_by("created_at").values_list("id", flat=True)[:limit])
 
 
 def assignment_history(*, tenant: Tenant, lead: Lead) -> QuerySet[Assignment]:
     """Every assignment of one lead, newest first (owner, previous owner, team, rule, who did it)."""
-    return (Assignment.objects.unscoped().filter(tenant=tenant, lead_id=lead.pk)
+    return (Assignment.objects.for_tenant(tenant).filter(lead_id=lead.pk)
             .select_related("owner", "previous_owner", "team", "actor_user").order_by("-at", "-id"))
 
 
@@ -113,12 +110,12 @@ def latest_assignments(*, leads: Iterable[Lead]) -> dict:
     by_tenant: dict[int, list] = {}
     for lead in leads:
         by_tenant.setdefault(lead.tenant_id, []).append(lead.pk)
-    where = Q()
+    latest = {}
     for tenant_id, ids in by_tenant.items():
-        where |= Q(tenant_id=tenant_id, lead_id__in=ids)
-    rows = (Assignment.objects.unscoped().filter(where).select_related("owner", "previous_owner", "team", "actor_user")
-            .order_by("lead_id", "-at", "-id").distinct("lead_id"))
-    return {a.lead_id: a for a in rows}
+        latest.update((a.lead_id, a) for a in Assignment.objects.for_tenant(tenant_id).filter(lead_id__in=ids)
+                      .select_related("owner", "previous_owner", "team", "actor_user")
+                      .order_by("lead_id", "-at", "-id").distinct("lead_id"))
+    return latest
 
 
 # --- who a lead may be reassigned to (one rule for the API, the lead page and the manager pages) ------------
@@ -126,7 +123,7 @@ def latest_assignments(*, leads: Iterable[Lead]) -> dict:
 
 def managed_team_ids(*, tenant: Tenant, membership: Membership) -> frozenset[int]:
     """The teams a manager runs: those naming them as manager, and their own team."""
-    ids = set(Team.objects.unscoped().filter(tenant=tenant, manager_id=membership.user_id).values_list("id", flat=True))
+    ids = set(Team.objects.for_tenant(tenant).filter(manager_id=membership.user_id).values_list("id", flat=True))
     if membership.team_id is not None:
         ids.add(membership.team_id)
     return frozenset(ids)
@@ -146,7 +143,7 @@ def reassign_targets(*, tenant: Tenant, membership: Membership | None, at: datet
     rep of the tenant; anyone else: nobody. By user name; two or three queries."""
     if membership is not None and not may(membership.role, LEAD_REASSIGN):
         return []
-    reps = Membership.objects.unscoped().filter(tenant=tenant, role__in=REP_ROLES, is_active=True)
+    reps = Membership.objects.for_tenant(tenant).filter(role__in=REP_ROLES, is_active=True)
     if membership is not None and membership.role == Role.MANAGER:
         reps = reps.filter(team_id__in=managed_team_ids(tenant=tenant, membership=membership))
     if lead is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from leadmgmt.api import text_problem
+from leadmgmt.api import TextField, text_problem
 
 from .models import Assignment, RejectionReason, Strategy
 
@@ -59,6 +59,8 @@ class AssignmentSerializer(serializers.ModelSerializer):
 
 
 class DryRunInSerializer(serializers.Serializer):
+    one_of_required = (("lead_id",), ("values",))  # documented as a `oneOf`: one of them, not both
+
     lead_id = serializers.UUIDField(required=False, help_text="A lead of this tenant …")
     values = serializers.DictField(required=False, help_text="… or hypothetical lead fields, e.g. "
                                    '{"country": "Germany", "score": 85, "source": "web_form"}.')
@@ -96,7 +98,7 @@ class ReassignSerializer(serializers.Serializer):
     to_user_id = serializers.IntegerField(required=False, allow_null=True,
                                           help_text="A member of the tenant; omitted or null: through the rules, "
                                                     "excluding the current owner.")
-    reason = serializers.CharField(max_length=500)
+    reason = TextField(max_length=500)
     expected_owner_id = serializers.IntegerField(required=False, allow_null=True,
                                                  help_text="The owner you saw; refused if the lead changed hands.")
 
@@ -105,7 +107,7 @@ class ReassignBulkSerializer(serializers.Serializer):
     from_user_id = serializers.IntegerField(help_text="The rep whose open leads all move.")
     to_user_id = serializers.IntegerField(required=False, allow_null=True,
                                           help_text="Omitted or null: each lead goes through the rules.")
-    reason = serializers.CharField(max_length=500)
+    reason = TextField(max_length=500)
 
 
 class ReassignBulkResultSerializer(serializers.Serializer):

@@ -59,10 +59,10 @@ def routing_run() -> Iterator[None]:
 
 
 def _rule_set_load(tenant: Tenant) -> RuleSet:
-    rules = list(RoutingRule.objects.unscoped().filter(tenant=tenant, is_active=True).select_related("team")
+    rules = list(RoutingRule.objects.for_tenant(tenant).filter(is_active=True).select_related("team")
                  .order_by("is_fallback", "position", "id"))
     weights: dict[int, dict[int, int]] = {}
-    for rule_id, user_id, weight in (RoutingRuleMember.objects.unscoped().filter(tenant=tenant)
+    for rule_id, user_id, weight in (RoutingRuleMember.objects.for_tenant(tenant)
                                      .order_by("rule_id", "id").values_list("rule_id", "user_id", "weight")):
         weights.setdefault(rule_id, {})[user_id] = weight
     specs = []
@@ -74,7 +74,7 @@ def _rule_set_load(tenant: Tenant) -> RuleSet:
         specs.append(RuleSpec(rule=rule, compiled=compiled, member_weights=weights.get(rule.pk, {}), invalid=invalid))
     # Named-account rules run before every other rule (seed 003), whatever their position.
     specs.sort(key=lambda s: s.rule.strategy != Strategy.NAMED_ACCOUNT)
-    territories = list(Territory.objects.unscoped().filter(tenant=tenant, is_active=True).select_related("team")
+    territories = list(Territory.objects.for_tenant(tenant).filter(is_active=True).select_related("team")
                        .order_by("position", "id"))
     return RuleSet(tenant_id=tenant.pk, rules=specs, territories=territories)
 
@@ -167,7 +167,7 @@ def _slots(ctx: Context, pool: str, members: list[Membership], weights: dict[int
     ids = [m.user_id for m in members]
     if ctx.commit:
         return locks.round_robin_slots_lock(tenant=ctx.tenant, pool=pool, user_ids=ids, weights=weights)
-    existing = {s.user_id: s for s in RoundRobinSlot.objects.unscoped().filter(tenant=ctx.tenant, pool=pool,
+    existing = {s.user_id: s for s in RoundRobinSlot.objects.for_tenant(ctx.tenant).filter(pool=pool,
                                                                                user_id__in=ids)}
     level = min((s.served / max(weights.get(s.user_id, 1), 1) for s in existing.values()), default=0)
     for user_id in ids:
@@ -203,7 +203,7 @@ def _rotate(ctx: Context, *, pool: str, label: str, members: list[Membership], w
     chosen = min(eligible, key=key)
     if ctx.commit:
         next_seq = max(s.seq for s in slots.values()) + 1
-        RoundRobinSlot.objects.unscoped().filter(pk=slots[chosen.user_id].pk).update(
+        RoundRobinSlot.objects.for_tenant(slots[chosen.user_id].tenant_id).filter(pk=slots[chosen.user_id].pk).update(
             served=served[chosen.user_id] + 1, last_assigned_at=ctx.at, seq=next_seq)
     how = "fewest open leads" if by_load else "next in rotation"
     return Outcome(placed=True, owner=chosen.user, why=f"{chosen.user.get_username()} is {how} in {label}",
@@ -217,7 +217,7 @@ def _targets(ctx: Context, spec: RuleSpec, *, team: Team | None = None) -> list[
 
 
 def _account_owner_id(ctx: Context, source: Any) -> tuple[int | None, str]:
-    accounts = Account.objects.unscoped().filter(tenant=ctx.tenant)
+    accounts = Account.objects.for_tenant(ctx.tenant)
     account_id = _value(source, "account_id")
     domain = (_value(source, "company_domain") or "").strip().lower()
     if account_id:
@@ -333,7 +333,7 @@ def route_decide(*, tenant: Tenant, source: Lead | dict, at: datetime, exclude_u
 
 def account_of_lead(lead: Lead) -> Account | None:
     """The lead's account: the linked one, else the one of its company domain, else None."""
-    accounts = Account.objects.unscoped().filter(tenant_id=lead.tenant_id)
+    accounts = Account.objects.for_tenant(lead.tenant_id)
     if lead.account_id:
         return accounts.filter(pk=lead.account_id).first()
     domain = (lead.company_domain or "").strip().lower()
@@ -348,7 +348,7 @@ def _ae_rotate(*, lead: Lead, pool: str, members: list[Membership], now: datetim
                                          slots[m.user_id].seq, m.user_id))
     slot = slots[chosen.user_id]
     next_seq = max(s.seq for s in slots.values()) + 1
-    type(slot).objects.unscoped().filter(pk=slot.pk).update(served=slot.served + 1, last_assigned_at=now, seq=next_seq)
+    type(slot).objects.for_tenant(slot.tenant_id).filter(pk=slot.pk).update(served=slot.served + 1, last_assigned_at=now, seq=next_seq)
     return chosen
 
 
@@ -365,7 +365,7 @@ def handoff_ae_pick(*, lead: Lead, now: datetime) -> tuple[Membership | None, st
         named = eligible_reps(tenant=tenant, user_ids=[account.owner_id], roles=[Role.AE], at=now)
         if named:
             return named[0], Strategy.NAMED_ACCOUNT, f"{named[0].user.get_username()} owns account {account.domain}"
-    territories = list(Territory.objects.unscoped().filter(tenant=tenant, is_active=True)
+    territories = list(Territory.objects.for_tenant(tenant).filter(is_active=True)
                        .select_related("team").order_by("position", "id"))
     territory = territory_match(territories, lead)
     if territory is not None:

@@ -50,7 +50,7 @@ def sla_clock_tighten_task(self, *, tenant_id: int, lead_id: str, now: str | Non
     now (`sla_clock_tighten`); returns the clock's id when it changed. Safe to run twice."""
     try:
         with tenant_scope(tenant_id) as tenant:
-            lead = Lead.objects.unscoped().filter(tenant=tenant, pk=lead_id).first()
+            lead = Lead.objects.for_tenant(tenant).filter(pk=lead_id).first()
             clock = sla_clock_tighten(lead=lead, now=_when(now)) if lead is not None else None
             return clock.pk if clock is not None else None
     except Tenant.DoesNotExist:

@@ -51,12 +51,12 @@ def conditions_errors(conditions: Any) -> list[str]:
 
 def _team_of_tenant(team: Team | None, tenant: Tenant) -> bool:
     return team is None or (team.pk is not None and team.tenant_id == tenant.pk
-                            and Team.objects.unscoped().filter(tenant=tenant, pk=team.pk).exists())
+                            and Team.objects.for_tenant(tenant).filter(pk=team.pk).exists())
 
 
 def team_all_capped_at_zero(*, tenant: Tenant, team: Team, roles: Iterable[str] = ()) -> bool:
     """True when the team has reps (of `roles`, default any rep role) and every one has a cap of 0."""
-    capacities = list(Membership.objects.unscoped().filter(tenant=tenant, team=team, role__in=list(roles) or REP_ROLES)
+    capacities = list(Membership.objects.for_tenant(tenant).filter(team=team, role__in=list(roles) or REP_ROLES)
                       .values_list("capacity", flat=True))
     return bool(capacities) and all(cap == 0 for cap in capacities)
 
@@ -66,7 +66,7 @@ def routing_rule_errors(*, rule: RoutingRule, tenant: Tenant, member_count: int 
     the strategy has someone to route to (the admin checks that with the people inline instead)."""
     errors: Errors = {}
     if rule.position is not None:
-        taken = (RoutingRule.objects.unscoped().filter(tenant=tenant, position=rule.position)
+        taken = (RoutingRule.objects.for_tenant(tenant).filter(position=rule.position)
                  .exclude(pk=rule.pk).values_list("name", flat=True).first())
         if taken is not None:
             _add(errors, "position", f"Another routing rule (“{taken}”) already has position {rule.position}; "
@@ -87,8 +87,7 @@ def routing_rule_errors(*, rule: RoutingRule, tenant: Tenant, member_count: int 
         _add(errors, "roles", roles_error)
     for message in conditions_errors(rule.conditions):
         _add(errors, "conditions", message)
-    if rule.is_fallback and rule.is_active and RoutingRule.objects.unscoped().filter(
-            tenant=tenant, is_fallback=True, is_active=True).exclude(pk=rule.pk).exists():
+    if rule.is_fallback and rule.is_active and RoutingRule.objects.for_tenant(tenant).filter(is_fallback=True, is_active=True).exclude(pk=rule.pk).exists():
         _add(errors, "is_fallback", "This tenant already has an active fallback rule; only one can be the fallback.")
     if team is not None and rule.strategy in NEEDS_TARGET and "roles" not in errors and team_all_capped_at_zero(
             tenant=tenant, team=team, roles=rule.roles):
@@ -110,7 +109,7 @@ def rule_target_errors(*, rule: RoutingRule, team: Team | None, member_count: in
 def rule_member_errors(*, tenant: Tenant, user, weight: Any) -> Errors:
     """Problems of one person of a rule: a member of this tenant, with a weight of 0 or more."""
     errors: Errors = {}
-    if user is not None and not Membership.objects.unscoped().filter(tenant=tenant, user=user).exists():
+    if user is not None and not Membership.objects.for_tenant(tenant).filter(user=user).exists():
         _add(errors, "user", f"{user} is not a member of this tenant.")
     if weight is not None and (not isinstance(weight, int) or weight < 0):
         _add(errors, "weight", "A weight cannot be below zero (0 pauses the person).")
@@ -121,8 +120,7 @@ def sla_policy_errors(*, policy: SlaPolicy, tenant: Tenant) -> Errors:
     errors: Errors = {}
     if policy.minutes is None or policy.minutes <= 0:
         _add(errors, "minutes", "An SLA needs a positive number of minutes (at least 1).")
-    if policy.position is not None and SlaPolicy.objects.unscoped().filter(
-            tenant=tenant, position=policy.position).exclude(pk=policy.pk).exists():
+    if policy.position is not None and SlaPolicy.objects.for_tenant(tenant).filter(position=policy.position).exclude(pk=policy.pk).exists():
         _add(errors, "position", f"Another SLA policy already has position {policy.position}.")
     for name, allowed in (("sources", None), ("bands", None), ("stages", LeadStage.values)):
         message = _string_list_error(getattr(policy, name), allowed=allowed)
@@ -152,7 +150,7 @@ def territory_errors(*, territory: Territory, tenant: Tenant) -> Errors:
     errors: Errors = {}
     if territory.team_id and not _team_of_tenant(territory.team, tenant):
         _add(errors, "team", "Choose a team of this tenant (this one does not exist or was deleted).")
-    if territory.name and Territory.objects.unscoped().filter(tenant=tenant, name=territory.name).exclude(
+    if territory.name and Territory.objects.for_tenant(tenant).filter(name=territory.name).exclude(
             pk=territory.pk).exists():
         _add(errors, "name", "A territory with this name already exists.")
     low, high = territory.company_size_min, territory.company_size_max
@@ -189,8 +187,7 @@ def territory_canonicalize(*, countries: Any, regions: Any) -> tuple[Any, Any]:
 
 def business_hours_errors(*, hours: BusinessHours, tenant: Tenant) -> Errors:
     errors: Errors = {}
-    if hours.weekday is not None and BusinessHours.objects.unscoped().filter(
-            tenant=tenant, weekday=hours.weekday).exclude(pk=hours.pk).exists():
+    if hours.weekday is not None and BusinessHours.objects.for_tenant(tenant).filter(weekday=hours.weekday).exclude(pk=hours.pk).exists():
         _add(errors, "weekday", "This weekday already has business hours.")
     if hours.opens_at and hours.closes_at and hours.opens_at >= hours.closes_at:
         _add(errors, "closes_at", "Closing time must be after opening time.")
@@ -199,7 +196,7 @@ def business_hours_errors(*, hours: BusinessHours, tenant: Tenant) -> Errors:
 
 def routing_settings_errors(*, routing_settings: RoutingSettings, tenant: Tenant) -> Errors:
     errors: Errors = {}
-    if RoutingSettings.objects.unscoped().filter(tenant=tenant).exclude(pk=routing_settings.pk).exists():
+    if RoutingSettings.objects.for_tenant(tenant).exclude(pk=routing_settings.pk).exists():
         _add(errors, "__all__", "This tenant already has routing settings: edit them instead.")
     if routing_settings.default_team_id and not _team_of_tenant(routing_settings.default_team, tenant):
         _add(errors, "default_team", "Choose a team of this tenant.")
@@ -211,7 +208,7 @@ def routing_settings_errors(*, routing_settings: RoutingSettings, tenant: Tenant
 
 def rejection_reason_errors(*, reason: RejectionReason, tenant: Tenant) -> Errors:
     errors: Errors = {}
-    if reason.code and RejectionReason.objects.unscoped().filter(tenant=tenant, code=reason.code).exclude(
+    if reason.code and RejectionReason.objects.for_tenant(tenant).filter(code=reason.code).exclude(
             pk=reason.pk).exists():
         _add(errors, "code", "This reason code already exists.")
     return errors
@@ -221,14 +218,14 @@ def membership_capacity_errors(*, membership: Membership) -> Errors:
     """A cap of 0 on the last rep without a zero cap in a team that an active rule routes to is refused."""
     if membership.capacity != 0 or membership.team_id is None:
         return {}
-    rules = RoutingRule.objects.unscoped().filter(tenant_id=membership.tenant_id, team_id=membership.team_id,
+    rules = RoutingRule.objects.for_tenant(membership.tenant_id).filter(team_id=membership.team_id,
                                                   is_active=True, strategy__in=NEEDS_TARGET).order_by("position")
     for rule in rules:
         roles = rule.roles or list(REP_ROLES)
         if membership.role not in roles:
             continue
         others_can_take_leads = (
-            Membership.objects.unscoped().filter(tenant_id=membership.tenant_id, team_id=membership.team_id,
+            Membership.objects.for_tenant(membership.tenant_id).filter(team_id=membership.team_id,
                                                  role__in=roles)
             .exclude(pk=membership.pk).exclude(capacity=0).exists()  # a NULL cap (no cap) stays in
         )

@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
-from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, request_role
+from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.context import get_current_tenant, tenant_scope
 
 from .admin_forms import (
@@ -56,7 +56,7 @@ class ModelPartInline(admin.TabularInline):
 
     def get_queryset(self, request):
         # The form set filters by the parent model, which the admin has already tenant-checked.
-        return self.model.objects.unscoped().order_by(*self.ordering)
+        return admin_rows(self.model, request).order_by(*self.ordering)
 
     def _editable(self, request, obj) -> bool:
         return _allowed(request, self.roles) and (obj is None or obj.is_editable)
@@ -154,7 +154,7 @@ class ScoringModelAdmin(TenantScopedAdmin):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
         if "queryset" not in kwargs and hasattr(related.objects, "unscoped") and self._platform_view(request):
-            kwargs["queryset"] = related.objects.unscoped()
+            kwargs["queryset"] = admin_rows(related, request)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_form(self, request, obj=None, **kwargs):
@@ -227,7 +227,7 @@ class ScoringModelAdmin(TenantScopedAdmin):
         if formset.model is ScoreBand:
             rekeyed = [pk for pk, fields in changed.items() if "key" in fields]
             if rekeyed:  # keys are unique per model: park them so two bands can swap keys in one save
-                ScoreBand.objects.unscoped().filter(pk__in=rekeyed).update(
+                ScoreBand.objects.for_tenant(model.tenant_id).filter(pk__in=rekeyed).update(
                     key=Concat(Value("~"), Cast("id", output_field=CharField())))
         for obj in instances:
             adding = obj.pk is None
@@ -350,8 +350,8 @@ def rule_changes(*, old: ScoringModel | None, new: ScoringModel) -> list[dict]:
     """Rules added, removed or changed from `old` to `new`, matched by name (two queries)."""
     if old is None:
         return []
-    old_rules = {r.name: r for r in ScoringRule.objects.unscoped().filter(model=old)}
-    new_rules = {r.name: r for r in ScoringRule.objects.unscoped().filter(model=new)}
+    old_rules = {r.name: r for r in ScoringRule.objects.for_tenant(old.tenant_id).filter(model=old)}
+    new_rules = {r.name: r for r in ScoringRule.objects.for_tenant(new.tenant_id).filter(model=new)}
     out = []
     for name, rule in new_rules.items():
         if name not in old_rules:
@@ -375,24 +375,24 @@ def score_breakdown_html(lead) -> str:
     """The lead's score as the rules that gave it points: name, category, points, totals and class."""
     explained = None
     if lead is not None and lead.pk is not None:
-        labels = rule_labels(model_ids=[lead.scoring_model_id]).get(lead.scoring_model_id, {})
+        labels = rule_labels(tenant=lead.tenant_id, model_ids=[lead.scoring_model_id]).get(lead.scoring_model_id, {})
         explained = score_explain(lead=lead, labels=labels)
     if explained is None:
         return "Not scored yet."
     category_names = dict(Category.choices)
     body = format_html_join(
-        "", "<tr><td>{}</td><td>{} ({})</td><td style='text-align:right'>{}</td></tr>",
+        "", "<tr><td>{}</td><td>{} ({})</td><td class='num'>{}</td></tr>",
         ((line["rule"], category_names.get(line["category"], "—"),
           "fit" if line["category"] in FIT_CATEGORIES else "engagement", f"{line['points']:+d}")
          for line in sorted(explained["lines"], key=lambda x: (x["category"] not in FIT_CATEGORIES, -abs(x["points"])))),
     ) or format_html("<tr><td colspan='3'>No rule matched this lead.</td></tr>")
-    version = (ScoringModel.objects.unscoped().filter(pk=lead.scoring_model_id).values_list("name", "version")
+    version = (ScoringModel.objects.for_tenant(lead.tenant_id).filter(pk=lead.scoring_model_id).values_list("name", "version")
                .first())
     return format_html(
         "<table><thead><tr><th>Rule</th><th>Category</th><th>Points</th></tr></thead><tbody>{}</tbody>"
-        "<tfoot><tr><td colspan='2'>Fit</td><td style='text-align:right'>{}</td></tr>"
-        "<tr><td colspan='2'>Engagement</td><td style='text-align:right'>{}</td></tr>"
-        "<tr><th colspan='2'>Score (sum clamped to 0–100){}</th><th style='text-align:right'>{}</th></tr>"
+        "<tfoot><tr><td colspan='2'>Fit</td><td class='num'>{}</td></tr>"
+        "<tr><td colspan='2'>Engagement</td><td class='num'>{}</td></tr>"
+        "<tr><th colspan='2'>Score (sum clamped to 0–100){}</th><th class='num'>{}</th></tr>"
         "</tfoot></table><p>Band: <strong>{}</strong> · Class: <strong>{}</strong> — {}</p>",
         body, f"{explained['fit']:+d}", f"{explained['engagement']:+d}",
         f", {version[0]} v{version[1]}" if version else "", explained["score"],

@@ -103,9 +103,9 @@ class RuleValueWidget(forms.MultiWidget):
                                            "data-value-part": "text", "aria-label": "Text"}),
             "items": forms.Textarea(attrs={"rows": 3, "cols": 28, "placeholder": "one entry per line",
                                            "data-value-part": "items", "aria-label": "List, one entry per line"}),
-            "min": forms.NumberInput(attrs={"step": "any", "style": "width:7em", "placeholder": "min",
+            "min": forms.NumberInput(attrs={"step": "any", "class": "num-m", "placeholder": "min",
                                             "data-value-part": "min", "aria-label": "Minimum"}),
-            "max": forms.NumberInput(attrs={"step": "any", "style": "width:7em", "placeholder": "max",
+            "max": forms.NumberInput(attrs={"step": "any", "class": "num-m", "placeholder": "max",
                                             "data-value-part": "max", "aria-label": "Maximum"}),
         }, attrs)
 
@@ -195,13 +195,13 @@ class ScoringRuleForm(forms.ModelForm):
                   "once_per_days", "exclusive_group", "disqualifies", "is_active"]
         field_classes = {"value": RuleValueField}
         widgets = {
-            "position": forms.NumberInput(attrs={"style": "width:4em"}),
+            "position": forms.NumberInput(attrs={"class": "num-xs"}),
             "name": forms.TextInput(attrs={"size": 24}),
             "field": RuleFieldWidget,
             "signal_type": forms.TextInput(attrs={"size": 16, "list": SIGNAL_TYPES_DATALIST_ID}),
-            "points": forms.NumberInput(attrs={"style": "width:4.5em"}),
-            "cap": forms.NumberInput(attrs={"style": "width:4.5em"}),
-            "once_per_days": forms.NumberInput(attrs={"style": "width:4.5em"}),
+            "points": forms.NumberInput(attrs={"class": "num-s"}),
+            "cap": forms.NumberInput(attrs={"class": "num-s"}),
+            "once_per_days": forms.NumberInput(attrs={"class": "num-s"}),
             "exclusive_group": forms.TextInput(attrs={"size": 8}),
         }
         error_messages = {
@@ -285,8 +285,8 @@ class ScoreBandForm(forms.ModelForm):
         widgets = {
             "key": forms.TextInput(attrs={"size": 8}),
             "name": forms.TextInput(attrs={"size": 12}),
-            "min_score": forms.NumberInput(attrs={"style": "width:4.5em"}),
-            "max_score": forms.NumberInput(attrs={"style": "width:4.5em"}),
+            "min_score": forms.NumberInput(attrs={"class": "num-s"}),
+            "max_score": forms.NumberInput(attrs={"class": "num-s"}),
             "action": forms.TextInput(attrs={"size": 36}),
         }
         error_messages = {

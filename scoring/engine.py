@@ -169,9 +169,9 @@ def _capped(rule: ScoringRule, amount: str) -> str:
 
 
 def compile_model(model: ScoringModel, *, rules=None, bands=None) -> CompiledModel:
-    rules = list(rules if rules is not None else ScoringRule.objects.unscoped()
+    rules = list(rules if rules is not None else ScoringRule.objects.for_tenant(model.tenant_id)
                  .filter(model=model, is_active=True).order_by("position", "id"))
-    bands = list(bands if bands is not None else ScoreBand.objects.unscoped().filter(model=model).order_by("min_score"))
+    bands = list(bands if bands is not None else ScoreBand.objects.for_tenant(model.tenant_id).filter(model=model).order_by("min_score"))
     compiled = CompiledModel(model=model, rules=rules, bands=bands)
     # An exclusive group ("title seniority": C-level, else VP, else manager …) becomes one CASE
     # evaluated once per lead in an inner layer, naming the rule that won; each rule of the group

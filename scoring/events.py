@@ -23,8 +23,8 @@ def score_events_dispatch(*, tenant, limit: int = 50_000) -> int:
     while sent < limit:
         with transaction.atomic():
             batch = list(
-                ScoreEvent.objects.unscoped().select_for_update(skip_locked=True)
-                .filter(tenant=tenant, dispatched_at__isnull=True).order_by("at", "id")[:BATCH]
+                ScoreEvent.objects.for_tenant(tenant).select_for_update(skip_locked=True)
+                .filter(dispatched_at__isnull=True).order_by("at", "id")[:BATCH]
             )
             if not batch:
                 break
@@ -35,6 +35,6 @@ def score_events_dispatch(*, tenant, limit: int = 50_000) -> int:
                 else:
                     lead_became_hot.send(sender=ScoreEvent, tenant=tenant, lead_id=event.lead_id,
                                          band=event.to_band, score=event.score)
-            ScoreEvent.objects.unscoped().filter(pk__in=[e.pk for e in batch]).update(dispatched_at=timezone.now())
+            ScoreEvent.objects.for_tenant(tenant).filter(pk__in=[e.pk for e in batch]).update(dispatched_at=timezone.now())
             sent += len(batch)
     return sent

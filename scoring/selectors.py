@@ -17,16 +17,16 @@ from .models import (
 _IMMUTABLE_LABELS: dict[int, dict[str, tuple[str, str]]] = {}
 
 
-def rule_labels(*, model_ids) -> dict[int, dict[str, tuple[str, str]]]:
-    """{model id: {rule key: (rule name, category)}} in at most two queries."""
+def rule_labels(*, tenant, model_ids) -> dict[int, dict[str, tuple[str, str]]]:
+    """{model id: {rule key: (rule name, category)}} of the tenant's models, in at most two queries."""
     wanted = {int(m) for m in model_ids if m is not None}
     out = {m: _IMMUTABLE_LABELS[m] for m in wanted if m in _IMMUTABLE_LABELS}
     missing = wanted - set(out)
     if missing:
-        immutable = set(ScoringModel.objects.unscoped().filter(pk__in=missing)
+        immutable = set(ScoringModel.objects.for_tenant(tenant).filter(pk__in=missing)
                         .exclude(status=ModelStatus.DRAFT).values_list("pk", flat=True))
         fetched: dict[int, dict[str, tuple[str, str]]] = {m: {} for m in missing}
-        for model_id, key, name, category in (ScoringRule.objects.unscoped().filter(model_id__in=missing)
+        for model_id, key, name, category in (ScoringRule.objects.for_tenant(tenant).filter(model_id__in=missing)
                                               .values_list("model_id", "key", "name", "category")):
             fetched[model_id][key] = (name, category)
         for model_id, labels in fetched.items():
@@ -62,14 +62,16 @@ def score_explain(*, lead, labels: dict[str, tuple[str, str]]) -> dict | None:
 
 
 def score_history(*, lead) -> QuerySet[ScoreChange]:
-    return ScoreChange.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).select_related("model")
+    return ScoreChange.objects.for_tenant(lead.tenant_id).filter(lead=lead).select_related("model")
 
 
-def tenants_with_pending_score_events() -> QuerySet:
+def tenants_with_pending_score_events() -> list:
     """Tenants with a score event not yet dispatched (their on-commit dispatch was lost), across tenants."""
+    from leadmgmt.tenancy.cross_tenant import cross_tenant
     from leadmgmt.tenancy.models import Tenant
 
     from .models import ScoreEvent
 
-    pending = ScoreEvent.objects.unscoped().filter(dispatched_at__isnull=True).values("tenant_id")
-    return Tenant.objects.filter(pk__in=pending).order_by("pk")
+    with cross_tenant("sweep"):
+        pending = ScoreEvent.objects.unscoped().filter(dispatched_at__isnull=True).values("tenant_id")
+        return list(Tenant.objects.filter(pk__in=pending).order_by("pk"))

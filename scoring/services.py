@@ -15,7 +15,9 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
+from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Tenant
+from leads.locks import leads_lock
 
 from . import defaults
 from .engine import compile_model, scored_rows_sql
@@ -27,7 +29,7 @@ AUTO_STAGE_BLOCKING_STATUSES = ("archived", "unqualified", "converted")
 
 
 def scoring_model_published(*, tenant: Tenant) -> ScoringModel | None:
-    return ScoringModel.objects.unscoped().filter(tenant=tenant, status=ModelStatus.PUBLISHED).first()
+    return ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.PUBLISHED).first()
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -39,7 +41,7 @@ def scoring_default_model_create(*, tenant: Tenant, actor: Actor) -> ScoringMode
     existing = scoring_model_published(tenant=tenant)
     if existing is not None:
         return existing
-    model = ScoringModel.objects.unscoped().create(
+    model = ScoringModel.objects.create(
         tenant=tenant, name="Lead score (seed 002 defaults)", version=1, status=ModelStatus.PUBLISHED,
         published_at=timezone.now(), published_by=actor.user, created_by=actor.user,
     )
@@ -59,8 +61,8 @@ def scoring_default_model_create(*, tenant: Tenant, actor: Actor) -> ScoringMode
         rules.append(ScoringRule(tenant=tenant, model=model, position=position, name=name, category=category,
                                  field="" if is_signal else target, signal_type=target if is_signal else "",
                                  operator=operator, value=value, points=points, **extra))
-    ScoringRule.objects.unscoped().bulk_create(rules)
-    ScoreBand.objects.unscoped().bulk_create([
+    ScoringRule.objects.bulk_create(rules)
+    ScoreBand.objects.bulk_create([
         ScoreBand(tenant=tenant, model=model, key=key, name=name, min_score=lo, max_score=hi, action=action,
                   auto_mql=auto_mql)
         for key, name, lo, hi, action, auto_mql in defaults.BANDS
@@ -75,11 +77,11 @@ def scoring_model_draft_create(*, tenant: Tenant, actor: Actor, based_on: Scorin
                                name: str | None = None) -> ScoringModel:
     """A new editable version copying `based_on` (default: the published one): rules and bands."""
     based_on = based_on or scoring_model_published(tenant=tenant)
-    version = (ScoringModel.objects.unscoped().select_for_update().filter(tenant=tenant)
+    version = (ScoringModel.objects.for_tenant(tenant).select_for_update()
                .aggregate(v=Max("version"))["v"] or 0) + 1
     copy_fields = ["engagement_window_days", "hot_threshold", "cold_threshold", "archive_after_days",
                    "fit_high_min", "fit_medium_min", "engagement_ready_min", "engagement_some_min"]
-    draft = ScoringModel.objects.unscoped().create(
+    draft = ScoringModel.objects.create(
         tenant=tenant, version=version, status=ModelStatus.DRAFT, based_on=based_on, created_by=actor.user,
         name=name or (based_on.name if based_on else "Lead score"),
         **({f: getattr(based_on, f) for f in copy_fields} if based_on else {}),
@@ -87,14 +89,14 @@ def scoring_model_draft_create(*, tenant: Tenant, actor: Actor, based_on: Scorin
     if based_on is not None:
         rule_fields = ["key", "position", "name", "category", "field", "operator", "value", "signal_type", "points",
                        "cap", "once_per_days", "exclusive_group", "disqualifies", "is_active"]
-        ScoringRule.objects.unscoped().bulk_create([
+        ScoringRule.objects.bulk_create([
             ScoringRule(tenant=tenant, model=draft, **{f: getattr(r, f) for f in rule_fields})
-            for r in ScoringRule.objects.unscoped().filter(model=based_on)
+            for r in ScoringRule.objects.for_tenant(based_on.tenant_id).filter(model=based_on)
         ])
-        ScoreBand.objects.unscoped().bulk_create([
+        ScoreBand.objects.bulk_create([
             ScoreBand(tenant=tenant, model=draft, key=b.key, name=b.name, min_score=b.min_score,
                       max_score=b.max_score, action=b.action, auto_mql=b.auto_mql)
-            for b in ScoreBand.objects.unscoped().filter(model=based_on)
+            for b in ScoreBand.objects.for_tenant(based_on.tenant_id).filter(model=based_on)
         ])
     audit_record(tenant=tenant, actor=actor, action="scoring_model.draft_created", obj=draft,
                  metadata={"version": version, "based_on": based_on.version if based_on else None})
@@ -107,10 +109,10 @@ def scoring_model_problems(*, model: ScoringModel) -> list[str]:
 
     types = signal_type_names(tenant=model.tenant)
     problems = []
-    for rule in ScoringRule.objects.unscoped().filter(model=model):
+    for rule in ScoringRule.objects.for_tenant(model.tenant_id).filter(model=model):
         for field, messages in rule_errors(rule, signal_types=types).items():
             problems.extend(f"Rule '{rule.name}' ({field}): {m}" for m in messages)
-    problems.extend(bands_errors(list(ScoreBand.objects.unscoped().filter(model=model))))
+    problems.extend(bands_errors(list(ScoreBand.objects.for_tenant(model.tenant_id).filter(model=model))))
     return problems
 
 
@@ -120,7 +122,7 @@ def scoring_model_publish(*, model: ScoringModel, actor: Actor, rescore: bool = 
     Re-scoring every lead runs in a worker after commit (a million leads take tens of seconds).
     """
     with transaction.atomic():
-        list(ScoringModel.objects.unscoped().select_for_update().filter(tenant=model.tenant_id).order_by("pk"))
+        list(ScoringModel.objects.for_tenant(model.tenant_id).select_for_update().order_by("pk"))
         model.refresh_from_db()
         if model.status != ModelStatus.DRAFT:
             raise ValidationError({"status": ["Only a draft can be published; this version is "
@@ -264,8 +266,10 @@ def _leads_score_sliced(*, tenant: Tenant, cause: str, actor: Actor, now: dateti
                         slices: int) -> ScoreRun:
     def run_slice(id_range):
         try:
-            return _leads_score_one(tenant=tenant, cause=cause, actor=actor, ids=None, now=now, model=model,
-                                    id_range=id_range)
+            # A new thread starts with no tenant in context: each slice runs as the tenant (row-level security).
+            with tenant_scope(tenant):
+                return _leads_score_one(tenant=tenant, cause=cause, actor=actor, ids=None, now=now, model=model,
+                                        id_range=id_range)
         finally:
             connection.close()  # this thread's own connection
 
@@ -280,8 +284,7 @@ def _leads_score_one(*, tenant: Tenant, cause: str, actor: Actor, ids: list[str]
                      model: ScoringModel, id_range: tuple[str | None, str | None] | None = None) -> ScoreRun:
     with transaction.atomic(), connection.cursor() as cursor:
         if ids is not None:
-            cursor.execute("SELECT id FROM leads_lead WHERE tenant_id = %s AND id = ANY(%s::uuid[]) ORDER BY id "
-                           "FOR UPDATE", [tenant.pk, ids])
+            leads_lock(tenant=tenant, lead_ids=ids)
         else:
             cursor.execute("SET LOCAL work_mem = '256MB'")
             # A whole tenant: never nest the lead/signal join, even on stale statistics.

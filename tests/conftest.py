@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 
 from leadmgmt.celery import app as celery_app
 from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import Role
 from tests.support.factories import (
     LeadFormFactory,
@@ -18,6 +19,16 @@ from tests.support.factories import (
 
 # Fixtures shared across apps: browser and page (Playwright on Debian's chromium), api_org (reps signed in over the API).
 pytest_plugins = ["tests.support.browser", "tests.support.lead_api"]
+
+
+@pytest.fixture(autouse=True)
+def _test_harness_sees_every_tenant():
+    """The suite's own set-up (factories) and checks read and write any tenant's rows: the `test_harness`
+    path of leadmgmt/tenancy/cross_tenant.py. The code under test does not inherit it: requests (the
+    tenant middleware), tasks (their task class) and `tenant_scope` blocks start without it, held by
+    PostgreSQL's row-level security to their own tenant, exactly as in production."""
+    with cross_tenant("test_harness"):
+        yield
 
 
 @pytest.fixture(autouse=True)

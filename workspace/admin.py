@@ -2,7 +2,7 @@
 for tenant admins and marketing ops. Registered by the workspace, the floor that sees every app."""
 from django.contrib import admin
 
-from leadmgmt.tenancy.admin_base import TenantScopedAdmin, request_role
+from leadmgmt.tenancy.admin_base import TenantScopedAdmin, admin_rows, request_role
 from leads.admin import SALES_ROLES, TouchInline
 from leads.models import Lead
 from routing.models import Assignment
@@ -21,7 +21,7 @@ class AssignmentInline(admin.TabularInline):
     verbose_name_plural = "assignment history"
 
     def get_queryset(self, request):
-        return self.model.objects.unscoped().select_related("owner", "previous_owner", "team")
+        return admin_rows(self.model, request).select_related("owner", "previous_owner", "team")
 
     def has_add_permission(self, request, obj=None):
         return False

@@ -107,7 +107,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request tenant
-            return Lead.objects.unscoped().none()
+            return Lead.objects.none()
         return lead_list(viewer=self.viewer())
 
     def get_object(self) -> Lead:
@@ -188,7 +188,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
 
 def _lead_response(view, lead: Lead) -> Response:
-    fresh = Lead.objects.unscoped().select_related("owner", "account").get(tenant_id=lead.tenant_id, pk=lead.pk)
+    fresh = Lead.objects.for_tenant(lead.tenant_id).select_related("owner", "account").get(pk=lead.pk)
     return Response(LeadSerializer(fresh, context={"request": view.request}).data)
 
 

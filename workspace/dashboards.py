@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
-from leads.models import OPEN_LEAD_STATUSES, LeadStage
+from leads.models import OPEN_STATUSES, LeadStage
 
 from .dashboard_credit import CREDIT_COLUMNS_SQL, CREDIT_JOINS_SQL, owned_by_sql
 
-OPEN_STATUSES = [str(s) for s in OPEN_LEAD_STATUSES]  # one definition, in leads.models
 STAGE_ORDER = [s.value for s in LeadStage]  # raw, mql, sal, sql, opportunity, customer
 FUNNEL_STEPS = [("raw", "Captured"), ("mql", "MQL"), ("sal", "SAL"), ("sql", "SQL"),
                 ("opportunity", "Opportunity")]
@@ -330,7 +329,7 @@ def lead_aging(*, tenant, now: dt.datetime | None = None, filters: Filters = ALL
                     FROM leads_lead WHERE tenant_id = %(tenant)s AND status = ANY(%(open)s)
                           {filters.sql(owner="owner_id", source="source")}) l) x
         GROUP BY b
-    """, {"tenant": tenant.pk, "now": now or timezone.now(), "open": OPEN_STATUSES} | filters.params())
+    """, {"tenant": tenant.pk, "now": now or timezone.now(), "open": [s.value for s in OPEN_STATUSES]} | filters.params())
     found = {b: (n, u) for b, n, u in rows}
     return [AgingBucket(label=label, leads=found.get(i, (0, 0))[0], unassigned=found.get(i, (0, 0))[1])
             for i, label in enumerate(AGING_BUCKETS)]

@@ -5,14 +5,12 @@ from django import forms
 from django.utils.dateparse import parse_datetime
 
 from leads.activity_outcomes import activity_counts_as_contact
-from leads.models import ActivityKind, Lead, LeadStatus, OpportunityStage
+from leads.models import OPEN_STATUSES, ActivityKind, Lead, OpportunityStage
 from scoring.models import LeadClass
 
 from .services.lifecycle import OPEN_OPPORTUNITY_STAGES
 
-QUEUE_STATUS_CHOICES = [("", "Any status")] + [
-    (s.value, s.label) for s in (LeadStatus.NEW, LeadStatus.CONTACTED, LeadStatus.QUALIFIED)
-]
+QUEUE_STATUS_CHOICES = [("", "Any status")] + [(s.value, s.label) for s in OPEN_STATUSES]
 
 
 class QueueFilterForm(forms.Form):

@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from leads.models import OPEN_LEAD_STATUSES, Lead, LeadStage, LeadStatus
+from leads.locks import StaleLead
+from leads.models import OPEN_STATUSES, Lead, LeadStage, LeadStatus
 from leads.selectors import lead_opportunity
 
 from .selectors import lead_ownership
@@ -65,7 +66,7 @@ def lead_offers(*, lead: Lead, opportunity, can_reassign: bool, may_convert: boo
     offers = {"edit", "enroll", "stop-nurture"}
     if lead.status not in (LeadStatus.CONVERTED, LeadStatus.ARCHIVED):
         offers.add("log")
-    if lead.status in OPEN_LEAD_STATUSES:
+    if lead.status in OPEN_STATUSES:
         offers |= {"reject", "disqualify", "recycle"}
         if lead.owner_id is not None and lead.accepted_at is None:
             offers.add("accept")
@@ -192,7 +193,8 @@ def refuse_stale(form, lead, *, can_act: bool) -> None:
 
 
 def is_stale(exc: ValidationError) -> bool:
-    return hasattr(exc, "error_dict") and any("meanwhile" in m for m in exc.message_dict.get("owner", []))
+    """The service refused the action because the lead changed hands since the page showed it."""
+    return isinstance(exc, StaleLead) and exc.field == "owner"
 
 
 def not_offered(action: str, form, lead) -> str:
@@ -201,7 +203,7 @@ def not_offered(action: str, form, lead) -> str:
         return ""  # a changed owner is the service's stale refusal
     opportunity = lead_opportunity(lead=lead)
     offers = lead_offers(lead=lead, opportunity=opportunity, can_reassign=False, may_convert=False, read_only=False)
-    if action in offers or lead.status not in ("new", "contacted", "qualified"):
+    if action in offers or lead.status not in OPEN_STATUSES:
         return ""  # a closed lead: the service says why
     return not_offered_message(action, lead, opportunity)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from leadmgmt.api import aware_utc, is_ascii_digits
-from leads.models import LeadStatus
-from routing.selectors import OPEN_STATUSES
+from leads.models import OPEN_STATUSES, LeadStatus
 
 CHOOSE = ""  # the placeholder every "Reassign to" select starts on: not a valid choice
 THROUGH_THE_RULES = "rules"

@@ -15,10 +15,9 @@ from django.http import Http404
 
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
 from leadmgmt.tenancy.roles import MANAGER_PAGES, may
-from leads.models import Lead
+from leads.models import OPEN_STATUSES, Lead
 from routing.models import Escalation, SlaClock
 from routing.selectors import (
-    OPEN_STATUSES,
     REP_ROLES,
     ineligibility,
     lead_taker_roles,
@@ -62,7 +61,7 @@ def manager_scope(*, tenant: Tenant | None, membership: Membership | None) -> Ma
     if membership.role == Role.ADMIN:
         return ManagerScope(tenant=tenant, membership=membership, team_ids=None, member_ids=frozenset())
     team_ids = managed_team_ids(tenant=tenant, membership=membership)  # routing's rule, also of reassign_targets
-    member_ids = set(Membership.objects.unscoped().filter(tenant=tenant, team_id__in=team_ids)
+    member_ids = set(Membership.objects.for_tenant(tenant).filter(team_id__in=team_ids)
                      .values_list("user_id", flat=True)) if team_ids else set()
     return ManagerScope(tenant=tenant, membership=membership, team_ids=frozenset(team_ids),
                         member_ids=frozenset(member_ids))
@@ -70,14 +69,14 @@ def manager_scope(*, tenant: Tenant | None, membership: Membership | None) -> Ma
 
 def scope_reps(*, scope: ManagerScope) -> list[Membership]:
     """The reps (SDRs, AEs) of the scope with user and team, by name."""
-    reps = Membership.objects.unscoped().filter(tenant=scope.tenant, role__in=REP_ROLES)
+    reps = Membership.objects.for_tenant(scope.tenant).filter(role__in=REP_ROLES)
     if not scope.whole_tenant:
         reps = reps.filter(team_id__in=scope.team_ids)
     return list(reps.select_related("user", "team").order_by("user__username", "id"))
 
 
 def scope_teams(*, scope: ManagerScope) -> list[Team]:
-    teams = Team.objects.unscoped().filter(tenant=scope.tenant)
+    teams = Team.objects.for_tenant(scope.tenant)
     if not scope.whole_tenant:
         teams = teams.filter(id__in=scope.team_ids)
     return list(teams.order_by("name"))
@@ -85,7 +84,7 @@ def scope_teams(*, scope: ManagerScope) -> list[Team]:
 
 def team_queue(*, scope: ManagerScope, owner_id: int | None = None, status: str | None = None) -> QuerySet[Lead]:
     """Open, owned leads of the scope, the most urgent SLA first, then the highest score."""
-    leads = (Lead.objects.unscoped().filter(tenant=scope.tenant, status__in=OPEN_STATUSES, owner__isnull=False)
+    leads = (Lead.objects.for_tenant(scope.tenant).filter(status__in=OPEN_STATUSES, owner__isnull=False)
              .filter(scope.lead_q()))
     if owner_id is not None:
         leads = leads.filter(owner_id=owner_id)
@@ -97,26 +96,26 @@ def team_queue(*, scope: ManagerScope, owner_id: int | None = None, status: str 
 
 def unassigned_queue(*, scope: ManagerScope) -> QuerySet[Lead]:
     """Open leads nobody owns that the scope distributes, oldest first, with the reason."""
-    return (Lead.objects.unscoped().filter(tenant=scope.tenant, owner__isnull=True, status__in=OPEN_STATUSES)
+    return (Lead.objects.for_tenant(scope.tenant).filter(owner__isnull=True, status__in=OPEN_STATUSES)
             .filter(scope.unassigned_q()).select_related("team").order_by("created_at", "id"))
 
 
 def breached_clocks(*, scope: ManagerScope) -> QuerySet[SlaClock]:
     """Running SLA clocks past their deadline on the scope's leads, the longest overdue first."""
-    return (SlaClock.objects.unscoped().filter(tenant=scope.tenant, breached_at__isnull=False, stopped_at__isnull=True)
+    return (SlaClock.objects.for_tenant(scope.tenant).filter(breached_at__isnull=False, stopped_at__isnull=True)
             .filter(scope.lead_q("lead__")).select_related("lead", "owner").order_by("due_at", "id"))
 
 
 def recent_escalations(*, scope: ManagerScope, limit: int = 50) -> list[Escalation]:
     """The latest escalation steps taken on the scope's leads, newest first."""
-    return list(Escalation.objects.unscoped().filter(tenant=scope.tenant).filter(scope.lead_q("lead__"))
+    return list(Escalation.objects.for_tenant(scope.tenant).filter(scope.lead_q("lead__"))
                 .select_related("lead", "owner", "target").order_by("-at", "-id")[:limit])
 
 
 def aging_leads(*, scope: ManagerScope) -> QuerySet[Lead]:
     """Open owned leads flagged as aging (untouched since assignment), the longest untouched first;
     `untouched_since` is annotated."""
-    return (Lead.objects.unscoped().filter(tenant=scope.tenant, status__in=OPEN_STATUSES, owner__isnull=False,
+    return (Lead.objects.for_tenant(scope.tenant).filter(status__in=OPEN_STATUSES, owner__isnull=False,
                                            aging_flagged_at__isnull=False)
             .filter(scope.lead_q()).annotate(untouched_since=Greatest("last_activity_at", "assigned_at"))
             .select_related("owner", "team").order_by(F("untouched_since").asc(nulls_first=True), "id"))
@@ -182,7 +181,7 @@ def scope_lead_get(*, scope: ManagerScope, lead_id) -> Lead:
         lead_id = uuid.UUID(str(lead_id))
     except ValueError:
         raise Http404("No lead matches the given query.") from None
-    lead = (Lead.objects.unscoped().filter(tenant=scope.tenant, id=lead_id)
+    lead = (Lead.objects.for_tenant(scope.tenant).filter(id=lead_id)
             .filter(scope_reach_q(scope))
             .select_related("owner", "team").first())
     if lead is None:
@@ -259,7 +258,7 @@ def bulk_move_preview(*, scope: ManagerScope, from_rep: Membership, to_rep: Memb
     """The open leads of a rep of the scope (the set `leads_reassign_bulk` moves), most urgent first, with
     where each would go: the named rep (or why they cannot take them all), or through the rules without
     `from_rep` (routing's dry run, nothing locked or written) for the first BULK_DRY_RUN_LIMIT leads."""
-    leads = list(Lead.objects.unscoped().filter(tenant=scope.tenant, owner_id=from_rep.user_id,
+    leads = list(Lead.objects.for_tenant(scope.tenant).filter(owner_id=from_rep.user_id,
                                                 status__in=OPEN_STATUSES)
                  .select_related("team").order_by(F("sla_due_at").asc(nulls_last=True), "created_at", "id"))
     if to_rep is not None:
@@ -297,7 +296,7 @@ def hot_leads(*, scope: ManagerScope) -> QuerySet[Lead]:
     """Open hot leads (`is_hot`, at or above the scoring model's hot threshold) the scope owns or distributes:
     its teams' reps' leads and its Unassigned ones (admins: the tenant's); the hottest first, then the most
     urgent SLA, then the longest waiting. One query per page (the partial `lead_tenant_hot` index holds them)."""
-    return (Lead.objects.unscoped().filter(tenant=scope.tenant, is_hot=True, status__in=OPEN_STATUSES)
+    return (Lead.objects.for_tenant(scope.tenant).filter(is_hot=True, status__in=OPEN_STATUSES)
             .filter(scope_reach_q(scope))
             .select_related("owner", "team")
             .order_by(F("score").desc(nulls_last=True), F("sla_due_at").asc(nulls_last=True), "created_at", "id"))

@@ -15,10 +15,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leadmgmt.audit.actors import Actor
+from leadmgmt.urls_safe import safe_next_url
 from routing.services.assign import lead_reassign, leads_reassign_bulk
 from routing.services.availability import membership_availability_set
 
@@ -71,12 +71,14 @@ def _context(scope, active: str, **extra) -> dict:
     return {"scope": scope, "manager_nav": active, "now": timezone.now(), **extra}
 
 
-def _safe_next(request, fallback: str) -> str:
-    target = request.POST.get("next") or ""
-    if target.startswith("/manager/") and url_has_allowed_host_and_scheme(
-            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return target
-    return fallback
+MANAGER_PAGES = "/manager/"
+
+
+def _safe_next(request, fallback: str, *, value: str | None = None) -> str:
+    """Where a manager form goes back to (its posted `next`, or `value`): a manager page of this site, else
+    `fallback` (leadmgmt.urls_safe)."""
+    return safe_next_url(request, request.POST.get("next") if value is None else value, fallback=fallback,
+                         within=MANAGER_PAGES)
 
 
 def _errors_to_form(form, error: ValidationError, field_map: dict[str, str] | None = None) -> None:
@@ -184,10 +186,9 @@ def manager_lead_reassign(request, scope, lead_id):
     default_reason = "Reassigned by a manager" if lead.owner_id else "Assigned from Unassigned"
     fallback = "/manager/" if lead.owner_id else "/manager/unassigned/"
     if request.method == "GET":
-        next_url = request.GET.get("next", "")
         form = ReassignForm(reps=[m for m in reps if m.user_id != lead.owner_id],
                             initial={"expected_owner_id": lead.owner_id or "",
-                                     "next": next_url if next_url.startswith("/manager/") else fallback})
+                                     "next": _safe_next(request, fallback, value=request.GET.get("next", ""))})
         return render(request, "workspace/manager/manager_reassign.html",
                       _context(scope, "", lead=lead, form=form, cancel_url=form.initial["next"]))
     form = ReassignForm(request.POST, reps=reps, default_reason=default_reason)

@@ -11,7 +11,7 @@ UNREAD_COUNT_CAP = 100  # the bell shows "99+" past this; counting further is wo
 
 def notification_list(*, tenant, user, unread_only: bool = False) -> QuerySet[Notification]:
     """`user`'s notifications in `tenant`, newest first (never another member's or another tenant's)."""
-    rows = Notification.objects.unscoped().filter(tenant_id=tenant.pk, user_id=user.pk)
+    rows = Notification.objects.for_tenant(tenant.pk).filter(user_id=user.pk)
     if unread_only:
         rows = rows.filter(read_at__isnull=True)
     return rows.only("id", "tenant_id", "user_id", "kind", "lead_id", "title", "body", "created_at", "read_at") \
@@ -20,7 +20,7 @@ def notification_list(*, tenant, user, unread_only: bool = False) -> QuerySet[No
 
 def notification_unread_count(*, tenant, user) -> int:
     """How many of `user`'s notifications in `tenant` are unread, capped at UNREAD_COUNT_CAP (one query)."""
-    return Notification.objects.unscoped().filter(tenant_id=tenant.pk, user_id=user.pk, read_at__isnull=True) \
+    return Notification.objects.for_tenant(tenant.pk).filter(user_id=user.pk, read_at__isnull=True) \
         .values("id")[:UNREAD_COUNT_CAP].count()
 
 

@@ -12,9 +12,9 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from leadmgmt.urls_safe import safe_next_url
 from routing.notifications import notification_mark_read, notifications_mark_all_read
 
 from .notification_selectors import notification_get_for_user, notification_list
@@ -54,11 +54,8 @@ def _list_context(request, *, unread_only: bool, page_number) -> dict:
 
 def _next_url(request) -> str:
     """Where a form posted from the list goes back to (the same filter and page), never off-site."""
-    target = request.POST.get("next") or ""
-    if target.startswith(reverse("notifications")) and url_has_allowed_host_and_scheme(
-            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return target
-    return reverse("notifications")
+    home = reverse("notifications")
+    return safe_next_url(request, request.POST.get("next"), fallback=home, within=home)
 
 
 @require_GET

@@ -41,7 +41,7 @@ def _names(*, tenant_id: int, user_ids: set, account_ids: set) -> Names:
     people: dict[int, tuple[str, str]] = {}
     user_ids = {int(u) for u in user_ids if isinstance(u, int) or (isinstance(u, str) and u.isdigit())}
     if user_ids:
-        for membership in (Membership.objects.unscoped().filter(tenant_id=tenant_id, user_id__in=user_ids)
+        for membership in (Membership.objects.for_tenant(tenant_id).filter(user_id__in=user_ids)
                            .select_related("user")):
             people[membership.user_id] = (user_name(membership.user), ROLE_WORDS.get(membership.role, ""))
         gone = user_ids - set(people)
@@ -51,7 +51,7 @@ def _names(*, tenant_id: int, user_ids: set, account_ids: set) -> Names:
     accounts = {}
     account_ids = {a for a in account_ids if isinstance(a, int)}
     if account_ids:
-        accounts = dict(Account.objects.unscoped().filter(tenant_id=tenant_id, pk__in=account_ids)
+        accounts = dict(Account.objects.for_tenant(tenant_id).filter(pk__in=account_ids)
                         .values_list("pk", "domain"))
     return Names(people=people, accounts=accounts)
 
@@ -86,9 +86,9 @@ def lead_timeline(*, lead: Lead, limit: int = 100) -> list[TimelineEntry]:
     touches = list(lead_touches(lead=lead)[:limit])
     signals = list(lead_signals(lead=lead)[:limit])
     activities = list(lead_activities(lead=lead)[:limit])
-    assignments = list(Assignment.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
+    assignments = list(Assignment.objects.for_tenant(lead.tenant_id).filter(lead=lead)
                        .order_by("-at", "-id")[:limit])
-    messages = list(Message.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
+    messages = list(Message.objects.for_tenant(lead.tenant_id).filter(lead=lead)
                     .select_related("sequence").order_by("-claimed_at")[:limit])
     events = list(lead_history(lead=lead).exclude(action__in=TIMELINE_SKIPPED_ACTIONS)[:limit])
     score_changes = list(score_history(lead=lead).order_by("-at", "-id")[:limit])
@@ -100,7 +100,7 @@ def lead_timeline(*, lead: Lead, limit: int = 100) -> list[TimelineEntry]:
     account_ids = {v for e in events for v in ((e.changes or {}).get("account") or [])}
     names = _names(tenant_id=lead.tenant_id, user_ids=user_ids - {None}, account_ids=account_ids)
     custom = {s.type for s in signals} - BUILTIN_SIGNAL_NAMES
-    signal_labels = dict(SignalType.objects.unscoped().filter(tenant_id=lead.tenant_id, name__in=custom)
+    signal_labels = dict(SignalType.objects.for_tenant(lead.tenant_id).filter(name__in=custom)
                          .values_list("name", "label")) if custom else {}
     outcomes = outcome_labels(tenant_id=lead.tenant_id) if any(a.outcome for a in activities) else {}
 
@@ -144,7 +144,7 @@ def lead_timeline(*, lead: Lead, limit: int = 100) -> list[TimelineEntry]:
 def lead_ownership(*, lead: Lead) -> dict:
     """Who owns the lead now, as the read-only page and a refused stale action say it: the owner's name and
     role, since when, and who made the latest change of hands (two queries)."""
-    latest = (Assignment.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead).order_by("-at", "-id")
+    latest = (Assignment.objects.for_tenant(lead.tenant_id).filter(lead=lead).order_by("-at", "-id")
               .only("at", "owner_id", "actor_kind", "actor_name", "actor_user_id").first())
     names = _names(tenant_id=lead.tenant_id, account_ids=set(),
                    user_ids={i for i in (lead.owner_id, latest.actor_user_id if latest else None) if i is not None})
@@ -158,7 +158,7 @@ def lead_ownership(*, lead: Lead) -> dict:
 
 def lead_sla_state(*, lead: Lead) -> dict:
     """The lead's SLA clock as the page shows it: running (due, overdue), stopped (why, when) or none."""
-    clock = (SlaClock.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
+    clock = (SlaClock.objects.for_tenant(lead.tenant_id).filter(lead=lead)
              .order_by("-started_at", "-id").first())
     if clock is None:
         return {"state": "none", "clock": None}
@@ -169,4 +169,4 @@ def lead_sla_state(*, lead: Lead) -> dict:
 
 def rejection_reasons(*, tenant: Tenant) -> list:
     """The tenant's active rejection taxonomy, in its order (reject and disqualify choices)."""
-    return list(RejectionReason.objects.unscoped().filter(tenant=tenant, is_active=True).order_by("position", "id"))
+    return list(RejectionReason.objects.for_tenant(tenant).filter(is_active=True).order_by("position", "id"))

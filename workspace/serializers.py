@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from leadmgmt.api import TextField
 from leadmgmt.audit.models import AuditEvent
 from leads.models import (
     Activity,
@@ -109,7 +110,7 @@ class LeadSerializer(serializers.ModelSerializer):
             instances = getattr(parent, "instance", None)
             if instances is not None and not isinstance(instances, Lead):
                 models |= {item.scoring_model_id for item in instances if item.scoring_model_id}
-            cache.update(rule_labels(model_ids=models - set(cache)))
+            cache.update(rule_labels(tenant=lead.tenant_id, model_ids=models - set(cache)))
         return score_explain(lead=lead, labels=cache.get(lead.scoring_model_id, {}))
 
 
@@ -144,22 +145,24 @@ class LeadSerializer(serializers.ModelSerializer):
 class LeadUpdateSerializer(serializers.Serializer):
     """PATCH body: any subset of the editable fields. Other fields are refused, not ignored."""
 
-    email = serializers.CharField(required=False, allow_blank=True, max_length=254)
-    first_name = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    last_name = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    phone = serializers.CharField(required=False, allow_blank=True, max_length=40)
-    job_title = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    company = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    company_domain = serializers.CharField(required=False, allow_blank=True, max_length=253)
+    refuses_unknown_fields = True  # documented as `additionalProperties: false`
+
+    email = TextField(required=False, allow_blank=True, max_length=254)
+    first_name = TextField(required=False, allow_blank=True, max_length=100)
+    last_name = TextField(required=False, allow_blank=True, max_length=100)
+    phone = TextField(required=False, allow_blank=True, max_length=40)
+    job_title = TextField(required=False, allow_blank=True, max_length=200)
+    company = TextField(required=False, allow_blank=True, max_length=200)
+    company_domain = TextField(required=False, allow_blank=True, max_length=253)
     company_size = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=10_000_000)
-    industry = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    country = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    industry = TextField(required=False, allow_blank=True, max_length=100)
+    country = TextField(required=False, allow_blank=True, max_length=100)
     status = serializers.ChoiceField(required=False, choices=LeadStatus.choices)
     stage = serializers.ChoiceField(required=False, choices=LeadStage.choices, help_text="A change is recorded as a stage transition.")
     owner = serializers.IntegerField(
         required=False, allow_null=True, help_text="User id of a member of the tenant, or null. Managers, admins and API keys only."
     )
-    reason = serializers.CharField(
+    reason = TextField(
         required=False, allow_blank=True, max_length=200, write_only=True,
         help_text="Why (kept in the audit trail and on a stage transition).",
     )
@@ -197,9 +200,9 @@ class ActivitySerializer(serializers.ModelSerializer):
 
 class ActivityCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ActivityKind.choices)
-    subject = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    body = serializers.CharField(required=False, allow_blank=True, max_length=20_000, default="")
-    outcome = serializers.CharField(
+    subject = TextField(required=False, allow_blank=True, max_length=200, default="")
+    body = TextField(required=False, allow_blank=True, max_length=20_000, default="")
+    outcome = TextField(
         required=False, allow_blank=True, max_length=64, default="",
         help_text="A code of the tenant's outcome taxonomy that fits the kind (defaults: connected, voicemail, "
         "no_answer, busy, wrong_number for calls; sent, replied, bounced for emails; held, no_show for meetings; "
@@ -228,19 +231,19 @@ class ExpectedOwnerSerializer(serializers.Serializer):
 
 
 class RejectSerializer(ExpectedOwnerSerializer):
-    reason = serializers.CharField(max_length=48, help_text="A code from /api/v1/routing/rejection-reasons/.")
-    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = TextField(max_length=48, help_text="A code from /api/v1/routing/rejection-reasons/.")
+    note = TextField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class QualifySerializer(ExpectedOwnerSerializer):
-    budget = serializers.CharField(max_length=200, help_text="Can they afford it?")
-    authority = serializers.CharField(max_length=200, help_text="Is this the decision maker?")
-    need = serializers.CharField(max_length=500, help_text="The pain they need solved.")
-    timeline = serializers.CharField(max_length=200, help_text="When they need it solved.")
+    budget = TextField(max_length=200, help_text="Can they afford it?")
+    authority = TextField(max_length=200, help_text="Is this the decision maker?")
+    need = TextField(max_length=500, help_text="The pain they need solved.")
+    timeline = TextField(max_length=200, help_text="When they need it solved.")
 
 
 class ConvertSerializer(ExpectedOwnerSerializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
+    name = TextField(max_length=200, required=False, allow_blank=True, default="",
                                  help_text="The opportunity's name (default: “<company> – <lead name>”).")
     stage = serializers.ChoiceField(choices=[s for s in OpportunityStage.choices if s[0] not in ("won", "lost")],
                                     required=False, allow_blank=True, default="",

@@ -7,8 +7,11 @@ from leadmgmt.tenancy.password_reset import ThrottledPasswordResetView
 from . import team_views, views
 
 urlpatterns = [
-    # Before django.contrib.auth.urls so it replaces Django's unthrottled reset form (same URL and name).
+    # Before django.contrib.auth.urls so they replace Django's views (same URLs and names): the throttled reset
+    # form, and sign-in/out whose `next` goes through leadmgmt.urls_safe.
     path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
+    path("accounts/login/", tenancy_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", tenancy_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("tenant/switch/", tenancy_views.tenant_switch, name="tenant-switch"),
     path("queue/", views.queue, name="queue"),

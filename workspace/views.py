@@ -28,7 +28,7 @@ from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_NURTURE, LEAD_REASSIGN, LEAD_WORK
 from leadmgmt.tenancy.selectors import memberships_of_user
 from leads.activity_outcomes import activity_outcomes_for
-from leads.models import Lead
+from leads.models import OPEN_STATUSES, Lead
 from leads.selectors import (
     LeadViewer,
     lead_account_leads,
@@ -84,7 +84,7 @@ def workspace_required(view):
         if request.tenant is None or request.membership is None:
             return render(request, "workspace/no_workspace.html", status=403)
         if SESSION_TENANT_KEY not in request.session:
-            if len(list(memberships_of_user(user=request.user)[:2])) > 1:
+            if len(memberships_of_user(user=request.user)) > 1:
                 return redirect(f"{reverse('tenant-switch')}?{urlencode({'next': request.get_full_path()})}")
             request.session[SESSION_TENANT_KEY] = request.tenant.pk
         return view(request, *args, **kwargs)
@@ -178,7 +178,7 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
     read_only = getattr(lead, "former_access", False)
     explanation = None
     if lead.score is not None and lead.score_breakdown is not None:
-        labels = rule_labels(model_ids=[lead.scoring_model_id]) if lead.scoring_model_id else {}
+        labels = rule_labels(tenant=lead.tenant_id, model_ids=[lead.scoring_model_id]) if lead.scoring_model_id else {}
         explanation = score_explain(lead=lead, labels=labels.get(lead.scoring_model_id, {}))
     opportunity = lead_opportunity(lead=lead)
     offers = lead_offers(lead=lead, opportunity=opportunity, can_reassign=viewer.can_reassign,
@@ -199,7 +199,7 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
         "panels": action_panels(forms=action_forms, offers=offers, lead=lead, opportunity=opportunity,
                                 refused=open_action, can_submit_refused=can_submit_refused),
         "open_action": open_action,
-        "is_open": lead.status in ("new", "contacted", "qualified"),
+        "is_open": lead.status in OPEN_STATUSES,
         "closed_note": closed_note(lead, opportunity),
         "read_only": read_only,
         "ownership": lead_ownership(lead=lead) if read_only else None,
@@ -249,7 +249,7 @@ def _edit(form, *, lead, actor, request) -> str:
 
 
 def _enroll(form, *, lead, actor, request) -> str:
-    sequence = Sequence.objects.unscoped().filter(tenant=request.tenant, pk=form.cleaned_data["sequence"]).first()
+    sequence = Sequence.objects.for_tenant(request.tenant).filter(pk=form.cleaned_data["sequence"]).first()
     if sequence is None:
         raise ValidationError({"sequence": ["Choose a sequence of this workspace."]})
     lead_enroll(lead=lead, sequence=sequence, actor=actor)
@@ -258,7 +258,7 @@ def _enroll(form, *, lead, actor, request) -> str:
 
 def _stop_nurture(form, *, lead, actor, request) -> str:
     data = form.cleaned_data
-    enrollment = (Enrollment.objects.unscoped().filter(tenant=request.tenant, lead=lead, pk=data["enrollment"])
+    enrollment = (Enrollment.objects.for_tenant(request.tenant).filter(lead=lead, pk=data["enrollment"])
                   .select_related("sequence").first())
     if enrollment is None:
         raise ValidationError("This enrolment is not on this lead; reload the page.")

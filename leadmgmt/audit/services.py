@@ -53,7 +53,7 @@ def audit_record(
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = obj.pk
-    return AuditEvent.objects.unscoped().create(
+    return AuditEvent.objects.create(
         tenant=tenant,
         actor_kind=actor.kind,
         actor_name=actor.name[:200],
@@ -69,4 +69,4 @@ def audit_record(
 
 def audit_bulk(*, events: list[AuditEvent]) -> None:
     """Insert many prepared events in one statement (batch writes)."""
-    AuditEvent.objects.unscoped().bulk_create(events)
+    AuditEvent.objects.bulk_create(events)

@@ -112,8 +112,7 @@ class AgentSettingAdmin(TenantScopedAdmin):
                 data = super().clean()
                 tenant = data.get("tenant") or request_tenant
                 agent = data.get("agent")
-                if obj is None and tenant is not None and agent and AgentSetting.objects.unscoped().filter(
-                        tenant=tenant, agent=agent).exists():
+                if obj is None and tenant is not None and agent and AgentSetting.objects.for_tenant(tenant).filter(agent=agent).exists():
                     self.add_error("agent", "This agent already has a setting: switch it on or off in the list.")
                 return data
 

@@ -36,6 +36,15 @@ def platform_view(request) -> bool:
     return request.user.is_superuser and getattr(request, "tenant", None) is None
 
 
+def admin_rows(model, request):
+    """The rows of tenant-owned `model` an admin page may show: the request tenant's; every tenant's for a
+    platform superuser with no tenant (the `platform_admin` path of cross_tenant.py); none otherwise."""
+    tenant = getattr(request, "tenant", None)
+    if tenant is not None:
+        return model.objects.for_tenant(tenant)
+    return model.objects.unscoped() if platform_view(request) else model.objects.none()
+
+
 def tenant_choices(related, request):
     """The rows a form may offer from `related`: the active tenant's (people: its members); every
     tenant's for a platform superuser; none for anyone else. None when `related` is not tenant-owned."""
@@ -48,10 +57,9 @@ def tenant_choices(related, request):
         return related.objects.order_by("username") if platform_view(request) else related.objects.none()
     if not hasattr(related.objects, "unscoped"):
         return None
-    queryset = related.objects.unscoped()
     if tenant is not None:
-        return queryset.filter(tenant=tenant)
-    return queryset if platform_view(request) else queryset.none()
+        return related.objects.for_tenant(tenant)
+    return related.objects.unscoped() if platform_view(request) else related.objects.none()
 
 
 @contextmanager
@@ -125,14 +133,9 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
     # --- scoping -------------------------------------------------------------------------------
     def get_queryset(self, request):
-        qs = self.model.objects.unscoped()
+        qs = admin_rows(self.model, request)
         ordering = self.get_ordering(request)
-        if ordering:
-            qs = qs.order_by(*ordering)
-        if request.user.is_superuser and getattr(request, "tenant", None) is None:
-            return qs
-        tenant = getattr(request, "tenant", None)
-        return qs.filter(tenant=tenant) if tenant is not None else qs.none()
+        return qs.order_by(*ordering) if ordering else qs
 
     def get_list_display(self, request):
         display = list(super().get_list_display(request))

@@ -46,13 +46,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         api_key = api_key_lookup(raw=parts[1])
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        now = timezone.now()
-        if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_GRANULARITY:
-            ApiKey.objects.unscoped().filter(pk=api_key.pk).update(last_used_at=now)
         request.tenant = api_key.tenant
         request.membership = None
         request.api_key = api_key
         set_current_tenant(api_key.tenant)
+        now = timezone.now()
+        if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_GRANULARITY:
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         return ApiKeyUser(api_key), api_key
 
     def authenticate_header(self, request):

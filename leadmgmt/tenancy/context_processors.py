@@ -10,6 +10,7 @@ def tenant(request):
     return {
         "active_tenant": getattr(request, "tenant", None),
         "active_membership": getattr(request, "membership", None),
-        "user_memberships": memberships_of_user(user=user),
+        "user_memberships": (request.memberships if hasattr(request, "memberships")
+                             else memberships_of_user(user=user)),
         "can_manage_team": may_manage_team(getattr(request, "membership", None)),
     }

@@ -25,6 +25,8 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 
+from .context import tenant_scope
+from .cross_tenant import cross_tenant
 from .models import Invitation, Membership, Role, Team, Tenant
 from .services import default_team_for, staff_flag_set
 
@@ -81,8 +83,7 @@ def _clean(*, tenant: Tenant, email: str, role: str, team: Team | None, capacity
         errors["team"] = ["Choose a team of this workspace."]
     if capacity is not None and capacity < 0:
         errors["capacity"] = ["Capacity cannot be below zero."]
-    if "email" not in errors and Membership.objects.unscoped().filter(
-            tenant=tenant, user__username=email, is_active=True).exists():
+    if "email" not in errors and Membership.objects.for_tenant(tenant).filter(user__username=email, is_active=True).exists():
         errors["email"] = ["This person is already a member of this workspace."]
     if errors:
         raise ValidationError(errors)
@@ -101,10 +102,10 @@ def invitation_send(
     with transaction.atomic():
         team = default_team_for(tenant=tenant, role=role, team=team, actor=actor)
         raw, token_hash = Invitation.new_token()
-        invitation = (Invitation.objects.unscoped().select_for_update()
-                      .filter(tenant=tenant, email=email, accepted_at__isnull=True, revoked_at__isnull=True).first())
+        invitation = (Invitation.objects.for_tenant(tenant).select_for_update()
+                      .filter(email=email, accepted_at__isnull=True, revoked_at__isnull=True).first())
         if invitation is None:
-            invitation = Invitation.objects.unscoped().create(
+            invitation = Invitation.objects.create(
                 tenant=tenant, email=email, role=role, team=team, capacity=capacity, token_hash=token_hash,
                 invited_by=actor.user, created_at=now, sent_at=now, expires_at=now + INVITATION_TTL)
             action = "invitation.created"
@@ -126,7 +127,7 @@ def invitation_send(
 def invitation_resend(*, invitation: Invitation, actor: Actor, now=None) -> InvitationSent:
     """A fresh link and expiry for an open invitation (expired ones included); the old link stops working."""
     now = now or timezone.now()
-    locked = Invitation.objects.unscoped().select_for_update().select_related("tenant").get(pk=invitation.pk)
+    locked = Invitation.objects.for_tenant(invitation.tenant_id).select_for_update().select_related("tenant").get(pk=invitation.pk)
     if locked.accepted_at is not None or locked.revoked_at is not None:
         raise ValidationError({"detail": ["This invitation was already used or withdrawn: send a new one."]})
     raw, locked.token_hash = Invitation.new_token()
@@ -142,7 +143,7 @@ def invitation_resend(*, invitation: Invitation, actor: Actor, now=None) -> Invi
 def invitation_revoke(*, invitation: Invitation, actor: Actor, now=None) -> Invitation:
     """Withdraw an open invitation: its link stops working at once."""
     now = now or timezone.now()
-    updated = (Invitation.objects.unscoped()
+    updated = (Invitation.objects.for_tenant(invitation.tenant_id)
                .filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True).update(revoked_at=now))
     invitation.refresh_from_db(fields=["revoked_at"])
     if updated:
@@ -156,8 +157,9 @@ def invitation_for_token(*, raw: str, now=None) -> Invitation:
     now = now or timezone.now()
     if not raw or len(raw) > 128:
         raise InvitationUnusable("invalid")
-    invitation = (Invitation.objects.unscoped().select_related("tenant", "team")
-                  .filter(token_hash=Invitation.hash_token(raw)).first())
+    with cross_tenant("invitation"):
+        invitation = (Invitation.objects.unscoped().select_related("tenant", "team")
+                      .filter(token_hash=Invitation.hash_token(raw)).first())
     if invitation is None or not invitation.tenant.is_active:
         raise InvitationUnusable("invalid")
     state = invitation.state(now)
@@ -175,27 +177,28 @@ def invitation_accept(
     now = now or timezone.now()
     with transaction.atomic():
         found = invitation_for_token(raw=raw, now=now)
-        invitation = Invitation.objects.unscoped().select_for_update(of=("self",)).select_related(
-            "tenant", "team").get(pk=found.pk)
-        state = invitation.state(now)
-        if state != "pending" or invitation.token_hash != found.token_hash:
-            raise InvitationUnusable(state if state != "pending" else "invalid")
-        existing = user_for_email(invitation.email)
-        if existing is not None:
-            if user is None or user.pk != existing.pk:
-                raise ValidationError({"detail": [f"Sign in as {invitation.email} to accept this invitation."]})
-            user = existing
-        else:
-            user = _user_create(email=invitation.email, password=password, first_name=first_name,
-                                last_name=last_name)
-        membership = _membership_from(invitation=invitation, user=user)
-        invitation.accepted_at, invitation.accepted_by = now, user
-        invitation.save(update_fields=["accepted_at", "accepted_by"])
-        actor = Actor.for_user(user)
-        audit_record(tenant=invitation.tenant, actor=actor, action="invitation.accepted", obj=invitation,
-                     metadata={"email": invitation.email, "membership": membership.pk,
-                               "new_user": existing is None})
-        return membership
+        with tenant_scope(found.tenant):  # the invited tenant's rows, from here on
+            invitation = Invitation.objects.for_tenant(found.tenant_id).select_for_update(of=("self",)).select_related(
+                "tenant", "team").get(pk=found.pk)
+            state = invitation.state(now)
+            if state != "pending" or invitation.token_hash != found.token_hash:
+                raise InvitationUnusable(state if state != "pending" else "invalid")
+            existing = user_for_email(invitation.email)
+            if existing is not None:
+                if user is None or user.pk != existing.pk:
+                    raise ValidationError({"detail": [f"Sign in as {invitation.email} to accept this invitation."]})
+                user = existing
+            else:
+                user = _user_create(email=invitation.email, password=password, first_name=first_name,
+                                    last_name=last_name)
+            membership = _membership_from(invitation=invitation, user=user)
+            invitation.accepted_at, invitation.accepted_by = now, user
+            invitation.save(update_fields=["accepted_at", "accepted_by"])
+            actor = Actor.for_user(user)
+            audit_record(tenant=invitation.tenant, actor=actor, action="invitation.accepted", obj=invitation,
+                         metadata={"email": invitation.email, "membership": membership.pk,
+                                   "new_user": existing is None})
+            return membership
 
 
 def _user_create(*, email: str, password: str | None, first_name: str, last_name: str):
@@ -215,9 +218,9 @@ def _user_create(*, email: str, password: str | None, first_name: str, last_name
 def _membership_from(*, invitation: Invitation, user) -> Membership:
     actor = Actor.for_user(user)
     fields = {"role": invitation.role, "team": invitation.team, "capacity": invitation.capacity}
-    membership = Membership.objects.unscoped().select_for_update().filter(tenant=invitation.tenant, user=user).first()
+    membership = Membership.objects.for_tenant(invitation.tenant).select_for_update().filter(user=user).first()
     if membership is None:
-        membership = Membership.objects.unscoped().create(tenant=invitation.tenant, user=user, **fields)
+        membership = Membership.objects.create(tenant=invitation.tenant, user=user, **fields)
         audit_record(tenant=invitation.tenant, actor=actor, action="membership.created", obj=membership,
                      changes={k: [None, getattr(v, "pk", v)] for k, v in fields.items()},
                      metadata={"email": invitation.email, "via": "invitation"})

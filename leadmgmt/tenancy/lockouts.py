@@ -20,6 +20,8 @@ from django.dispatch import receiver
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 
+from .context import tenant_scope
+from .cross_tenant import cross_tenant
 from .models import Membership
 
 log = logging.getLogger("leadmgmt.security")
@@ -41,12 +43,14 @@ def lockout_record(*, username: str, ip_address: str | None, path: str) -> int:
         return 0
     metadata = {"username": username, "ip_address": ip_address, "path": path,
                 "failure_limit": settings.AXES_FAILURE_LIMIT, "cooloff_minutes": cooloff_minutes()}
-    memberships = Membership.objects.unscoped().filter(user=user).select_related("tenant")
+    with cross_tenant("sign_in"):
+        memberships = list(Membership.objects.unscoped().filter(user=user).select_related("tenant"))
     with transaction.atomic():
         count = 0
         for membership in memberships:
-            audit_record(tenant=membership.tenant, actor=LOCKOUT_ACTOR, action="auth.locked_out",
-                         obj=user, metadata=metadata)
+            with tenant_scope(membership.tenant):
+                audit_record(tenant=membership.tenant, actor=LOCKOUT_ACTOR, action="auth.locked_out",
+                             obj=user, metadata=metadata)
             count += 1
     return count
 

@@ -1,4 +1,8 @@
-"""Tenant-scoped managers: every query is filtered by the current tenant, or raises."""
+"""Tenant-scoped managers: every query is filtered by the current tenant, or raises.
+
+Below the ORM, PostgreSQL's row-level security holds every query to the tenant in context too
+(leadmgmt/db/rls.py); these managers are the readable half of the same rule.
+"""
 from __future__ import annotations
 
 from django.db import models
@@ -28,7 +32,25 @@ class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
             )
         return super().get_queryset().filter(tenant=tenant)
 
+    # Writes name their tenant on the row itself, so they need none in context; the row-level security
+    # policy (WITH CHECK) refuses a row of any tenant but the one the transaction is set to.
+    def create(self, **kwargs):
+        return super().get_queryset().create(**kwargs)
+
+    def bulk_create(self, objs, *args, **kwargs):
+        return super().get_queryset().bulk_create(objs, *args, **kwargs)
+
+    def none(self) -> TenantQuerySet:
+        return super().get_queryset().none()
+
+    def for_tenant(self, tenant) -> TenantQuerySet:
+        """The rows of `tenant` (an instance or an id), whatever tenant is in context: the one idiom for
+        code that is handed its tenant (services, selectors, tasks)."""
+        return super().get_queryset().filter(tenant=tenant)
+
     def unscoped(self) -> TenantQuerySet:
+        """Every tenant's rows: only for the cross-tenant paths listed in leadmgmt/tenancy/cross_tenant.py
+        (tests/leadmgmt/test_tenancy_idiom.py holds every call to that list)."""
         return super().get_queryset()
 
 

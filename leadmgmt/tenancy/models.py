@@ -260,5 +260,5 @@ class AgentSetting(TenantOwned):
 
 def agent_enabled(*, tenant, agent: str) -> bool:
     """Agents run unless the tenant switched them off."""
-    setting = AgentSetting.objects.unscoped().filter(tenant=tenant, agent=agent).values_list("enabled", flat=True).first()
+    setting = AgentSetting.objects.for_tenant(tenant).filter(agent=agent).values_list("enabled", flat=True).first()
     return True if setting is None else bool(setting)

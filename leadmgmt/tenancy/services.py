@@ -12,6 +12,7 @@ from django.utils import timezone
 from leadmgmt.audit.actors import SYSTEM, Actor
 from leadmgmt.audit.services import audit_record, diff, snapshot
 
+from .context import tenant_scope
 from .events import tenant_provisioned
 from .models import ApiKey, ApiScope, Membership, Role, Team, Tenant
 
@@ -50,7 +51,7 @@ def api_key_create(*, tenant: Tenant, name: str, scopes: list[str] | None = None
 
 def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
     with transaction.atomic():
-        updated = ApiKey.objects.unscoped().filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        updated = ApiKey.objects.for_tenant(api_key.tenant_id).filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         api_key.refresh_from_db(fields=["revoked_at"])
         if updated:
             audit_record(tenant=api_key.tenant, actor=actor, action="api_key.revoked", obj=api_key,
@@ -59,7 +60,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
 
 
 def team_get_or_create(*, tenant: Tenant, name: str, actor: Actor = SYSTEM) -> Team:
-    team, created = Team.objects.unscoped().get_or_create(tenant=tenant, name=name)
+    team, created = Team.objects.for_tenant(tenant).get_or_create(tenant=tenant, name=name)
     if created:
         audit_record(tenant=tenant, actor=actor, action="team.created", obj=team, metadata={"name": name})
     return team
@@ -82,11 +83,11 @@ def membership_upsert(
         new_password = password or secrets.token_urlsafe(12)
         user = User.objects.create_user(username=email, email=email, password=new_password)
     team = team_get_or_create(tenant=tenant, name=team_name, actor=actor) if team_name else None
-    membership = Membership.objects.unscoped().select_for_update().filter(tenant=tenant, user=user).first()
+    membership = Membership.objects.for_tenant(tenant).select_for_update().filter(user=user).first()
     if team is None and role in DEFAULT_TEAM_ROLES and (membership is None or membership.team_id is None):
         team = team_get_or_create(tenant=tenant, name=DEFAULT_TEAM, actor=actor)
     if membership is None:
-        membership = Membership.objects.unscoped().create(
+        membership = Membership.objects.create(
             tenant=tenant, user=user, role=role, team=team, capacity=capacity, is_available=is_available
         )
         audit_record(tenant=tenant, actor=actor, action="membership.created", obj=membership,
@@ -122,8 +123,8 @@ def default_team_for(*, tenant: Tenant, role: str, team: Team | None, actor: Act
 def _other_active_admins(*, membership: Membership) -> int:
     """Active admins of the tenant besides this member, counted with their rows locked (always in id
     order), so two admins demoting each other at once cannot leave the tenant without one."""
-    admins = list(Membership.objects.unscoped().select_for_update()
-                  .filter(tenant_id=membership.tenant_id, role=Role.ADMIN, is_active=True)
+    admins = list(Membership.objects.for_tenant(membership.tenant_id).select_for_update()
+                  .filter(role=Role.ADMIN, is_active=True)
                   .order_by("id").values_list("id", flat=True))
     return len([pk for pk in admins if pk != membership.pk])
 
@@ -148,7 +149,7 @@ def membership_update(
     if membership.role == Role.ADMIN and role != Role.ADMIN and membership.is_active \
             and _other_active_admins(membership=membership) == 0:
         raise ValidationError({"role": [LAST_ADMIN]})
-    locked = Membership.objects.unscoped().select_for_update().select_related("user").get(pk=membership.pk)
+    locked = Membership.objects.for_tenant(membership.tenant_id).select_for_update().select_related("user").get(pk=membership.pk)
     before = snapshot(locked, MEMBERSHIP_FIELDS)
     locked.role, locked.team, locked.capacity, locked.is_available = role, team, capacity, is_available
     changes = diff(before, snapshot(locked, MEMBERSHIP_FIELDS))
@@ -175,7 +176,7 @@ def membership_reactivate(*, membership: Membership, actor: Actor) -> Membership
 
 
 def _active_set(*, membership: Membership, actor: Actor, active: bool) -> Membership:
-    updated = (Membership.objects.unscoped().filter(pk=membership.pk, is_active=not active)
+    updated = (Membership.objects.for_tenant(membership.tenant_id).filter(pk=membership.pk, is_active=not active)
                .update(is_active=active))
     membership.refresh_from_db(fields=["is_active"])
     if updated:
@@ -196,15 +197,17 @@ def tenant_create(
     set-up with rules, SLA policies and the rejection taxonomy, the nurture set-up with seed 002's
     sequences), all in this one transaction."""
     tenant = Tenant.objects.create(slug=slug, name=name)
-    audit_record(tenant=tenant, actor=actor, action="tenant.created", obj=tenant, metadata={"slug": slug, "name": name})
-    team_get_or_create(tenant=tenant, name=DEFAULT_TEAM, actor=actor)
-    _membership, _created, password = membership_upsert(
-        tenant=tenant, email=admin_email, role=Role.ADMIN, actor=actor, password=admin_password
-    )
-    _key, raw_key = api_key_create(tenant=tenant, name="Default integration key", actor=actor)
-    provided: dict = {}
-    for _receiver, answer in tenant_provisioned.send(sender=Tenant, tenant=tenant, actor=actor, form_name=form_name,
-                                                     allowed_origins=allowed_origins):
-        provided.update(answer or {})
+    with tenant_scope(tenant):  # the new tenant's rows are written as that tenant (row-level security)
+        audit_record(tenant=tenant, actor=actor, action="tenant.created", obj=tenant,
+                     metadata={"slug": slug, "name": name})
+        team_get_or_create(tenant=tenant, name=DEFAULT_TEAM, actor=actor)
+        _membership, _created, password = membership_upsert(
+            tenant=tenant, email=admin_email, role=Role.ADMIN, actor=actor, password=admin_password
+        )
+        _key, raw_key = api_key_create(tenant=tenant, name="Default integration key", actor=actor)
+        provided: dict = {}
+        for _receiver, answer in tenant_provisioned.send(sender=Tenant, tenant=tenant, actor=actor,
+                                                         form_name=form_name, allowed_origins=allowed_origins):
+            provided.update(answer or {})
     return ProvisionedTenant(tenant=tenant, admin_email=admin_email.strip().lower(), admin_password=password,
                              form_key=provided.get("form_key", ""), api_key=raw_key)

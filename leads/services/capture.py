@@ -16,6 +16,7 @@ from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.models import Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
 from leads.events import lead_captured
+from leads.locks import lead_lock_by_contact
 from leads.models import Account, Lead, LeadForm, Signal, Touch, TouchKind
 
 
@@ -35,13 +36,13 @@ def _blank(value) -> bool:
 
 def _account_get_or_create(*, tenant: Tenant, domain: str, name: str, actor: Actor) -> Account:
     """The tenant's Account for a domain; created with its first lead (race-safe)."""
-    account = Account.objects.unscoped().filter(tenant=tenant, domain=domain).first()
+    account = Account.objects.for_tenant(tenant).filter(domain=domain).first()
     if account is None:
         try:
             with transaction.atomic():  # a savepoint: losing the race must not abort the capture
-                account = Account.objects.unscoped().create(tenant=tenant, domain=domain, name=name[:200])
+                account = Account.objects.create(tenant=tenant, domain=domain, name=name[:200])
         except IntegrityError:
-            return Account.objects.unscoped().get(tenant=tenant, domain=domain)
+            return Account.objects.for_tenant(tenant).get(domain=domain)
         audit_record(tenant=tenant, actor=actor, action="account.created", obj=account,
                      changes={"domain": [None, domain], "name": [None, account.name]})
     elif not account.name and name:
@@ -121,13 +122,13 @@ def _lead_match_or_create(
     """(lead, created, matched_on, possible_duplicate_of): the lead with this email (or, with no
     email, this phone), locked; else a new one. Two concurrent inserts of one email meet at the
     unique constraint, and the loser merges into the winner's lead."""
-    leads = Lead.objects.unscoped().filter(tenant=tenant)
+    leads = Lead.objects.for_tenant(tenant)
     phone = capture.values.get("phone", "")
     if capture.email:
-        matched_on, lead = "email", leads.select_for_update().filter(email=capture.email).first()
+        matched_on, lead = "email", lead_lock_by_contact(tenant=tenant, email=capture.email)
     else:
         _phone_lock(tenant=tenant, phone=phone)
-        matched_on, lead = "phone", leads.select_for_update().filter(phone=phone).order_by("created_at").first()
+        matched_on, lead = "phone", lead_lock_by_contact(tenant=tenant, phone=phone)
     if lead is not None:
         return lead, False, matched_on, None
     possible_duplicate = None
@@ -144,7 +145,10 @@ def _lead_match_or_create(
     except IntegrityError:
         if not capture.email:
             raise
-        return leads.select_for_update().get(email=capture.email), False, matched_on, None
+        winner = lead_lock_by_contact(tenant=tenant, email=capture.email)
+        if winner is None:
+            raise
+        return winner, False, matched_on, None
     return lead, True, matched_on, possible_duplicate
 
 
@@ -181,7 +185,7 @@ def lead_capture(
         if attached:
             _signals_enqueue(tenant=tenant, signal_ids=[signal_id for signal_id, _at in attached])
 
-        touch = Touch.objects.unscoped().create(
+        touch = Touch.objects.create(
             tenant=tenant, lead=lead, kind=TouchKind.CREATED if created else TouchKind.DUPLICATE,
             form=form, source=capture.values["source"], payload=capture.payload,
             filled_fields=sorted(capture.values) if created else sorted(changes),

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
+from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leads.models import IdempotencyRecord, LeadForm
 from leads.services.capture import lead_capture
 
@@ -125,12 +126,14 @@ def idempotency_records_purge(*, now: datetime | None = None) -> int:
 
     Not audited per row: these are transport bookkeeping, not tenant data anyone edited.
     """
-    deleted, _ = IdempotencyRecord.objects.unscoped().filter(created_at__lt=idempotency_window_start(now=now)).delete()
+    with cross_tenant("sweep"):
+        deleted, _ = (IdempotencyRecord.objects.unscoped()
+                      .filter(created_at__lt=idempotency_window_start(now=now)).delete())
     return deleted
 
 
 def _idempotency_records(*, form: LeadForm, key: str):
-    return IdempotencyRecord.objects.unscoped().filter(tenant=form.tenant, form=form, key=key)
+    return IdempotencyRecord.objects.for_tenant(form.tenant).filter(form=form, key=key)
 
 
 def _idempotency_record(*, form: LeadForm, key: str) -> IdempotencyRecord | None:
@@ -148,7 +151,7 @@ def idempotency_replay(*, record: IdempotencyRecord, request_hash: str) -> Intak
 
 def idempotency_store(*, form: LeadForm, key: str, request_hash: str, result: IntakeResult) -> IdempotencyRecord:
     """Keep the first answer to a key; a concurrent first answer makes this raise IntegrityError."""
-    return IdempotencyRecord.objects.unscoped().create(
+    return IdempotencyRecord.objects.create(
         tenant=form.tenant, form=form, key=key, request_hash=request_hash,
         status_code=result.status_code, response_body=result.body,
     )

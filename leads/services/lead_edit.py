@@ -16,6 +16,7 @@ from leadmgmt.tenancy.models import Membership
 from leadmgmt.tenancy.roles import LEAD_REASSIGN, roles_for
 from leads.countries import country_code
 from leads.events import lead_updated
+from leads.locks import lead_lock
 from leads.models import Lead, StageTransition
 from leads.normalize import (
     country_canonicalize,
@@ -33,8 +34,6 @@ EDITABLE_FIELDS = frozenset(
     {*TEXT_FIELDS, "email", "phone", "company_domain", "company_size", "status", "stage", "owner"}
 )
 REASSIGN_ROLES = roles_for(LEAD_REASSIGN)  # the matrix in leadmgmt.tenancy.roles
-STALE_EDIT_MESSAGE = "This lead was changed meanwhile; reload it to see the current details, then edit again."
-_UNSET: Any = object()
 # Derived from what was edited, not edited by hand themselves.
 _DERIVED_FIELDS = ("is_personal_email",)
 
@@ -80,37 +79,32 @@ def _normalised(lead: Lead, data: dict[str, Any]) -> dict[str, Any]:
 
 def _check_owner(*, lead: Lead, owner_id: int | None, actor: Actor) -> None:
     if actor.kind == "user":
-        role = Membership.objects.unscoped().filter(tenant_id=lead.tenant_id, user=actor.user).values_list("role", flat=True).first()
+        role = Membership.objects.for_tenant(lead.tenant_id).filter(user=actor.user).values_list("role", flat=True).first()
         if role not in REASSIGN_ROLES:
             raise PermissionDenied("Only managers and admins can reassign leads.")
     elif actor.kind != "api_key":
         # Agents reassign through routing, which records its own assignment history.
         raise PermissionDenied("Only managers, admins and API keys with leads:write can reassign leads.")
-    if owner_id is not None and not Membership.objects.unscoped().filter(tenant_id=lead.tenant_id, user_id=owner_id).exists():
+    if owner_id is not None and not Membership.objects.for_tenant(lead.tenant_id).filter(user_id=owner_id).exists():
         raise ValidationError({"owner": ["This user is not a member of the tenant."]})
 
 
 @transaction.atomic
 def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str = "",
-                expected_updated_at=_UNSET) -> Lead:
+                expected_updated_at=None) -> Lead:
     """Apply `data` (a subset of EDITABLE_FIELDS; `owner` is a user id or None) and return the lead.
 
     Writes only the fields that change (nothing at all for a repeated request), one
     `lead.updated` audit event with before/after, and a StageTransition for a stage change.
     A caller that passes `expected_updated_at` (the version of the lead it showed) is refused
-    with a ValidationError if the lead changed meanwhile, instead of overwriting that change.
+    (`leads.locks.StaleLead` on `updated_at`) if the lead changed meanwhile, instead of overwriting that change.
     """
     unknown = sorted(set(data) - EDITABLE_FIELDS)
     if unknown:
         raise ValidationError({name: ["This field cannot be edited."] for name in unknown})
     data = {("owner_id" if name == "owner" else name): value for name, value in _normalised(lead, data).items()}
 
-    locked = (
-        Lead.objects.unscoped().select_for_update(of=("self",)).select_related("tenant", "owner", "account")
-        .get(tenant_id=lead.tenant_id, pk=lead.pk)
-    )
-    if expected_updated_at is not _UNSET and locked.updated_at != expected_updated_at:
-        raise ValidationError({"updated_at": [STALE_EDIT_MESSAGE]})
+    locked = lead_lock(tenant=lead.tenant_id, lead_id=lead.pk, expected_updated_at=expected_updated_at)
     changed = {name: value for name, value in data.items() if getattr(locked, name) != value}
     if not changed:
         return locked
@@ -118,7 +112,7 @@ def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str =
         _check_owner(lead=locked, owner_id=changed["owner_id"], actor=actor)
     email = changed.get("email", locked.email)
     if "email" in changed and email and (
-        Lead.objects.unscoped().filter(tenant_id=locked.tenant_id, email=email).exclude(pk=locked.pk).exists()
+        Lead.objects.for_tenant(locked.tenant_id).filter(email=email).exclude(pk=locked.pk).exists()
     ):
         raise ValidationError({"email": ["Another lead of this tenant already has this email."]})
     if not email and not changed.get("phone", locked.phone):
@@ -139,7 +133,7 @@ def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str =
         raise ValidationError({"email": ["Another lead of this tenant already has this email."]}) from exc
 
     if "stage" in changed:
-        StageTransition.objects.unscoped().create(
+        StageTransition.objects.create(
             tenant_id=locked.tenant_id, lead=locked, from_stage=before["stage"], to_stage=locked.stage,
             actor_name=actor.name[:200], actor_user=actor.user, reason=reason[:200],
         )

@@ -109,9 +109,9 @@ def signals_record(*, tenant, items: Sequence[SignalInput], api_key=None, actor:
     known_types = signal_type_names(tenant=tenant)
     lead_ids = {item.lead_id for item in items if item.lead_id is not None}
     emails = {item.email for item in items if item.email}
-    leads_by_id = set(Lead.objects.unscoped().filter(tenant=tenant, id__in=lead_ids).values_list("id", flat=True)) if lead_ids else set()
+    leads_by_id = set(Lead.objects.for_tenant(tenant).filter(id__in=lead_ids).values_list("id", flat=True)) if lead_ids else set()
     leads_by_email = dict(
-        Lead.objects.unscoped().filter(tenant=tenant, email__in=emails).values_list("email", "id")
+        Lead.objects.for_tenant(tenant).filter(email__in=emails).values_list("email", "id")
     ) if emails else {}
 
     results: list[SignalItemResult] = []
@@ -138,7 +138,7 @@ def signals_record(*, tenant, items: Sequence[SignalInput], api_key=None, actor:
         )))
 
     unkeyed = [signal for item, signal in to_store if not item.external_id]
-    Signal.objects.unscoped().bulk_create(unkeyed)
+    Signal.objects.bulk_create(unkeyed)
     inserted_ids = _insert_ignoring_duplicates([signal for item, signal in to_store if item.external_id])
 
     stored: list[Signal] = []
@@ -155,8 +155,8 @@ def signals_record(*, tenant, items: Sequence[SignalInput], api_key=None, actor:
 
     if duplicate_keys:
         existing = dict(
-            Signal.objects.unscoped()
-            .filter(tenant=tenant, external_id__in={key for _i, key in duplicate_keys})
+            Signal.objects.for_tenant(tenant)
+            .filter(external_id__in={key for _i, key in duplicate_keys})
             .values_list("external_id", "id")
         )
         results.extend(
@@ -232,20 +232,20 @@ def signals_attach_pending(*, tenant, emails: Iterable[str] | None = None, actor
     Capture calls this for the email of a new lead; the sweep calls it for every email, which
     catches a signal stored while its lead was being created. Returns the attached signal ids.
     """
-    pending = Signal.objects.unscoped().filter(tenant=tenant, lead__isnull=True).exclude(email="")
+    pending = Signal.objects.for_tenant(tenant).filter(lead__isnull=True).exclude(email="")
     if emails is not None:
         pending = pending.filter(email__in=[e.strip().lower() for e in emails if e])
-    matching_lead = Lead.objects.unscoped().filter(tenant=tenant, email=OuterRef("email"))
+    matching_lead = Lead.objects.for_tenant(tenant).filter(email=OuterRef("email"))
     pending = pending.filter(Exists(matching_lead))
     rows = list(pending.select_for_update(skip_locked=True).order_by("id").values_list("id", "email"))
     if not rows:
         return []
     ids = [pk for pk, _email in rows]
-    Signal.objects.unscoped().filter(id__in=ids, lead__isnull=True).update(
+    Signal.objects.for_tenant(tenant).filter(id__in=ids, lead__isnull=True).update(
         lead_id=Subquery(matching_lead.values("id")[:1])
     )
     attached = defaultdict(list)
-    for pk, lead_id in Signal.objects.unscoped().filter(id__in=ids).values_list("id", "lead_id"):
+    for pk, lead_id in Signal.objects.for_tenant(tenant).filter(id__in=ids).values_list("id", "lead_id"):
         attached[lead_id].append(pk)
     audit_bulk(events=[
         AuditEvent(
@@ -270,9 +270,9 @@ def signals_process(*, tenant, signal_ids: Iterable[int], actor: Actor = SIGNAL_
     """
     with transaction.atomic():
         rows = list(
-            Signal.objects.unscoped()
+            Signal.objects.for_tenant(tenant)
             .select_for_update(skip_locked=True)
-            .filter(tenant=tenant, id__in=list(signal_ids), processed_at__isnull=True, lead__isnull=False)
+            .filter(id__in=list(signal_ids), processed_at__isnull=True, lead__isnull=False)
             .order_by("id")
             .values_list("id", "lead_id", "occurred_at", "type")
         )
@@ -284,16 +284,16 @@ def signals_process(*, tenant, signal_ids: Iterable[int], actor: Actor = SIGNAL_
             by_lead[lead_id].append((pk, occurred_at, type_))
         # A signal may be stamped a little in the future (clock skew); activity never is.
         latest = {lead_id: min(max(o for _pk, o, _t in signals), now) for lead_id, signals in by_lead.items()}
-        before = dict(Lead.objects.unscoped().filter(tenant=tenant, id__in=latest).values_list("id", "last_activity_at"))
+        before = dict(Lead.objects.for_tenant(tenant).filter(id__in=latest).values_list("id", "last_activity_at"))
         changed = {lead_id: ts for lead_id, ts in latest.items() if lead_id in before and (before[lead_id] is None or before[lead_id] < ts)}
         if changed:
             new_value = Case(*[When(id=lead_id, then=Value(ts)) for lead_id, ts in changed.items()],
                              output_field=DateTimeField())
-            Lead.objects.unscoped().filter(tenant=tenant, id__in=changed).update(
+            Lead.objects.for_tenant(tenant).filter(id__in=changed).update(
                 last_activity_at=Greatest(Coalesce(F("last_activity_at"), new_value), new_value), updated_at=now,
             )
         processed_ids = [pk for pk, *_rest in rows]
-        Signal.objects.unscoped().filter(id__in=processed_ids, processed_at__isnull=True).update(processed_at=now)
+        Signal.objects.for_tenant(tenant).filter(id__in=processed_ids, processed_at__isnull=True).update(processed_at=now)
         audit_bulk(events=[
             AuditEvent(
                 tenant=tenant, actor_kind=actor.kind, actor_name=actor.name[:200], actor_user=actor.user,

@@ -20,7 +20,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk
 from leadmgmt.tenancy.models import Tenant
-from leads.models import OPEN_LEAD_STATUSES, Lead, LeadStatus, Opportunity, OpportunityStage
+from leads.models import OPEN_STATUSES, Lead, LeadStatus, Opportunity, OpportunityStage
 
 from ..emails import unsubscribe_url
 from ..models import (
@@ -201,7 +201,7 @@ def _claim_lock(*, tenant: Tenant) -> None:
 
 def _claim_budget(*, tenant: Tenant, nurture: NurtureSettings, now: datetime, limit: int | None) -> int:
     """How many messages may still be claimed this minute: the rate minus what the last 60 s claimed."""
-    recent = Message.objects.unscoped().filter(tenant=tenant, claimed_at__gt=now - timedelta(seconds=60)).count()
+    recent = Message.objects.for_tenant(tenant).filter(claimed_at__gt=now - timedelta(seconds=60)).count()
     budget = nurture.max_per_minute - recent
     return budget if limit is None else min(budget, limit)
 
@@ -209,9 +209,8 @@ def _claim_budget(*, tenant: Tenant, nurture: NurtureSettings, now: datetime, li
 def _enrollments_due(*, tenant: Tenant, now: datetime, budget: int) -> list[Enrollment]:
     """The due active enrolments of active sequences, in due order, locked (skipping ones another claimer holds)."""
     return list(
-        Enrollment.objects.unscoped().select_for_update(skip_locked=True, of=("self",))
-        .filter(tenant=tenant, status=EnrollmentStatus.ACTIVE, next_due_at__lte=now,
-                sequence__status=SequenceStatus.ACTIVE)
+        Enrollment.objects.for_tenant(tenant).select_for_update(skip_locked=True, of=("self",))
+        .filter(status=EnrollmentStatus.ACTIVE, next_due_at__lte=now, sequence__status=SequenceStatus.ACTIVE)
         .select_related("lead", "lead__owner", "sequence").order_by("next_due_at", "id")[:budget])
 
 
@@ -219,18 +218,18 @@ def _claim_facts(*, tenant: Tenant, nurture: NurtureSettings, enrollments: list[
                  now: datetime) -> _ClaimFacts:
     steps_by_sequence: dict[int, list[Step]] = {}
     sequence_ids = {e.sequence_id for e in enrollments}
-    for step in Step.objects.unscoped().filter(tenant=tenant, sequence_id__in=sequence_ids).order_by("position"):
+    for step in Step.objects.for_tenant(tenant).filter(sequence_id__in=sequence_ids).order_by("position"):
         steps_by_sequence.setdefault(step.sequence_id, []).append(step)
     previous = {
         row["enrollment_id"]: row for row in
-        Message.objects.unscoped().filter(tenant=tenant, enrollment_id__in=[e.pk for e in enrollments])
+        Message.objects.for_tenant(tenant).filter(enrollment_id__in=[e.pk for e in enrollments])
         .order_by("enrollment_id", "-step_position").distinct("enrollment_id")
         .values("enrollment_id", "opened_at", "clicked_at")
     }
     emails = {e.lead.email.lower() for e in enrollments if e.lead.email}
-    suppressed = dict(Suppression.objects.unscoped().filter(tenant=tenant, email__in=emails)
+    suppressed = dict(Suppression.objects.for_tenant(tenant).filter(email__in=emails)
                       .values_list("email", "reason"))
-    with_opportunity = set(Opportunity.objects.unscoped().filter(tenant=tenant, lead_id__in=[e.lead_id for e in enrollments])
+    with_opportunity = set(Opportunity.objects.for_tenant(tenant).filter(lead_id__in=[e.lead_id for e in enrollments])
                            .exclude(stage__in=[OpportunityStage.WON, OpportunityStage.LOST])
                            .values_list("lead_id", flat=True))
     return _ClaimFacts(steps_by_sequence=steps_by_sequence, previous=previous, suppressed=suppressed,
@@ -280,7 +279,7 @@ def _exit_reason(enrollment: Enrollment, *, facts: _ClaimFacts) -> str | None:
 def _rep_working(lead: Lead, *, facts: _ClaimFacts) -> bool:
     """A rep is on the lead: an open opportunity, or an owned open lead with recent activity."""
     return lead.pk in facts.with_opportunity or (
-        lead.status in OPEN_LEAD_STATUSES and lead.owner_id is not None
+        lead.status in OPEN_STATUSES and lead.owner_id is not None
         and lead.last_activity_at is not None and lead.last_activity_at >= facts.working_since)
 
 
@@ -333,7 +332,7 @@ def _message_render(enrollment: Enrollment, *, step: Step, tenant: Tenant, nurtu
 
 def _claim_write(*, tenant: Tenant, plan: _ClaimPlan, now: datetime) -> None:
     """Insert the messages, write the enrolments' changes set-based, exit the exited, audit pauses and ends."""
-    Message.objects.unscoped().bulk_create(plan.messages)
+    Message.objects.bulk_create(plan.messages)
     _enrollments_write(plan=plan, now=now)
     for reason, ids in plan.exits.items():
         enrollments_exit(tenant_id=tenant.pk, enrollment_ids=ids, reason=reason, actor=NURTURE_AGENT, now=now)

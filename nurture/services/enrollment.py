@@ -28,8 +28,8 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk, audit_record
-from leads.models import OPEN_LEAD_STATUSES, Lead, LeadStatus, Opportunity
-from routing import locks
+from leads.locks import lead_lock, lead_lock_refresh
+from leads.models import OPEN_STATUSES, Lead, LeadStatus, Opportunity
 
 from ..models import (
     LIVE_ENROLLMENT_STATUSES,
@@ -51,7 +51,7 @@ DEFAULT_WORKING_PAUSE_DAYS = 14
 
 
 def _open_statuses_sql() -> str:
-    return ", ".join(f"'{s.value}'" for s in OPEN_LEAD_STATUSES)
+    return ", ".join(f"'{s.value}'" for s in OPEN_STATUSES)
 
 
 def _closed_statuses_sql(*, converted: bool = True) -> str:
@@ -69,7 +69,7 @@ def _events(*, tenant_id: int, actor: Actor, action: str, rows, metadata) -> lis
 
 
 def working_pause_days(*, tenant) -> int:
-    value = NurtureSettings.objects.unscoped().filter(tenant=tenant).values_list("working_pause_days", flat=True).first()
+    value = NurtureSettings.objects.for_tenant(tenant).values_list("working_pause_days", flat=True).first()
     return DEFAULT_WORKING_PAUSE_DAYS if value is None else value
 
 
@@ -83,7 +83,7 @@ def lead_enroll(*, lead: Lead, sequence: Sequence, actor: Actor, now: datetime |
     now = now or timezone.now()
     if sequence.tenant_id != lead.tenant_id:
         raise ValidationError({"sequence": ["Choose a sequence of this workspace."]})
-    locks.lead_lock(lead=lead)
+    lead_lock_refresh(lead=lead)
     live = _live_of_kind(lead=lead, kind=sequence.kind)
     if live is not None:
         if live.sequence_id == sequence.pk:
@@ -94,12 +94,12 @@ def lead_enroll(*, lead: Lead, sequence: Sequence, actor: Actor, now: datetime |
     problems = lead_mailable_problems(lead=lead, lost_deal=sequence.audience_opportunity_lost)
     if problems:
         raise ValidationError({"lead": problems})
-    first = Step.objects.unscoped().filter(tenant_id=sequence.tenant_id, sequence=sequence).order_by("position").first()
+    first = Step.objects.for_tenant(sequence.tenant_id).filter(sequence=sequence).order_by("position").first()
     if first is None:
         raise ValidationError({"sequence": ["This sequence has no steps."]})
     try:
         with transaction.atomic():  # a savepoint: the minute sweep enrols without the lead lock
-            enrollment = Enrollment.objects.unscoped().create(
+            enrollment = Enrollment.objects.create(
                 tenant_id=lead.tenant_id, sequence=sequence, lead=lead, kind=sequence.kind, automatic=False,
                 enrolled_by=actor.name[:200], enrolled_at=now, next_position=first.position,
                 next_due_at=now + first.delay)
@@ -115,7 +115,7 @@ def lead_enroll(*, lead: Lead, sequence: Sequence, actor: Actor, now: datetime |
 
 
 def _live_of_kind(*, lead: Lead, kind: str) -> Enrollment | None:
-    return (Enrollment.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead, kind=kind,
+    return (Enrollment.objects.for_tenant(lead.tenant_id).filter(lead=lead, kind=kind,
                                                  status__in=LIVE_ENROLLMENT_STATUSES)
             .select_related("sequence").first())
 
@@ -134,7 +134,7 @@ def lead_mailable_problems(*, lead: Lead, lost_deal: bool = False) -> list[str]:
     problems = []
     if not lead.email:
         problems.append("This lead has no email address.")
-    elif Suppression.objects.unscoped().filter(tenant_id=lead.tenant_id, email=lead.email.lower()).exists():
+    elif Suppression.objects.for_tenant(lead.tenant_id).filter(email=lead.email.lower()).exists():
         problems.append("This address is on the suppression list (unsubscribed or bounced).")
     if not lead.marketing_consent:
         problems.append("This lead has not given marketing consent.")
@@ -148,7 +148,7 @@ def enrollment_stop(*, enrollment: Enrollment, actor: Actor, note: str = "", now
                     expected_status: str | None = None) -> Enrollment:
     """Stop an enrolment by hand (reason "manual"); stopping an ended one changes nothing."""
     now = now or timezone.now()
-    current = Enrollment.objects.unscoped().select_for_update().get(tenant_id=enrollment.tenant_id, pk=enrollment.pk)
+    current = Enrollment.objects.for_tenant(enrollment.tenant_id).select_for_update().get(pk=enrollment.pk)
     if current.status not in LIVE_ENROLLMENT_STATUSES:
         return current
     if expected_status and current.status != expected_status:
@@ -164,7 +164,7 @@ def enrollments_exit(*, tenant_id: int, reason: str, actor: Actor, enrollment_id
     """End the live enrolments given (by id, or all of the given leads) with one reason; returns
     [(enrollment_id, lead_id)] of those it ended. Audited on each lead. Idempotent."""
     now = now or timezone.now()
-    queryset = Enrollment.objects.unscoped().filter(tenant_id=tenant_id, status__in=LIVE_ENROLLMENT_STATUSES)
+    queryset = Enrollment.objects.for_tenant(tenant_id).filter(status__in=LIVE_ENROLLMENT_STATUSES)
     if enrollment_ids is not None:
         queryset = queryset.filter(pk__in=list(enrollment_ids))
     if lead_ids is not None:
@@ -173,7 +173,7 @@ def enrollments_exit(*, tenant_id: int, reason: str, actor: Actor, enrollment_id
         rows = list(queryset.select_for_update().values_list("pk", "lead_id", "sequence__name"))
         if not rows:
             return []
-        Enrollment.objects.unscoped().filter(pk__in=[r[0] for r in rows]).update(
+        Enrollment.objects.for_tenant(tenant_id).filter(pk__in=[r[0] for r in rows]).update(
             status=EnrollmentStatus.EXITED, exit_reason=reason, exit_note=note[:300], ended_at=now, next_due_at=None,
             updated_at=now)
         label = ExitReason(reason).label
@@ -249,7 +249,7 @@ def enrollments_auto_enroll(*, tenant, now: datetime | None = None, actor: Actor
         cursor.execute(sql, {"t": tenant.pk, "by": actor.name[:200], "now": now})
         rows = cursor.fetchall()
         if rows:
-            names = dict(Sequence.objects.unscoped().filter(tenant=tenant, pk__in={r[2] for r in rows})
+            names = dict(Sequence.objects.for_tenant(tenant).filter(pk__in={r[2] for r in rows})
                          .values_list("pk", "name"))
             audit_bulk(events=_events(tenant_id=tenant.pk, actor=actor, action="nurture.enrolled", rows=rows,
                                       metadata=lambda r: {"sequence": names.get(r[2], ""), "sequence_id": r[2],
@@ -360,11 +360,14 @@ def lead_readiness_check(*, tenant, lead_id, actor: Actor = NURTURE_AGENT, now: 
     leaves (reason "ready") and is routed. Returns True when it left."""
     now = now or timezone.now()
     with transaction.atomic():
-        lead = Lead.objects.unscoped().select_for_update().filter(tenant=tenant, pk=lead_id).first()
-        if lead is None or lead.score is None:
+        try:
+            lead = lead_lock(tenant=tenant, lead_id=lead_id)
+        except Lead.DoesNotExist:
+            return False
+        if lead.score is None:
             return False
         ready_ids = list(
-            Enrollment.objects.unscoped().filter(tenant=tenant, lead_id=lead.pk, status__in=LIVE_ENROLLMENT_STATUSES,
+            Enrollment.objects.for_tenant(tenant).filter(lead_id=lead.pk, status__in=LIVE_ENROLLMENT_STATUSES,
                                                  sequence__ready_score__isnull=False,
                                                  sequence__ready_score__lte=lead.score).values_list("pk", flat=True))
         if not ready_ids:
@@ -383,16 +386,16 @@ def lead_ready_route(*, tenant, lead_id, actor: Actor, now: datetime) -> None:
     from routing.services.assign import lead_route
 
     with transaction.atomic():
-        lead = Lead.objects.unscoped().select_for_update().get(tenant=tenant, pk=lead_id)
-        lost_deal = lead.status == LeadStatus.CONVERTED and not Opportunity.objects.unscoped().filter(
-            tenant=tenant, lead=lead).exclude(stage__in=["won", "lost"]).exists() and Opportunity.objects.unscoped(
-            ).filter(tenant=tenant, lead=lead, stage="lost").exists()
+        lead = lead_lock(tenant=tenant, lead_id=lead_id)
+        deals = Opportunity.objects.for_tenant(tenant).filter(lead=lead)
+        lost_deal = (lead.status == LeadStatus.CONVERTED and not deals.exclude(stage__in=["won", "lost"]).exists()
+                     and deals.filter(stage="lost").exists())
         if lead.status == LeadStatus.RECYCLED or lost_deal:
-            Lead.objects.unscoped().filter(tenant=tenant, pk=lead.pk).update(status=LeadStatus.NEW, updated_at=now)
+            Lead.objects.for_tenant(tenant).filter(pk=lead.pk).update(status=LeadStatus.NEW, updated_at=now)
             audit_record(tenant=tenant, actor=actor, action="lead.reopened", obj=lead,
                          changes={"status": [lead.status, LeadStatus.NEW]},
                          metadata={"reason": "Ready after nurture"})
             lead.refresh_from_db()
-        elif lead.status not in OPEN_LEAD_STATUSES or lead.owner_id is not None:
+        elif lead.status not in OPEN_STATUSES or lead.owner_id is not None:
             return
         lead_route(lead=lead, actor=actor, trigger=Trigger.NURTURE_READY, now=now)

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from leadmgmt.audit.services import audit_bulk
 from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import Agent, AgentSetting, Tenant
 
 from ..emails import email_build
@@ -78,7 +79,9 @@ class TenantRun:
 
 def nurture_agent_run(*, now: datetime | None = None, tenant_ids=None) -> list[TenantRun]:
     """One pass over every active tenant whose Nurture Agent is on."""
-    off = AgentSetting.objects.unscoped().filter(agent=Agent.NURTURE, enabled=False).values("tenant_id")
+    with cross_tenant("sweep"):  # which tenants switched their Nurture Agent off
+        off = list(AgentSetting.objects.unscoped().filter(agent=Agent.NURTURE, enabled=False)
+                   .values_list("tenant_id", flat=True))
     tenants = Tenant.objects.filter(is_active=True).exclude(pk__in=off).order_by("pk")
     if tenant_ids is not None:
         tenants = tenants.filter(pk__in=list(tenant_ids))
@@ -99,7 +102,7 @@ def nurture_tenant_run(*, tenant: Tenant, now: datetime | None = None, send: boo
     run.exited = enrollments_exit_sweep(tenant=tenant, now=now)
     run.paused, run.resumed = enrollments_pause_sweep(tenant=tenant, now=now)
     run.stale = messages_fail_stale(tenant=tenant, now=now)
-    nurture = NurtureSettings.objects.unscoped().filter(tenant=tenant).first()
+    nurture = NurtureSettings.objects.for_tenant(tenant).first()
     if nurture is None or not nurture.postal_address.strip():
         run.skipped = "No postal address in the nurture settings: nothing is sent until one is set."
         return run
@@ -113,7 +116,7 @@ def nurture_tenant_run(*, tenant: Tenant, now: datetime | None = None, send: boo
 
 def messages_send(*, tenant: Tenant, nurture: NurtureSettings, message_ids) -> tuple[int, int, int]:
     """Send claimed messages over one SMTP connection; returns (sent, failed, released)."""
-    messages = list(Message.objects.unscoped().filter(tenant=tenant, pk__in=list(message_ids),
+    messages = list(Message.objects.for_tenant(tenant).filter(pk__in=list(message_ids),
                                                       status=MessageStatus.SENDING)
                     .select_related("sequence").order_by("claimed_at", "enrollment_id"))
     if not messages:
@@ -165,7 +168,7 @@ def _sent_record(*, tenant: Tenant, sent: list[tuple[Message, str, datetime]]) -
         "sent_at": ([at for _, _, at in sent], "timestamptz")}, id_type="uuid")
     last = max(at for _, _, at in sent)
     enrollment_ids = [m.enrollment_id for m, _, _ in sent]
-    Enrollment.objects.unscoped().filter(tenant=tenant, pk__in=enrollment_ids).update(last_sent_at=last)
+    Enrollment.objects.for_tenant(tenant).filter(pk__in=enrollment_ids).update(last_sent_at=last)
     _complete_finished(tenant=tenant, enrollment_ids=enrollment_ids, now=last)
     audit_bulk(events=[
         nurture_event(tenant.pk, "nurture.email_sent", m.lead_id,
@@ -180,7 +183,7 @@ def _failed_record(*, tenant: Tenant, failed: list[tuple[Message, str]]) -> None
         return
     for message, error in failed:
         message.status, message.error = MessageStatus.FAILED, error[:500]
-    Message.objects.unscoped().bulk_update([m for m, _ in failed], ["status", "error"])
+    Message.objects.for_tenant(tenant).bulk_update([m for m, _ in failed], ["status", "error"])
     _complete_finished(tenant=tenant, enrollment_ids=[m.enrollment_id for m, _ in failed], now=timezone.now())
     audit_bulk(events=[
         nurture_event(tenant.pk, "nurture.email_failed", m.lead_id,
@@ -190,12 +193,11 @@ def _failed_record(*, tenant: Tenant, failed: list[tuple[Message, str]]) -> None
 
 def _complete_finished(*, tenant: Tenant, enrollment_ids, now: datetime) -> None:
     """Enrolments whose last step has gone (no next step) are completed."""
-    finished = list(Enrollment.objects.unscoped().filter(
-        tenant=tenant, pk__in=list(enrollment_ids), status=EnrollmentStatus.ACTIVE, next_position__isnull=True)
+    finished = list(Enrollment.objects.for_tenant(tenant).filter(pk__in=list(enrollment_ids), status=EnrollmentStatus.ACTIVE, next_position__isnull=True)
         .select_related("sequence"))
     if not finished:
         return
-    Enrollment.objects.unscoped().filter(pk__in=[e.pk for e in finished]).update(
+    Enrollment.objects.for_tenant(tenant).filter(pk__in=[e.pk for e in finished]).update(
         status=EnrollmentStatus.COMPLETED, ended_at=now, next_due_at=None, updated_at=now)
     audit_bulk(events=[nurture_event(tenant.pk, "nurture.completed", e.lead_id,
                               {"sequence": e.sequence.name, "enrollment_id": e.pk}) for e in finished])
@@ -209,9 +211,9 @@ def messages_release(*, tenant: Tenant, messages: list[Message]) -> int:
         return 0
     now = timezone.now()
     ids = [m.pk for m in messages]
-    deleted, _ = Message.objects.unscoped().filter(tenant=tenant, pk__in=ids, status=MessageStatus.SENDING).delete()
+    deleted, _ = Message.objects.for_tenant(tenant).filter(pk__in=ids, status=MessageStatus.SENDING).delete()
     for message in messages:
-        Enrollment.objects.unscoped().filter(tenant=tenant, pk=message.enrollment_id).update(
+        Enrollment.objects.for_tenant(tenant).filter(pk=message.enrollment_id).update(
             next_position=message.step_position, next_due_at=message.claimed_at, messages_sent=F("messages_sent") - 1,
             updated_at=now)
     return deleted
@@ -221,8 +223,8 @@ def messages_fail_stale(*, tenant: Tenant, now: datetime | None = None) -> int:
     """Messages left "sending" by a worker that died are marked failed (never re-sent: at most once)."""
     now = now or timezone.now()
     with transaction.atomic():
-        stale = list(Message.objects.unscoped().select_for_update(skip_locked=True)
-                     .filter(tenant=tenant, status=MessageStatus.SENDING, claimed_at__lt=now - STALE_AFTER)
+        stale = list(Message.objects.for_tenant(tenant).select_for_update(skip_locked=True)
+                     .filter(status=MessageStatus.SENDING, claimed_at__lt=now - STALE_AFTER)
                      .select_related("sequence"))
         if not stale:
             return 0

@@ -13,6 +13,7 @@ never twice), which scores a lead the same whether or not the mail client loaded
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -27,10 +28,13 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk, audit_record
+from leadmgmt.tenancy.context import get_current_tenant, tenant_scope
+from leads.locks import lead_lock
 from leads.models import Lead
 from leads.services.signals import SignalInput, SignalStatus, signals_record
 
 from ..models import ExitReason, Message, MessageStatus, Suppression, SuppressionReason
+from ..selectors import message_for_link
 from .enrollment import enrollments_exit
 
 RECIPIENT = Actor(kind="system", name="Email recipient")
@@ -78,9 +82,25 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _in_message_tenant(service):
+    """Tracking services take the id of a message from a public link: they run in that message's tenant,
+    found first through the `public_link` path (selectors.message_for_link), so every read and write below
+    is held to it. An unknown message runs in no tenant and finds nothing."""
+
+    @functools.wraps(service)
+    def run(*, message_id, **kwargs):
+        message = message_for_link(message_id=message_id)
+        with tenant_scope(message.tenant if message is not None else None):
+            return service(message_id=message_id, **kwargs)
+
+    return run
+
+
 def _message_locked(message_id) -> Message | None:
     """The message with its tenant, its row locked (tracking writes of one message queue behind each other)."""
-    return (Message.objects.unscoped().select_for_update(of=("self",)).select_related("tenant", "sequence")
+    if get_current_tenant() is None:
+        return None
+    return (Message.objects.select_for_update(of=("self",)).select_related("tenant", "sequence")
             .filter(pk=message_id).first())
 
 
@@ -103,12 +123,11 @@ def suppression_add(*, tenant, email: str, reason: str, note: str = "", actor: A
     if reason not in SuppressionReason.values:
         raise ValidationError({"reason": [f"Choose one of: {', '.join(SuppressionReason.values)}."]})
     reason = SuppressionReason(reason)
-    suppression, created = Suppression.objects.unscoped().get_or_create(
-        tenant=tenant, email=email, defaults={"reason": reason, "note": note[:300], "created_at": now})
+    suppression, created = Suppression.objects.for_tenant(tenant).get_or_create(tenant=tenant, email=email, defaults={"reason": reason, "note": note[:300], "created_at": now})
     if created:
         audit_record(tenant=tenant, actor=actor, action="nurture.suppressed", obj=suppression,
                      metadata={"email": email, "reason": reason.value, "label": reason.label, "note": note[:300]})
-    lead_ids = list(Lead.objects.unscoped().filter(tenant=tenant, email=email).values_list("pk", flat=True))
+    lead_ids = list(Lead.objects.for_tenant(tenant).filter(email=email).values_list("pk", flat=True))
     if lead_ids:
         enrollments_exit(tenant_id=tenant.pk, lead_ids=lead_ids, reason=_EXIT_REASON[reason], actor=actor,
                          note=note or reason.label, now=now)
@@ -118,6 +137,7 @@ def suppression_add(*, tenant, email: str, reason: str, note: str = "", actor: A
 # --- what the recipient does ----------------------------------------------------------------------------
 
 
+@_in_message_tenant
 @transaction.atomic
 def message_unsubscribe(*, message_id, one_click: bool, now: datetime | None = None) -> str:
     """The recipient of a message unsubscribed (its signed link, or their mail client's RFC 8058 one-click
@@ -126,13 +146,17 @@ def message_unsubscribe(*, message_id, one_click: bool, now: datetime | None = N
     was nothing left to change (then nothing is written). Raises Message.DoesNotExist."""
     now = now or timezone.now()
     # The lead's row lock (below) serialises unsubscribes; the message itself is only read.
-    message = Message.objects.unscoped().select_related("tenant", "sequence").filter(pk=message_id).first()
+    message = (Message.objects.select_related("tenant", "sequence").filter(pk=message_id).first()
+               if get_current_tenant() is not None else None)
     if message is None:
         raise Message.DoesNotExist(f"No nurture message {message_id}.")
     tenant = message.tenant
     how = "one-click unsubscribe" if one_click else "unsubscribe link"
     note = f"{how.capitalize()} of “{message.subject}”"[:300]
-    lead = Lead.objects.unscoped().select_for_update().filter(tenant=tenant, pk=message.lead_id).first()
+    try:
+        lead = lead_lock(tenant=tenant, lead_id=message.lead_id)
+    except Lead.DoesNotExist:
+        lead = None
     _suppression, created = suppression_add(tenant=tenant, email=message.to_email, reason=SuppressionReason.UNSUBSCRIBED,
                                             note=note, actor=RECIPIENT, now=now)
     changes: dict[str, list] = {}
@@ -142,7 +166,7 @@ def message_unsubscribe(*, message_id, one_click: bool, now: datetime | None = N
             changes = {"marketing_consent": [True, False],
                        "consent_at": [lead.consent_at, now],
                        "consent_source": [lead.consent_source, UNSUBSCRIBE_CONSENT_SOURCE]}
-            Lead.objects.unscoped().filter(tenant=tenant, pk=lead.pk).update(
+            Lead.objects.for_tenant(tenant).filter(pk=lead.pk).update(
                 marketing_consent=False, consent_at=now, consent_source=UNSUBSCRIBE_CONSENT_SOURCE, updated_at=now)
         # The lead's address may have changed since the email went out; its enrolments end all the same.
         exited = enrollments_exit(tenant_id=tenant.pk, lead_ids=[lead.pk], reason=ExitReason.UNSUBSCRIBED,
@@ -158,6 +182,7 @@ def message_unsubscribe(*, message_id, one_click: bool, now: datetime | None = N
     return UNSUBSCRIBED
 
 
+@_in_message_tenant
 @transaction.atomic
 def message_opened(*, message_id, now: datetime | None = None) -> bool:
     """The open pixel of a message loaded: every load counts, the first one sets `opened_at` and records an
@@ -168,7 +193,7 @@ def message_opened(*, message_id, now: datetime | None = None) -> bool:
     if message is None:
         return False
     first = message.opened_at is None
-    Message.objects.unscoped().filter(pk=message.pk).update(open_count=F("open_count") + 1,
+    Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk).update(open_count=F("open_count") + 1,
                                                             opened_at=Coalesce(F("opened_at"), now))
     if first:
         _signal(message=message, type_="email_open", external_id=f"nurture:{message.pk}:open", now=now,
@@ -176,6 +201,7 @@ def message_opened(*, message_id, now: datetime | None = None) -> bool:
     return first
 
 
+@_in_message_tenant
 @transaction.atomic
 def message_clicked(*, message_id, url: str, now: datetime | None = None) -> bool:
     """A tracked link of a message was followed: every click counts, the first one sets `clicked_at`; an
@@ -185,7 +211,7 @@ def message_clicked(*, message_id, url: str, now: datetime | None = None) -> boo
     message = _message_locked(message_id)
     if message is None:
         return False
-    Message.objects.unscoped().filter(pk=message.pk).update(
+    Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk).update(
         click_count=F("click_count") + 1, clicked_at=Coalesce(F("clicked_at"), now),
         opened_at=Coalesce(F("opened_at"), now), open_count=Greatest(F("open_count"), 1))
     if message.opened_at is None:
@@ -205,7 +231,7 @@ def message_clicked(*, message_id, url: str, now: datetime | None = None) -> boo
 def _bounce_message(*, tenant, email: str, message_id: str | None, lead_ids) -> Message | None:
     """The tenant's message the bounce is about: by our id (the X-Leadmgmt-Message-Id header) or the SMTP
     Message-ID, and only if it went to this address; without an id, the latest message to the address."""
-    queryset = Message.objects.unscoped().select_related("sequence").filter(tenant=tenant)
+    queryset = Message.objects.for_tenant(tenant).select_related("sequence")
     if message_id:
         try:
             queryset = queryset.filter(pk=uuid.UUID(message_id.strip()))
@@ -243,7 +269,7 @@ def bounce_record(*, tenant, email: str, kind: str, message_id: str | None = Non
         raise ValidationError({"type": [f"Choose one of: {', '.join(BounceKind.values)}."]})
     kind = BounceKind(kind)
     when = min(occurred_at or now, now)
-    lead_ids = set(Lead.objects.unscoped().filter(tenant=tenant, email=email).values_list("pk", flat=True))
+    lead_ids = set(Lead.objects.for_tenant(tenant).filter(email=email).values_list("pk", flat=True))
     message = _bounce_message(tenant=tenant, email=email, message_id=message_id, lead_ids=lead_ids)
     if message is not None:
         lead_ids.add(message.lead_id)
@@ -254,7 +280,7 @@ def bounce_record(*, tenant, email: str, kind: str, message_id: str | None = Non
         if message is None:
             return BounceResult(status=BounceOutcome.IGNORED)
         # Guarded update: a retry (or a concurrent copy) of the same report finds the error already written.
-        if not Message.objects.unscoped().filter(pk=message.pk).exclude(error=error).update(error=error):
+        if not Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk).exclude(error=error).update(error=error):
             return BounceResult(status=BounceOutcome.DUPLICATE, message_id=message.pk)
         _bounce_audit(tenant=tenant, actor=actor, lead_ids=lead_ids, kind=kind, email=email, reason=reason,
                       message=message)
@@ -264,7 +290,7 @@ def bounce_record(*, tenant, email: str, kind: str, message_id: str | None = Non
     _suppression, created = suppression_add(tenant=tenant, email=email, reason=suppression_reason,
                                             note=error[:300], actor=actor, now=now)
     message_changed = message is not None and bool(
-        Message.objects.unscoped().filter(pk=message.pk).exclude(status=MessageStatus.BOUNCED)
+        Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk).exclude(status=MessageStatus.BOUNCED)
         .update(status=MessageStatus.BOUNCED, bounced_at=when, error=error))
     if created or message_changed:
         _bounce_audit(tenant=tenant, actor=actor, lead_ids=lead_ids, kind=kind, email=email, reason=reason,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -20,18 +19,17 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk, audit_record
+from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import Agent, Tenant
-from leads.models import Lead, LeadStatus
+from leads.locks import UNSET, lead_lock
+from leads.models import OPEN_STATUSES, Lead, LeadStatus
 
 from ..models import Notification, RoutingSettings
 from ..notifications import managers_for_many, notifications_bulk
-from ..selectors import OPEN_STATUSES
 from .sla_clocks import SLA_AGENT, sla_clock_stop
 
 DEFAULT_FLAG_HOURS, DEFAULT_ALERT_HOURS, DEFAULT_RECYCLE_AFTER = 48, 72, 6
-# Refusal of an action on a lead that changed hands since the caller saw it (`expected_owner_id`).
-STALE_MESSAGE = "This lead was reassigned meanwhile; reload it and try again."
-_UNSET: Any = object()
 
 # Outcomes of a call/email/meeting that mean the lead did not respond (normalised: lower case, "_").
 NO_RESPONSE_OUTCOMES = frozenset({
@@ -46,7 +44,7 @@ def outcome_is_no_response(outcome: str) -> bool:
 
 def routing_settings_for(*, tenant) -> RoutingSettings:
     """The tenant's routing settings, or an unsaved row with the defaults."""
-    found = RoutingSettings.objects.unscoped().filter(tenant_id=tenant.pk).first()
+    found = RoutingSettings.objects.for_tenant(tenant.pk).first()
     return found or RoutingSettings(tenant=tenant)
 
 
@@ -91,10 +89,15 @@ def _hours_since(since: dt.datetime, now: dt.datetime) -> int:
     return int((now - since).total_seconds() // 3600)
 
 
-@transaction.atomic
 def leads_aging_check(*, now: dt.datetime | None = None, tenant=None) -> dict:
     """Beat, every 15 minutes: flag leads untouched 48 h (owner told in-app) and alert the manager
-    at 72 h (in-app and email). Set-based: two UPDATEs, then bulk notifications and audit rows."""
+    at 72 h (in-app and email). Set-based: two UPDATEs, then bulk notifications and audit rows, over
+    every tenant at once (the `sweep` path of cross_tenant.py), or over the one given."""
+    with cross_tenant("sweep") if tenant is None else tenant_scope(tenant), transaction.atomic():
+        return _aging_check(now=now, tenant=tenant)
+
+
+def _aging_check(*, now: dt.datetime | None, tenant) -> dict:
     now = now or timezone.now()
     flagged = _mark(column="aging_flagged_at", hours="flag_h", now=now, tenant=tenant)
     alerted = _mark(column="aging_alerted_at", hours="alert_h", now=now, tenant=tenant)
@@ -134,7 +137,7 @@ def leads_aging_check(*, now: dt.datetime | None = None, tenant=None) -> dict:
 
 
 @transaction.atomic
-def lead_recycle(*, lead: Lead, actor: Actor, reason: str, expected_owner_id=_UNSET,
+def lead_recycle(*, lead: Lead, actor: Actor, reason: str, expected_owner_id=UNSET,
                  now: dt.datetime | None = None) -> Lead:
     """Send a lead back to nurture: status "recycled", SLA clock stopped, aging flags cleared.
 
@@ -145,16 +148,13 @@ def lead_recycle(*, lead: Lead, actor: Actor, reason: str, expected_owner_id=_UN
     passes `expected_owner_id` (the owner it saw) is refused if the lead changed hands meanwhile.
     """
     now = now or timezone.now()
-    current = Lead.objects.unscoped().select_for_update().get(tenant_id=lead.tenant_id, pk=lead.pk)
-    if expected_owner_id is not _UNSET and current.owner_id != (
-            int(expected_owner_id) if expected_owner_id not in (None, "") else None):
-        raise ValidationError({"owner": [STALE_MESSAGE]})
+    current = lead_lock(tenant=lead.tenant_id, lead_id=lead.pk, expected_owner_id=expected_owner_id)
     if current.status == LeadStatus.RECYCLED:
         return current
     if current.status not in OPEN_STATUSES:
         raise ValidationError({"status": [f"A {current.get_status_display().lower()} lead cannot be recycled."]})
     before = current.status
-    Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(
+    Lead.objects.for_tenant(lead.tenant_id).filter(pk=lead.pk).update(
         status=LeadStatus.RECYCLED, aging_flagged_at=None, aging_alerted_at=None, updated_at=now)
     sla_clock_stop(lead=current, reason="recycled", now=now, actor=actor)
     audit_record(tenant=current.tenant, actor=actor, action="lead.recycled", obj=current,

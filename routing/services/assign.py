@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -14,19 +13,18 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.models import Agent, Membership, Team, Tenant, agent_enabled
-from leads.models import Lead
+from leads.locks import UNSET, lead_lock, lead_lock_refresh, leads_lock
+from leads.models import OPEN_STATUSES, Lead
 
-from .. import locks
 from ..models import Assignment, RoutingRule, Strategy, Trigger
 from ..notifications import notify_new_owner
-from ..selectors import OPEN_STATUSES, ineligibility, leads_lost_before_routing, open_lead_counts
+from ..selectors import ineligibility, leads_lost_before_routing, open_lead_counts
 from ..strategies import route_decide, routing_run
 from .sla_clocks import sla_clock_restart
 from .unassigned_alerts import unassigned_alert
 
 ROUTING_AGENT = Actor.agent("Routing Agent")
 AUTOMATIC_TRIGGERS = {Trigger.CAPTURE, Trigger.SCORE_BAND}
-_UNSET: Any = object()
 
 
 def _user_id(user) -> int | None:
@@ -47,8 +45,8 @@ def lead_assign(
         raise ValidationError({"trigger": [f"Unknown trigger '{trigger}'."]})
     owner_id = _user_id(owner)
     with transaction.atomic():
-        locks.lead_lock(lead=lead)
-        if owner_id is not None and not Membership.objects.unscoped().filter(tenant_id=lead.tenant_id,
+        lead_lock_refresh(lead=lead)
+        if owner_id is not None and not Membership.objects.for_tenant(lead.tenant_id).filter(
                                                                              user_id=owner_id).exists():
             raise ValidationError({"owner": ["This person is not a member of the lead's tenant."]})
         if owner is not None and not hasattr(owner, "get_username"):
@@ -68,7 +66,7 @@ def _assign(*, lead: Lead, owner, actor: Actor, trigger: str, rule: RoutingRule 
     lead.assigned_at = now if owner_id is not None else None
     lead.unassigned_reason = "" if owner_id is not None else reason[:300]
     lead.save(update_fields=["owner", "team", "assigned_at", "unassigned_reason", "updated_at"])
-    assignment = Assignment.objects.unscoped().create(
+    assignment = Assignment.objects.create(
         tenant=lead.tenant, lead=lead, owner=owner, previous_owner_id=previous_id, team=team, rule=rule,
         rule_name=rule.name[:120] if rule is not None else "", strategy=strategy or (rule.strategy if rule else ""),
         trigger=trigger, reason=reason, details=details or {}, actor_kind=actor.kind, actor_name=actor.name[:200],
@@ -92,7 +90,7 @@ def _route(*, lead: Lead, actor: Actor, trigger: str, exclude_user_ids=(), now: 
     now = now or timezone.now()
     # No savepoint inside an enclosing transaction (bulk runs): any error aborts the whole run anyway.
     with transaction.atomic(savepoint=False):
-        locks.lead_lock(lead=lead)  # the lead row before any round-robin slot: routing's one lock order
+        lead_lock_refresh(lead=lead)  # the lead row before any round-robin slot: the lock order of leads.locks
         decision = route_decide(tenant=lead.tenant, source=lead, at=now, exclude_user_ids=exclude_user_ids)
         reason = f"{note}: {decision.reason}" if note else decision.reason
         return _assign(lead=lead, owner=decision.owner, actor=actor, trigger=trigger, rule=decision.rule,
@@ -107,7 +105,7 @@ def lead_route(*, lead: Lead, actor: Actor, trigger: str, exclude_user_ids=(), n
 
 
 def _check_target(*, tenant_id: int, to_user, at: datetime, taking: int = 1) -> None:
-    membership = Membership.objects.unscoped().filter(tenant_id=tenant_id, user_id=_user_id(to_user)).first()
+    membership = Membership.objects.for_tenant(tenant_id).filter(user_id=_user_id(to_user)).first()
     if membership is None:
         raise ValidationError({"to_user": ["This person is not a member of this tenant."]})
     counts = open_lead_counts(tenant=membership.tenant, user_ids=[membership.user_id])
@@ -125,7 +123,7 @@ def _reason_required(reason: str) -> str:
     return reason[:500]
 
 
-def lead_reassign(*, lead: Lead, actor: Actor, to_user=None, reason: str, expected_owner_id=_UNSET,
+def lead_reassign(*, lead: Lead, actor: Actor, to_user=None, reason: str, expected_owner_id=UNSET,
                   now: datetime | None = None) -> Assignment:
     """A manager moves one lead: to `to_user`, or (None) through the rules without its current owner.
 
@@ -135,9 +133,7 @@ def lead_reassign(*, lead: Lead, actor: Actor, to_user=None, reason: str, expect
     reason = _reason_required(reason)
     now = now or timezone.now()
     with transaction.atomic():
-        locks.lead_lock(lead=lead)
-        if expected_owner_id is not _UNSET and lead.owner_id != (int(expected_owner_id) if expected_owner_id else None):
-            raise ValidationError({"owner": ["This lead was reassigned meanwhile; reload it and try again."]})
+        lead_lock_refresh(lead=lead, expected_owner_id=expected_owner_id)
         if to_user is None:
             return _route(lead=lead, actor=actor, trigger=Trigger.REASSIGNMENT, exclude_user_ids=[lead.owner_id],
                           now=now, note=reason)
@@ -150,7 +146,7 @@ def lead_reassign(*, lead: Lead, actor: Actor, to_user=None, reason: str, expect
 
 
 def _team_of(tenant_id: int, user) -> Team | None:
-    membership = (Membership.objects.unscoped().filter(tenant_id=tenant_id, user_id=_user_id(user))
+    membership = (Membership.objects.for_tenant(tenant_id).filter(user_id=_user_id(user))
                   .select_related("team").first())
     return membership.team if membership is not None else None
 
@@ -186,9 +182,9 @@ def leads_reassign_bulk(*, tenant: Tenant, from_user, actor: Actor, to_user=None
     if to_user is not None and _user_id(to_user) == from_id:
         raise ValidationError({"to_user": ["Pick someone other than the rep whose leads are moving."]})
     with transaction.atomic(), routing_run():
-        ids = list(Lead.objects.unscoped().filter(tenant=tenant, owner_id=from_id, status__in=OPEN_STATUSES)
+        ids = list(Lead.objects.for_tenant(tenant).filter(owner_id=from_id, status__in=OPEN_STATUSES)
                    .values_list("id", flat=True))
-        leads = locks.leads_lock(tenant=tenant, lead_ids=ids)
+        leads = leads_lock(tenant=tenant, lead_ids=ids)
         leads = [lead for lead in leads if lead.owner_id == from_id and lead.status in OPEN_STATUSES]
         if to_user is not None and leads:
             _check_target(tenant_id=tenant.pk, to_user=to_user, at=now, taking=len(leads))
@@ -221,7 +217,7 @@ def _band_reroute_needed(*, lead: Lead, now: datetime) -> bool:
     good news, not a reason to take it away."""
     if lead.first_contacted_at is not None or lead.accepted_at is not None or lead.status != "new":
         return False
-    current_rule_id = (Assignment.objects.unscoped().filter(tenant_id=lead.tenant_id, lead_id=lead.pk)
+    current_rule_id = (Assignment.objects.for_tenant(lead.tenant_id).filter(lead_id=lead.pk)
                        .order_by("-at", "-id").values_list("rule_id", flat=True).first())
     decision = route_decide(tenant=lead.tenant, source=lead, at=now, commit=False)
     if decision.rule is None or decision.owner is None or decision.rule.pk == current_rule_id:
@@ -238,17 +234,16 @@ def lead_route_auto(*, tenant: Tenant, lead_id, trigger: str, now: datetime | No
     now = now or timezone.now()
     if not agent_enabled(tenant=tenant, agent=Agent.ROUTING):
         return None
-    if not RoutingRule.objects.unscoped().filter(tenant=tenant, is_active=True).exists():
+    if not RoutingRule.objects.for_tenant(tenant).filter(is_active=True).exists():
         return None  # a tenant without routing rules does not route (every lead stays where it is)
     with transaction.atomic():
-        lead = Lead.objects.unscoped().filter(tenant=tenant, pk=lead_id).first()
-        if lead is None:
+        try:
+            lead = lead_lock(tenant=tenant, lead_id=lead_id)
+        except Lead.DoesNotExist:
             return None
-        lead.tenant = tenant
-        locks.lead_lock(lead=lead)
         if lead.status not in OPEN_STATUSES or lead.archived_at is not None:
             return None
-        routed = Assignment.objects.unscoped().filter(tenant=tenant, lead_id=lead.pk)
+        routed = Assignment.objects.for_tenant(tenant).filter(lead_id=lead.pk)
         # Capture (and the sweep) route a lead once: any earlier assignment (say, a band change that
         # raced ahead of the capture task) already placed it.
         if trigger == Trigger.CAPTURE and (lead.owner_id is not None or routed.exists()):
@@ -268,7 +263,7 @@ def leads_lost_route(*, tenant: Tenant, now: datetime | None = None) -> int:
     now = now or timezone.now()
     if not agent_enabled(tenant=tenant, agent=Agent.ROUTING):
         return 0
-    if not RoutingRule.objects.unscoped().filter(tenant=tenant, is_active=True).exists():
+    if not RoutingRule.objects.for_tenant(tenant).filter(is_active=True).exists():
         return 0
     routed = 0
     for lead_id in leads_lost_before_routing(tenant=tenant, now=now):

@@ -25,7 +25,7 @@ def membership_availability_set(*, membership: Membership, actor: Actor, is_avai
     membership row, refuses a range that ends before it starts, and audits what changed.
     """
     with transaction.atomic():
-        locked = Membership.objects.unscoped().select_for_update().get(pk=membership.pk, tenant_id=membership.tenant_id)
+        locked = Membership.objects.for_tenant(membership.tenant_id).select_for_update().get(pk=membership.pk)
         new = {
             "is_available": locked.is_available if is_available is None else bool(is_available),
             "unavailable_from": locked.unavailable_from if unavailable_from is KEEP else unavailable_from,

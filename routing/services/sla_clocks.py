@@ -16,12 +16,11 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
-from leads.models import Lead, LeadStage
+from leads.locks import lead_lock_refresh
+from leads.models import OPEN_STATUSES, Lead, LeadStage
 
 from ..business_hours import add_business_minutes
-from ..locks import lead_lock
 from ..models import SlaClock, SlaKind, SlaPolicy
-from ..selectors import OPEN_STATUSES
 
 SLA_AGENT = Actor.agent("SLA Agent")
 
@@ -30,7 +29,7 @@ def sla_policy_for(*, lead: Lead, policies: list[SlaPolicy] | None = None) -> Sl
     """The first active policy (by position) whose sources, bands and stages lists hold the lead's
     value or are empty. An acceptance policy only applies to an SQL not yet accepted."""
     if policies is None:
-        policies = list(SlaPolicy.objects.unscoped().filter(tenant_id=lead.tenant_id, is_active=True)
+        policies = list(SlaPolicy.objects.for_tenant(lead.tenant_id).filter(is_active=True)
                         .order_by("position", "id"))
     source, band, stage = (lead.source or "").lower(), (lead.band or "").lower(), (lead.stage or "").lower()
     for policy in policies:
@@ -97,13 +96,13 @@ def sla_clock_restart(*, lead: Lead, assignment, now: dt.datetime | None = None)
         policy = sla_policy_for(lead=lead)
     if policy is not None:
         due = sla_deadline(tenant=lead.tenant, policy=policy, start=now, minutes=policy.minutes)
-        clock = SlaClock.objects.unscoped().create(
+        clock = SlaClock.objects.create(
             tenant_id=lead.tenant_id, lead_id=lead.pk, assignment=assignment, policy=policy, policy_name=policy.name,
             kind=policy.kind, owner_id=assignment.owner_id, started_at=now, due_at=due, next_action_at=due,
         )
     lead.sla_due_at = clock.due_at if clock else None
     lead.aging_flagged_at = lead.aging_alerted_at = None
-    Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(
+    Lead.objects.for_tenant(lead.tenant_id).filter(pk=lead.pk).update(
         sla_due_at=lead.sla_due_at, aging_flagged_at=None, aging_alerted_at=None)
     _audit_stopped(lead=lead, stopped=stopped, reason="reassigned", actor=SLA_AGENT)
     if clock is not None:
@@ -128,9 +127,9 @@ def sla_clock_stop(
     if not stopped:
         return None
     lead.sla_due_at = None
-    Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(sla_due_at=None)
+    Lead.objects.for_tenant(lead.tenant_id).filter(pk=lead.pk).update(sla_due_at=None)
     _audit_stopped(lead=lead, stopped=stopped, reason=reason, actor=actor or SLA_AGENT)
-    return SlaClock.objects.unscoped().get(pk=stopped[0][0])
+    return SlaClock.objects.for_tenant(lead.tenant_id).get(pk=stopped[0][0])
 
 
 @transaction.atomic
@@ -146,11 +145,11 @@ def sla_clock_tighten(*, lead: Lead, now: dt.datetime | None = None) -> SlaClock
     Returns the re-timed clock, or None.
     """
     now = now or timezone.now()
-    lead = lead_lock(lead=lead)
+    lead = lead_lock_refresh(lead=lead)
     if lead.owner_id is None or lead.status not in OPEN_STATUSES:
         return None
-    clock = (SlaClock.objects.unscoped().select_for_update(of=("self",)).select_related("policy")
-             .filter(tenant_id=lead.tenant_id, lead_id=lead.pk, stopped_at__isnull=True).first())
+    clock = (SlaClock.objects.for_tenant(lead.tenant_id).select_for_update(of=("self",)).select_related("policy")
+             .filter(lead_id=lead.pk, stopped_at__isnull=True).first())
     if clock is None or clock.kind != SlaKind.FIRST_CONTACT or clock.owner_id != lead.owner_id:
         return None
     policy = sla_policy_for(lead=lead)
@@ -168,7 +167,7 @@ def sla_clock_tighten(*, lead: Lead, now: dt.datetime | None = None) -> SlaClock
     clock.next_action_at = due if clock.breached_at is None else now
     clock.save(update_fields=["policy", "policy_name", "due_at", "next_action_at"])
     lead.sla_due_at = due
-    Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(sla_due_at=due)
+    Lead.objects.for_tenant(lead.tenant_id).filter(pk=lead.pk).update(sla_due_at=due)
     audit_record(tenant=lead.tenant, actor=SLA_AGENT, action="sla.tightened", obj=lead,
                  metadata={"clock_id": clock.pk, "from_policy": old_policy, "policy": policy.name,
                            "band": lead.band, "score": lead.score, "minutes": policy.minutes,

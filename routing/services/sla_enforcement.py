@@ -18,13 +18,14 @@ from django.utils import timezone
 
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import Agent, AgentSetting, Tenant
-from leads.models import Lead
+from leads.locks import lead_lock
+from leads.models import OPEN_STATUSES, Lead
 
 from ..business_hours import tenant_hours
 from ..models import Escalation, EscalationAction, EscalationStep, SlaClock, SlaPolicy, Trigger
 from ..notifications import lead_label, managers_for_many, notify
-from ..selectors import OPEN_STATUSES
 from .assign import lead_route
 from .sla_clocks import SLA_AGENT, sla_clock_stop, sla_deadline
 
@@ -128,7 +129,7 @@ def _clock_enforce(*, clock: SlaClock, lead: Lead, batch: _Batch, now: dt.dateti
                     else f"Moved to Unassigned: {assignment.reason}")
             stats["reassigned"] += 1
             reassigned = True
-        Escalation.objects.unscoped().filter(pk=escalation_id).update(target_id=target_id, note=note)
+        Escalation.objects.for_tenant(tenant).filter(pk=escalation_id).update(target_id=target_id, note=note)
         audit_record(tenant=tenant, actor=SLA_AGENT, action="sla.escalated", obj=lead,
                      metadata={"clock_id": clock.pk, "level": step.level, "action": step.action,
                                "owner_id": clock.owner_id, "target_id": target_id, "note": note})
@@ -138,7 +139,7 @@ def _clock_enforce(*, clock: SlaClock, lead: Lead, batch: _Batch, now: dt.dateti
     fields = {"breached_at": clock.breached_at, "level": clock.level}
     if not reassigned:
         fields["next_action_at"] = next_action_at
-    SlaClock.objects.unscoped().filter(pk=clock.pk).update(**fields)
+    SlaClock.objects.for_tenant(clock.tenant_id).filter(pk=clock.pk).update(**fields)
 
 
 def sla_enforce(*, now: dt.datetime | None = None, tenant=None, batch_size: int = ENFORCE_BATCH) -> dict:
@@ -146,32 +147,30 @@ def sla_enforce(*, now: dt.datetime | None = None, tenant=None, batch_size: int 
 
     Due clocks are picked set-based in batches; each is then locked and re-checked on its own
     (`FOR UPDATE SKIP LOCKED`, status-guarded: still running, still due) and processed in its own
-    transaction. One clock at a time keeps the lock order of routing (lead, then round-robin slots)
-    free of cycles when a step reassigns, lets a concurrent run take the other clocks, and a
+    transaction. One clock at a time keeps the lock order (leads.locks: the lead, then its clock and
+    round-robin slots) free of cycles when a step reassigns, lets a concurrent run take the other clocks, and a
     failure (logged) never blocks the others. Tenants whose SLA Agent is off are left alone.
     """
     now = now or timezone.now()
     stats: Counter = Counter()
     seen: set[int] = set()
-    agent_off = AgentSetting.objects.unscoped().filter(tenant_id=OuterRef("tenant_id"), agent=Agent.SLA, enabled=False)
-    due = (SlaClock.objects.unscoped().filter(stopped_at__isnull=True, next_action_at__lte=now)
-           .exclude(Exists(agent_off)))
-    if tenant is not None:
-        due = due.filter(tenant_id=tenant.pk)
+    agent_off = AgentSetting.objects.for_tenant(OuterRef("tenant_id")).filter(agent=Agent.SLA, enabled=False)
+    clocks = SlaClock.objects.unscoped() if tenant is None else SlaClock.objects.for_tenant(tenant)
+    due = clocks.filter(stopped_at__isnull=True, next_action_at__lte=now).exclude(Exists(agent_off))
     while True:
-        candidates = list(due.exclude(pk__in=seen).order_by("next_action_at", "id")[:batch_size])
-        if not candidates:
-            break
-        batch = _Batch(candidates)
+        # Due clocks of every tenant (or of the one given) are found together; each is worked in its tenant.
+        with cross_tenant("sweep") if tenant is None else tenant_scope(tenant):
+            candidates = list(due.exclude(pk__in=seen).order_by("next_action_at", "id")[:batch_size])
+            if not candidates:
+                break
+            batch = _Batch(candidates)
         for candidate in candidates:
             seen.add(candidate.pk)
             try:
-                with transaction.atomic():
-                    # Lead row first, then its clock: the order every writer of a lead uses. A lead
-                    # locked by someone else (another run, a rep logging a call) is left to the next tick.
-                    lead = (Lead.objects.unscoped().select_for_update(of=("self",), skip_locked=True)
-                            .select_related("owner")
-                            .filter(tenant_id=candidate.tenant_id, pk=candidate.lead_id).first())
+                with tenant_scope(batch.tenants[candidate.tenant_id]), transaction.atomic():
+                    # Lead row first, then its clock: the lock order of leads.locks. A lead locked by
+                    # someone else (another run, a rep logging a call) is left to the next tick.
+                    lead = lead_lock(tenant=candidate.tenant_id, lead_id=candidate.lead_id, skip_locked=True)
                     if lead is None:
                         continue
                     # Only the holder of the lead asks for the clock: otherwise two runs could each

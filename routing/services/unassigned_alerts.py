@@ -24,12 +24,12 @@ def unassigned_recipients(*, tenant_id: int, team_id: int | None) -> list:
     else that team's members with the manager role, else the tenant's admins. Active members of this
     tenant only."""
     if team_id is None:
-        team_id = (RoutingSettings.objects.unscoped().filter(tenant_id=tenant_id)
+        team_id = (RoutingSettings.objects.for_tenant(tenant_id)
                    .values_list("default_team_id", flat=True).first())
-    active = Membership.objects.unscoped().filter(tenant_id=tenant_id, user__is_active=True)
+    active = Membership.objects.for_tenant(tenant_id).filter(user__is_active=True)
     ids: list[int] = []
     if team_id is not None:
-        manager_id = (Team.objects.unscoped().filter(tenant_id=tenant_id, pk=team_id)
+        manager_id = (Team.objects.for_tenant(tenant_id).filter(pk=team_id)
                       .values_list("manager_id", flat=True).first())
         if manager_id is not None and active.filter(user_id=manager_id).exists():
             ids = [manager_id]

@@ -10,10 +10,12 @@
    - Failures: any other htmx error (403 after a lost session or CSRF token, 5xx, network) shows a message
      at the top of the page instead of failing silently (a live poll's failure stays quiet: the next one retries).
    - Live regions: [data-live-poll] elements (templates/workspace/_live_poll.html, the top bar's bell) GET their
-     partial every LIVE_POLL_SECONDS; leadmgmtPollReady skips a poll while the page is hidden, a request of the user is
-     in flight, they are typing, an inline form in the region holds a choice, or they worked in the region a moment
-     ago. An answer that changed nothing (countdowns and "… ago" aside) or that is not the page asked for (a sign-in
-     redirect) is not swapped; a swap keeps the keyboard focus on the same row's control. */
+     partial every LIVE_POLL_SECONDS; pollReady cancels a poll (htmx:confirm) while the page is hidden, a request of
+     the user is in flight, they are typing, an inline form in the region holds a choice, or they worked in the region
+     a moment ago. (Not an hx-trigger filter: htmx evaluates those with eval, which the Content-Security-Policy
+     refuses; base.html sets allowEval off.) An answer that changed nothing (countdowns and "… ago" aside) or that
+     is not the page asked for (a sign-in redirect) is not swapped; a swap keeps the keyboard focus on the same
+     row's control. */
 (function () {
   "use strict";
   function fmt(ms) {
@@ -135,7 +137,7 @@
     return a.tagName === "INPUT" && !/^(checkbox|radio|button|submit|reset|hidden|range|color|file)$/i.test(a.type);
   }
 
-  window.leadmgmtPollReady = function (el) {
+  function pollReady(el) {
     if (document.hidden) return false;
     if (document.querySelector(".htmx-request:not([data-live-poll])")) return false;  // the user's own request first
     var target = pollTarget(el);
@@ -145,7 +147,13 @@
     if (typing() && now - lastKey < RECENT_MS) return false;
     if (target.querySelector("form[data-dirty], details[open]")) return false;  // an unsent choice stays
     return !(target.id && now - (touched[target.id] || 0) < RECENT_MS);
-  };
+  }
+
+  // htmx asks before each request it issues; a poll that is not welcome now is dropped (the next one comes anyway).
+  document.addEventListener("htmx:confirm", function (evt) {
+    var el = evt.detail && evt.detail.elt;
+    if (isPoll(el) && !pollReady(el)) evt.preventDefault();
+  });
 
   function rowKey(el) {
     var row = el && el.closest ? el.closest("[data-lead-id], [data-notification-id]") : null;

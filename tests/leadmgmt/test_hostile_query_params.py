@@ -79,6 +79,17 @@ def test_api_list_parameters_never_answer_500(world, client_for, url, param):
         assert response["Content-Type"].startswith("application/json"), (param, value)
 
 
+@pytest.mark.parametrize("url", ["/api/v1/leads/", "/api/v1/nurture/sequences/", "/api/v1/notifications/"])
+def test_page_size_is_a_whole_number_from_1_or_a_400(world, client_for, url):
+    client = client_for(world["admin"])
+    for value in ["abc", "0", "-1", "2.5", "null", "³"]:
+        response = client.get(url, {"page_size": value})
+        assert response.status_code == 400, (value, response.content[:200])
+        assert response.json() == {"errors": {"page_size": ["Enter a whole number from 1."]}}
+    for value in ["", "1", "501", "9" * 40]:  # empty is the default; above the maximum gives the maximum
+        assert client.get(url, {"page_size": value}).status_code == 200, value
+
+
 @pytest.mark.parametrize("url, param", cases(UI_LISTS))
 @pytest.mark.parametrize("role", ["manager", "admin"])
 def test_ui_list_parameters_never_answer_500(world, tenant, url, param, role):

@@ -9,6 +9,9 @@ from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from leadmgmt.tenancy.models import Role
+from tests.support.factories import LeadFactory
+
 pytestmark = pytest.mark.django_db
 
 
@@ -73,5 +76,36 @@ def test_docs_pages_load_every_asset_from_the_app_itself(url):
 
 
 def test_swagger_ui_does_not_call_the_online_validator():
-    html = APIClient().get("/api/docs/").content.decode()
-    assert '"validatorUrl": null' in html
+    # the start-up script is a file of its own (`?script`), not inline: the Content-Security-Policy
+    script = APIClient().get("/api/docs/", {"script": ""}).content.decode()
+    assert '"validatorUrl": null' in script
+
+
+def test_request_bodies_say_what_their_serializers_refuse(schema_json):
+    components, paths = schema_json["components"]["schemas"], schema_json["paths"]
+    assert components["PatchedLeadUpdateRequest"]["additionalProperties"] is False  # other fields are a 400
+    assert components["DryRunInRequest"]["oneOf"] == [{"required": ["lead_id"]}, {"required": ["values"]}]
+    leads = {p["name"]: p for p in paths["/api/v1/leads/"]["get"]["parameters"]}
+    assert all(leads[name].get("allowEmptyValue") for name in ("updated_after", "score_min", "owner", "page"))
+    assert "allowEmptyValue" not in leads["status"]  # `?status=` is an invalid choice
+    assert leads["page_size"]["schema"]["minimum"] == 1
+    assert leads["owner"]["schema"]["pattern"] == "^(me|none|[0-9]{1,18})$"  # anything else is a 400
+    form = paths["/api/v1/leads/{id}/activities/"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert {"type": "string", "maxLength": 0} in form["schema"]["properties"]["occurred_at"]["anyOf"]
+
+
+def test_what_the_schema_says_of_bodies_is_what_the_api_does(tenant, api_client, make_member, client_for):
+    lead = LeadFactory(tenant=tenant, owner=make_member(tenant))
+    unknown = api_client.patch(f"/api/v1/leads/{lead.id}/", {"nickname": "Ada"}, format="json")
+    assert unknown.status_code == 400 and unknown.json()["errors"] == {"nickname": ["This field cannot be edited."]}
+    both = api_client.post("/api/v1/routing/dry-run/", {"lead_id": str(lead.id), "values": {}}, format="json")
+    assert both.status_code == 400
+    admin = client_for(make_member(tenant, Role.ADMIN))
+    empty_time = admin.post(f"/api/v1/leads/{lead.id}/activities/", {"kind": "call", "occurred_at": ""},
+                            format="multipart")
+    assert empty_time.status_code == 201, empty_time.content  # an empty field of a form post is null: now
+
+
+@pytest.fixture
+def schema_json():
+    return APIClient().get("/api/schema/", {"format": "json"}).json()

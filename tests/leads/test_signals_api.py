@@ -183,6 +183,14 @@ def test_null_characters_in_properties_are_an_item_error_not_a_500(tenant, api_c
     assert body["results"][1]["status"] == "pending"  # a literal backslash-u is just text
 
 
+def test_a_number_where_the_schema_says_string_is_an_item_error_not_text(tenant, api_client):
+    body = api_client.post(URL, [a_signal(email="a@acme.example", type=404), a_signal(email=5),
+                                 a_signal(email="a@acme.example", external_id=7)], format="json").json()
+    assert [item["status"] for item in body["results"]] == ["error", "error", "error"]
+    assert [set(item["errors"]) for item in body["results"]] == [{"type"}, {"email"}, {"external_id"}]
+    assert Signal.objects.unscoped().count() == 0
+
+
 def test_small_clock_skew_is_accepted_and_activity_is_never_in_the_future(tenant, api_client, django_capture_on_commit_callbacks):
     lead = LeadFactory(tenant=tenant, email="ada@acme.example")
     with django_capture_on_commit_callbacks(execute=True):

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection, transaction
 
 from leadmgmt.audit.actors import SYSTEM
+from leadmgmt.tenancy.context import tenant_scope
 from leads.models import Lead
 from routing.models import Assignment, RoundRobinSlot
 from routing.services.assign import lead_route
@@ -34,8 +35,9 @@ def test_eight_concurrent_routers_give_each_of_four_reps_exactly_200_of_800_lead
     def worker(batch):
         try:
             start.wait()
-            for x in batch:  # each lead in its own transaction, on this thread's own connection
-                lead_route(lead=x, actor=SYSTEM, trigger="capture")
+            with tenant_scope(tenant):  # as the routing task runs it (a new thread has no tenant)
+                for x in batch:  # each lead in its own transaction, on this thread's own connection
+                    lead_route(lead=x, actor=SYSTEM, trigger="capture")
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
         finally:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
+from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Agent, AgentSetting
 from leads.models import Lead, Signal, StageTransition
 from leads.services.lead_edit import lead_update
@@ -130,7 +131,8 @@ def test_concurrent_signals_on_one_lead_never_lose_an_update(tenant, model):
     def work(signal):
         try:
             barrier.wait()
-            signals_process(tenant=tenant, signal_ids=[signal.pk])
+            with tenant_scope(tenant):  # as the signal task runs it (a new thread has no tenant)
+                signals_process(tenant=tenant, signal_ids=[signal.pk])
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
         finally:

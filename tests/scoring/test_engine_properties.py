@@ -130,7 +130,7 @@ def test_scores_equal_the_clamped_sum_of_their_lines_and_match_seed_002(tenant, 
         ])
         leads.append((lead, spec))
     leads_score(tenant=tenant, lead_ids=[lead.pk for lead, _ in leads], cause="manual", now=now)
-    labels = rule_labels(model_ids=[model.pk])[model.pk]
+    labels = rule_labels(tenant=model.tenant_id, model_ids=[model.pk])[model.pk]
     for lead, spec in leads:
         lead.refresh_from_db()
         explained = score_explain(lead=lead, labels=labels)

@@ -1,9 +1,10 @@
 """Browser tests, a pytest plugin (tests/conftest.py loads it): Playwright driving Debian's chromium, its
-launch flags, and a screenshot under artifacts/screenshots/ for each failing test."""
+launch flags, a screenshot under artifacts/screenshots/ for each failing test, and `wait_for_js`."""
 from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,22 @@ def page(browser, request):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     context.close()
+
+
+def wait_for_js(page, expression: str, *, timeout: float = 15_000) -> None:
+    """Wait until the JavaScript `expression` is truthy in the page. Playwright's own `page.wait_for_function`
+    evaluates its expression with the page's `eval`, which the app's Content-Security-Policy refuses (no
+    'unsafe-eval'); `page.evaluate` goes through the DevTools protocol, outside the page's policy."""
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except Error as error:  # a navigation or swap replaced the document meanwhile: ask the new one
+            if "context was destroyed" not in str(error) and "navigat" not in str(error):
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} ms waiting for: {expression}")
+        page.wait_for_timeout(100)

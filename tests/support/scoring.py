@@ -6,5 +6,5 @@ from scoring.selectors import rule_labels, score_explain
 
 def lines(lead) -> dict[str, int]:
     """{rule name: points} of a scored lead's breakdown."""
-    labels = rule_labels(model_ids=[lead.scoring_model_id])[lead.scoring_model_id]
+    labels = rule_labels(tenant=lead.tenant_id, model_ids=[lead.scoring_model_id])[lead.scoring_model_id]
     return {line["rule"]: line["points"] for line in score_explain(lead=lead, labels=labels)["lines"]}

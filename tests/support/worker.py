@@ -38,9 +38,12 @@ def test_database_url() -> str:
     parts = urlsplit(settings.DATABASE_URL)
     url = urlunsplit(parts._replace(path="/" + quote(connection.settings_dict["NAME"], safe="")))
     # Refuse to hand a subprocess a URL that reaches another server or database than this process.
+    # DATABASE_URL is the tables' owner; the app's own login (USER) is derived from it by the settings.
     keys = ("NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
     theirs = dj_database_url.parse(url)
-    ours = connection.settings_dict
+    ours = dict(connection.settings_dict)
+    if "OWNER_USER" in ours:
+        ours.update(USER=ours["OWNER_USER"], PASSWORD=ours["OWNER_PASSWORD"])
     mismatched = [k for k in keys if (theirs.get(k) or None) != (ours.get(k) or None)]
     if mismatched:
         raise AssertionError(f"test_database_url() would not reach the test database: {mismatched} differ "

@@ -220,11 +220,19 @@ def test_owner_me_filter_for_a_signed_in_rep(tenant, make_member, client_for):
 
 
 @pytest.mark.parametrize("params", [{"score_min": "lots"}, {"status": "bogus"}, {"created_after": "last tuesday"},
-                                    {"owner": "someone"}])
+                                    {"owner": "someone"}, {"owner": "ME"}, {"owner": "1" * 19}, {"score_min": "40.5"},
+                                    {"score_max": "0.5"}])
 def test_bad_filter_values_are_400_field_errors(tenant, api_client, params):
     response = api_client.get(LIST, params)
     assert response.status_code == 400
     assert set(response.json()["errors"]) == set(params)
+
+
+def test_a_filter_sent_empty_is_no_filter(tenant, api_client):
+    lead = LeadFactory(tenant=tenant)
+    response = api_client.get(LIST, {"updated_after": "", "score_min": "", "owner": "", "q": "", "page_size": ""})
+    assert response.status_code == 200, response.content
+    assert ids(response) == {str(lead.id)}
 
 
 def test_ordering_keeps_unscored_leads_last(tenant, api_client):
@@ -298,6 +306,7 @@ def test_email_taken_by_another_lead_is_a_field_error_not_a_500(tenant, api_clie
     ({"company_size": -5}, "company_size"),
     ({}, "detail"),
     ({"email": ""}, "email"),  # the lead has no phone: it would have neither
+    ({"company": 5}, "company"),  # a JSON number is not text (DRF would have stored "5")
 ])
 def test_bad_edits_are_400_field_errors(tenant, api_client, payload, field):
     lead = LeadFactory(tenant=tenant, email="a@acme.example", phone="")
@@ -378,6 +387,8 @@ def test_activity_rules(tenant, make_member, client_for, api_client):
     someone_elses = LeadFactory(tenant=tenant)
     client = client_for(rep)
     assert client.post(detail(lead, "activities/"), {"kind": "fax"}, format="json").status_code == 400
+    numeric_body = client.post(detail(lead, "activities/"), {"kind": "note", "body": 0}, format="json")
+    assert numeric_body.status_code == 400 and numeric_body.json()["errors"] == {"body": ["Not a valid string."]}
     empty_note = client.post(detail(lead, "activities/"), {"kind": "note"}, format="json")
     assert empty_note.status_code == 400 and "body" in empty_note.json()["errors"]
     future = (timezone.now() + timedelta(days=1)).isoformat()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,24 +18,20 @@ from leads.activity_outcomes import (
     activity_outcome_resolve,
     activity_outcomes_for,
 )
-from leads.models import Activity, ActivityKind, Lead, LeadStatus
+from leads.locks import UNSET, lead_lock
+from leads.models import OPEN_STATUSES, Activity, ActivityKind, Lead, LeadStatus
 from leads.normalize import text_clean
 from routing.models import SlaKind
-from routing.services.aging import STALE_MESSAGE, lead_recycle, routing_settings_for
-from routing.services.sla_clocks import OPEN_STATUSES, SLA_AGENT, sla_clock_stop
+from routing.services.aging import lead_recycle, routing_settings_for
+from routing.services.sla_clocks import SLA_AGENT, sla_clock_stop
 
 CONTACT_KINDS = frozenset({ActivityKind.CALL, ActivityKind.EMAIL, ActivityKind.MEETING})
-_UNSET: Any = object()
-
-
-def _owner_id(value) -> int | None:
-    return int(value) if value not in (None, "") else None
 
 
 @transaction.atomic
 def activity_log(
     *, lead: Lead, kind: str, actor: Actor, subject: str = "", body: str = "", outcome: str = "",
-    occurred_at: dt.datetime | None = None, expected_owner_id=_UNSET,
+    occurred_at: dt.datetime | None = None, expected_owner_id=UNSET,
 ) -> tuple[Activity, bool]:
     """Record an activity on the lead and move its `last_activity_at`; returns (activity, created).
 
@@ -69,19 +64,14 @@ def activity_log(
     outcome = chosen.code if chosen is not None else ""
 
     # One writer per lead at a time: makes the retry check below reliable.
-    status, first_contacted_at, attempts, owner_id = (
-        Lead.objects.unscoped().select_for_update().filter(tenant_id=lead.tenant_id, pk=lead.pk)
-        .values_list("status", "first_contacted_at", "contact_attempts", "owner_id").get())
-    if expected_owner_id is not _UNSET and owner_id != _owner_id(expected_owner_id):
-        raise ValidationError({"owner": [STALE_MESSAGE]})
+    locked = lead_lock(tenant=lead.tenant_id, lead_id=lead.pk, expected_owner_id=expected_owner_id)
+    status, first_contacted_at, attempts = locked.status, locked.first_contacted_at, locked.contact_attempts
     fields = {"kind": kind, "subject": subject, "body": body, "outcome": outcome}
     if occurred_at is not None:
-        existing = Activity.objects.unscoped().filter(
-            tenant_id=lead.tenant_id, lead=lead, actor_id=actor.user_id, occurred_at=occurred_at, **fields
-        ).first()
+        existing = Activity.objects.for_tenant(lead.tenant_id).filter(lead=lead, actor_id=actor.user_id, occurred_at=occurred_at, **fields).first()
         if existing is not None:
             return existing, False
-    activity = Activity.objects.unscoped().create(
+    activity = Activity.objects.create(
         tenant_id=lead.tenant_id, lead=lead, actor=actor.user, occurred_at=occurred_at or now, **fields
     )
     activity_at = min(activity.occurred_at, now)
@@ -107,7 +97,7 @@ def activity_log(
             updates["contact_attempts"] = new_attempts
             changes["contact_attempts"] = [attempts, new_attempts]
             attempts = new_attempts
-    Lead.objects.unscoped().filter(tenant_id=lead.tenant_id, pk=lead.pk).update(**updates)
+    Lead.objects.for_tenant(lead.tenant_id).filter(pk=lead.pk).update(**updates)
     audit_record(
         tenant=lead.tenant, actor=actor, action="lead.activity_logged", obj=lead, changes=changes,
         metadata={"activity_id": activity.pk, "kind": kind, "subject": subject, "outcome": outcome,

@@ -31,8 +31,8 @@ class Handoff:
 def opportunity_handoff(*, opportunity: Opportunity) -> Handoff:
     """The handoff of a qualified lead's opportunity, read back from its latest handoff assignment (so
     qualifying again reports the same outcome). Reads the opportunity's own tenant only."""
-    assignment = (Assignment.objects.unscoped()
-                  .filter(tenant_id=opportunity.tenant_id, lead_id=opportunity.lead_id, trigger=Trigger.HANDOFF)
+    assignment = (Assignment.objects.for_tenant(opportunity.tenant_id)
+                  .filter(lead_id=opportunity.lead_id, trigger=Trigger.HANDOFF)
                   .order_by("-at", "-id").only("reason", "owner_id").first())
     reason = assignment.reason if assignment is not None else ""
     reason = reason.removeprefix(HANDOFF_REASON_PREFIX)

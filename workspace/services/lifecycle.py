@@ -2,9 +2,9 @@
 into an Opportunity handed off to an AE, disqualify it, or convert it into an opportunity.
 
 Each is one transaction with the lead row locked, audited, and refuses a stale action: a caller that
-passes `expected_owner_id` (the owner it saw) gets a ValidationError if the lead changed hands
-meanwhile. Repeating an action that already happened changes nothing. Who may act is the caller's
-check (the API: reps on their own leads, managers on their team's).
+passes `expected_owner_id` (the owner it saw) gets `leads.locks.StaleLead` (a ValidationError on `owner`)
+if the lead changed hands meanwhile. Repeating an action that already happened changes nothing. Who may
+act is the caller's check (the API: reps on their own leads, managers on their team's).
 
 The SDR → AE handoff: the AE is picked by `routing.strategies.handoff_ae_pick` (named account owner,
 else the matching territory's AEs in rotation, else the AE with the fewest open leads); with no AE
@@ -27,8 +27,9 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
+from leads.locks import UNSET, lead_lock_refresh
 from leads.models import (
-    OPEN_LEAD_STATUSES,
+    OPEN_STATUSES,
     Lead,
     LeadStage,
     LeadStatus,
@@ -38,7 +39,6 @@ from leads.models import (
 )
 from leads.normalize import text_clean
 from leads.selectors import lead_opportunity
-from routing import locks
 from routing.models import RejectionReason, Trigger
 from routing.services.assign import lead_assign
 from routing.services.sla_clocks import sla_clock_stop
@@ -46,24 +46,12 @@ from routing.strategies import account_of_lead, handoff_ae_pick
 
 from .handoff import HANDOFF_REASON_PREFIX, handoff_unplaced_notify
 
-OPEN_STATUSES = OPEN_LEAD_STATUSES  # one definition, in leads.models
-STALE_MESSAGE = "This lead was reassigned meanwhile; reload it and try again."
 BANT_FIELDS = ("budget", "authority", "need", "timeline")
 CLOSED_OPPORTUNITY_STAGES = (OpportunityStage.WON, OpportunityStage.LOST)
 OPEN_OPPORTUNITY_STAGES = tuple(s for s in OpportunityStage if s not in CLOSED_OPPORTUNITY_STAGES)
-_UNSET: Any = object()
 
 
 # --- shared steps -------------------------------------------------------------------------------------
-
-
-def _locked(*, lead: Lead, expected_owner_id) -> Lead:
-    locks.lead_lock(lead=lead)
-    if expected_owner_id is not _UNSET:
-        expected = int(expected_owner_id) if expected_owner_id not in (None, "") else None
-        if lead.owner_id != expected:
-            raise ValidationError({"owner": [STALE_MESSAGE]})
-    return lead
 
 
 def _require_open(lead: Lead, verb: str) -> None:
@@ -76,7 +64,7 @@ def _require_open(lead: Lead, verb: str) -> None:
 def _stage_move(*, lead: Lead, to_stage: str, actor: Actor, reason: str, now: datetime) -> dict:
     if lead.stage == to_stage:
         return {}
-    StageTransition.objects.unscoped().create(tenant_id=lead.tenant_id, lead=lead, from_stage=lead.stage,
+    StageTransition.objects.create(tenant_id=lead.tenant_id, lead=lead, from_stage=lead.stage,
                                               to_stage=to_stage, at=now, actor_name=actor.name[:200],
                                               actor_user=actor.user, reason=reason[:200])
     change = {"stage": [lead.stage, to_stage]}
@@ -85,15 +73,15 @@ def _stage_move(*, lead: Lead, to_stage: str, actor: Actor, reason: str, now: da
 
 
 def _open_opportunity(lead: Lead) -> Opportunity | None:
-    return (Opportunity.objects.unscoped().filter(tenant_id=lead.tenant_id, lead=lead)
+    return (Opportunity.objects.for_tenant(lead.tenant_id).filter(lead=lead)
             .exclude(stage__in=CLOSED_OPPORTUNITY_STAGES).first())
 
 
 def _reason_get(*, lead: Lead, reason_code: str) -> RejectionReason:
-    reason = RejectionReason.objects.unscoped().filter(tenant_id=lead.tenant_id, code=(reason_code or "").strip(),
+    reason = RejectionReason.objects.for_tenant(lead.tenant_id).filter(code=(reason_code or "").strip(),
                                                        is_active=True).first()
     if reason is None:
-        codes = list(RejectionReason.objects.unscoped().filter(tenant_id=lead.tenant_id, is_active=True)
+        codes = list(RejectionReason.objects.for_tenant(lead.tenant_id).filter(is_active=True)
                      .order_by("position", "id").values_list("code", flat=True))
         raise ValidationError({"reason": [f"Choose a reason from the rejection taxonomy: {', '.join(codes)}."
                                           if codes else "This tenant has no rejection reasons yet."]})
@@ -111,11 +99,11 @@ def _note_clean(note: str) -> str:
 
 
 @transaction.atomic
-def lead_accept(*, lead: Lead, actor: Actor, expected_owner_id=_UNSET, now: datetime | None = None) -> Lead:
+def lead_accept(*, lead: Lead, actor: Actor, expected_owner_id=UNSET, now: datetime | None = None) -> Lead:
     """The owner accepts the lead: an MQL becomes a SAL; an AE accepting an SQL converts it (the
     opportunity is accepted). Stops the running SLA clock ("accepted")."""
     now = now or timezone.now()
-    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    lead = lead_lock_refresh(lead=lead, expected_owner_id=expected_owner_id)
     if lead.owner_id is None:
         raise ValidationError({"owner": ["An unassigned lead cannot be accepted; assign it first."]})
     if lead.accepted_at is not None:
@@ -147,7 +135,7 @@ def lead_accept(*, lead: Lead, actor: Actor, expected_owner_id=_UNSET, now: date
 
 
 @transaction.atomic
-def lead_reject(*, lead: Lead, actor: Actor, reason_code: str, note: str = "", expected_owner_id=_UNSET,
+def lead_reject(*, lead: Lead, actor: Actor, reason_code: str, note: str = "", expected_owner_id=UNSET,
                 now: datetime | None = None) -> Lead:
     """Sales rejects the lead back to marketing with a reason from the tenant's taxonomy (seed 001,
     mistake 4): status "rejected" (or "recycled" for a nurture reason such as "not now"), the owner
@@ -155,7 +143,7 @@ def lead_reject(*, lead: Lead, actor: Actor, reason_code: str, note: str = "", e
     now = now or timezone.now()
     reason = _reason_get(lead=lead, reason_code=reason_code)
     note = _note_clean(note)
-    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    lead = lead_lock_refresh(lead=lead, expected_owner_id=expected_owner_id)
     if lead.status in (LeadStatus.REJECTED, LeadStatus.RECYCLED) and lead.rejection_reason == reason.code:
         return lead
     _require_open(lead, "rejected")
@@ -176,14 +164,14 @@ def lead_reject(*, lead: Lead, actor: Actor, reason_code: str, note: str = "", e
 
 
 @transaction.atomic
-def lead_disqualify(*, lead: Lead, actor: Actor, reason_code: str, note: str = "", expected_owner_id=_UNSET,
+def lead_disqualify(*, lead: Lead, actor: Actor, reason_code: str, note: str = "", expected_owner_id=UNSET,
                     now: datetime | None = None) -> Lead:
     """The rep worked the lead and it does not qualify (BANT failed): status "unqualified" with a
     reason from the taxonomy; the owner stays on record, the SLA clock stops."""
     now = now or timezone.now()
     reason = _reason_get(lead=lead, reason_code=reason_code)
     note = _note_clean(note)
-    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    lead = lead_lock_refresh(lead=lead, expected_owner_id=expected_owner_id)
     if lead.status == LeadStatus.UNQUALIFIED:
         return lead
     _require_open(lead, "disqualified")
@@ -218,13 +206,13 @@ def _bant_clean(values: dict[str, Any]) -> dict[str, str]:
 
 @transaction.atomic
 def lead_qualify(*, lead: Lead, actor: Actor, budget: str, authority: str, need: str, timeline: str,
-                 expected_owner_id=_UNSET, now: datetime | None = None) -> Opportunity:
+                 expected_owner_id=UNSET, now: datetime | None = None) -> Opportunity:
     """The SDR qualifies the lead (all four BANT fields): it becomes an SQL with an Opportunity owned
     by the matched AE, who gets the lead through a "handoff" assignment (acceptance SLA starts).
     Qualifying an already qualified lead returns its open opportunity unchanged."""
     now = now or timezone.now()
     bant = _bant_clean({"budget": budget, "authority": authority, "need": need, "timeline": timeline})
-    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    lead = lead_lock_refresh(lead=lead, expected_owner_id=expected_owner_id)
     existing = _open_opportunity(lead)
     if existing is not None:
         return existing
@@ -240,7 +228,7 @@ def lead_qualify(*, lead: Lead, actor: Actor, budget: str, authority: str, need:
     lead.save(update_fields=[*BANT_FIELDS, "stage", "status", "accepted_at", "updated_at"])
     ae, strategy, why = handoff_ae_pick(lead=lead, now=now)
     account = account_of_lead(lead)
-    opportunity = Opportunity.objects.unscoped().create(
+    opportunity = Opportunity.objects.create(
         tenant_id=lead.tenant_id, lead=lead, account=account, owner=ae.user if ae else None,
         name=f"{lead.company or lead.full_name or lead.email or lead.phone}"[:200], qualified_by=actor.user,
         created_at=now, **bant)
@@ -293,7 +281,7 @@ def _convert_opportunity(*, lead: Lead, actor: Actor, name: str, stage: str,
     opportunity = _open_opportunity(lead)
     account = account_of_lead(lead)
     if opportunity is None:
-        return Opportunity.objects.unscoped().create(
+        return Opportunity.objects.create(
             tenant_id=lead.tenant_id, lead=lead, account=account, owner_id=lead.owner_id,
             name=name or opportunity_name_default(lead), stage=stage or OpportunityStage.DISCOVERY,
             qualified_by=actor.user, accepted_at=now, created_at=now,
@@ -311,7 +299,7 @@ def _convert_opportunity(*, lead: Lead, actor: Actor, name: str, stage: str,
 
 
 @transaction.atomic
-def lead_convert(*, lead: Lead, actor: Actor, name: str = "", stage: str = "", expected_owner_id=_UNSET,
+def lead_convert(*, lead: Lead, actor: Actor, name: str = "", stage: str = "", expected_owner_id=UNSET,
                  now: datetime | None = None) -> Opportunity:
     """Convert an open, owned lead into an opportunity; returns the opportunity.
 
@@ -325,7 +313,7 @@ def lead_convert(*, lead: Lead, actor: Actor, name: str = "", stage: str = "", e
     """
     now = now or timezone.now()
     name, stage = _convert_input_clean(name=name, stage=stage)
-    lead = _locked(lead=lead, expected_owner_id=expected_owner_id)
+    lead = lead_lock_refresh(lead=lead, expected_owner_id=expected_owner_id)
     if lead.status == LeadStatus.CONVERTED:
         converted = lead_opportunity(lead=lead)
         if converted is not None:

@@ -10,7 +10,7 @@ from leadmgmt.audit.actors import SYSTEM
 from leadmgmt.tenancy.models import Role
 from routing.defaults import routing_defaults_create
 from routing.models import Notification
-from tests.support.browser import ARTIFACTS
+from tests.support.browser import ARTIFACTS, wait_for_js
 from tests.support.factories import MembershipFactory, TenantFactory, UserFactory
 from tests.support.workspace import PASSWORD, owned_lead
 
@@ -44,17 +44,17 @@ def test_a_lead_assigned_meanwhile_appears_in_the_open_queue_and_the_bell_counts
     arrived = owned_lead(tenant, rep, due_in=timedelta(minutes=5), first_name="Joanna", last_name="Lee",
                          company="Chotchkie's", band="hot", score=91)
     page.wait_for_selector(f"tr[data-lead-id='{arrived.pk}']", timeout=15_000)
-    page.wait_for_function("document.querySelector('[data-testid=notification-count]') && "
-                           "document.querySelector('[data-testid=notification-count]').textContent.trim() === '1'",
-                           timeout=15_000)
+    wait_for_js(page, "document.querySelector('[data-testid=notification-count]') && "
+                      "document.querySelector('[data-testid=notification-count]').textContent.trim() === '1'",
+                timeout=15_000)
     assert page.evaluate("window.__sameDocument") is True, "no reload"
     rows = page.locator("tbody tr")
     assert [rows.nth(i).get_attribute("data-lead-id") for i in range(rows.count())][0] == str(arrived.pk)
     # The countdown keeps running client-side in the swapped-in row.
     countdown = f"tr[data-lead-id='{arrived.pk}'] .countdown"
-    page.wait_for_function(f"document.querySelector(\"{countdown}\").textContent.indexOf('left') !== -1")
+    wait_for_js(page, f"document.querySelector(\"{countdown}\").textContent.indexOf('left') !== -1")
     before = page.inner_text(countdown)
-    page.wait_for_function(f"document.querySelector(\"{countdown}\").textContent !== {before!r}", timeout=5_000)
+    wait_for_js(page, f"document.querySelector(\"{countdown}\").textContent !== {before!r}", timeout=5_000)
 
     # The bell leads to the notification centre; opening the notification marks it read and opens the lead.
     with page.expect_navigation():

@@ -13,7 +13,7 @@ from leadmgmt.tenancy.models import Membership, Role
 from leads.models import Lead
 from routing.models import Assignment
 from routing.services.assign import lead_reassign
-from tests.support.browser import ARTIFACTS
+from tests.support.browser import ARTIFACTS, wait_for_js
 from tests.support.routing import lead, rep, rule, team
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -65,10 +65,10 @@ def test_a_manager_reassigns_a_lead_and_sends_a_rep_out_of_office(page, live_ser
 
     # filter by rep: htmx swaps the results in place and the URL follows
     page.select_option("#id_rep", str(bob.pk))
-    page.wait_for_function("document.querySelectorAll('#team-queue tbody tr').length === 2")
+    wait_for_js(page, "document.querySelectorAll('#team-queue tbody tr').length === 2")
     assert f"rep={bob.pk}" in page.url and "Grace Hopper" not in page.inner_text("#team-queue")
     page.select_option("#id_rep", "")
-    page.wait_for_function("document.querySelectorAll('#team-queue tbody tr').length === 5")
+    wait_for_js(page, "document.querySelectorAll('#team-queue tbody tr').length === 5")
     rows = page.locator("#team-queue tbody tr")
 
     # reassign Grace (Ann's) to Bob
@@ -96,7 +96,7 @@ def test_a_manager_reassigns_a_lead_and_sends_a_rep_out_of_office(page, live_ser
     assert "ann.sdr@acme.test" in alan_row.locator(".cell-owner").inner_text()
     assert page.evaluate("window.__sameDocument") is True  # no page load
     assert Lead.objects.unscoped().get(pk=alan.pk).owner_id == ann.pk
-    page.wait_for_function("document.getElementById('live-status').textContent.includes('now belongs to ann')")
+    wait_for_js(page, "document.getElementById('live-status').textContent.includes('now belongs to ann')")
     shot(page, "manager_team_queue_inline_reassign.png")
 
     # Ada changes hands behind the manager's back: the click is refused on the row, which shows her owner now

@@ -14,7 +14,7 @@ from leadmgmt.tenancy.models import Role
 from leads.models import Lead
 from routing.defaults import routing_defaults_create
 from routing.models import SlaClock, SlaKind
-from tests.support.browser import ARTIFACTS
+from tests.support.browser import ARTIFACTS, wait_for_js
 from tests.support.factories import MembershipFactory, TeamFactory, TenantFactory, UserFactory
 from tests.support.workspace import PASSWORD, owned_lead
 
@@ -96,10 +96,10 @@ def test_my_queue_is_cards_on_a_phone_and_a_table_on_a_laptop(page, live_server,
 
     # an htmx search swaps the table and the result is still cards, announced to screen readers
     page.fill("#id_q", "lumbergh")
-    page.wait_for_function("document.querySelectorAll('[data-testid=queue-table] tbody tr').length === 1")
+    wait_for_js(page, "document.querySelectorAll('[data-testid=queue-table] tbody tr').length === 1")
     swapped = page.locator(f"tr[data-lead-id='{third.pk}']")
     assert swapped.evaluate("el => getComputedStyle(el).display") == "grid"
-    page.wait_for_function("document.getElementById('live-status').textContent.includes('1 lead')")
+    wait_for_js(page, "document.getElementById('live-status').textContent.includes('1 lead')")
     no_sideways_scroll(page)
 
     # the same markup is a table at laptop width
@@ -168,7 +168,7 @@ def test_keyboard_skip_link_focus_ring_and_row_controls(page, live_server, floor
     select.focus()
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('live-status').textContent.includes('now belongs to eli@acme.test')")
+    wait_for_js(page, "document.getElementById('live-status').textContent.includes('now belongs to eli@acme.test')")
     assert Lead.objects.unscoped().get(pk=second.pk).owner_id == floor["eli"].pk
     # the swapped row keeps the keyboard focus: its rep choice, ready for the next change
     assert page.evaluate("document.activeElement.id") == f"reassign-{second.pk}"

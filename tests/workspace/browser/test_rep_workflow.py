@@ -12,7 +12,7 @@ from leadmgmt.tenancy.models import Role
 from leads.models import Lead, LeadStatus
 from routing.defaults import routing_defaults_create
 from routing.models import SlaClock
-from tests.support.browser import ARTIFACTS
+from tests.support.browser import ARTIFACTS, wait_for_js
 from tests.support.factories import AccountFactory, MembershipFactory, TenantFactory, UserFactory
 from tests.support.workspace import PASSWORD, owned_lead
 
@@ -58,11 +58,11 @@ def test_rep_signs_in_works_the_top_lead_and_rejects_another(page, live_server):
     # Search updates the table through htmx, without a full page load.
     page.evaluate("window.__sameDocument = true")
     page.fill("#id_q", "lumbergh")
-    page.wait_for_function("document.querySelectorAll('tbody tr').length === 1")
+    wait_for_js(page, "document.querySelectorAll('tbody tr').length === 1")
     assert page.get_attribute("tbody tr", "data-lead-id") == str(third.pk)
     assert page.evaluate("window.__sameDocument") is True and "q=lumbergh" in page.url
     page.fill("#id_q", "")
-    page.wait_for_function("document.querySelectorAll('tbody tr').length === 3")
+    wait_for_js(page, "document.querySelectorAll('tbody tr').length === 3")
 
     # Open the top lead: its SLA clock runs; log a call and see it stop.
     with page.expect_navigation():

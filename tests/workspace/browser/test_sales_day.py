@@ -18,7 +18,7 @@ from leadmgmt.tenancy.models import Membership, Role, Team
 from leadmgmt.tenancy.services import DEFAULT_TEAM, membership_upsert, tenant_create
 from leads.models import Lead, LeadStatus, Opportunity
 from routing.models import Notification, Territory
-from tests.support.browser import ARTIFACTS
+from tests.support.browser import ARTIFACTS, wait_for_js
 from tests.support.sla import smtp_server  # noqa: F401 (fixture)
 from tests.support.team import invitation_link
 from tests.support.workspace import PASSWORD, owned_lead
@@ -121,7 +121,7 @@ def test_a_sales_day(page, browser, day):
     page.goto(f"{day['url']}/queue/")
     page.evaluate("window.__sameDocument = true")
     Notification.objects.unscoped().filter(user=sam).update(read_at=tenant.created_at)  # an empty bell to start
-    page.wait_for_function("!document.querySelector('[data-testid=notification-count]')", timeout=10_000)
+    wait_for_js(page, "!document.querySelector('[data-testid=notification-count]')", timeout=10_000)
     hot = owned_lead(tenant, sam, first_name="Hannah", last_name="Hot", company="Globex", score=92, band="sql",
                      is_hot=True, country="US")
     page.wait_for_selector(f"tr[data-lead-id='{hot.pk}'] [data-hot-badge]", timeout=15_000)

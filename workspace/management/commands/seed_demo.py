@@ -25,6 +25,7 @@ from django.db import transaction
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record, diff, snapshot
+from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import ApiKey, Role, Team, Tenant
 from leadmgmt.tenancy.selectors import api_key_lookup
 from leadmgmt.tenancy.services import (
@@ -152,7 +153,7 @@ def demo_api_key_ensure(*, tenant: Tenant, credentials_path: Path, fresh_raw: st
     if key is not None and key.tenant_id == tenant.pk:
         return stored
     with transaction.atomic():
-        for old in ApiKey.objects.unscoped().filter(tenant=tenant, name__in=DEMO_KEY_NAMES, revoked_at__isnull=True):
+        for old in ApiKey.objects.for_tenant(tenant).filter(name__in=DEMO_KEY_NAMES, revoked_at__isnull=True):
             api_key_revoke(api_key=old, actor=SEED_ACTOR)
         _key, raw = api_key_create(tenant=tenant, name=DEMO_KEY_NAME, actor=SEED_ACTOR)
         # Written inside the transaction: if the file cannot be written, the key is not kept either.
@@ -163,7 +164,7 @@ def demo_api_key_ensure(*, tenant: Tenant, credentials_path: Path, fresh_raw: st
 @transaction.atomic
 def demo_form_configure(*, tenant: Tenant, success_url: str) -> LeadForm:
     """The demo form accepts any origin and redirects plain HTML posts to `success_url`."""
-    form = LeadForm.objects.unscoped().select_for_update().get(tenant=tenant, name=DEMO_FORM_NAME)
+    form = LeadForm.objects.for_tenant(tenant).select_for_update().get(name=DEMO_FORM_NAME)
     fields = ["allowed_origins", "success_url", "is_active"]
     before = snapshot(form, fields)
     form.allowed_origins, form.success_url, form.is_active = ["*"], success_url, True
@@ -178,7 +179,7 @@ def demo_form_configure(*, tenant: Tenant, success_url: str) -> LeadForm:
 def demo_teams_configure(*, tenant: Tenant) -> None:
     """The demo manager manages the SDR and AE teams; the AE team owns one territory (idempotent)."""
     manager = get_user_model().objects.get(username=MANAGER_EMAIL)
-    for team in Team.objects.unscoped().select_for_update().filter(tenant=tenant, name__in=[DEFAULT_TEAM, AE_TEAM]):
+    for team in Team.objects.for_tenant(tenant).select_for_update().filter(name__in=[DEFAULT_TEAM, AE_TEAM]):
         if team.manager_id != manager.pk:
             before = team.manager_id
             team.manager = manager
@@ -186,10 +187,10 @@ def demo_teams_configure(*, tenant: Tenant) -> None:
             audit_record(tenant=tenant, actor=SEED_ACTOR, action="team.updated", obj=team,
                          changes={"manager": [before, manager.pk]})
     name, countries = DEMO_TERRITORY
-    if not Territory.objects.unscoped().filter(tenant=tenant, name=name).exists():
-        territory = Territory.objects.unscoped().create(
+    if not Territory.objects.for_tenant(tenant).filter(name=name).exists():
+        territory = Territory.objects.create(
             tenant=tenant, name=name, countries=countries,
-            team=Team.objects.unscoped().get(tenant=tenant, name=AE_TEAM))
+            team=Team.objects.for_tenant(tenant).get(name=AE_TEAM))
         audit_record(tenant=tenant, actor=SEED_ACTOR, action="territory.created", obj=territory,
                      metadata={"name": name, "team": AE_TEAM})
 
@@ -198,7 +199,7 @@ def demo_teams_configure(*, tenant: Tenant) -> None:
 def demo_nurture_configure(*, tenant: Tenant) -> NurtureSettings:
     """The demo tenant's nurture defaults, with a postal address so its sequences send (idempotent)."""
     nurture_defaults_create(tenant=tenant, actor=SEED_ACTOR)
-    nurture = NurtureSettings.objects.unscoped().select_for_update().get(tenant=tenant)
+    nurture = NurtureSettings.objects.for_tenant(tenant).select_for_update().get()
     if not nurture.postal_address.strip():
         nurture.postal_address = DEMO_POSTAL_ADDRESS
         nurture.save(update_fields=["postal_address", "updated_at"])
@@ -210,9 +211,9 @@ def demo_nurture_configure(*, tenant: Tenant) -> NurtureSettings:
 def demo_leads_seed(*, tenant: Tenant, form: LeadForm) -> int:
     """Capture the sample leads that are not there yet (through the demo form); returns how many."""
     existing_emails = set(
-        Lead.objects.unscoped().filter(tenant=tenant).exclude(email="").values_list("email", flat=True)
+        Lead.objects.for_tenant(tenant).exclude(email="").values_list("email", flat=True)
     )
-    existing_phones = set(Lead.objects.unscoped().filter(tenant=tenant, email="").values_list("phone", flat=True))
+    existing_phones = set(Lead.objects.for_tenant(tenant).filter(email="").values_list("phone", flat=True))
     added = 0
     for data in DEMO_LEADS:
         email = data.get("email", "").lower()
@@ -235,9 +236,16 @@ def demo_seed(*, credentials_path: Path, base_url: str) -> DemoSeedResult:
                                     admin_password=DEMO_PASSWORD, actor=SEED_ACTOR, form_name=DEMO_FORM_NAME,
                                     allowed_origins=["*"])
         tenant, fresh_raw = provisioned.tenant, provisioned.api_key
-    elif not LeadForm.objects.unscoped().filter(tenant=tenant, name=DEMO_FORM_NAME).exists():
+    with tenant_scope(tenant):  # everything below is the demo tenant's (row-level security)
+        return _demo_complete(tenant=tenant, created=created, fresh_raw=fresh_raw,
+                              credentials_path=credentials_path, base_url=base_url)
+
+
+def _demo_complete(*, tenant: Tenant, created: bool, fresh_raw: str | None,
+                   credentials_path: Path, base_url: str) -> DemoSeedResult:
+    if not created and not LeadForm.objects.for_tenant(tenant).filter(name=DEMO_FORM_NAME).exists():
         with transaction.atomic():
-            form = LeadForm.objects.unscoped().create(tenant=tenant, name=DEMO_FORM_NAME, allowed_origins=["*"])
+            form = LeadForm.objects.create(tenant=tenant, name=DEMO_FORM_NAME, allowed_origins=["*"])
             audit_record(tenant=tenant, actor=SEED_ACTOR, action="lead_form.created", obj=form,
                          metadata={"name": DEMO_FORM_NAME})
     users = []
@@ -266,7 +274,7 @@ def demo_seed(*, credentials_path: Path, base_url: str) -> DemoSeedResult:
     return DemoSeedResult(
         tenant=tenant.slug, tenant_name=tenant.name, created=created, form_key=form.key, api_key=raw_key,
         password=DEMO_PASSWORD, login_url=str(settings.LOGIN_URL), users=users,
-        leads_total=Lead.objects.unscoped().filter(tenant=tenant).count(), leads_added=added,
+        leads_total=Lead.objects.for_tenant(tenant).count(), leads_added=added,
         credentials_file=str(credentials_path),
     )
 

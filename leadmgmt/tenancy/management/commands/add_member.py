@@ -47,7 +47,7 @@ class Command(BaseCommand):
         if team is not None and not team.strip():
             raise CommandError("--team must not be blank.", returncode=BAD_INPUT)
         if capacity is None:  # an update keeps the current cap unless one is given
-            capacity = (Membership.objects.unscoped().filter(tenant=tenant, user__username=email)
+            capacity = (Membership.objects.for_tenant(tenant).filter(user__username=email)
                         .values_list("capacity", flat=True).first())
         try:
             membership, user_created, password = membership_upsert(

@@ -1,0 +1,124 @@
+"""Rows in every tenant-owned table for one tenant, for the row-level security tests.
+
+`fill_every_tenant_table(tenant)` completes a demo tenant (`manage.py seed_demo`) with what the seed
+does not write, through the services the app runs: the capture pipeline task (scores and routes the
+demo leads: assignments, round-robin slots, SLA clocks, notifications), an intake with an
+Idempotency-Key, a signal, an invitation, the SLA Agent at the first deadline (an escalation), a
+logged call, a conversion (an opportunity), the Nurture Agent (an enrolment and a sent message) and a
+suppressed address. Two rows have no service to write them (the admin site does): a routing rule
+member and an agent setting, created directly. Everything runs inside `tenant_scope(tenant)`, so
+PostgreSQL holds it to that tenant as it holds the app: it never reads or writes another tenant.
+Calling it again for the same tenant adds rows but fails on nothing.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.invitations import invitation_send
+from leadmgmt.tenancy.models import Agent, AgentSetting, Invitation, Role, Tenant
+from leads.models import ActivityKind, Lead, LeadForm, LeadStatus
+from leads.services.intake import intake_submit
+from leads.services.signals import SignalInput, signals_record
+from nurture.models import Enrollment, EnrollmentStatus, SuppressionReason
+from nurture.services.enrollment import working_pause_days
+from nurture.services.sending import nurture_tenant_run
+from nurture.services.tracking import suppression_add
+from routing.models import Assignment, RoutingRule, RoutingRuleMember, SlaClock, Strategy
+from routing.services.sla_enforcement import sla_enforce
+from workspace.services.activities import activity_log
+from workspace.services.lifecycle import lead_convert
+from workspace.tasks import lead_captured_task
+
+FILLER = Actor.agent("RLS test filler")
+INVITEE = "invitee@rls-fill.test"
+INTAKE_KEY = "rls-fill-intake-1"
+SUPPRESSED = "do-not-mail@rls-fill.test"
+
+
+def fill_every_tenant_table(tenant: Tenant) -> None:
+    """At least one row of `tenant` (a seeded demo tenant) in every table of `leadmgmt.db.rls.tenant_tables()`."""
+    with tenant_scope(tenant):
+        _admin_only_rows(tenant)
+        _intake_with_key()
+        _route_captured_leads(tenant)
+        _signal(tenant)
+        _invitation(tenant)
+        _sla_escalation(tenant)
+        _call_and_convert()
+        _nurture(tenant)
+
+
+def _user(email: str):
+    return get_user_model().objects.get(username=email)
+
+
+def _admin_only_rows(tenant: Tenant) -> None:
+    """What only the admin site writes: a member of the round-robin rule, an agent's switch (left on)."""
+    rule = RoutingRule.objects.filter(strategy=Strategy.ROUND_ROBIN).order_by("position").first()
+    RoutingRuleMember.objects.get_or_create(tenant=tenant, rule=rule, user=_user("sdr1@demo.test"))
+    AgentSetting.objects.get_or_create(tenant=tenant, agent=Agent.ROUTING, defaults={"enabled": True})
+
+
+def _intake_with_key() -> None:
+    """A post to the demo form with an Idempotency-Key: a new lead and the record of the answer."""
+    form = LeadForm.objects.order_by("pk").first()
+    intake_submit(form=form, idempotency_key=INTAKE_KEY, data={
+        "email": "pat.kim@rls-fill.test", "first_name": "Pat", "last_name": "Kim", "company": "RLS Fill",
+        "marketing_consent": True})
+
+
+def _route_captured_leads(tenant: Tenant) -> None:
+    """The capture pipeline task (score, then route) that `lead_captured` enqueues on commit, which a
+    test's transaction never reaches: run in-process for every lead not routed yet."""
+    not_routed = Lead.objects.exclude(pk__in=Assignment.objects.values("lead_id")).values_list("pk", flat=True)
+    for lead_id in not_routed:
+        lead_captured_task.apply(kwargs={"tenant_id": tenant.pk, "lead_id": str(lead_id)}, throw=True)
+
+
+def _signal(tenant: Tenant) -> None:
+    """A pricing page view sent for the first lead with an email (as `POST /api/v1/signals/` records it)."""
+    lead = Lead.objects.exclude(email="").order_by("created_at", "pk").first()
+    signals_record(tenant=tenant, actor=FILLER, items=[SignalInput(
+        index=0, type="pricing_page_view", occurred_at=timezone.now(), email=lead.email,
+        external_id="rls-fill-signal-1")])
+
+
+def _invitation(tenant: Tenant) -> None:
+    if not Invitation.objects.filter(email=INVITEE).exists():
+        invitation_send(tenant=tenant, email=INVITEE, role=Role.SDR, actor=Actor.for_user(_user("admin@demo.test")))
+
+
+def _sla_escalation(tenant: Tenant) -> None:
+    """The SLA Agent's tick just after the first running clock's next step: the breach and its first step."""
+    clock = (SlaClock.objects.filter(stopped_at__isnull=True, next_action_at__isnull=False)
+             .order_by("next_action_at").first())
+    if clock is not None:
+        sla_enforce(tenant=tenant, now=clock.next_action_at + timedelta(minutes=1))
+
+
+def _call_and_convert() -> None:
+    """The owner of an open lead logs a call, then converts the lead into an opportunity."""
+    lead = (Lead.objects.filter(owner__isnull=False).exclude(status=LeadStatus.CONVERTED)
+            .select_related("owner").order_by("created_at", "pk").first())
+    owner = Actor.for_user(lead.owner)
+    activity_log(lead=lead, kind=ActivityKind.CALL, actor=owner, subject="Intro call")
+    lead_convert(lead=lead, actor=owner)
+
+
+def _nurture(tenant: Tenant) -> None:
+    """The Nurture Agent at noon once the reps' working pause is over (it enrols a consenting lead), and
+    again when the first step is due (it sends); then an address put on the suppression list."""
+    pause_over = timezone.localtime(timezone=ZoneInfo(tenant.timezone)) + timedelta(
+        days=working_pause_days(tenant=tenant) + 1)
+    noon = pause_over.replace(hour=12, minute=0, second=0, microsecond=0)  # outside the usual quiet hours
+    nurture_tenant_run(tenant=tenant, now=noon)
+    due = Enrollment.objects.filter(status=EnrollmentStatus.ACTIVE).order_by("next_due_at").first()
+    if due is not None:
+        nurture_tenant_run(tenant=tenant, now=max(due.next_due_at, noon))
+    suppression_add(tenant=tenant, email=SUPPRESSED, reason=SuppressionReason.MANUAL, actor=FILLER)
