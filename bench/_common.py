@@ -87,7 +87,28 @@ def bench_harness() -> None:
     runs in the web and worker processes, or in `tenant_scope(...)` blocks, under row-level security."""
     from leadmgmt.tenancy.cross_tenant import cross_tenant
 
-    cross_tenant("bench_harness").__enter__()
+    global _HARNESS
+    _HARNESS = cross_tenant("bench_harness")  # kept: a collected generator would close the block
+    _HARNESS.__enter__()
+
+
+_HARNESS = None
+
+
+def maintenance(*statements: str) -> None:
+    """VACUUM, ANALYZE and CHECKPOINT as the tables' owner (the app role owns no table), outside a transaction."""
+    from django.db import connection
+
+    from leadmgmt.db.backend.base import owner_mode
+
+    with owner_mode(connection), connection.cursor() as cursor:
+        for statement in statements:
+            try:
+                cursor.execute(statement)
+            except Exception as exc:  # CHECKPOINT needs superuser or pg_checkpoint; skip it if not granted
+                if not statement.startswith("CHECKPOINT"):
+                    raise
+                say(f"(skipped {statement}: {exc})")
 
 
 class Timer:

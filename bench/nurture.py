@@ -20,7 +20,7 @@ import json
 import socket
 import sys
 
-from _common import Timer, django_setup, require_services, say, throwaway_database
+from _common import Timer, django_setup, maintenance, require_services, say, throwaway_database
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -130,9 +130,7 @@ def setup(n: int):
             "SELECT %(t)s, %(s)s, l.id, 'new_lead', 'active', true, 'bench', now() - interval '1 hour', 1, "
             "now() - interval '1 minute', 0, '', '', '', now() FROM leads_lead l WHERE l.tenant_id = %(t)s",
             {"t": tenant.pk, "s": sequence.pk})
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE leads_lead")
-        cursor.execute("VACUUM ANALYZE nurture_enrollment")
+    maintenance("VACUUM ANALYZE leads_lead", "VACUUM ANALYZE nurture_enrollment")
     return tenant
 
 

@@ -19,7 +19,7 @@ import json
 import sys
 import uuid
 
-from _common import Timer, django_setup, require_services, say, throwaway_database
+from _common import Timer, django_setup, maintenance, require_services, say, throwaway_database
 
 TARGET_SECONDS_PER_MILLION = 60.0
 TARGET_RATIO = 3.0
@@ -139,20 +139,6 @@ def generate(*, tenant_id: int, form_id: int, leads: int, signals_per_lead: int)
         cursor.execute(leads_sql, {"tenant": tenant_id, "form": form_id, "n": leads})
         if signals_per_lead:
             cursor.execute(signals_sql, {"tenant": tenant_id, "per_lead": signals_per_lead})
-
-
-def maintenance(*statements: str) -> None:
-    """VACUUM and CHECKPOINT run outside a transaction (Django's connection is in autocommit here)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for statement in statements:
-            try:
-                cursor.execute(statement)
-            except Exception as exc:  # CHECKPOINT needs superuser or pg_checkpoint; skip it if not granted
-                if not statement.startswith("CHECKPOINT"):
-                    raise
-                say(f"(skipped {statement}: {exc})")
 
 
 def change_model(*, tenant, actor):

@@ -21,7 +21,7 @@ import threading
 import uuid
 from collections import Counter
 
-from _common import Timer, django_setup, require_services, say, throwaway_database
+from _common import Timer, django_setup, maintenance, require_services, say, throwaway_database
 
 COUNTRIES = ["US", "United States", "Canada", "United Kingdom", "Germany", "France", "India", "Brazil", "Japan", ""]
 INDUSTRIES = ["Software", "SaaS", "Financial Services", "Healthcare", "Retail", "Manufacturing", "Education", ""]
@@ -67,8 +67,7 @@ def leads_generate(*, tenant_id: int, n: int, prefix: str) -> None:
         cursor.execute("SELECT setseed(0.17)")
         cursor.execute(sql, {"tenant": tenant_id, "n": n, "prefix": prefix})
     if not connection.in_atomic_block:  # fresh statistics, as autovacuum would have after an import
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE leads_lead")
+        maintenance("VACUUM ANALYZE leads_lead")
 
 
 def _reps(tenant, team, n: int) -> list:
