@@ -355,11 +355,12 @@ def test_every_check_is_on():
 
 
 def test_every_operation_got_past_validation_at_least_once():
-    """The seeding works: each operation answered a 2xx to its own method (runs after the operations' tests)."""
+    """The seeding works: each operation that ran (all of them in a full run; those selected with -k
+    otherwise) answered a 2xx to its own method at least once (runs after the operations' tests)."""
     labels = {result.ok().label for result in schema.get_all_operations()}
-    if set(STATS["statuses"]) != labels:
-        pytest.skip("not every operation ran in this session")
-    assert labels - STATS["reached"] == set()
+    ran = set(STATS["statuses"])
+    assert ran <= labels
+    assert ran - STATS["reached"] == set()
 
 
 class _Summary:

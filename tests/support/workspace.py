@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.test import Client
 from django.utils import timezone
 
 from leadmgmt.audit.actors import SYSTEM
+from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.models import Role
 from leads.models import Lead, LeadStage
 from routing.models import SlaClock, Trigger
@@ -13,6 +15,17 @@ from routing.services.assign import lead_assign
 from tests.support.factories import LeadFactory, MembershipFactory, UserFactory
 
 PASSWORD = "pw-for-tests-123"
+
+
+def signed_in_client(user, tenant=None, *, enforce_csrf_checks=False) -> Client:
+    """A Django test client signed in as `user`, with `tenant` (if given) chosen as the active workspace."""
+    client = Client(enforce_csrf_checks=enforce_csrf_checks)
+    client.force_login(user)
+    if tenant is not None:
+        session = client.session
+        session[SESSION_TENANT_KEY] = tenant.pk
+        session.save()
+    return client
 
 
 def person(tenant, *, role=Role.SDR, team=None, username=None, **membership):

@@ -3,14 +3,12 @@ and leads owned the way routing gives them (an Assignment and a running SLA cloc
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from leadmgmt.audit.actors import SYSTEM
-from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.models import Role
 from routing.defaults import routing_defaults_create
 from tests.support.factories import TeamFactory
-from tests.support.workspace import person
+from tests.support.workspace import person, signed_in_client
 
 
 @pytest.fixture
@@ -30,14 +28,4 @@ def org(tenant):
 @pytest.fixture
 def signed_in():
     """A Django test client signed in as `user`, with `tenant` (if given) chosen as the active workspace."""
-
-    def _client(user, tenant=None, *, enforce_csrf_checks=False) -> Client:
-        client = Client(enforce_csrf_checks=enforce_csrf_checks)
-        client.force_login(user)
-        if tenant is not None:
-            session = client.session
-            session[SESSION_TENANT_KEY] = tenant.pk
-            session.save()
-        return client
-
-    return _client
+    return signed_in_client

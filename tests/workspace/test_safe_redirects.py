@@ -12,27 +12,16 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.models import Role
 from routing.notifications import notify
 from tests.support.factories import MembershipFactory
 from tests.support.routing import lead, rep, team
-from tests.support.workspace import PASSWORD
+from tests.support.workspace import PASSWORD, signed_in_client
 
 pytestmark = pytest.mark.django_db
 
 HOSTILE = ["javascript:alert(1)", "//evil.test", "https://evil.test/", "/\\evil.test", "\\\\evil.test",
            "http:evil.test", " //evil.test", "/\t/evil.test", "http://testserver/queue/"]
-
-
-def _client(user, tenant=None) -> Client:
-    client = Client()
-    client.force_login(user)
-    if tenant is not None:
-        session = client.session
-        session[SESSION_TENANT_KEY] = tenant.pk
-        session.save()
-    return client
 
 
 def _field(body: str, after: str = "", name: str = "next") -> str:
@@ -84,22 +73,22 @@ def _sign_in(w, value):
 
 
 def _sign_out(w, value):
-    response = _client(w["boss"]).post("/accounts/logout/", {"next": value})
+    response = signed_in_client(w["boss"]).post("/accounts/logout/", {"next": value})
     return response["Location"] if response.status_code == 302 else "(the signed-out page)"
 
 
 def _switch(w, value):
-    return _location(_client(w["ann"]).post("/tenant/switch/", {"tenant": w["other"].pk, "next": value}))
+    return _location(signed_in_client(w["ann"]).post("/tenant/switch/", {"tenant": w["other"].pk, "next": value}))
 
 
 def _reassign_post(w, value, *, valid=True):
     data = {"to_user": w["ann"].pk if valid else "", "expected_owner_id": "", "next": value}
-    return _client(w["boss"]).post(f"/manager/leads/{w['waiting'].pk}/reassign/", data)
+    return signed_in_client(w["boss"]).post(f"/manager/leads/{w['waiting'].pk}/reassign/", data)
 
 
 def _row_post(w, value, *, htmx=False, valid=True):
     data = {"to_user": w["ann"].pk if valid else "", "row": "unassigned", "next": value, "expected_owner_id": ""}
-    return _client(w["boss"]).post(f"/manager/leads/{w['waiting'].pk}/reassign/row/", data,
+    return signed_in_client(w["boss"]).post(f"/manager/leads/{w['waiting'].pk}/reassign/row/", data,
                                    **({"HTTP_HX_REQUEST": "true"} if htmx else {}))
 
 
@@ -109,19 +98,19 @@ CASES = {
                          fallback="", kept="/manager/unassigned/"),
     "sign in": Case(_sign_in, fallback="/queue/", kept="/manager/unassigned/?page=1"),
     "sign out": Case(_sign_out, fallback="(the signed-out page)", kept="/accounts/login/"),
-    "workspace picker": Case(lambda w, v: _field(_client(w["ann"]).get("/tenant/switch/", {"next": v}).content.decode(),
+    "workspace picker": Case(lambda w, v: _field(signed_in_client(w["ann"]).get("/tenant/switch/", {"next": v}).content.decode(),
                                                  after="Choose a workspace</h1>"),
                              fallback="/queue/", kept="/queue/?source=webinar"),
     "switch workspace": Case(_switch, fallback="/queue/", kept="/notifications/"),
-    "mark one read": Case(lambda w, v: _location(_client(w["ann"], w["tenant"]).post(
+    "mark one read": Case(lambda w, v: _location(signed_in_client(w["ann"], w["tenant"]).post(
         f"/notifications/{w['note'].pk}/read/", {"next": v})), fallback="/notifications/",
         kept="/notifications/?show=unread&page=1"),
-    "mark all read": Case(lambda w, v: _location(_client(w["ann"], w["tenant"]).post(
+    "mark all read": Case(lambda w, v: _location(signed_in_client(w["ann"], w["tenant"]).post(
         "/notifications/read-all/", {"next": v})), fallback="/notifications/", kept="/notifications/?show=unread"),
-    "reassign page: Cancel": Case(lambda w, v: _cancel(_client(w["boss"]).get(
+    "reassign page: Cancel": Case(lambda w, v: _cancel(signed_in_client(w["boss"]).get(
         f"/manager/leads/{w['waiting'].pk}/reassign/", {"next": v}).content.decode()),
         fallback="/manager/unassigned/", kept="/manager/hot/"),
-    "reassign page: form's next": Case(lambda w, v: _field(_client(w["boss"]).get(
+    "reassign page: form's next": Case(lambda w, v: _field(signed_in_client(w["boss"]).get(
         f"/manager/leads/{w['waiting'].pk}/reassign/", {"next": v}).content.decode(), after='id="reassign-form"'),
         fallback="/manager/unassigned/", kept="/manager/?status=new"),
     "reassign": Case(lambda w, v: _location(_reassign_post(w, v)), fallback="/manager/unassigned/",
@@ -157,7 +146,7 @@ def test_a_path_of_this_site_is_followed(world, endpoint):
 
 def test_no_answer_reflects_a_hostile_value(world):
     """Beyond the link or Location under test: the hostile text is nowhere in the pages."""
-    client = _client(world["boss"])
+    client = signed_in_client(world["boss"])
     for response in (Client().get("/accounts/login/", {"next": "//evil.test"}),
                      client.get(f"/manager/leads/{world['waiting'].pk}/reassign/", {"next": "https://evil.test/"}),
                      _reassign_post(world, "javascript:alert(1)", valid=False)):
