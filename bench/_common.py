@@ -149,10 +149,17 @@ class Celery:
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     @classmethod
-    def worker(cls, *, concurrency: int) -> Celery:
-        return cls("worker", ["worker", "--pool=prefork", f"--concurrency={concurrency}",
-                              "-n", f"bench-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip",
-                              "--loglevel=info"], ready_marker=" ready.")
+    def worker(cls, *, concurrency: int, queues: tuple[str, ...] | None = None, node: str | None = None) -> Celery:
+        """A prefork worker consuming `queues` (default: the default and the periodic queue in one worker,
+        so a bench that starts one worker runs every task); `node`: its node name (default: unique)."""
+        from django.conf import settings
+
+        queues = queues or (settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_PERIODIC_QUEUE)
+        name = "worker" if len(queues) > 1 else f"worker-{queues[0]}"
+        node = node or f"bench-{'-'.join(queues)}-{uuid.uuid4().hex[:8]}"
+        return cls(name, ["worker", "--pool=prefork", f"--concurrency={concurrency}", "-Q", ",".join(queues),
+                          "-n", f"{node}@%h", "--without-mingle", "--without-gossip", "--loglevel=info"],
+                   ready_marker=" ready.")
 
     @classmethod
     def beat(cls) -> Celery:

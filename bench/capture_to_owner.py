@@ -3,8 +3,9 @@
 Creates a throwaway database on the DATABASE_URL server (dropped afterwards), a tenant through
 `tenant_create` (form key, default routing rules: named account, round-robin among the available
 SDRs of "Sales Development", Unassigned fallback; SLA policies; scoring model) and --reps SDRs in
-that team; starts gunicorn, a Celery worker (`celery -A leadmgmt worker --pool=prefork`) and Celery
-beat (`celery -A leadmgmt beat`, django_celery_beat's DatabaseScheduler, as `make run` does), then
+that team; starts gunicorn, a Celery worker per queue as `make run` does (`celery -A leadmgmt worker
+--pool=prefork -Q celery` with --worker-concurrency processes for the capture pipeline, `-Q periodic` with
+one for beat's work) and Celery beat (`celery -A leadmgmt beat`, django_celery_beat's DatabaseScheduler), then
 posts one new lead (unique email) per request to `POST /api/v1/intake/` at --rate per second for
 --seconds. Latency per lead = the `at` of its first Assignment (the Routing Agent's capture run)
 minus the lead's `created_at` (both stamped by the application, on this machine). Target (issue 4):
@@ -53,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=15.0,
                         help="seconds to wait after the last post for owners to appear (default 15)")
     parser.add_argument("--reps", type=int, default=4, help="SDRs in the default team (default 4)")
-    parser.add_argument("--worker-concurrency", type=int, default=2, help="Celery prefork processes (default 2)")
+    parser.add_argument("--worker-concurrency", type=int, default=2,
+                        help="Celery prefork processes on the default queue (default 2; the periodic queue's worker has 1)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (default 2)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the worker and beat logs (paths printed)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON only")
@@ -210,12 +212,16 @@ def run(args: argparse.Namespace) -> dict:
     try:
         server = Server(workers=args.web_workers, threads=4)
         children.append(server)
-        worker = Celery.worker(concurrency=args.worker_concurrency)
-        children.append(worker)
+        from django.conf import settings
+
+        workers = [Celery.worker(concurrency=args.worker_concurrency, queues=(settings.CELERY_TASK_DEFAULT_QUEUE,)),
+                   Celery.worker(concurrency=1, queues=(settings.CELERY_PERIODIC_QUEUE,))]
+        children.extend(workers)
         beat = Celery.beat()
         children.append(beat)
         server.wait_ready()
-        worker.wait_ready()
+        for worker in workers:
+            worker.wait_ready()
         beat.wait_ready()
         poster = Poster(server.url, form_key)
         warm = post_steadily(poster, rate=5, seconds=1, run_id=f"{run_id}-warm")
@@ -227,7 +233,7 @@ def run(args: argparse.Namespace) -> dict:
             posted = post_steadily(poster, rate=args.rate, seconds=args.seconds, run_id=run_id)
         lead_ids = [pk for status, pk, _ms in posted if status == 201 and pk]
         rows = wait_for_owners(tenant_id=tenant.pk, lead_ids=lead_ids, settle=args.settle) if lead_ids else []
-        task_errors = worker.errors() + beat.errors()
+        task_errors = [line for child in [*workers, beat] for line in child.errors()]
         all_owners = owner_counts(tenant_id=tenant.pk)
         beat_sent = Counter(re.findall(r"Sending due task (\S+) ", beat.text()))
     finally:

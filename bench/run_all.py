@@ -26,6 +26,8 @@ DEFAULTS: dict[str, list[str]] = {
     "capture_to_owner": ["--rate", "20", "--seconds", "30"],
     # Issue 6's figures: 100,000 due nurture steps sent over SMTP by the Nurture Agent.
     "nurture": ["--enrollments", "100000"],
+    # Issue 14's reconciliation: 30 leads/s for 60 s through a worker kill -9 and a Redis restart.
+    "chaos": ["--rate", "30", "--seconds", "60"],
 }
 
 

@@ -1,10 +1,14 @@
-"""`make run`: migrate, seed the demo tenant, then run web (gunicorn), a Celery worker and beat until Ctrl-C.
+"""`make run`: migrate, seed the demo tenant, then run web (gunicorn), the Celery workers and beat until Ctrl-C.
 
 Called by `python -m leadmgmt.embedded run` with DATABASE_URL / REDIS_URL already in `env`
 (embedded PostgreSQL and Redis when they were unset). Each child runs in its own process group
 so a Ctrl-C reaches only this supervisor, which stops the children in order (SIGTERM, then
 SIGKILL after a grace period) and returns; the embedded services are stopped by the caller.
 If any child dies, the others are stopped too and the exit status is non-zero.
+
+Two Celery workers, as in production (docker-compose.yml): `worker` on the default queue (the capture
+pipeline, signals, re-scores) and `periodic` on the periodic queue (beat's sweeps, SLA enforcement,
+notification emails), so a backlog of captures never delays an SLA escalation.
 
     python -m leadmgmt.embedded run [--host 127.0.0.1] [--port 8000] [--workers 2] [--no-seed]
 """
@@ -26,6 +30,10 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_GRACE_SECONDS = 10
+# The queue names of leadmgmt/settings.py (CELERY_TASK_DEFAULT_QUEUE, CELERY_PERIODIC_QUEUE), which this
+# supervisor does not import; tests/leadmgmt/test_task_queues.py holds them equal.
+DEFAULT_QUEUE = "celery"
+PERIODIC_QUEUE = "periodic"
 READY_TIMEOUT_SECONDS = 60
 _print_lock = threading.Lock()
 
@@ -76,7 +84,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--worker-concurrency", type=int,
                         default=int(os.environ.get("CELERY_WORKER_CONCURRENCY", "2")),
-                        help="Celery worker processes (env CELERY_WORKER_CONCURRENCY)")
+                        help="Celery worker processes on the default queue (env CELERY_WORKER_CONCURRENCY)")
+    parser.add_argument("--periodic-concurrency", type=int,
+                        default=int(os.environ.get("CELERY_PERIODIC_CONCURRENCY", "1")),
+                        help="Celery worker processes on the periodic queue (env CELERY_PERIODIC_CONCURRENCY)")
     parser.add_argument("--no-seed", action="store_true", help="do not create/refresh the demo tenant")
     return parser.parse_args(argv)
 
@@ -91,6 +102,24 @@ def gunicorn_argv(*, bind: str, workers: int, threads: int) -> list[str]:
         # Newer gunicorn opens ~/.gunicorn/gunicorn.ctl by default, shared by every instance of the user.
         argv.append("--no-control-socket")
     return argv
+
+
+def celery_worker_argv(*, queue: str, node: str, concurrency: int) -> list[str]:
+    """A Celery worker consuming one queue, with a node name of its own (two workers on one host)."""
+    return [sys.executable, "-m", "celery", "-A", "leadmgmt", "worker", "-Q", queue, "-n", f"{node}@%h",
+            "--loglevel", "INFO", "--concurrency", str(concurrency), "--without-gossip", "--without-mingle"]
+
+
+def child_processes(args: argparse.Namespace) -> list[Child]:
+    """web, the default-queue worker, the periodic-queue worker and beat."""
+    return [
+        Child("web", [*gunicorn_argv(bind=f"{args.host}:{args.port}", workers=args.workers, threads=args.threads),
+                      "--access-logfile", "-"]),
+        Child("worker", celery_worker_argv(queue=DEFAULT_QUEUE, node="worker", concurrency=args.worker_concurrency)),
+        Child("periodic", celery_worker_argv(queue=PERIODIC_QUEUE, node="periodic",
+                                             concurrency=args.periodic_concurrency)),
+        Child("beat", [sys.executable, "-m", "celery", "-A", "leadmgmt", "beat", "--loglevel", "INFO"]),
+    ]
 
 
 def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -154,7 +183,8 @@ def banner(*, base_url: str, env: dict[str, str], demo: dict | None) -> str:
            f"  API docs          {base_url}/api/docs/   (OpenAPI: {base_url}/api/schema/)",
            f"  Health            {base_url}/healthz", ""]
     if env.get("EMAIL_BACKEND", "").endswith("console.EmailBackend"):
-        out += ["  Emails            printed in the worker's log (set EMAIL_HOST/EMAIL_PORT to send them)", ""]
+        out += ["  Emails            printed in the log; SLA alerts and nurture emails in `periodic`'s",
+                "                    (set EMAIL_HOST/EMAIL_PORT to send them)", ""]
     if env.get("LEADMGMT_EMBEDDED_POSTGRES") or env.get("LEADMGMT_EMBEDDED_REDIS"):
         from leadmgmt.embedded import DATA_DIR
 
@@ -174,7 +204,7 @@ def banner(*, base_url: str, env: dict[str, str], demo: dict | None) -> str:
                 f"    curl -i -X POST {base_url}/api/v1/signals/ \\",
                 f"      -H 'Authorization: Bearer {demo['api_key']}' -H 'Content-Type: application/json' \\",
                 """      -d '{"email": "ada@example.com", "type": "pricing_page_view", "occurred_at": "'"$(date -u +%Y-%m-%dT%H:%M:%SZ)"'"}'"""]
-    out += ["", "  Press Ctrl-C to stop web, worker, beat and the embedded services.", line]
+    out += ["", "  Press Ctrl-C to stop web, the workers, beat and the embedded services.", line]
     return "\n".join(out)
 
 
@@ -208,7 +238,7 @@ def run(env: dict[str, str], argv: list[str] | None = None) -> int:
         return 1
     env = {**env, "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "leadmgmt.settings"}
     # Links in emails point at this server; with no mail server configured, emails (nurture, SLA alerts)
-    # are printed in the worker's log instead of failing against localhost:25.
+    # are printed in the (periodic) worker's log instead of failing against localhost:25.
     env.setdefault("PUBLIC_BASE_URL", base_url)
     if not env.get("EMAIL_HOST") and not env.get("EMAIL_BACKEND"):
         env["EMAIL_BACKEND"] = "django.core.mail.backends.console.EmailBackend"
@@ -220,13 +250,7 @@ def run(env: dict[str, str], argv: list[str] | None = None) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    children = [
-        Child("web", [*gunicorn_argv(bind=f"{args.host}:{args.port}", workers=args.workers, threads=args.threads),
-                      "--access-logfile", "-"]),
-        Child("worker", [sys.executable, "-m", "celery", "-A", "leadmgmt", "worker", "--loglevel", "INFO",
-                         "--concurrency", str(args.worker_concurrency), "--without-gossip", "--without-mingle"]),
-        Child("beat", [sys.executable, "-m", "celery", "-A", "leadmgmt", "beat", "--loglevel", "INFO"]),
-    ]
+    children = child_processes(args)
     width = max(len(c.name) for c in children)
     try:
         try:
@@ -236,7 +260,7 @@ def run(env: dict[str, str], argv: list[str] | None = None) -> int:
         except RuntimeError as exc:
             say(f"==> {exc}", stream=sys.stderr)
             return 1
-        say("==> Starting web, worker and beat…")
+        say("==> Starting web, the workers (default and periodic queues) and beat…")
         for child in children:
             child.start(env, width)
         if not _wait_ready(f"{base_url}/healthz", children, stop):

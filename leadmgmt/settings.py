@@ -247,6 +247,9 @@ INTAKE_MAX_BODY_BYTES = env_int("INTAKE_MAX_BODY_BYTES", 64 * 1024)
 INTAKE_MAX_ATTRIBUTES_BYTES = env_int("INTAKE_MAX_ATTRIBUTES_BYTES", 16 * 1024)
 INTAKE_IDEMPOTENCY_TTL_HOURS = 24
 INTAKE_HONEYPOT_FIELD = "website_url"
+# Batch intake of integrations and ad platforms (POST /api/v1/leads/batch/): one transaction per batch.
+INTAKE_BATCH_MAX_ITEMS = env_int("INTAKE_BATCH_MAX_ITEMS", 1000)
+INTAKE_BATCH_MAX_BODY_BYTES = env_int("INTAKE_BATCH_MAX_BODY_BYTES", 4 * 1024 * 1024)
 DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", "US")
 
 # --- Signals API (POST /api/v1/signals/) ---
@@ -278,7 +281,37 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# How long Redis waits before handing an unacknowledged message to another worker: a late-acked task
+# whose worker was killed (deploy, OOM, lost host) runs again this long after it was taken. Minutes,
+# not an hour, so lost work comes back quickly; above the hard time limit, so a task still running is
+# never handed out a second time. A redelivery is harmless anyway: every task that must not be lost is
+# idempotent (status-guarded updates, unique constraints) and also covered by a sweep over a database
+# column (signals, scoring events, routing, SLA clocks, notification emails, nurture steps).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
+# Queues. Beat's periodic work, the SLA Agent's and the notification emails run on a queue of their own
+# (`make run` and docker-compose start a worker for it), so a backlog of captures, signals or re-scores
+# on the default queue never delays an SLA escalation. Every other task goes to the default queue.
+# A task is routed by its registered name, so a name listed here before its task exists routes it too;
+# tests/leadmgmt/test_task_queues.py holds every task of beat's schedule (leadmgmt/celery.py) to this list.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_PERIODIC_QUEUE = "periodic"
+CELERY_TASK_ROUTES = {name: {"queue": CELERY_PERIODIC_QUEUE} for name in (
+    # beat's schedule
+    "leads.tasks.signals_sweep_task",
+    "leads.tasks.idempotency_purge_task",
+    "scoring.tasks.scoring_decay_task",
+    "scoring.tasks.score_events_sweep_task",
+    "routing.sla_tasks.sla_enforce_task",
+    "routing.sla_tasks.aging_check_task",
+    "routing.sla_tasks.notification_emails_task",
+    "routing.tasks.routing_sweep_task",
+    "nurture.tasks.nurture_agent_task",
+    "workspace.tasks.capture_pipeline_sweep_task",
+    # enqueued on commit, SLA and notifications: a band change tightening a running SLA clock, the
+    # emails of an escalation or an assignment notice
+    "routing.tasks.sla_clock_tighten_task",
+    "routing.tasks.notification_emails_now_task",
+)}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Email ---

@@ -3,12 +3,16 @@ the 303 redirect of plain HTML form posts around `intake_submit()` (honeypot, id
 from __future__ import annotations
 
 import io
+import time
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.core.files.uploadedfile import UploadedFile
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
@@ -26,9 +30,10 @@ from rest_framework.views import APIView
 
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.cross_tenant import cross_tenant
+from leadmgmt.tenancy.models import Tenant
 from leads.models import LeadForm
 from leads.services.intake import IdempotencyKeyInvalid, IdempotencyKeyReused, intake_submit
-from leads.throttles import IntakeFormRateThrottle, IntakeIpRateThrottle, client_ip
+from leads.throttles import IntakeFormRateThrottle, IntakeIpRateThrottle, client_ip, throttles_check
 
 FORM_KEY_HEADER = "X-Form-Key"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -81,14 +86,57 @@ def _origin_allowed_by_any_form(origin: str) -> bool:
     return any(form.origin_allowed(origin) for form in forms)
 
 
+# --- Forms by key, kept briefly in this process -----------------------------------------------
+# A form read from the database is kept for FORM_CACHE_SECONDS in the process that read it, so a busy form
+# costs one query per process every few seconds instead of one per submission. That is also how long a form
+# (or tenant) deactivated, deleted or edited elsewhere, in the admin or another process, may still be answered
+# as it was: at most 5 seconds. A save or delete in this process empties the cache at once (the receivers below).
+FORM_CACHE_SECONDS = 5.0
+_FORM_FIELDS = [field.attname for field in LeadForm._meta.concrete_fields]
+_TENANT_FIELDS = [field.attname for field in Tenant._meta.concrete_fields]
+_forms: dict[str, tuple[float, tuple, tuple]] = {}  # key -> (read at, form's values, tenant's values)
+_clock = time.monotonic
+
+
 def _form_lookup(key: str) -> LeadForm | None:
+    """The form of `key` with its tenant, active or not (None: no such form), read from the database and kept."""
     if len(key) > LeadForm._meta.get_field("key").max_length or not key.isprintable():
         return None
     with cross_tenant("intake_form"):
         form = LeadForm.objects.unscoped().select_related("tenant").filter(key=key).first()
-    if form is None or not form.is_active or not form.tenant.is_active:
-        return None
+    if form is not None:
+        _forms[key] = (_clock(), tuple(getattr(form, name) for name in _FORM_FIELDS),
+                       tuple(getattr(form.tenant, name) for name in _TENANT_FIELDS))
     return form
+
+
+def _form_cached(key: str) -> LeadForm | None:
+    """The form of `key` as this process read it less than FORM_CACHE_SECONDS ago (None: not read lately). A
+    fresh instance each time: requests running in other threads never share one."""
+    kept = _forms.get(key)
+    if kept is None:
+        return None
+    read_at, form_values, tenant_values = kept
+    if _clock() - read_at >= FORM_CACHE_SECONDS:
+        _forms.pop(key, None)
+        return None
+    form = LeadForm.from_db(DEFAULT_DB_ALIAS, _FORM_FIELDS,
+                            [list(value) if isinstance(value, list) else value for value in form_values])
+    form.tenant = Tenant.from_db(DEFAULT_DB_ALIAS, _TENANT_FIELDS, tenant_values)
+    return form
+
+
+def _form_active(form: LeadForm | None) -> LeadForm | None:
+    return form if form is not None and form.is_active and form.tenant.is_active else None
+
+
+@receiver(post_save, sender=LeadForm, dispatch_uid="leads.intake.forms_forget_form_saved")
+@receiver(post_delete, sender=LeadForm, dispatch_uid="leads.intake.forms_forget_form_deleted")
+@receiver(post_save, sender=Tenant, dispatch_uid="leads.intake.forms_forget_tenant_saved")
+@receiver(post_delete, sender=Tenant, dispatch_uid="leads.intake.forms_forget_tenant_deleted")
+def _forms_forget(sender, **kwargs) -> None:
+    """A form or tenant saved or deleted in this process: forget every kept form (it is read again)."""
+    _forms.clear()
 
 
 class IntakeView(APIView):
@@ -102,6 +150,7 @@ class IntakeView(APIView):
 
     form: LeadForm | None = None
     _cors_allowed: bool | None = None
+    _ip_counted = False  # this POST was counted against its client IP's limit
 
     # --- POST ------------------------------------------------------------------------------
 
@@ -145,9 +194,7 @@ class IntakeView(APIView):
         origin = request.headers.get("Origin")
         if not form.origin_allowed(origin):
             raise IntakeRefused(403, {"Origin": [f"Submissions from {origin} are not allowed for this form."]})
-        throttle = IntakeFormRateThrottle()
-        if not throttle.allow_request(request, self):
-            self.throttled(request, throttle.wait())
+        self._throttles_count(request, IntakeFormRateThrottle())
 
         with tenant_scope(form.tenant):
             try:
@@ -163,6 +210,34 @@ class IntakeView(APIView):
         if result.replayed:
             response[REPLAYED_HEADER] = "true"
         return response
+
+    # --- rate limits -----------------------------------------------------------------------
+
+    def check_throttles(self, request):
+        """A POST is counted once its form is known, against its IP's and its form's limits in one Redis round
+        trip (`_throttles_count`), or, refused before that, by `handle_exception`; other methods here."""
+        if request.method != "POST":
+            super().check_throttles(request)
+
+    def _throttles_count(self, request, *throttles) -> None:
+        """Count this POST against its client IP's limit (once) and `throttles`, in one round trip; 429 (with
+        Retry-After) when over one."""
+        if not self._ip_counted:
+            throttles = (IntakeIpRateThrottle(), *throttles)
+            self._ip_counted = True
+        refused = throttles_check(throttles, request=request, view=self) if throttles else None
+        if refused is not None:
+            self.throttled(request, refused.wait())
+
+    def handle_exception(self, exc):
+        # A POST refused before its limits were counted (413, 400, 401, 403) counts against its IP's limit too,
+        # and a client over that limit is answered 429, as if the limit had been checked first.
+        if self.request.method == "POST" and not self._ip_counted and not isinstance(exc, exceptions.Throttled):
+            try:
+                self._throttles_count(self.request)
+            except exceptions.Throttled as throttled:
+                exc = throttled
+        return super().handle_exception(exc)
 
     # --- request checks --------------------------------------------------------------------
 
@@ -232,7 +307,13 @@ class IntakeView(APIView):
             ]}, auth_header=f'{FORM_KEY_HEADER} realm="intake"')
         if len(given) > 1:
             raise IntakeRefused(400, {"form_key": ["Conflicting form keys were sent."]})
-        form = _form_lookup(given.pop())
+        key = given.pop()
+        form = _form_cached(key)
+        if form is None:
+            # Not read lately: the IP's limit first, so a client over it never reaches the database.
+            self._throttles_count(request)
+            form = _form_lookup(key)
+        form = _form_active(form)
         if form is None:
             raise IntakeRefused(403, {"form_key": ["Unknown or inactive form key."]})
         return form
@@ -247,7 +328,7 @@ class IntakeView(APIView):
             return Response(status=204, headers={"Allow": "POST, OPTIONS"})
         key = request.query_params.get("form_key", "").strip()
         if key:
-            self.form = _form_lookup(key)
+            self.form = _form_active(_form_cached(key) or _form_lookup(key))
             allowed = self.form is not None and self.form.origin_allowed(origin)
         else:
             allowed = _origin_allowed_by_any_form(origin)

@@ -25,7 +25,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import Model, QuerySet
 
 from .models import Lead
 
@@ -109,9 +110,43 @@ def leads_lock(*, tenant, lead_ids: Iterable) -> list[Lead]:
     return list(_locking(tenant).select_related(None).filter(pk__in=ids).order_by("id"))
 
 
+# Capture's match runs for every duplicate submission, and compiling the ORM query of a lead costs several times
+# its round trip: `_locking`'s SQL is compiled once per process and column, and each call binds its values.
+_BY_CONTACT: dict[str, tuple[str, list[str], dict]] = {}
+
+
+def _by_contact_query(column: str) -> tuple[str, list[str], dict]:
+    """(SQL taking the tenant and the value, the selected attnames, the ORM's converters by position)."""
+    query = _BY_CONTACT.get(column)
+    if query is None:
+        ordering = ("created_at", "id") if column == "phone" else ()  # an email matches one lead at most
+        queryset = _locking(0).select_related(None).filter(**{column: ""}).order_by(*ordering)[:1]
+        compiler = queryset.query.get_compiler(using=DEFAULT_DB_ALIAS)
+        sql, params = compiler.as_sql()
+        columns = [expression for expression, _sql, _alias in compiler.select]
+        attnames = [expression.target.attname for expression in columns]
+        if params != (0, "") or attnames != [field.attname for field in Lead._meta.concrete_fields]:
+            raise RuntimeError(f"unexpected SQL for the lead by {column}: {sql} {params}")
+        query = _BY_CONTACT[column] = (sql, attnames, compiler.get_converters(columns))
+    return query
+
+
 def lead_lock_by_contact(*, tenant, email: str = "", phone: str = "") -> Lead | None:
     """Capture's match, locked: the tenant's lead with this email (one at most), or, with no email given, the
-    oldest with this phone; None when there is none."""
-    if email:
-        return _locking(tenant).filter(email=email).first()
-    return _locking(tenant).filter(phone=phone).order_by("created_at", "id").first()
+    oldest with this phone; None when there is none. With its tenant (when given an instance) but not its owner
+    or account, which capture does not read."""
+    column, value = ("email", email) if email else ("phone", phone)
+    sql, attnames, converters = _by_contact_query(column)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [getattr(tenant, "pk", tenant), value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    row = list(row)
+    for index, (functions, expression) in converters.items():
+        for function in functions:
+            row[index] = function(row[index], expression, connection)
+    lead = Lead.from_db(DEFAULT_DB_ALIAS, attnames, row)
+    if isinstance(tenant, Model):
+        lead.tenant = tenant
+    return lead

@@ -336,9 +336,14 @@ class StageTransition(TenantOwned):
 
 
 class IdempotencyRecord(TenantOwned):
-    """The first answer to an intake request with an Idempotency-Key, replayed for 24 hours."""
+    """The first answer to an intake request with an Idempotency-Key, replayed for 24 hours. A key is scoped to
+    what sent it: a form's submission (`form`) or an integration's batch (`api_key`), never both, so a form's
+    key and a batch's key cannot collide."""
 
-    form = models.ForeignKey(LeadForm, on_delete=models.CASCADE, db_index=False, related_name="+")
+    form = models.ForeignKey(LeadForm, null=True, blank=True, on_delete=models.CASCADE, db_index=False,
+                             related_name="+")
+    api_key = models.ForeignKey("tenancy.ApiKey", null=True, blank=True, on_delete=models.CASCADE, db_index=False,
+                                related_name="+")
     key = models.CharField(max_length=200)
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
@@ -347,7 +352,14 @@ class IdempotencyRecord(TenantOwned):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "form", "key"], name="idempotency_unique_key_per_form")
+            models.UniqueConstraint(fields=["tenant", "form", "key"], name="idempotency_unique_key_per_form"),
+            models.UniqueConstraint(fields=["tenant", "api_key", "key"], name="idempotency_unique_key_per_api_key"),
+            models.CheckConstraint(
+                condition=models.Q(form__isnull=False, api_key__isnull=True)
+                | models.Q(form__isnull=True, api_key__isnull=False),
+                name="idempotency_form_or_api_key",
+                violation_error_message="An idempotency record belongs to a form or to an API key, not both.",
+            ),
         ]
         indexes = [models.Index(fields=["tenant", "created_at"], name="idempotency_tenant_created")]
 

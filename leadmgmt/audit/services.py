@@ -70,3 +70,33 @@ def audit_record(
 def audit_bulk(*, events: list[AuditEvent]) -> None:
     """Insert many prepared events in one statement (batch writes)."""
     AuditEvent.objects.bulk_create(events)
+
+
+def audit_event_build(
+    *,
+    tenant,
+    actor: Actor,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str | None = None,
+    object_id: Any = None,
+    changes: dict[str, list[Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """The event `audit_record` writes, unsaved: a write that records several events (a capture: the
+    account and the lead) builds them with this and inserts them together with `audit_bulk`."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = obj.pk
+    return AuditEvent(
+        tenant=tenant,
+        actor_kind=actor.kind,
+        actor_name=actor.name[:200],
+        actor_user=actor.user,
+        actor_api_key=actor.api_key,
+        action=action,
+        object_type=object_type or "",
+        object_id=str(object_id) if object_id is not None else "",
+        changes={k: [_jsonable(v) for v in pair] for k, pair in (changes or {}).items()},
+        metadata={k: _jsonable(v) for k, v in (metadata or {}).items()},
+    )

@@ -225,6 +225,23 @@ def _band_reroute_needed(*, lead: Lead, now: datetime) -> bool:
     return lead.owner_id not in decision.candidates
 
 
+def _scored_first(*, tenant: Tenant, lead: Lead) -> Lead:
+    """Never route an unscored lead: a lead with no score under the tenant's published model (its capture
+    task was lost, the sweep found it) is scored first, in this transaction, so score-based rules see its
+    score. Returns the lead as it is after scoring (the row stays locked)."""
+    from scoring.models import ModelStatus, ScoreCause, ScoringModel
+    from scoring.services import SCORING_AGENT, leads_score
+
+    published = (ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.PUBLISHED)
+                 .values_list("pk", flat=True).first())
+    if published is None or (lead.scoring_model_id == published and lead.scored_at is not None):
+        return lead
+    if not agent_enabled(tenant=tenant, agent=Agent.SCORING):
+        return lead
+    leads_score(tenant=tenant, lead_ids=[lead.pk], cause=ScoreCause.CAPTURE, actor=SCORING_AGENT)
+    return lead_lock(tenant=tenant, lead_id=lead.pk)
+
+
 def lead_route_auto(*, tenant: Tenant, lead_id, trigger: str, now: datetime | None = None) -> Assignment | None:
     """The Routing Agent's run for one lead (capture, band change, sweep); None when nothing to do.
 
@@ -248,6 +265,7 @@ def lead_route_auto(*, tenant: Tenant, lead_id, trigger: str, now: datetime | No
         # raced ahead of the capture task) already placed it.
         if trigger == Trigger.CAPTURE and (lead.owner_id is not None or routed.exists()):
             return None
+        lead = _scored_first(tenant=tenant, lead=lead)
         if trigger == Trigger.SCORE_BAND:
             if lead.owner_id is not None and not _band_reroute_needed(lead=lead, now=now):
                 return None

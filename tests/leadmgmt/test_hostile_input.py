@@ -93,8 +93,10 @@ WRITE_BODIES = {
     "POST /api/v1/leads/reassign-bulk/": ["from_user_id", "to_user_id", "reason"],
     "POST /api/v1/routing/dry-run/": ["lead_id", "values"],
     "POST /api/v1/signals/": ["email", "lead_id", "type", "occurred_at", "external_id", "properties"],
+    "POST /api/v1/leads/batch/": ["leads", "source"],  # its leads' own fields: tests/leads/test_batch_intake.py
 }
-BASE_BODIES = {"POST /api/v1/signals/": {"email": "a@b.example", "type": "pricing_page_view",
+BASE_BODIES = {"POST /api/v1/leads/batch/": {"leads": [{"email": "a@b.example"}]},
+               "POST /api/v1/signals/": {"email": "a@b.example", "type": "pricing_page_view",
                                          "occurred_at": "2026-01-01T00:00:00Z"}}
 
 

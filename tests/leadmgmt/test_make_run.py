@@ -1,4 +1,4 @@
-"""`make run` end to end: embedded services, migrate, demo tenant, web + worker + beat, and a clean Ctrl-C."""
+"""`make run` end to end: embedded services, migrate, demo tenant, web + both workers + beat, and a clean Ctrl-C."""
 from __future__ import annotations
 
 import json
@@ -65,6 +65,29 @@ def read_until_banner(proc: subprocess.Popen, lines: queue.Queue, log: list[str]
     raise AssertionError(f"no banner within {STARTUP_TIMEOUT}s:\n{tail}")
 
 
+def read_until_workers_ready(proc: subprocess.Popen, lines: queue.Queue, log: list[str]) -> set[str]:
+    """Collect the launcher's output until both Celery workers said which queue they consume and that they
+    are ready (their lines carry the child's label: `worker   | …`, `periodic | …`); return what was seen."""
+    wanted = {
+        "worker consumes celery": re.compile(r"^worker\s+\| .*\.> celery\s+exchange="),
+        "worker ready": re.compile(r"^worker\s+\| .*\bworker@\S+ ready\."),
+        "periodic consumes periodic": re.compile(r"^periodic\s+\| .*\.> periodic\s+exchange="),
+        "periodic ready": re.compile(r"^periodic\s+\| .*\bperiodic@\S+ ready\."),
+    }
+    seen = {what for what, pattern in wanted.items() for line in log if pattern.search(line)}
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while seen != set(wanted) and time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if proc.poll() is not None:
+                break
+            continue
+        log.append(line)
+        seen |= {what for what, pattern in wanted.items() if pattern.search(line)}
+    return seen
+
+
 def test_make_run_serves_the_demo_tenant_and_ctrl_c_stops_everything(service_data_dir):
     data_dir = service_data_dir
     port = free_port()
@@ -100,6 +123,15 @@ def test_make_run_serves_the_demo_tenant_and_ctrl_c_stops_everything(service_dat
         children = launcher.children(recursive=True)
         names = " ".join(" ".join(c.cmdline()) for c in children)
         assert "gunicorn" in names and "worker" in names and "beat" in names and "redis-server" in names
+        # One worker per queue (beat's periodic work on its own), each with a node name of its own.
+        commands = [c.cmdline() for c in children if "worker" in c.cmdline() and "-Q" in c.cmdline()]
+        consumed = {cmd[cmd.index("-Q") + 1]: cmd for cmd in commands}
+        assert set(consumed) == {"celery", "periodic"}, commands
+        assert consumed["periodic"][consumed["periodic"].index("--concurrency") + 1] == "1"
+        assert consumed["celery"][consumed["celery"].index("-n") + 1] != consumed["periodic"][
+            consumed["periodic"].index("-n") + 1]
+        seen = read_until_workers_ready(proc, lines, log)
+        assert len(seen) == 4, f"only {sorted(seen)}:\n{''.join(log[-60:])}"
         assert any(p.name() == "postgres" for p in processes_under(data_dir))
     finally:
         if proc.poll() is None:

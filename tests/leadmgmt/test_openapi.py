@@ -39,13 +39,19 @@ def test_schema_is_openapi_3_with_the_signals_and_leads_endpoints():
     assert schema["openapi"].startswith("3.")
     paths = schema["paths"]
     for path in ("/api/v1/signals/", "/api/v1/leads/", "/api/v1/leads/{id}/", "/api/v1/leads/{id}/touches/",
-                 "/api/v1/leads/{id}/history/", "/api/v1/leads/{id}/activities/", "/api/v1/leads/{id}/signals/"):
+                 "/api/v1/leads/{id}/history/", "/api/v1/leads/{id}/activities/", "/api/v1/leads/{id}/signals/",
+                 "/api/v1/leads/batch/"):
         assert path in paths, path
     signals = paths["/api/v1/signals/"]["post"]
     assert "202" in signals["responses"]
     request_schema = signals["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     one_of = schema["components"]["schemas"][request_schema]["oneOf"]
     assert {"type": "array", "items": one_of[0]} in one_of  # one object or a list of them
+    batch = paths["/api/v1/leads/batch/"]["post"]
+    assert {"207", "400", "401", "403", "413", "415", "422", "429"} <= set(batch["responses"])
+    lists = batch["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert lists[0]["type"] == "array" and (lists[0]["minItems"], lists[0]["maxItems"]) == (1, 1000)
+    assert lists[1]["properties"]["leads"] == lists[0]  # a list of leads, or {"leads": [...]}
     lead_params = {p["name"] for p in paths["/api/v1/leads/"]["get"]["parameters"]}
     assert {"status", "stage", "owner", "source", "score_min", "score_max", "created_after", "created_before",
             "q", "ordering", "page", "page_size"} <= lead_params

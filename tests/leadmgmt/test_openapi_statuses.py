@@ -57,6 +57,11 @@ CASES = [  # (client, method, url, body, content type, status)
     ("anonymous", "get", "/api/v1/nurture/sequences/", None, None, 401),
     ("key", "post", "/api/v1/signals/", b"<x/>", "application/xml", 415),
     ("key", "post", "/api/v1/signals/", b"{", "application/json", 400),
+    ("key", "post", "/api/v1/leads/batch/", b'[{"email": "a@b.example"}, {"email": "x"}]', "application/json", 207),
+    ("key", "post", "/api/v1/leads/batch/", b"[]", "application/json", 400),
+    ("key", "post", "/api/v1/leads/batch/", b"<x/>", "application/xml", 415),
+    ("anonymous", "post", "/api/v1/leads/batch/", b"[]", "application/json", 401),
+    ("read_only", "post", "/api/v1/leads/batch/", b"[]", "application/json", 403),
 ]
 
 

@@ -339,3 +339,21 @@ def test_dry_run_refuses_bad_input_and_other_tenants_leads(tenant, other_tenant)
     assert unknown.value.message_dict == {"values": ["Unknown lead field(s): shoe_size."]}
     with pytest.raises(ValidationError):
         route_dry_run(tenant=tenant, lead=lead(other_tenant))
+
+
+def test_the_sweep_scores_a_lost_lead_before_routing_it_so_score_rules_see_its_score(tenant):
+    """A capture task lost to a crash left the lead unscored: the sweep scores it first (issue 14)."""
+    model = scoring_default_model_create(tenant=tenant, actor=SYSTEM)
+    seniors, sdrs = team(tenant, "Senior AEs"), team(tenant, "SDRs")
+    senior = rep(tenant, seniors, role=Role.AE)
+    sdr = rep(tenant, sdrs)
+    rule(tenant, 10, team=seniors, conditions=[{"field": "score", "operator": "range", "value": {"min": 1}}])
+    rule(tenant, 20, team=sdrs)
+    lost = lead(tenant, created_at=NOW - timedelta(minutes=5), job_title="VP Marketing", company_size=500,
+                industry="Software")
+    assert fresh(lost).scored_at is None
+    assert routing_sweep_task(now=NOW) == 1
+    routed = fresh(lost)
+    assert routed.scoring_model_id == model.pk and routed.scored_at is not None and routed.score > 0
+    assert routed.owner_id == senior.pk != sdr.pk  # the score rule saw the score given in the same run
+    assert Assignment.objects.unscoped().filter(lead=lost).count() == 1

@@ -1,7 +1,8 @@
-"""A real Celery worker process for tests: on a queue of its own, against the test database."""
+"""Real Celery worker processes for tests: on queues of their own, against the test database."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -20,10 +21,11 @@ from leadmgmt.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60
-# The worker sends every task it enqueues itself (scoring after signals, routing's re-runs …) to
-# the test's queue too, so nothing is left on the shared broker for another worker to pick up.
-WORKER_MAIN = ("import sys; from leadmgmt.celery import app; "
-               "app.conf.task_routes = {'*': {'queue': sys.argv[1]}}; app.worker_main(sys.argv[2:])")
+# The worker sends every task it enqueues itself (scoring after signals, routing's re-runs, the
+# emails of an escalation …) to the test's queues too, so nothing is left on the shared broker for
+# another worker to pick up. argv[1]: the routes as JSON.
+WORKER_MAIN = ("import json, sys; from leadmgmt.celery import app; "
+               "app.conf.task_routes = json.loads(sys.argv[1]); app.worker_main(sys.argv[2:])")
 
 
 def test_database_url() -> str:
@@ -54,45 +56,116 @@ def test_database_url() -> str:
 test_database_url.__test__ = False  # a helper, not a test
 
 
+def _queue_routes(queues: dict[str, str]) -> dict:
+    """The settings' routes (CELERY_TASK_ROUTES) with each configured queue swapped for the test's own,
+    and every other task to the test's default queue."""
+    routes = {name: {**route, "queue": queues[route["queue"]]} for name, route in settings.CELERY_TASK_ROUTES.items()}
+    return {**routes, "*": {"queue": queues[settings.CELERY_TASK_DEFAULT_QUEUE]}}
+
+
 @contextlib.contextmanager
-def real_worker(tmp_path: Path, *, name: str = "test-worker") -> Iterator[tuple[str, subprocess.Popen, Path]]:
-    """Start `celery worker` (solo pool) on a fresh queue that every task of this process and of the
-    worker goes to; yield (queue, process, log) once it is ready; stop it and delete the queue after."""
-    queue = f"{name}-{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": settings.REDIS_URL,
-           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_TASK_ALWAYS_EAGER": "false"}
-    log = tmp_path / "worker.log"
+def isolated_queues(name: str) -> Iterator[dict[str, str]]:
+    """Fresh broker queues standing in for the configured ones: {configured queue: the test's queue}.
+
+    Every task this process sends goes to them, by the same routes as in production (beat's tasks
+    and SLA/notification work to the stand-in of the periodic queue, the rest to the default one's);
+    after the block the routes are restored and the queues deleted."""
+    suffix = uuid.uuid4().hex[:12]
+    queues = {settings.CELERY_TASK_DEFAULT_QUEUE: f"{name}-{suffix}",
+              settings.CELERY_PERIODIC_QUEUE: f"{name}-{suffix}-periodic"}
     previous_routes, previous_eager = celery_app.conf.task_routes, celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = False
-    celery_app.conf.update(task_routes={"*": {"queue": queue}})
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", WORKER_MAIN, queue, "worker", "--pool=solo", "-Q", queue, "-n", f"{queue}@%h",
-             "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel=info"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
+    celery_app.conf.update(task_routes=_queue_routes(queues))
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while " ready." not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the worker did not come up (exit {process.poll()}):\n{log.read_text()}")
-            time.sleep(0.1)
-        yield queue, process, log
+        yield queues
     finally:
         celery_app.conf.update(task_routes=previous_routes)
         celery_app.conf.task_always_eager = previous_eager
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
         with celery_app.connection_for_write() as connection:
             channel = connection.default_channel
-            channel.queue_delete(queue)
-            # The queue's exchange bindings (Redis sets named after the queue) too: a fresh
-            # channel does not know them, so queue_delete leaves them behind.
-            channel.client.delete(channel.keyprefix_queue % queue, channel.keyprefix_binding_permanent % queue)
+            for queue in queues.values():
+                channel.queue_delete(queue)
+                # The queue's exchange bindings (Redis sets named after the queue) too: a fresh
+                # channel does not know them, so queue_delete leaves them behind.
+                channel.client.delete(channel.keyprefix_queue % queue, channel.keyprefix_binding_permanent % queue)
+
+
+def queue_length(queue: str) -> int:
+    """Messages waiting in a broker queue (not those a worker has taken)."""
+    with celery_app.connection_for_write() as connection:
+        return connection.default_channel.client.llen(queue)
+
+
+def _worker_start(tmp_path: Path, *, queues: dict[str, str], consume: list[str], node: str,
+                  env: dict[str, str] | None, include: tuple[str, ...]) -> tuple[subprocess.Popen, Path]:
+    """Start `celery worker` (solo pool) on the test's queues `consume`, its output in a log file."""
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "REDIS_URL": settings.REDIS_URL,
+           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "CELERY_TASK_ALWAYS_EAGER": "false", **(env or {})}
+    log = tmp_path / f"{node}.log"
+    argv = [sys.executable, "-c", WORKER_MAIN, json.dumps(_queue_routes(queues)), "worker", "--pool=solo",
+            "-Q", ",".join(consume), "-n", f"{node}@%h", "--without-mingle", "--without-gossip",
+            "--without-heartbeat", "--loglevel=info"]
+    if include:
+        argv += ["--include", ",".join(include)]
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT), log
+
+
+def _worker_ready(process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while " ready." not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the worker did not come up (exit {process.poll()}):\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def _worker_stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def _workers(tmp_path: Path, *, queues: dict[str, str], consume: list[list[str]], env: dict[str, str] | None,
+             include: tuple[str, ...]) -> Iterator[list[tuple[subprocess.Popen, Path]]]:
+    """One worker per entry of `consume` (a list of the test's queues), started side by side; yield
+    [(process, log)] once every one is ready; stop them all after."""
+    started: list[tuple[subprocess.Popen, Path]] = []
+    try:
+        for queue_list in consume:
+            started.append(_worker_start(tmp_path, queues=queues, consume=queue_list, node=queue_list[0], env=env,
+                                         include=include))
+        for process, log in started:
+            _worker_ready(process, log)
+        yield started
+    finally:
+        for process, _log in started:
+            _worker_stop(process)
+
+
+@contextlib.contextmanager
+def real_worker(tmp_path: Path, *, name: str = "test-worker", env: dict[str, str] | None = None,
+                include: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """Start one `celery worker` (solo pool) consuming both of the test's queues (default and periodic), so
+    the capture pipeline and beat's tasks alike run; yield (default queue, process, log) once it is ready;
+    stop it and delete the queues after. `env`: extra environment; `include`: extra task modules."""
+    with isolated_queues(name) as queues, _workers(tmp_path, queues=queues, consume=[list(queues.values())], env=env,
+                                               include=include) as [(process, log)]:
+        yield queues[settings.CELERY_TASK_DEFAULT_QUEUE], process, log
+
+
+@contextlib.contextmanager
+def real_workers(tmp_path: Path, *, name: str = "test-workers", env: dict[str, str] | None = None,
+                 include: tuple[str, ...] = ()) -> Iterator[dict[str, tuple[str, subprocess.Popen, Path]]]:
+    """One `celery worker` (solo pool) per queue, the way `make run` and docker-compose run them; yield
+    {configured queue: (the test's queue, process, log)} once both are ready; stop them and delete the
+    queues after."""
+    with isolated_queues(name) as queues, _workers(tmp_path, queues=queues, consume=[[q] for q in queues.values()],
+                                               env=env, include=include) as started:
+        yield {configured: (queue, *worker) for (configured, queue), worker in zip(queues.items(), started, strict=True)}
 
 
 def wait_until(condition, process, log: Path, what: str, timeout: float = 30) -> None:
