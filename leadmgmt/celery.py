@@ -28,6 +28,9 @@ app.conf.beat_schedule = {
     "routing.notification-emails": {"task": "routing.sla_tasks.notification_emails_task", "schedule": 60.0},
     # The Routing Agent: leads captured over a minute ago whose routing task was lost get routed.
     "routing.sweep": {"task": "routing.tasks.routing_sweep_task", "schedule": 60.0},
+    # The capture pipeline: new leads still pending after CAPTURE_PIPELINE_SWEEP_AFTER_SECONDS (their task
+    # was lost to a killed worker or a Redis restart) are handed to a worker again.
+    "workspace.capture-pipeline-sweep": {"task": "workspace.tasks.capture_pipeline_sweep_task", "schedule": 10.0},
     # The Nurture Agent: enrols, exits (readiness → routing), pauses while a rep works the lead, and
     # sends due sequence steps, at most once each, within each tenant's rate limit.
     "nurture.agent": {"task": "nurture.tasks.nurture_agent_task", "schedule": 60.0},

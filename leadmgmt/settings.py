@@ -259,6 +259,10 @@ SIGNALS_MAX_PROPERTIES_BYTES = env_int("SIGNALS_MAX_PROPERTIES_BYTES", 8 * 1024)
 SIGNALS_MAX_FUTURE_SKEW_SECONDS = env_int("SIGNALS_MAX_FUTURE_SKEW_SECONDS", 300)
 # The beat sweep re-enqueues signals of known leads still unprocessed after this long.
 SIGNALS_SWEEP_AFTER_SECONDS = env_int("SIGNALS_SWEEP_AFTER_SECONDS", 120)
+# The capture pipeline (workspace/services/pipeline.py): leads claimed per worker transaction, and how long a
+# new lead may wait before the sweep (beat, every 10 s) hands it to a worker again (its task was lost).
+CAPTURE_PIPELINE_BATCH = env_int("CAPTURE_PIPELINE_BATCH", 300)
+CAPTURE_PIPELINE_SWEEP_AFTER_SECONDS = env_int("CAPTURE_PIPELINE_SWEEP_AFTER_SECONDS", 10)
 
 # --- Scoring ---
 # A whole-tenant re-score (publish, daily decay) runs this many id slices side by side, each on

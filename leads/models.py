@@ -187,6 +187,10 @@ class Lead(TenantOwned):
     rejection_note = models.CharField(max_length=500, blank=True, db_default="")
     rejected_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # The capture pipeline's outbox: set in the capture's own INSERT, cleared by the worker in the
+    # transaction that scored and routed the lead. A lead still pending after a few seconds had its task
+    # lost (worker killed, Redis down) and the pipeline sweep hands it to a worker again.
+    pipeline_pending_since = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -213,6 +217,8 @@ class Lead(TenantOwned):
             # Keyed on columns scoring never writes: a re-score that changes no indexed column is a
             # HOT update (no index writes at all), which the table's fillfactor leaves room for.
             models.Index(fields=["tenant", "created_at"], condition=Q(is_hot=True), name="lead_tenant_hot"),
+            models.Index(fields=["tenant", "pipeline_pending_since"], condition=Q(pipeline_pending_since__isnull=False),
+                         name="lead_tenant_pipeline_pending"),
         ]
 
     def __str__(self) -> str:

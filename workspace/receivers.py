@@ -1,7 +1,7 @@
 """The workspace's subscriber to the lead core's events: a new lead goes through the capture pipeline."""
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.dispatch import receiver
 
 from leads.events import lead_captured
@@ -9,14 +9,23 @@ from leads.events import lead_captured
 
 @receiver(lead_captured, dispatch_uid="workspace.lead_captured_pipeline")
 def lead_captured_pipeline(sender, *, tenant, lead, created, **kwargs) -> None:
-    """After commit, one worker task scores the new lead and then routes it (`lead_captured_task`).
+    """After commit, one worker task per tenant and transaction runs the capture pipeline
+    (`lead_captured_task`: score, then route, in batches), so a batch of 1,000 leads is one unit.
 
-    One task, in that order: score-based rules see the score at capture, and the lead costs one
-    task instead of a score task, a route task and a re-route when its first band arrives.
+    The lead itself is the outbox: capture marked it pending in its INSERT. If the task is lost, the
+    pipeline sweep finds the lead still pending and enqueues the task again.
     """
     from .tasks import lead_captured_task
 
     if not created:
         return
     tenant_id, lead_id = tenant.pk, str(lead.pk)
-    transaction.on_commit(lambda: lead_captured_task.delay(tenant_id=tenant_id, lead_id=lead_id))
+    for _savepoints, callback, _robust in connection.run_on_commit:
+        if getattr(callback, "pipeline_tenant_id", None) == tenant_id:
+            return  # this transaction already hands its new leads of the tenant to one task
+
+    def enqueue() -> None:
+        lead_captured_task.delay(tenant_id=tenant_id, lead_id=lead_id)
+
+    enqueue.pipeline_tenant_id = tenant_id
+    transaction.on_commit(enqueue)

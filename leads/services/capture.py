@@ -242,7 +242,8 @@ def _lead_match_or_create(
     lead = Lead(
         tenant=tenant, email=capture.email, account=account, form=form,
         is_personal_email=capture.is_personal_email, attributes=capture.attributes,
-        possible_duplicate_of_id=possible_duplicate, last_activity_at=now, created_at=now, **capture.values,
+        possible_duplicate_of_id=possible_duplicate, last_activity_at=now, created_at=now,
+        pipeline_pending_since=now, **capture.values,
     )
     for _attempt in range(2):
         if _lead_insert(lead):

@@ -288,3 +288,31 @@ def leads_lost_route(*, tenant: Tenant, now: datetime | None = None) -> int:
         if lead_route_auto(tenant=tenant, lead_id=lead_id, trigger=Trigger.CAPTURE) is not None:
             routed += 1
     return routed
+
+
+def leads_route_captured(*, tenant: Tenant, lead_ids, now: datetime | None = None) -> list[Assignment]:
+    """The Routing Agent's capture run over a batch of new leads (the capture pipeline), in the caller's
+    transaction: the leads are locked in one statement (ascending id, the lock order of leads.locks), the
+    rule set is compiled once for the batch, and each lead that is open, owned by nobody and never assigned
+    is routed in capture order. The caller has scored them in the same transaction. Idempotent like
+    `lead_route_auto`: a lead already routed is skipped."""
+    now = now or timezone.now()
+    if not lead_ids or not agent_enabled(tenant=tenant, agent=Agent.ROUTING):
+        return []
+    if not RoutingRule.objects.for_tenant(tenant).filter(is_active=True).exists():
+        return []
+    with transaction.atomic(savepoint=False), routing_run():
+        leads = leads_lock(tenant=tenant, lead_ids=list(lead_ids))
+        routed = set(Assignment.objects.for_tenant(tenant).filter(lead_id__in=[lead.pk for lead in leads])
+                     .values_list("lead_id", flat=True))
+        assignments = []
+        for lead in sorted(leads, key=lambda lead: (lead.created_at, lead.pk)):
+            if (lead.status not in OPEN_STATUSES or lead.archived_at is not None or lead.owner_id is not None
+                    or lead.pk in routed):
+                continue
+            lead.tenant = tenant
+            decision = route_decide(tenant=tenant, source=lead, at=now)
+            assignments.append(_assign(lead=lead, owner=decision.owner, actor=ROUTING_AGENT, trigger=Trigger.CAPTURE,
+                                       rule=decision.rule, strategy=decision.strategy, team=decision.team,
+                                       reason=decision.reason, details={"rules": decision.trace}, now=now))
+        return assignments

@@ -1,0 +1,133 @@
+"""The capture pipeline in batches (issue 14): the lead is its own outbox, one task per transaction, claims
+that never overlap, a crash that loses nothing, and a sweep that picks up what a lost task left."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from leadmgmt.audit.actors import SYSTEM, Actor
+from leadmgmt.tenancy.context import tenant_scope
+from leads.models import Lead
+from leads.services.capture import lead_capture
+from routing.models import Assignment
+from scoring.services import scoring_default_model_create
+from tests.support.routing import fresh, rep, rule, team
+from workspace.services.pipeline import captured_leads_process, tenants_with_stalled_leads
+from workspace.tasks import capture_pipeline_sweep_task, lead_captured_task
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def routed_tenant(tenant):
+    scoring_default_model_create(tenant=tenant, actor=SYSTEM)
+    sdrs = team(tenant)
+    reps = [rep(tenant, sdrs) for _ in range(3)]
+    rule(tenant, 10, team=sdrs)
+    return tenant, reps
+
+
+def _capture(tenant, form, n, *, prefix="p"):
+    return [lead_capture(tenant=tenant, data={"email": f"{prefix}{i}@prospect.example", "job_title": "VP Marketing"},
+                         actor=Actor.for_form(form), form=form).lead for i in range(n)]
+
+
+def test_a_new_lead_is_pending_until_the_pipeline_scores_and_routes_it(routed_tenant, lead_form,
+                                                                       django_capture_on_commit_callbacks):
+    tenant, reps = routed_tenant
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with transaction.atomic():
+            [lead] = _capture(tenant, lead_form, 1)
+    assert fresh(lead).pipeline_pending_since is not None and fresh(lead).scored_at is None
+    assert len(callbacks) == 1
+    callbacks[0]()
+    done = fresh(lead)
+    assert done.pipeline_pending_since is None and done.scored_at is not None and done.owner_id in {r.pk for r in reps}
+    assert Assignment.objects.unscoped().filter(lead=lead, trigger="capture").count() == 1
+
+
+def test_a_batch_in_one_transaction_is_one_task_and_round_robin_stays_strict(routed_tenant, lead_form,
+                                                                             django_capture_on_commit_callbacks):
+    tenant, reps = routed_tenant
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with transaction.atomic():
+            leads = _capture(tenant, lead_form, 30)
+    pipeline = [c for c in callbacks if getattr(c, "pipeline_tenant_id", None) == tenant.pk]
+    assert len(pipeline) == 1  # 30 new leads, one task (the other callbacks: the scoring run's band events)
+    owners = [fresh(lead).owner_id for lead in leads]
+    assert all(owner is not None for owner in owners)
+    assert sorted(owners.count(r.pk) for r in reps) == [10, 10, 10]
+    assert not Lead.objects.unscoped().filter(pipeline_pending_since__isnull=False).exists()
+    # Re-running the task (a redelivery) changes nothing.
+    assert lead_captured_task.apply(kwargs={"tenant_id": tenant.pk}).get() == 0
+    assert Assignment.objects.unscoped().count() == 30
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_does_nothing_twice(routed_tenant, lead_form):
+    tenant, _reps = routed_tenant
+    leads = _capture(tenant, lead_form, 5)  # eager: processed already; make them pending again, unprocessed
+    Lead.objects.unscoped().filter(pk__in=[lead.pk for lead in leads]).update(
+        pipeline_pending_since=timezone.now(), owner=None, scored_at=None)
+    Assignment.objects.unscoped().all().delete()
+
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash), tenant_scope(tenant), transaction.atomic():
+        assert captured_leads_process(tenant=tenant).claimed == 5
+        raise Crash  # the worker dies before commit
+    assert Lead.objects.unscoped().filter(pipeline_pending_since__isnull=False).count() == 5
+    assert not Assignment.objects.unscoped().exists()
+    with tenant_scope(tenant):
+        assert captured_leads_process(tenant=tenant).routed == 5
+        assert captured_leads_process(tenant=tenant).claimed == 0
+    assert Assignment.objects.unscoped().count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_never_claim_the_same_lead(routed_tenant, lead_form, settings):
+    tenant, _reps = routed_tenant
+    leads = _capture(tenant, lead_form, 6)
+    Lead.objects.unscoped().filter(pk__in=[lead.pk for lead in leads]).update(pipeline_pending_since=timezone.now())
+    settings.CAPTURE_PIPELINE_BATCH = 4
+    claimed_first = threading.Event()
+    release = threading.Event()
+    seen = {}
+
+    def other_worker():
+        try:
+            with tenant_scope(tenant), transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT id FROM leads_lead WHERE tenant_id = %s AND pipeline_pending_since IS NOT NULL "
+                               "ORDER BY pipeline_pending_since, id LIMIT 4 FOR UPDATE SKIP LOCKED", [tenant.pk])
+                seen["other"] = {row[0] for row in cursor.fetchall()}
+                claimed_first.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    assert claimed_first.wait(10)
+    with tenant_scope(tenant):
+        run = captured_leads_process(tenant=tenant)
+    release.set()
+    thread.join()
+    assert len(seen["other"]) == 4 and run.claimed == 2  # the 2 the other worker did not hold
+    assert Lead.objects.unscoped().filter(pk__in=seen["other"], pipeline_pending_since__isnull=False).count() == 4
+
+
+def test_the_sweep_hands_leads_whose_task_was_lost_to_the_pipeline(routed_tenant, lead_form, other_tenant):
+    tenant, _reps = routed_tenant
+    [lead] = _capture(tenant, lead_form, 1)
+    Lead.objects.unscoped().filter(pk=lead.pk).update(pipeline_pending_since=timezone.now(), owner=None)
+    Assignment.objects.unscoped().all().delete()
+    assert tenants_with_stalled_leads() == []  # just captured: its task may still be on its way
+    Lead.objects.unscoped().filter(pk=lead.pk).update(pipeline_pending_since=timezone.now() - timedelta(seconds=30))
+    assert tenants_with_stalled_leads() == [tenant.pk]
+    assert capture_pipeline_sweep_task.apply().get() == 1
+    assert fresh(lead).owner_id is not None and fresh(lead).pipeline_pending_since is None
+    assert capture_pipeline_sweep_task.apply().get() == 0
