@@ -9,12 +9,16 @@ counted.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from django.core.cache import cache
+from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
 
 from leadmgmt.proxies import client_ip
+
+log = logging.getLogger(__name__)
 
 __all__ = ["IntakeFormRateThrottle", "IntakeIpRateThrottle", "client_ip", "throttles_check"]
 
@@ -78,8 +82,14 @@ def throttles_check(throttles: Sequence[RedisWindowThrottle], *, request, view) 
     for throttle, _key in active:
         args += [throttle.num_requests, throttle.duration]
     keys = [cache.make_key(key) for _throttle, key in active]
-    client = cache._cache.get_client(keys[0], write=True)
-    refused, *window = _script_for(client)(keys=keys, args=args, client=client)
+    try:
+        client = cache._cache.get_client(keys[0], write=True)
+        refused, *window = _script_for(client)(keys=keys, args=args, client=client)
+    except RedisError as exc:
+        # Redis down (a restart, a failover): the limits fail open rather than refuse every lead of every
+        # form until it is back. Capture itself needs only PostgreSQL; the pipeline sweep enqueues its task.
+        log.warning("intake rate limits not checked, Redis unavailable: %s", exc)
+        return None
     if not refused:
         return None
     throttle = active[refused - 1][0]

@@ -49,6 +49,12 @@ class NotificationSerializer(serializers.ModelSerializer):
 class NotificationFilterSerializer(serializers.Serializer):
     unread = serializers.BooleanField(required=False, default=False, help_text="Only the unread ones.")
 
+    def to_internal_value(self, data):
+        # DRF reads a blank query value (`?unread=`) as "not given"; a filter sent without a value is a mistake
+        if data.get("unread") == "":
+            raise serializers.ValidationError({"unread": ["Must be true or false."]})
+        return super().to_internal_value(data)
+
 
 class _MemberView(GenericAPIView):
     permission_classes = [IsSignedInMember]

@@ -28,4 +28,6 @@ def lead_captured_pipeline(sender, *, tenant, lead, created, **kwargs) -> None:
         lead_captured_task.delay(tenant_id=tenant_id, lead_id=lead_id)
 
     enqueue.pipeline_tenant_id = tenant_id
-    transaction.on_commit(enqueue)
+    # robust: the leads are committed; a broker that is down must not turn their answer into an error
+    # (the pipeline sweep finds them pending and enqueues the task once Redis is back).
+    transaction.on_commit(enqueue, robust=True)

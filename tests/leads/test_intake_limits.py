@@ -75,3 +75,17 @@ def test_a_kept_form_is_a_fresh_instance_for_each_request(lead_form):
     assert first == second == lead_form and first is not second and first.tenant is not second.tenant
     assert first.allowed_origins == lead_form.allowed_origins and first.allowed_origins is not second.allowed_origins
     assert first.tenant == lead_form.tenant and first.tenant.is_active
+
+
+def test_with_redis_down_the_limits_fail_open_and_the_lead_is_captured(client, lead_form, settings, monkeypatch,
+                                                                        caplog):
+    """A Redis restart must not refuse every lead: the limits are skipped (logged) and capture, which needs
+    only PostgreSQL, goes on; the pipeline task's publish failing after commit does not turn the 201 into a 500."""
+    monkeypatch.setattr(IntakeIpRateThrottle, "rate", "1/min")
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens there
+    with caplog.at_level("WARNING", logger="leads.throttles"):
+        responses = [post_json(client, {"email": f"down{i}@limits.example"}, form=lead_form) for i in range(2)]
+    assert [r.status_code for r in responses] == [201, 201]  # over the 1/min limit, but it cannot be counted
+    assert Lead.objects.unscoped().filter(email__startswith="down").count() == 2
+    assert "Redis unavailable" in caplog.text
