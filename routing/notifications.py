@@ -68,25 +68,43 @@ def lead_label(lead) -> str:
     return f"{label} ({lead.company})" if lead.company else label
 
 
-def notify_new_owner(*, assignment: Assignment) -> Notification | None:
-    """Tell the new owner about the lead in-app, and by email too when the lead is hot."""
-    if assignment.owner_id is None:
-        return None
+def _new_owner_message(assignment: Assignment) -> dict:
     lead = assignment.lead
     hot = bool(lead.is_hot) or (lead.band or "") in HOT_BANDS
     reason = assignment.reason or assignment.get_trigger_display()
-    return notify(
-        tenant=assignment.tenant_id, user=assignment.owner_id, kind="lead_assigned", lead=lead, email=hot,
-        title=f"{'Hot lead' if hot else 'New lead'}: {lead_label(lead)}",
-        body="\n".join(line for line in (
+    return {
+        "tenant": assignment.tenant_id, "user": assignment.owner_id, "kind": "lead_assigned", "lead": lead,
+        "email": hot, "title": f"{'Hot lead' if hot else 'New lead'}: {lead_label(lead)}",
+        "body": "\n".join(line for line in (
             f"{lead_label(lead)} is now yours ({reason}).",
             f"Email: {lead.email}" if lead.email else "",
             f"Phone: {lead.phone}" if lead.phone else "",
             f"Score: {lead.score if lead.score is not None else '-'}",
             f"Respond by: {lead.sla_due_at:%Y-%m-%d %H:%M %Z}" if lead.sla_due_at else "",
         ) if line),
-        dedup_key=f"assignment:{assignment.pk}",
-    )
+        "dedup_key": f"assignment:{assignment.pk}",
+    }
+
+
+def notify_new_owner(*, assignment: Assignment) -> Notification | None:
+    """Tell the new owner about the lead in-app, and by email too when the lead is hot."""
+    if assignment.owner_id is None:
+        return None
+    return notify(**_new_owner_message(assignment))
+
+
+def notify_new_owners(*, assignments: list[Assignment], now: dt.datetime) -> None:
+    """`notify_new_owner` for a batch of assignments, in one INSERT (the capture pipeline)."""
+    notes = []
+    for assignment in assignments:
+        if assignment.owner_id is None:
+            continue
+        message = _new_owner_message(assignment)
+        notes.append(Notification(
+            tenant_id=message["tenant"], user_id=message["user"], kind=message["kind"], lead_id=assignment.lead_id,
+            title=message["title"][:200], body=message["body"], created_at=now, email_due=message["email"],
+            dedup_key=message["dedup_key"][:120]))
+    notifications_bulk(notifications=notes)
 
 
 def managers_for_many(*, tenant, user_ids) -> dict[int, list]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
+
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
 from leads.models import Account, Lead
 
@@ -49,13 +51,57 @@ _run_cache: ContextVar[dict | None] = ContextVar("routing_run_cache", default=No
 
 
 @contextlib.contextmanager
-def routing_run() -> Iterator[None]:
-    """Within this block each tenant's rule set is loaded and compiled once (bulk routing, benches)."""
-    token = _run_cache.set({})
+def routing_run(*, hold_slots: bool = False) -> Iterator[None]:
+    """Within this block each tenant's rule set is loaded and compiled once (bulk routing, benches).
+
+    `hold_slots` (a batch of leads routed in one transaction, whose assignments are written together at
+    the end): a round-robin pool's slots are locked once, on first use, and advanced in memory for every
+    lead of the batch, then written back in one statement when the block ends; the reps' open-lead counts
+    include the leads given to them earlier in the batch. The slots stay locked until the transaction ends,
+    so a concurrent batch waits and then continues the same strict rotation."""
+    cache: dict = {}
+    if hold_slots:
+        cache[_HELD] = {"slots": {}, "dirty": {}, "given": Counter()}
+    token = _run_cache.set(cache)
     try:
         yield
+        if hold_slots:
+            _held_slots_write(cache[_HELD]["dirty"])
     finally:
         _run_cache.reset(token)
+
+
+_HELD = "held"
+
+
+def _held() -> dict | None:
+    cache = _run_cache.get()
+    return None if cache is None else cache.get(_HELD)
+
+
+def _held_slots_write(dirty: dict) -> None:
+    """Write back the slots a held run advanced: one UPDATE … FROM (VALUES …)."""
+    if not dirty:
+        return
+    rows = [(slot.pk, slot.served, slot.last_assigned_at, slot.seq) for slot in dirty.values()]
+    values = ", ".join(["(%s, %s, %s::timestamptz, %s)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {RoundRobinSlot._meta.db_table} s SET served = v.served, last_assigned_at = v.at, "  # noqa: S608
+            f"seq = v.seq FROM (VALUES {values}) AS v(id, served, at, seq) WHERE s.id = v.id",
+            [value for row in rows for value in row],
+        )
+
+
+def _open_counts(ctx: Context, user_ids: list[int]) -> dict[int, int]:
+    """Open leads per rep, counting those a held run has given them already (not written yet)."""
+    counts = open_lead_counts(tenant=ctx.tenant, user_ids=user_ids)
+    held = _held()
+    if held is not None and ctx.commit:
+        for user_id in user_ids:
+            if held["given"][user_id]:
+                counts[user_id] = counts.get(user_id, 0) + held["given"][user_id]
+    return counts
 
 
 def _rule_set_load(tenant: Tenant) -> RuleSet:
@@ -165,6 +211,13 @@ def _reasons(ctx: Context, members: list[Membership], counts: dict[int, int], we
 
 def _slots(ctx: Context, pool: str, members: list[Membership], weights: dict[int, int]) -> dict[int, Any]:
     ids = [m.user_id for m in members]
+    held = _held()
+    if ctx.commit and held is not None:
+        slots = held["slots"].setdefault((ctx.tenant.pk, pool), {})
+        missing = [user_id for user_id in ids if user_id not in slots]
+        if missing:
+            slots.update(locks.round_robin_slots_lock(tenant=ctx.tenant, pool=pool, user_ids=missing, weights=weights))
+        return {user_id: slots[user_id] for user_id in ids}
     if ctx.commit:
         return locks.round_robin_slots_lock(tenant=ctx.tenant, pool=pool, user_ids=ids, weights=weights)
     existing = {s.user_id: s for s in RoundRobinSlot.objects.for_tenant(ctx.tenant).filter(pool=pool,
@@ -184,7 +237,7 @@ def _rotate(ctx: Context, *, pool: str, label: str, members: list[Membership], w
     lifted to one round behind, so coming back never floods them. `by_load`: fewest open leads first."""
     slots = _slots(ctx, pool, members, weights)  # locked before counting: counts are current
     capped = [m.user_id for m in members if m.capacity is not None or by_load]
-    counts = open_lead_counts(tenant=ctx.tenant, user_ids=capped)
+    counts = _open_counts(ctx, capped)
     reasons = _reasons(ctx, members, counts, weights)
     eligible = [m for m in members if m.user_id not in reasons]
     if not eligible:
@@ -201,7 +254,13 @@ def _rotate(ctx: Context, *, pool: str, label: str, members: list[Membership], w
                 slot.last_assigned_at or never, slot.seq, m.user_id)
 
     chosen = min(eligible, key=key)
-    if ctx.commit:
+    held = _held()
+    if ctx.commit and held is not None:
+        slot = slots[chosen.user_id]
+        slot.served, slot.last_assigned_at = served[chosen.user_id] + 1, ctx.at
+        slot.seq = max(s.seq for s in held["slots"][(ctx.tenant.pk, pool)].values()) + 1
+        held["dirty"][slot.pk] = slot
+    elif ctx.commit:
         next_seq = max(s.seq for s in slots.values()) + 1
         RoundRobinSlot.objects.for_tenant(slots[chosen.user_id].tenant_id).filter(pk=slots[chosen.user_id].pk).update(
             served=served[chosen.user_id] + 1, last_assigned_at=ctx.at, seq=next_seq)
@@ -241,7 +300,7 @@ def _named_account(ctx: Context, spec: RuleSpec, source: Any) -> Outcome | str:
         return domain  # the rule does not apply to this lead
     members = _members(ctx, team=None, user_ids=[owner_id], roles=spec.rule.roles or ALL_ROLES)
     capped = [m.user_id for m in members if m.capacity is not None]
-    reasons = _reasons(ctx, members, open_lead_counts(tenant=ctx.tenant, user_ids=capped), {})
+    reasons = _reasons(ctx, members, _open_counts(ctx, capped), {})
     if not members:
         return Outcome(placed=False, why=f"The owner of account {domain} is not a routable member of this tenant")
     if reasons:
@@ -270,7 +329,7 @@ def _place(ctx: Context, rule_set: RuleSet, spec: RuleSpec, source: Any) -> Outc
     label = _label(rule, rule.team)
     if strategy == Strategy.DIRECT:
         ids = [m.user_id for m in members]
-        reasons = _reasons(ctx, members, open_lead_counts(tenant=ctx.tenant, user_ids=ids), {})
+        reasons = _reasons(ctx, members, _open_counts(ctx, ids), {})
         order = list(spec.member_weights) or ids
         chosen = next((m for uid in order for m in members if m.user_id == uid and uid not in reasons), None)
         if chosen is None:
@@ -316,6 +375,9 @@ def route_decide(*, tenant: Tenant, source: Lead | dict, at: datetime, exclude_u
             continue
         entry.update(matched=True, placed=outcome.placed, why=outcome.why)
         if outcome.placed:
+            held = _held()
+            if commit and held is not None and outcome.owner is not None:
+                held["given"][outcome.owner.pk] += 1
             return Decision(owner=outcome.owner, team=outcome.team, rule=rule, strategy=rule.strategy,
                             reason=outcome.why, trace=trace, candidates=outcome.candidates)
         blocked.append(outcome.why)

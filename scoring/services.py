@@ -159,7 +159,8 @@ class ScoreRun:
     model_version: int | None = None
 
 
-def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each: bool, target_filter: str = "") -> str:
+def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each: bool, target_filter: str = "",
+               materialize: bool = False) -> str:
     model = compiled.model
     auto_bands = [b.key for b in compiled.bands if b.auto_mql]
     compiled.p("model_id", model.pk)
@@ -191,7 +192,7 @@ def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each:
             "OR u.old_class IS DISTINCT FROM u.lead_class OR u.moved RETURNING 1)"
         )
     return (
-        f"WITH f AS ({rows_sql}), "
+        f"WITH f AS {'MATERIALIZED ' if materialize else ''}({rows_sql}), "
         "upd AS (UPDATE leads_lead l SET score = f.score, fit_score = f.fit, engagement_score = f.eng, "
         "band = f.band, lead_class = f.lead_class, lead_class_reason = f.class_reason, "
         "score_breakdown = f.breakdown, scoring_model_id = %(model_id)s, scored_at = %(now)s, "
@@ -295,8 +296,10 @@ def _leads_score_one(*, tenant: Tenant, cause: str, actor: Actor, ids: list[str]
         rows = scored_rows_sql(compiled, tenant_id=tenant.pk, now=now, lead_ids=ids, id_range=id_range)
         target = "".join(f" AND l.id {op} %({name})s::uuid" for name, op in (("id_low", ">="), ("id_high", "<"))
                          if name in compiled.params)
+        # A list of leads (a capture batch) is scored once and joined after: the new rows have no statistics
+        # yet, so the planner guesses one row and would otherwise re-run the scoring per lead (quadratic).
         sql = _score_sql(compiled, rows, actor=actor, cause=cause, audit_each=actor.kind == "agent",
-                         target_filter=target)
+                         target_filter=target, materialize=ids is not None)
         cursor.execute(sql, compiled.params)
         updated, changes, events, stages = cursor.fetchone()
         if events:

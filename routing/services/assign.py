@@ -7,20 +7,20 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
-from leadmgmt.audit.services import audit_record
+from leadmgmt.audit.services import audit_bulk, audit_event_build, audit_record
 from leadmgmt.tenancy.models import Agent, Membership, Team, Tenant, agent_enabled
 from leads.locks import UNSET, lead_lock, lead_lock_refresh, leads_lock
 from leads.models import OPEN_STATUSES, Lead
 
 from ..models import Assignment, RoutingRule, Strategy, Trigger
-from ..notifications import notify_new_owner
+from ..notifications import notify_new_owner, notify_new_owners
 from ..selectors import ineligibility, leads_lost_before_routing, open_lead_counts
-from ..strategies import route_decide, routing_run
-from .sla_clocks import sla_clock_restart
+from ..strategies import Decision, route_decide, routing_run
+from .sla_clocks import sla_clock_restart, sla_clocks_restart_many
 from .unassigned_alerts import unassigned_alert
 
 ROUTING_AGENT = Actor.agent("Routing Agent")
@@ -83,6 +83,68 @@ def _assign(*, lead: Lead, owner, actor: Actor, trigger: str, rule: RoutingRule 
     notify_new_owner(assignment=assignment)
     unassigned_alert(assignment=assignment, previous_owner_id=previous_id)
     return assignment
+
+
+def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor: Actor, trigger: str,
+                 now: datetime) -> list[Assignment]:
+    """`_assign` for a batch of locked leads, each with its routing decision, set-based: the assignments,
+    SLA clocks, audit events and notifications as multi-row INSERTs and the leads in one UPDATE (the
+    capture pipeline). Same rows, same history as `_assign` lead by lead."""
+    if not decided:
+        return []
+    assignments, previous = [], {}
+    for lead, decision in decided:
+        owner_id = _user_id(decision.owner)
+        previous[lead.pk] = (lead.owner_id, lead.team_id)
+        reason = (decision.reason or ("" if owner_id else "No routing rule could place this lead"))[:1000]
+        rule = decision.rule
+        lead.owner, lead.team = decision.owner, decision.team
+        lead.assigned_at = now if owner_id is not None else None
+        lead.unassigned_reason = "" if owner_id is not None else reason[:300]
+        lead.updated_at = now
+        assignments.append(Assignment(
+            tenant=tenant, lead=lead, owner=decision.owner, previous_owner_id=previous[lead.pk][0], team=decision.team,
+            rule=rule, rule_name=rule.name[:120] if rule is not None else "",
+            strategy=decision.strategy or (rule.strategy if rule else ""), trigger=trigger, reason=reason,
+            details={"rules": decision.trace}, actor_kind=actor.kind, actor_name=actor.name[:200],
+            actor_user=actor.user, at=now))
+    Assignment.objects.bulk_create(assignments)
+    events = []
+    for assignment in assignments:
+        lead = assignment.lead
+        previous_id, previous_team_id = previous[lead.pk]
+        changes = {"owner": [previous_id, assignment.owner_id], "team": [previous_team_id, lead.team_id]}
+        events.append(audit_event_build(
+            tenant=tenant, actor=actor, action="lead.assigned" if assignment.owner_id is not None else "lead.unassigned",
+            obj=lead, changes={k: v for k, v in changes.items() if v[0] != v[1]},
+            metadata={"assignment_id": assignment.pk, "trigger": trigger, "rule": assignment.rule_name,
+                      "strategy": assignment.strategy, "reason": assignment.reason}))
+    events += sla_clocks_restart_many(tenant=tenant, assigned=[(a.lead, a) for a in assignments], now=now)
+    leads_write_assigned(tenant=tenant, leads=[a.lead for a in assignments])
+    audit_bulk(events=events)
+    notify_new_owners(assignments=assignments, now=now)
+    for assignment in assignments:
+        if assignment.owner_id is None:
+            unassigned_alert(assignment=assignment, previous_owner_id=previous[assignment.lead_id][0])
+    return assignments
+
+
+def leads_write_assigned(*, tenant: Tenant, leads: list[Lead]) -> None:
+    """Write the owner, team, assignment time, unassigned reason, SLA due time and cleared aging flags of
+    these leads (set in memory by `_assign_many`) in one UPDATE … FROM (VALUES …)."""
+    rows = [(str(lead.pk), lead.owner_id, lead.team_id, lead.assigned_at, lead.unassigned_reason, lead.sla_due_at,
+             lead.updated_at) for lead in leads]
+    values = ", ".join(["(%s::uuid, %s::bigint, %s::bigint, %s::timestamptz, %s, %s::timestamptz, %s::timestamptz)"]
+                       * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Lead._meta.db_table} l SET owner_id = v.owner_id, team_id = v.team_id, "  # noqa: S608
+            "assigned_at = v.assigned_at, unassigned_reason = v.reason, sla_due_at = v.due, updated_at = v.at, "
+            "aging_flagged_at = NULL, aging_alerted_at = NULL "
+            f"FROM (VALUES {values}) AS v(id, owner_id, team_id, assigned_at, reason, due, at) "
+            "WHERE l.tenant_id = %s AND l.id = v.id",
+            [value for row in rows for value in row] + [tenant.pk],
+        )
 
 
 def _route(*, lead: Lead, actor: Actor, trigger: str, exclude_user_ids=(), now: datetime | None = None,
@@ -301,18 +363,18 @@ def leads_route_captured(*, tenant: Tenant, lead_ids, now: datetime | None = Non
         return []
     if not RoutingRule.objects.for_tenant(tenant).filter(is_active=True).exists():
         return []
-    with transaction.atomic(savepoint=False), routing_run():
+    with transaction.atomic(savepoint=False):
         leads = leads_lock(tenant=tenant, lead_ids=list(lead_ids))
         routed = set(Assignment.objects.for_tenant(tenant).filter(lead_id__in=[lead.pk for lead in leads])
                      .values_list("lead_id", flat=True))
-        assignments = []
-        for lead in sorted(leads, key=lambda lead: (lead.created_at, lead.pk)):
-            if (lead.status not in OPEN_STATUSES or lead.archived_at is not None or lead.owner_id is not None
-                    or lead.pk in routed):
-                continue
-            lead.tenant = tenant
-            decision = route_decide(tenant=tenant, source=lead, at=now)
-            assignments.append(_assign(lead=lead, owner=decision.owner, actor=ROUTING_AGENT, trigger=Trigger.CAPTURE,
-                                       rule=decision.rule, strategy=decision.strategy, team=decision.team,
-                                       reason=decision.reason, details={"rules": decision.trace}, now=now))
-        return assignments
+        decided = []
+        # The pools' round-robin slots are locked once and advanced in memory for the whole batch (written
+        # back when the block ends): strict rotation, one lock wait per batch instead of one per lead.
+        with routing_run(hold_slots=True):
+            for lead in sorted(leads, key=lambda lead: (lead.created_at, lead.pk)):
+                if (lead.status not in OPEN_STATUSES or lead.archived_at is not None or lead.owner_id is not None
+                        or lead.pk in routed):
+                    continue
+                lead.tenant = tenant
+                decided.append((lead, route_decide(tenant=tenant, source=lead, at=now)))
+        return _assign_many(tenant=tenant, decided=decided, actor=ROUTING_AGENT, trigger=Trigger.CAPTURE, now=now)

@@ -15,11 +15,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
-from leadmgmt.audit.services import audit_record
+from leadmgmt.audit.services import audit_event_build, audit_record
 from leads.locks import lead_lock_refresh
 from leads.models import OPEN_STATUSES, Lead, LeadStage
 
-from ..business_hours import add_business_minutes
+from ..business_hours import add_business_minutes, tenant_hours
 from ..models import SlaClock, SlaKind, SlaPolicy
 
 SLA_AGENT = Actor.agent("SLA Agent")
@@ -111,6 +111,55 @@ def sla_clock_restart(*, lead: Lead, assignment, now: dt.datetime | None = None)
                                "owner_id": assignment.owner_id, "minutes": policy.minutes,
                                "business_hours_only": policy.business_hours_only, "due_at": clock.due_at})
     return clock
+
+
+def sla_clocks_restart_many(*, tenant, assigned: list[tuple[Lead, object]], now: dt.datetime) -> list:
+    """`sla_clock_restart` for a batch of leads just assigned (the capture pipeline), set-based: their running
+    clocks stopped in one statement, the new clocks inserted in one. Sets each lead's `sla_due_at` and clears
+    its aging flags in memory only: the caller writes the leads (one UPDATE for the batch). Returns the audit
+    events to record (sla.stopped, sla.started), unsaved."""
+    if not assigned:
+        return []
+    by_id = {lead.pk: lead for lead, _assignment in assigned}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH stopped AS (UPDATE routing_slaclock SET stopped_at = %(now)s, stop_reason = 'reassigned', "
+            " next_action_at = NULL WHERE tenant_id = %(tenant)s AND lead_id = ANY(%(leads)s::uuid[]) "
+            " AND stopped_at IS NULL RETURNING id, lead_id, kind, breached_at, level), "
+            "resolved AS (UPDATE routing_escalation e SET resolved_at = %(now)s FROM stopped s "
+            " WHERE e.tenant_id = %(tenant)s AND e.clock_id = s.id AND e.resolved_at IS NULL RETURNING 1) "
+            "SELECT id, lead_id, kind, breached_at, level FROM stopped ORDER BY lead_id, id",
+            {"now": now, "tenant": tenant.pk, "leads": [str(pk) for pk in by_id]},
+        )
+        stopped = cursor.fetchall()
+    events = [audit_event_build(tenant=tenant, actor=SLA_AGENT, action="sla.stopped", obj=by_id[lead_id],
+                                metadata={"clock_id": clock_id, "kind": kind, "reason": "reassigned",
+                                          "breached": breached_at is not None, "escalation_level": level})
+              for clock_id, lead_id, kind, breached_at, level in stopped]
+    policies = list(SlaPolicy.objects.for_tenant(tenant).filter(is_active=True).order_by("position", "id"))
+    hours = tenant_hours(tenant=tenant) if any(p.business_hours_only for p in policies) else {}
+    clocks = []
+    for lead, assignment in assigned:
+        lead.sla_due_at = lead.aging_flagged_at = lead.aging_alerted_at = None
+        policy = None
+        if assignment.owner_id is not None and lead.status in OPEN_STATUSES:
+            policy = sla_policy_for(lead=lead, policies=policies)
+        if policy is None:
+            continue
+        due = sla_deadline(tenant=tenant, policy=policy, start=now, minutes=policy.minutes, hours=hours)
+        lead.sla_due_at = due
+        clocks.append(SlaClock(
+            tenant_id=tenant.pk, lead_id=lead.pk, assignment=assignment, policy=policy, policy_name=policy.name,
+            kind=policy.kind, owner_id=assignment.owner_id, started_at=now, due_at=due, next_action_at=due))
+    SlaClock.objects.bulk_create(clocks)
+    for clock in clocks:
+        policy = clock.policy
+        events.append(audit_event_build(
+            tenant=tenant, actor=SLA_AGENT, action="sla.started", obj=by_id[clock.lead_id],
+            metadata={"clock_id": clock.pk, "policy": policy.name, "kind": policy.kind,
+                      "owner_id": clock.owner_id, "minutes": policy.minutes,
+                      "business_hours_only": policy.business_hours_only, "due_at": clock.due_at}))
+    return events
 
 
 @transaction.atomic(savepoint=False)
