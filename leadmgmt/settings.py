@@ -263,6 +263,9 @@ SIGNALS_SWEEP_AFTER_SECONDS = env_int("SIGNALS_SWEEP_AFTER_SECONDS", 120)
 # new lead may wait before the sweep (beat, every 10 s) hands it to a worker again (its task was lost).
 CAPTURE_PIPELINE_BATCH = env_int("CAPTURE_PIPELINE_BATCH", 300)
 CAPTURE_PIPELINE_SWEEP_AFTER_SECONDS = env_int("CAPTURE_PIPELINE_SWEEP_AFTER_SECONDS", 10)
+# While a tenant's pipeline task waits in the queue, new captures do not enqueue another (the waiting task
+# claims their leads too); after this many seconds without the task starting, a capture enqueues again.
+CAPTURE_PIPELINE_QUEUED_SECONDS = env_int("CAPTURE_PIPELINE_QUEUED_SECONDS", 5)
 
 # --- Scoring ---
 # A whole-tenant re-score (publish, daily decay) runs this many id slices side by side, each on

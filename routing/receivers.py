@@ -46,6 +46,10 @@ def lead_band_changed_sla(sender, *, tenant, lead_id, from_band, to_band, score,
     the many leads without a clock in a bulk re-score); the task decides with the lead row locked."""
     from .tasks import sla_clock_tighten_task
 
+    if not from_band:
+        # A new lead's first score: the capture pipeline scores a lead before routing it, so its clock
+        # started on the policy of this band already (no task per new lead in a burst).
+        return
     running = SlaClock.objects.for_tenant(tenant.pk).filter(lead_id=lead_id, stopped_at__isnull=True,
                                                  kind=SlaKind.FIRST_CONTACT)
     if not running.exists():

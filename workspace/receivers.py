@@ -15,17 +15,17 @@ def lead_captured_pipeline(sender, *, tenant, lead, created, **kwargs) -> None:
     The lead itself is the outbox: capture marked it pending in its INSERT. If the task is lost, the
     pipeline sweep finds the lead still pending and enqueues the task again.
     """
-    from .tasks import lead_captured_task
+    from .tasks import lead_captured_enqueue
 
     if not created:
         return
-    tenant_id, lead_id = tenant.pk, str(lead.pk)
+    tenant_id = tenant.pk
     for _savepoints, callback, _robust in connection.run_on_commit:
         if getattr(callback, "pipeline_tenant_id", None) == tenant_id:
             return  # this transaction already hands its new leads of the tenant to one task
 
     def enqueue() -> None:
-        lead_captured_task.delay(tenant_id=tenant_id, lead_id=lead_id)
+        lead_captured_enqueue(tenant_id=tenant_id)
 
     enqueue.pipeline_tenant_id = tenant_id
     # robust: the leads are committed; a broker that is down must not turn their answer into an error

@@ -4,7 +4,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
 from django.db import OperationalError
+from redis.exceptions import RedisError
 
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Agent, Tenant, agent_enabled
@@ -27,21 +30,55 @@ def lead_captured_task(self, *, tenant_id: int, lead_id: str | None = None) -> i
     (`captured_leads_drain`); returns how many it claimed. Safe to run twice and to run side by side: a
     lead is claimed by one transaction, and its pending mark is cleared with its score and owner.
     `lead_id` (messages enqueued before the batch pipeline) is processed on its own when it is not pending."""
+    _queued_clear(tenant_id)  # started: captures from now on enqueue a task again (this one may miss them)
     try:
         with tenant_scope(tenant_id) as tenant:
             run = captured_leads_drain(tenant=tenant)
-            if lead_id and not run.claimed and not Lead.objects.for_tenant(tenant).filter(
-                    pk=lead_id, pipeline_pending_since__isnull=False).exists():
-                _lead_score_and_route(tenant=tenant, lead_id=lead_id)
+            if lead_id and not run.claimed:
+                _lead_not_pending(tenant=tenant, lead_id=lead_id)
             return run.claimed
     except Tenant.DoesNotExist:
         return 0
 
 
-def _lead_score_and_route(*, tenant: Tenant, lead_id: str) -> None:
-    if agent_enabled(tenant=tenant, agent=Agent.SCORING):
+def _lead_not_pending(*, tenant: Tenant, lead_id: str) -> None:
+    """A message from before the batch pipeline names its lead, which was never marked pending: score it if
+    it has no score yet and route it if it was never routed (both no-ops for a lead the pipeline did)."""
+    scored = (Lead.objects.for_tenant(tenant).filter(pk=lead_id, pipeline_pending_since__isnull=True)
+              .values_list("scored_at", flat=True))
+    if not scored.exists():
+        return
+    if scored.first() is None and agent_enabled(tenant=tenant, agent=Agent.SCORING):
         leads_score(tenant=tenant, lead_ids=[lead_id], cause=ScoreCause.CAPTURE, actor=SCORING_AGENT)
     lead_route_auto(tenant=tenant, lead_id=lead_id, trigger=Trigger.CAPTURE)
+
+
+def _queued_key(tenant_id: int) -> str:
+    return f"pipeline:queued:{tenant_id}"
+
+
+def _queued_clear(tenant_id: int) -> None:
+    try:
+        cache.delete(_queued_key(tenant_id))
+    except RedisError:
+        pass  # the flag expires on its own
+
+
+def lead_captured_enqueue(*, tenant_id: int) -> bool:
+    """Hand the tenant's new leads to the pipeline: enqueue `lead_captured_task` unless one is already
+    waiting in the queue (a flag in Redis, set here, cleared when the task starts, expiring after
+    CAPTURE_PIPELINE_QUEUED_SECONDS). A burst of 100 captures a second is a few tasks, not 100 a second,
+    and each capture pays one Redis SET NX instead of a Celery publish. Returns whether it enqueued.
+
+    Why nothing is missed: this runs after the capture committed, so when the flag is found set, the task
+    that will clear it has not started yet, and its claim (after clearing) sees the committed lead."""
+    try:
+        if not cache.add(_queued_key(tenant_id), 1, settings.CAPTURE_PIPELINE_QUEUED_SECONDS):
+            return False
+    except RedisError:
+        pass  # no flag to go by: enqueue (the publish may fail too; the sweep is the backstop)
+    lead_captured_task.delay(tenant_id=tenant_id)
+    return True
 
 
 @shared_task(acks_late=True)
@@ -50,7 +87,7 @@ def capture_pipeline_sweep_task() -> int:
     killed worker or a Redis restart) to the pipeline again. Returns how many tenants it enqueued."""
     stalled = tenants_with_stalled_leads()
     for tenant_id in stalled:
-        lead_captured_task.delay(tenant_id=tenant_id)
+        lead_captured_task.delay(tenant_id=tenant_id)  # not lead_captured_enqueue: a lost task may hold the flag
     if stalled:
         log.warning("capture pipeline sweep: new leads waiting too long in %s tenant(s), re-enqueued", len(stalled))
     return len(stalled)

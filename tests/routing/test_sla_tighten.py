@@ -85,6 +85,18 @@ def test_a_warm_lead_turning_hot_gets_the_hot_clock_from_the_band_change(
     assert (event.actor_name, event.metadata["from_policy"], event.metadata["policy"]) == ("SLA Agent", WARM, HOT_WEB)
 
 
+def test_a_new_leads_first_score_sends_no_tighten_task(tenant, sdrs, django_capture_on_commit_callbacks):
+    """The capture pipeline scores a new lead before routing it, so its clock started on the policy of its
+    first band: the first score's band event (from no band) sends no task (a burst would send one per lead)."""
+    subject = warm_lead(tenant, sdrs[0], at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        band_event(tenant, subject, from_band="", to_band="sql", score=100)
+    assert callbacks == []
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        band_event(tenant, subject, from_band="warm", to_band="sql", score=100)
+    assert any("lead_band_changed_sla" in getattr(c, "__qualname__", "") for c in callbacks)
+
+
 def test_a_second_dispatch_or_task_run_changes_nothing(tenant, sdrs, django_capture_on_commit_callbacks):
     subject = warm_lead(tenant, sdrs[0], at=timezone.now())
     with django_capture_on_commit_callbacks(execute=True):

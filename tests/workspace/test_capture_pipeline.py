@@ -216,3 +216,24 @@ def test_concurrent_batches_keep_round_robin_strict_and_fair(routed_tenant, lead
     owned = [fresh(lead).owner_id for lead in leads]
     assert sorted(owned.count(r.pk) for r in reps) == [20, 20, 21]
     assert Assignment.objects.unscoped().filter(lead_id__in=[lead.pk for lead in leads]).count() == 61
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_captures_enqueues_one_task_while_it_waits_in_the_queue(routed_tenant, lead_form, monkeypatch):
+    """Captures after commit enqueue the pipeline task only when none of the tenant's is waiting: the waiting
+    task claims their leads too. Once it starts, the next capture enqueues again."""
+    from celery.app.task import Task
+    from django.core.cache import cache
+
+    tenant, _reps = routed_tenant
+    cache.delete(f"pipeline:queued:{tenant.pk}")
+    sent = []
+    monkeypatch.setattr(Task, "delay", lambda self, *args, **kwargs: sent.append((self.name, kwargs)))
+    leads = _capture(tenant, lead_form, 5, prefix="burst-")
+    assert sent == [("leads.tasks.lead_captured_task", {"tenant_id": tenant.pk})]
+    assert Lead.objects.unscoped().filter(pk__in=[lead.pk for lead in leads],
+                                          pipeline_pending_since__isnull=False).count() == 5
+    assert lead_captured_task.apply(kwargs={"tenant_id": tenant.pk}).get() == 5  # the one task takes all five
+    _capture(tenant, lead_form, 1, prefix="after-")
+    pipeline = [name for name, _kwargs in sent if name == "leads.tasks.lead_captured_task"]
+    assert len(pipeline) == 2  # the task started: a new capture enqueues again
