@@ -69,8 +69,26 @@ def throwaway_database(prefix: str) -> Iterator[str]:
             cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def django_setup(database_url: str) -> None:
+def bench_redis() -> str:
+    """Point REDIS_URL (broker, cache, rate limits) at a Redis database of the benches' own on the same server
+    (BENCH_REDIS_DB, default 15) and empty it: a run starts with no task left over by an earlier run (whose
+    throwaway database is gone) and never touches the queues of a `make run` on the same Redis."""
+    parts = urllib.parse.urlsplit(os.environ["REDIS_URL"])
+    url = urllib.parse.urlunsplit(parts._replace(path="/" + os.environ.get("BENCH_REDIS_DB", "15")))
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    os.environ["REDIS_URL"] = url
+    os.environ.pop("CELERY_BROKER_URL", None)
+    return url
+
+
+def django_setup(database_url: str, *, own_redis_db: bool = True) -> None:
+    """Django for a bench on `database_url`; `own_redis_db`: on the benches' own Redis database
+    (`bench_redis`; off for a bench that starts a Redis server of its own)."""
     os.environ["DATABASE_URL"] = database_url
+    if own_redis_db:
+        bench_redis()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadmgmt.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     if str(BASE_DIR) not in sys.path:

@@ -677,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         # Every child (migrate, gunicorn, workers, beat) and this process talk to this Redis only.
         os.environ["REDIS_URL"] = os.environ["CELERY_BROKER_URL"] = redis.url
         with throwaway_database("bench_chaos") as url:
-            django_setup(url)
+            django_setup(url, own_redis_db=False)  # its own server already
             try:
                 out = run(args, redis)
             except RuntimeError as exc:

@@ -87,10 +87,12 @@ def _django_setup() -> None:
                  "`python -m leadmgmt.embedded exec -- python bench/intake.py` for embedded ones.")
     sys.path.insert(0, str(BASE_DIR))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadmgmt.settings")
+    from _common import bench_harness, bench_redis
+
+    bench_redis()
     import django
 
     django.setup()
-    from _common import bench_harness
 
     bench_harness()
 

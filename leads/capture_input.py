@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,6 +262,22 @@ def _country_apply(values: dict[str, Any], attributes: dict[str, Any]) -> None:
             attributes[key] = region
 
 
+_reused = threading.local()
+
+
+def _capture_serializer(known: dict[str, Any]) -> LeadCaptureSerializer:
+    """A LeadCaptureSerializer for `known`, one per thread and reused: DRF deep-copies the declared fields into
+    every new instance, which was a third of a capture's validation (its fields keep no per-call state; the
+    per-call results `is_valid` caches are cleared here)."""
+    serializer = getattr(_reused, "capture", None)
+    if serializer is None:
+        serializer = _reused.capture = LeadCaptureSerializer(data={})
+    for cached in ("_validated_data", "_errors", "_data"):
+        serializer.__dict__.pop(cached, None)
+    serializer.initial_data = known
+    return serializer
+
+
 def capture_input_validate(*, data: dict[str, Any]) -> CaptureInput:
     """Map aliases to Lead fields, validate and normalise; errors are keyed by the submitted name."""
     if not isinstance(data, dict):
@@ -287,7 +304,7 @@ def capture_input_validate(*, data: dict[str, Any]) -> CaptureInput:
         elif name not in known or known[name] in ("", None):
             known[name], submitted_as[name] = value, key
 
-    serializer = LeadCaptureSerializer(data=known)
+    serializer = _capture_serializer(known)
     if not serializer.is_valid():
         for name, messages in serializer.errors.items():
             errors[submitted_as.get(name, name)] = [str(m) for m in messages]
