@@ -23,7 +23,8 @@ DEFAULTS: dict[str, list[str]] = {
     # Issue 4's figures: 100,000 leads through a 50-rule set, plus the round-robin fairness runs.
     "routing": ["--leads", "100000"],
     # Issue 4's end-to-end figure: intake post -> owner set, with web, worker and beat running.
-    "capture_to_owner": ["--rate", "20", "--seconds", "30"],
+    # Issue 14's figures: 100 leads/s for 60 s, then 5 batch requests of 1,000 leads at once.
+    "capture_to_owner": ["--rate", "100", "--seconds", "60", "--batches", "5"],
     # Issue 6's figures: 100,000 due nurture steps sent over SMTP by the Nurture Agent.
     "nurture": ["--enrollments", "100000"],
     # Issue 14's reconciliation: 30 leads/s for 60 s through a worker kill -9 and a Redis restart.
