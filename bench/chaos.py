@@ -42,6 +42,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -417,6 +418,13 @@ class Chaos:
         self.timeline: list[str] = []
         self.killed_unfinished: Counter = Counter()
         self.started = time.monotonic()
+        # The supervisor (docker-compose's `restart: unless-stopped`, systemd's Restart=always): a worker that
+        # exits on its own is started again. kombu's Redis transport can still exit a worker when the broker
+        # goes away mid-delivery (leadmgmt/broker.py repairs the commonest case); the system must recover anyway.
+        self.lock = threading.Lock()
+        self.supervisor_restarts: list[str] = []
+        self._supervising = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     def note(self, message: str) -> None:
         line = f"[{time.monotonic() - self.started:6.1f}s] {message}"
@@ -427,12 +435,40 @@ class Chaos:
     def workers_up(self) -> None:
         self.workers = workers_start(concurrency=self.concurrency)
 
+    def supervise(self) -> None:
+        """Start the supervisor thread: every half second, a worker that exited is replaced."""
+        self._supervising.set()
+        self._supervisor = threading.Thread(target=self._supervise_loop, name="supervisor", daemon=True)
+        self._supervisor.start()
+
+    def supervise_stop(self) -> None:
+        self._supervising.clear()
+        if self._supervisor is not None:
+            self._supervisor.join(5)
+
+    def _supervise_loop(self) -> None:
+        while self._supervising.is_set():
+            with self.lock:
+                for worker in [w for w in self.workers if w.proc.poll() is not None]:
+                    queue = worker.name.split("worker-", 1)[1] if worker.name.startswith("worker-") else None
+                    replacement = Celery.worker(concurrency=self.concurrency, queues=(queue,) if queue else None)
+                    self.workers[self.workers.index(worker)] = replacement
+                    self.retired.append(worker)
+                    self.supervisor_restarts.append(f"{worker.name} (exit {worker.proc.returncode})")
+                    self.note(f"{worker.name} exited on its own (status {worker.proc.returncode}): restarted by "
+                              "the supervisor, as docker-compose's restart policy would")
+            time.sleep(0.5)
+
     def workers_kill(self, busy_wait: float = 3.0) -> None:
         """kill -9 every worker's process group, as soon as one holds a task (within `busy_wait`
         seconds): the crash case, where the task being run must be redone by the system."""
         deadline = time.monotonic() + busy_wait
         while time.monotonic() < deadline and not any(tasks_unfinished(w.text()) for w in self.workers):
             time.sleep(0.01)
+        with self.lock:
+            self._workers_kill()
+
+    def _workers_kill(self) -> None:
         for worker in self.workers:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(worker.proc.pid, signal.SIGKILL)
@@ -444,7 +480,8 @@ class Chaos:
         self.note(f"kill -9 worker process group(s); tasks received and unfinished: {unfinished}")
 
     def workers_restart(self) -> None:
-        self.workers_up()
+        with self.lock:
+            self.workers_up()
         self.note(f"worker(s) restarted on queues {','.join(worker_queues())}")
 
     def redis_kill(self) -> None:
@@ -504,6 +541,7 @@ def run(args: argparse.Namespace, redis: RedisServer) -> dict:
         for worker in chaos.workers:
             worker.wait_ready()
         beat.wait_ready()
+        chaos.supervise()
         client = Client(port=server.port, form_key=form_key, api_key=api_key)
         warm = [client.web(lead_body(f"{run_id}-warm", i)) for i in range(WARM_UP)]
         answers += warm
@@ -560,6 +598,7 @@ def run(args: argparse.Namespace, redis: RedisServer) -> dict:
         web_exceptions = Counter(f"{kind}: {message[:100]}" if message else kind
                                  for kind, message in EXCEPTION_LINE.findall(web_log))
     finally:
+        chaos.supervise_stop()
         if client is not None:
             client.pool.shutdown(wait=False, cancel_futures=True)
         for child in [beat, *chaos.workers, *chaos.retired]:
@@ -581,6 +620,7 @@ def run(args: argparse.Namespace, redis: RedisServer) -> dict:
         "answered_2xx_without_id": sum(a["answered_2xx_without_id"] for a in answers),
         "accepted": len(accepted), "backdated_clocks": len(backdated),
         "killed_unfinished_tasks": dict(chaos.killed_unfinished),
+        "supervisor_restarts": chaos.supervisor_restarts,
         "reconciled_after_seconds": reconciled_after, "state": state, "timeline": chaos.timeline,
         "task_errors": len(task_errors), "task_error_lines": task_errors[:5],
         "web_500s_logged": web_errors, "web_exceptions": dict(web_exceptions.most_common(5)),
@@ -625,6 +665,8 @@ def report(out: dict) -> str:
         rows.append(f"batch item errors, e.g. {out['batch_errors']}")
     unfinished = ", ".join(f"{n} x{c}" for n, c in sorted(out["killed_unfinished_tasks"].items())) or "none"
     rows.append(f"tasks the killed worker had received and not finished: {unfinished}")
+    restarts = ", ".join(out["supervisor_restarts"]) or "none"
+    rows.append(f"workers that exited on their own and were restarted by the supervisor: {restarts}")
     recovered = (f"{out['reconciled_after_seconds']:.1f}s" if out["reconciled_after_seconds"] is not None
                  else f"NOT within {out['settle']:g}s")
     rows += [

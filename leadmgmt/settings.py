@@ -274,6 +274,8 @@ SCORING_SLICES = env_int("SCORING_SLICES", 2)
 
 # --- Celery (json only, time limits, late acks: tasks are idempotent) ---
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+# kombu's Redis transport, repaired so a Redis restart does not stop the workers (leadmgmt/broker.py).
+CELERY_BROKER_TRANSPORT = "leadmgmt.broker:Transport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]

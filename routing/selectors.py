@@ -90,7 +90,8 @@ def leads_lost_before_routing(*, tenant: Tenant, now: datetime, limit: int = LOS
     Oldest first, at most `limit`."""
     ever_assigned = Assignment.objects.for_tenant(tenant).filter(lead_id=OuterRef("pk"))
     return list(Lead.objects.for_tenant(tenant)
-                .filter(created_at__lt=now - LOST_GRACE, created_at__gte=now - LOST_WINDOW, owner__isnull=True, status__in=OPEN_STATUSES)
+                .filter(created_at__lt=now - LOST_GRACE, created_at__gte=now - LOST_WINDOW, owner__isnull=True, status__in=OPEN_STATUSES,
+                        pipeline_pending_since__isnull=True)  # still the capture pipeline's (its own sweep)
                 .exclude(Exists(ever_assigned))
                 .order_by("created_at").values_list("id", flat=True)[:limit])
 

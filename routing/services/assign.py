@@ -310,6 +310,7 @@ def lead_route_auto(*, tenant: Tenant, lead_id, trigger: str, now: datetime | No
     Idempotent: a lead already routed on capture is not routed again, and everything is decided
     with the lead row locked, so two deliveries of the same task cannot both assign.
     """
+    explicit_now = now is not None
     now = now or timezone.now()
     if not agent_enabled(tenant=tenant, agent=Agent.ROUTING):
         return None
@@ -327,7 +328,10 @@ def lead_route_auto(*, tenant: Tenant, lead_id, trigger: str, now: datetime | No
         # raced ahead of the capture task) already placed it.
         if trigger == Trigger.CAPTURE and (lead.owner_id is not None or routed.exists()):
             return None
+        scored_before = lead.scored_at
         lead = _scored_first(tenant=tenant, lead=lead)
+        if lead.scored_at != scored_before and not explicit_now:
+            now = timezone.now()  # scored just now: the assignment comes after the score, in the history too
         if trigger == Trigger.SCORE_BAND:
             if lead.owner_id is not None and not _band_reroute_needed(lead=lead, now=now):
                 return None

@@ -414,3 +414,16 @@ def test_hostile_values_are_that_lead_s_error_never_a_500(tenant, api_client, fi
     assert len(results) == len(HOSTILE_VALUES)
     for result in results:
         assert result["result"] in ("created", "merged") or set(result["errors"]), result
+
+
+def test_with_redis_down_the_key_s_rate_limit_fails_open_and_the_batch_is_captured(tenant, api_client, settings,
+                                                                                   caplog):
+    """A Redis restart must not answer an integration's batch with a 500: the key's limit is skipped (logged)
+    and the leads, which need only PostgreSQL, are written."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens there
+    with caplog.at_level("WARNING", logger="leadmgmt.api"):
+        response = api_client.post("/api/v1/leads/batch/", [{"email": "down@batch.example"}], format="json")
+    assert response.status_code == 207, response.content
+    assert leads_of(tenant).filter(email="down@batch.example").exists()
+    assert "Redis unavailable" in caplog.text

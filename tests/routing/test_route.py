@@ -285,6 +285,7 @@ def test_lost_leads_are_open_ownerless_never_assigned_captured_within_the_window
     Assignment.objects.unscoped().create(tenant=tenant, lead=put_in_unassigned, trigger="capture",
                                          actor_kind="agent", actor_name="Routing Agent", at=five_minutes_ago)
     lead(other_tenant, created_at=five_minutes_ago)
+    lead(tenant, created_at=five_minutes_ago, pipeline_pending_since=five_minutes_ago)  # the pipeline sweep's
     assert leads_lost_before_routing(tenant=tenant, now=NOW) == [x.pk for x in reversed(lost)]  # oldest first
     assert leads_lost_before_routing(tenant=tenant, now=NOW, limit=2) == [lost[2].pk, lost[1].pk]
 
