@@ -35,6 +35,10 @@ STOP_GRACE_SECONDS = 10
 DEFAULT_QUEUE = "celery"
 PERIODIC_QUEUE = "periodic"
 READY_TIMEOUT_SECONDS = 60
+# A process that exits on its own is restarted, unless processes exited more than MAX_RESTARTS times within
+# RESTART_WINDOW_SECONDS (a crash loop: then everything stops, with the reason).
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 60
 _print_lock = threading.Lock()
 
 
@@ -269,13 +273,27 @@ def run(env: dict[str, str], argv: list[str] | None = None) -> int:
             say(f"==> The web server did not answer {base_url}/healthz; stopping.", stream=sys.stderr)
             return 1
         say(banner(base_url=base_url, env=env, demo=demo))
+        restarts: list[float] = []
         while not stop.wait(0.5):
             dead = [c for c in children if c.proc.poll() is not None]
-            if dead:
+            if not dead:
+                continue
+            now = time.monotonic()
+            restarts = [at for at in restarts if now - at < RESTART_WINDOW_SECONDS] + [now] * len(dead)
+            if len(restarts) > MAX_RESTARTS:
                 for child in dead:
-                    say(f"==> {child.name} exited with status {child.proc.returncode}; stopping the rest.",
+                    say(f"==> {child.name} exited with status {child.proc.returncode}, and processes have exited "
+                        f"{len(restarts)} times within {RESTART_WINDOW_SECONDS}s; stopping the rest.",
                         stream=sys.stderr)
                 return 1
+            for child in dead:
+                # As a supervisor would (docker-compose's restart policy, systemd): a worker that exits on its
+                # own (kombu can still end one when Redis restarts mid-delivery) is started again.
+                say(f"==> {child.name} exited with status {child.proc.returncode}; restarting it.", stream=sys.stderr)
+                child.signal_group(signal.SIGKILL)  # its pool processes too
+                if child.pump is not None:
+                    child.pump.join(timeout=2)
+                child.start(env, width)
         say(f"==> {signal.Signals(received[0]).name} received; stopping…")
         return 0
     finally:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import signal
@@ -133,6 +134,26 @@ def test_make_run_serves_the_demo_tenant_and_ctrl_c_stops_everything(service_dat
         seen = read_until_workers_ready(proc, lines, log)
         assert len(seen) == 4, f"only {sorted(seen)}:\n{''.join(log[-60:])}"
         assert any(p.name() == "postgres" for p in processes_under(data_dir))
+
+        # A worker that dies (kombu can still end one when Redis restarts) is started again, as a supervisor would.
+        periodic = [c for c in children if "-Q" in c.cmdline()
+                    and c.cmdline()[c.cmdline().index("-Q") + 1] == "periodic"]
+        leader = next(c for c in periodic if c.parent() is None or c.parent().pid not in {p.pid for p in periodic})
+        os.killpg(leader.pid, signal.SIGKILL)
+        restarted = re.compile(r"periodic exited with status -?\d+; restarting it")
+        ready_again = re.compile(r"^periodic\s+\| .*\bperiodic@\S+ ready\.")
+        deadline, saw_restart, saw_ready = time.monotonic() + STARTUP_TIMEOUT, False, False
+        while not saw_ready and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            log.append(line)
+            saw_restart = saw_restart or bool(restarted.search(line))
+            saw_ready = saw_restart and bool(ready_again.search(line))
+        assert saw_restart and saw_ready, "".join(log[-40:])
+        assert http("GET", f"{base}/healthz")[0] == 200
+        children = launcher.children(recursive=True)
     finally:
         if proc.poll() is None:
             children = psutil.Process(proc.pid).children(recursive=True)
