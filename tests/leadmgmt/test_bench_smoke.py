@@ -131,10 +131,10 @@ def test_nurture_bench_sends_every_due_step_exactly_once_over_smtp():
 
 @pytest.mark.worker
 def test_chaos_bench_kills_the_worker_and_redis_then_prints_its_reconciliation():
-    # Exit 1 is a verdict, not a crash: the bench exits non-zero when the books do not balance
-    # within --settle (a lost task not yet redone by a sweep, say); a crash is a traceback (above).
+    # The books must balance: every lead scored and owned, every escalation once, within the settle window
+    # (the sweeps run every 10 s; a lost escalation waits for the next SLA run, every minute).
     out = _run("bench/chaos.py", "--rate", "5", "--seconds", "8", "--worker-down", "2", "--redis-down", "1",
-               "--breaches", "3", "--settle", "5", exit_codes=(0, 1))
+               "--breaches", "3", "--settle", "90", timeout=300)
 
     assert re.search(r"kill -9 worker process group\(s\); tasks received and unfinished: ", out), out
     assert "worker(s) restarted on queues celery,periodic" in out
@@ -151,7 +151,10 @@ def test_chaos_bench_kills_the_worker_and_redis_then_prints_its_reconciliation()
     # An answer is only sent after its lead committed, and capture routes a lead once, whatever happens.
     assert counts["lost (2xx answer, no lead)"] == "0" and counts["double-assigned (two 'capture' assignments)"] == "0"
     assert 0 < int(counts["accepted (2xx answers naming a lead)"]) <= int(counts["posted"])
-    assert re.search(r"^recovery: reconciled (\d+\.\d+s|NOT within 5s) after the last repair", out, re.MULTILINE)
-    assert re.search(r"^(every check passed|RECONCILIATION FAILED:)$", out, re.MULTILINE), out
+    assert re.search(r"^recovery: reconciled \d+\.\d+s after the last repair", out, re.MULTILINE), out
+    assert re.search(r"^every check passed$", out, re.MULTILINE), out
+    for label in ("unscored (not under the published model)", "unowned (no owner, no unassigned_reason)",
+                  "routed before scored", "escalation steps missing", "escalation steps doubled"):
+        assert counts[label] == "0", (label, out)
     with pytest.raises(OSError):  # the bench's own Redis is gone
         socket.create_connection(("127.0.0.1", int(port.group(1))), timeout=1).close()
