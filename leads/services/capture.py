@@ -5,8 +5,8 @@ or merge a duplicate Touch into the existing one, in one transaction with its au
 A capture is a handful of statements, each one round trip (the tenant setting travels with the first,
 leadmgmt/db/backend): BEGIN; the Account (one upsert); the Lead INSERT … ON CONFLICT DO NOTHING, which is
 the whole match for a new email — a taken email then locks the existing lead and fills its blanks (two
-more); the Touch, attaching the signals that came before the lead (one); the audit events (one
-multi-row INSERT); COMMIT. No savepoints: a unique index already holding the row is answered by
+more); the Touch, attaching the signals that came before the lead and writing the audit events (one
+statement); COMMIT. No savepoints: a unique index already holding the row is answered by
 ON CONFLICT, not by an IntegrityError that would abort the transaction.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
-from leadmgmt.audit.services import audit_bulk, audit_event_build
+from leadmgmt.audit.services import audit_event_build
 from leadmgmt.tenancy.models import Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
 from leads.events import lead_captured
@@ -148,24 +148,56 @@ def _lead_insert(lead: Lead) -> bool:
     return True
 
 
-def _touch_create(*, touch: Touch, attach_email: str) -> list[int]:
-    """Insert the Touch and, for a lead with an email, attach the signals that arrived for that email before
-    the lead existed: one statement. Returns the attached signals' ids (their processing is for after
-    commit; `last_activity_at` is already the capture time, later than any of them)."""
+_AUDIT_FIELDS = [f for f in AuditEvent._meta.local_concrete_fields
+                 if f is not AuditEvent._meta.auto_field and not f.generated]
+_AUDIT_METADATA = next(i for i, f in enumerate(_AUDIT_FIELDS) if f.name == "metadata")
+# The capture's own audit event learns the Touch's id and the attached signals in the statement that writes them.
+_TOUCH_METADATA = ("(%s::jsonb || jsonb_build_object('touch_id', (SELECT id FROM touch)) || (SELECT CASE WHEN "
+                   "count(*) > 0 THEN jsonb_build_object('attached_signal_ids', jsonb_agg(id ORDER BY id)) "
+                   "ELSE '{}'::jsonb END FROM attached))")
+
+
+def _audit_rows(events: Sequence[AuditEvent], *, last_of_touch: bool) -> tuple[str, list]:
+    """VALUES rows of these audit events; the last one's metadata gets the touch's id and attached signals."""
+    rows, params = [], []
+    for n, event in enumerate(events):
+        values = [field.get_db_prep_save(field.pre_save(event, True), connection=connection) for field in _AUDIT_FIELDS]
+        placeholders = ["%s"] * len(values)
+        if last_of_touch and n == len(events) - 1:
+            placeholders[_AUDIT_METADATA] = _TOUCH_METADATA
+        rows.append(f"({', '.join(placeholders)})")
+        params += values
+    return ", ".join(rows), params
+
+
+def _touch_create(*, touch: Touch, attach_email: str, events: Sequence[AuditEvent]) -> list[int]:
+    """Insert the Touch, attach (for a lead with an email) the signals that arrived for that email before the
+    lead existed, and write the capture's audit events, the last of which records the Touch and the attached
+    signals: one statement. Returns the attached signals' ids (their processing is for after commit;
+    `last_activity_at` is already the capture time, later than any of them)."""
     pk = Touch._meta.pk
-    insert, params = _insert_sql(touch, returning=[pk])
-    if not attach_email:
-        sql = insert
-    else:
-        sql = (f"WITH attached AS (UPDATE {connection.ops.quote_name(Signal._meta.db_table)} SET lead_id = %s "  # noqa: S608 - table name from model meta
-               "WHERE tenant_id = %s AND lead_id IS NULL AND email = %s RETURNING id), "
-               f"touch AS ({insert}) SELECT touch.id, ARRAY(SELECT id FROM attached ORDER BY id) FROM touch")
-        params = (touch.lead_id, touch.tenant_id, attach_email, *params)
+    qn = connection.ops.quote_name
+    insert, touch_params = _insert_sql(touch, returning=[pk])
+    attach, attach_params = "SELECT NULL::bigint AS id WHERE false", []
+    if attach_email:
+        attach = (f"UPDATE {qn(Signal._meta.db_table)} SET lead_id = %s "  # noqa: S608 - table name from model meta
+                  "WHERE tenant_id = %s AND lead_id IS NULL AND email = %s RETURNING id")
+        attach_params = [touch.lead_id, touch.tenant_id, attach_email]
+    rows, audit_params = _audit_rows(events, last_of_touch=True)
+    columns = ", ".join(qn(f.column) for f in _AUDIT_FIELDS)
+    sql = (f"WITH attached AS ({attach}), touch AS ({insert}), "
+           f"audit AS (INSERT INTO {qn(AuditEvent._meta.db_table)} ({columns}) VALUES {rows}) "  # noqa: S608
+           "SELECT touch.id, ARRAY(SELECT id FROM attached ORDER BY id) FROM touch")
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, (*attach_params, *touch_params, *audit_params))
         row = cursor.fetchone()
     _saved(touch, [pk], row[:1])
-    return list(row[1]) if attach_email else []
+    attached = list(row[1])
+    metadata = events[-1].metadata
+    metadata["touch_id"] = touch.pk
+    if attached:
+        metadata["attached_signal_ids"] = attached
+    return attached
 
 
 def _signals_enqueue(*, tenant: Tenant, signal_ids: list[int]) -> None:
@@ -280,7 +312,7 @@ def lead_capture(
     now = timezone.now()
     capture.values = _lead_values(capture, form=form, source=source, now=now)
     with transaction.atomic(savepoint=False):
-        events: list[AuditEvent] = []  # written together, in one INSERT, at the end
+        events: list[AuditEvent] = []  # written together with the touch, in one statement, at the end
         account = None
         if capture.company_domain:
             account = _account_get_or_create(
@@ -298,12 +330,8 @@ def lead_capture(
             filled_fields=sorted(capture.values) if created else sorted(changes),
             ip_address=ip_address, user_agent=(user_agent or "")[:500], received_at=now,
         )
-        attached = _touch_create(touch=touch, attach_email=lead.email)
-        if attached:
-            _signals_enqueue(tenant=tenant, signal_ids=attached)
-        metadata = {"touch_id": touch.pk, "form": form.name if form else None, "source": touch.source}
-        if attached:
-            metadata["attached_signal_ids"] = attached
+        # touch_id and attached_signal_ids are added by the statement that writes the touch (_touch_create)
+        metadata = {"form": form.name if form else None, "source": touch.source}
         if created:
             initial = {"email": capture.email, **capture.values, "account": account,
                        "is_personal_email": capture.is_personal_email, "attributes": capture.attributes or None}
@@ -313,7 +341,9 @@ def lead_capture(
         else:
             events.append(audit_event_build(tenant=tenant, actor=actor, action="lead.merged", obj=lead,
                                             changes=changes, metadata={**metadata, "matched_on": matched_on}))
-        audit_bulk(events=events)
+        attached = _touch_create(touch=touch, attach_email=lead.email, events=events)
+        if attached:
+            _signals_enqueue(tenant=tenant, signal_ids=attached)
         lead_captured.send(sender=Lead, tenant=tenant, lead=lead, created=created,
                            changed_fields=frozenset(name.split(".")[0] for name in changes))
     return CaptureResult(lead=lead, result="created" if created else "merged", touch=touch,
