@@ -125,7 +125,7 @@ def _rule_set_load(tenant: Tenant) -> RuleSet:
     return RuleSet(tenant_id=tenant.pk, rules=specs, territories=territories)
 
 
-def _cached(key: tuple, load):
+def run_cached(key: tuple, load):
     """`load()`, remembered for the rest of the routing run (if one is active). Open-lead counts and
     round-robin slots are never cached: they change with every lead routed."""
     cache = _run_cache.get()
@@ -134,6 +134,9 @@ def _cached(key: tuple, load):
     if key not in cache:
         cache[key] = load()
     return cache[key]
+
+
+_cached = run_cached
 
 
 def rule_set_get(tenant: Tenant) -> RuleSet:

@@ -19,7 +19,7 @@ from leads.models import OPEN_STATUSES, Lead
 from ..models import Assignment, RoutingRule, Strategy, Trigger
 from ..notifications import notify_new_owner, notify_new_owners
 from ..selectors import ineligibility, leads_lost_before_routing, open_lead_counts
-from ..strategies import Decision, route_decide, routing_run
+from ..strategies import Decision, route_decide, routing_run, run_cached
 from .sla_clocks import sla_clock_restart, sla_clocks_restart_many
 from .unassigned_alerts import unassigned_alert
 
@@ -153,6 +153,8 @@ def _route(*, lead: Lead, actor: Actor, trigger: str, exclude_user_ids=(), now: 
     # No savepoint inside an enclosing transaction (bulk runs): any error aborts the whole run anyway.
     with transaction.atomic(savepoint=False):
         lead_lock_refresh(lead=lead)  # the lead row before any round-robin slot: the lock order of leads.locks
+        # A manual re-route, a bulk move or the agent's run: never by rules that cannot see the lead's score.
+        _scored_first(tenant=lead.tenant, lead=lead)
         decision = route_decide(tenant=lead.tenant, source=lead, at=now, exclude_user_ids=exclude_user_ids)
         reason = f"{note}: {decision.reason}" if note else decision.reason
         return _assign(lead=lead, owner=decision.owner, actor=actor, trigger=trigger, rule=decision.rule,
@@ -294,6 +296,12 @@ def _scored_first(*, tenant: Tenant, lead: Lead) -> Lead:
     from scoring.models import ModelStatus, ScoreCause, ScoringModel
     from scoring.services import SCORING_AGENT, leads_score
 
+    if lead.scored_at is not None and lead.scoring_model_id is not None:
+        published = run_cached(("published_model", tenant.pk), lambda: (
+            ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.PUBLISHED)
+            .values_list("pk", flat=True).first()))
+        if lead.scoring_model_id == published:
+            return lead  # the common case: one cached lookup per routing run
     published = (ScoringModel.objects.for_tenant(tenant).filter(status=ModelStatus.PUBLISHED)
                  .values_list("pk", flat=True).first())
     if published is None or (lead.scoring_model_id == published and lead.scored_at is not None):
@@ -301,7 +309,7 @@ def _scored_first(*, tenant: Tenant, lead: Lead) -> Lead:
     if not agent_enabled(tenant=tenant, agent=Agent.SCORING):
         return lead
     leads_score(tenant=tenant, lead_ids=[lead.pk], cause=ScoreCause.CAPTURE, actor=SCORING_AGENT)
-    return lead_lock(tenant=tenant, lead_id=lead.pk)
+    return lead_lock_refresh(lead=lead)  # the caller's instance, refreshed: every holder sees the score
 
 
 def lead_route_auto(*, tenant: Tenant, lead_id, trigger: str, now: datetime | None = None) -> Assignment | None:

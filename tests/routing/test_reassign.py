@@ -45,6 +45,22 @@ def test_reassigning_through_the_rules_skips_the_current_owner(tenant, setup):
     assert assignment.reason.startswith("Rebalance: ")
 
 
+def test_a_manual_reroute_of_an_unscored_lead_scores_it_first_so_score_rules_see_it(tenant, setup):
+    from leadmgmt.audit.actors import SYSTEM
+    from scoring.services import scoring_default_model_create
+
+    sdrs, leaving, _a, _b, manager = setup
+    scoring_default_model_create(tenant=tenant, actor=SYSTEM)
+    closers = team(tenant, "Closers")
+    closer = rep(tenant, closers)
+    rule(tenant, 1, team=closers, name="Scored leads", conditions=[{"field": "score", "operator": "range", "value": {"min": 0}}])
+    subject = lead(tenant, owner=leaving, job_title="VP Marketing")  # captured before any scoring
+    assert fresh(subject).scored_at is None
+    assignment = lead_reassign(lead=subject, actor=manager, reason="Rebalance", now=NOW)
+    assert fresh(subject).scored_at is not None and fresh(subject).score is not None
+    assert assignment.owner_id == closer.pk and assignment.rule_name == "Scored leads"
+
+
 def test_a_stale_expected_owner_is_refused_and_nothing_changes(tenant, setup):
     _sdrs, leaving, a, b, manager = setup
     subject = lead(tenant, owner=b)  # someone moved it to b since the manager loaded the page
