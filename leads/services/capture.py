@@ -27,6 +27,7 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_event_build
+from leadmgmt.db.prepared import execute_prepared
 from leadmgmt.tenancy.models import Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
 from leads.events import lead_captured
@@ -55,34 +56,51 @@ _INSERTS: dict[tuple, str] = {}
 _EXPRESSIONS = (BaseExpression, Combinable, Q)  # values the database computes (what has `resolve_expression`)
 
 
-def _insert_sql(obj: models.Model, *, returning: Sequence[models.Field], unless_taken: bool = False) -> tuple[str, tuple]:
+def _insert_sql(
+    obj: models.Model, *, returning: Sequence[models.Field], unless_taken: bool = False,
+    computed: dict[str, tuple[str, Sequence]] | None = None, where: str | None = None,
+) -> tuple[str, list]:
     """The INSERT that `obj.save()` would run (Django's defaults, `auto_now` and value adapters), returning
     `returning`; `unless_taken`: ON CONFLICT DO NOTHING, so a row a unique index already holds inserts nothing
-    and returns no row instead of raising. A value that is a query (a subquery) is compiled by Django each time."""
+    and returns no row instead of raising. `computed` ({attname: (sql, params)}): columns whose value the
+    statement computes (another CTE's id, a subquery); `where`: the row is inserted only when this holds
+    (INSERT … SELECT … WHERE). A value that is a query expression is compiled by Django each time."""
     conn = connections[DEFAULT_DB_ALIAS]
     meta = obj._meta
+    computed = computed or {}
     pk_given = obj.pk is not None
     fields = [f for f in meta.local_concrete_fields if not f.generated and (pk_given or f is not meta.auto_field)]
-    values = [field.pre_save(obj, True) for field in fields]
+    values = [None if field.attname in computed else field.pre_save(obj, True) for field in fields]
     defaults = tuple(isinstance(value, DatabaseDefault) for value in values)
     if any(isinstance(value, _EXPRESSIONS) for value, default in zip(values, defaults, strict=True) if not default):
+        if computed or where:
+            raise ValueError("A query expression value cannot be combined with computed columns or a condition.")
         query = InsertQuery(type(obj), on_conflict=OnConflict.IGNORE if unless_taken else None)
         query.insert_values(fields, [obj])
         compiler = query.get_compiler(using=DEFAULT_DB_ALIAS)
         compiler.returning_fields = list(returning)
         [(sql, params)] = compiler.as_sql()
-        return sql, params
-    shape = (type(obj), pk_given, defaults, tuple(returning), unless_taken)
+        return sql, list(params)
+    shape = (type(obj), pk_given, defaults, tuple(returning), unless_taken,
+             tuple((name, sql) for name, (sql, _params) in sorted(computed.items())), where)
     sql = _INSERTS.get(shape)
     if sql is None:
         qn = conn.ops.quote_name
-        placeholders = ", ".join("DEFAULT" if default else "%s" for default in defaults)
-        sql = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) VALUES ({placeholders})"
+        # INSERT … SELECT has no DEFAULT keyword: a column that takes its database default is left out instead.
+        columns = [(f, d) for f, d in zip(fields, defaults, strict=True) if not (d and where)]
+        placeholders = ", ".join(computed[f.attname][0] if f.attname in computed else "DEFAULT" if d else "%s"
+                                 for f, d in columns)
+        rows = f"SELECT {placeholders} WHERE {where}" if where else f"VALUES ({placeholders})"
+        sql = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f, _d in columns)}) {rows}"
                + (" ON CONFLICT DO NOTHING" if unless_taken else "")
                + (f" {conn.ops.return_insert_columns(returning)[0]}" if returning else ""))
         _INSERTS[shape] = sql
-    params = tuple(field.get_db_prep_save(value, connection=conn)
-                   for field, value, default in zip(fields, values, defaults, strict=True) if not default)
+    params: list = []
+    for field, value, default in zip(fields, values, defaults, strict=True):
+        if field.attname in computed:
+            params += computed[field.attname][1]
+        elif not default:
+            params.append(field.get_db_prep_save(value, connection=conn))
     return sql, params
 
 
@@ -200,6 +218,149 @@ def _touch_create(*, touch: Touch, attach_email: str, events: Sequence[AuditEven
     return attached
 
 
+@dataclass
+class _AtOnce:
+    """What the one-statement capture wrote: `lead` None when the email is taken (or the account could not be
+    read: see `_lead_create_at_once`); `account` None when there is no company domain or it could not be read."""
+    lead: Lead | None
+    account: Account | None
+    touch: Touch | None = None
+    attached: tuple[int, ...] = ()
+
+
+def _audit_insert(name: str, event: AuditEvent, *, computed: dict[str, tuple[str, Sequence]], where: str,
+                  after: str | None = None) -> tuple[str, list]:
+    """A CTE writing `event` when `where` holds; `after`: the audit CTE whose rows come first (their ids are
+    drawn before this one's: the statement reads them before it inserts)."""
+    if after:
+        where = f"(SELECT count(*) FROM {after}) >= 0 AND {where}"
+    sql, params = _insert_sql(event, returning=[AuditEvent._meta.pk], computed=computed, where=where)
+    return f"{name} AS ({sql})", params
+
+
+def _jsonb_param(field_name: str, value: dict):
+    return AuditEvent._meta.get_field(field_name).get_db_prep_save(value, connection=connection)
+
+
+def _lead_create_at_once(*, tenant: Tenant, capture: CaptureInput, form: LeadForm | None, actor: Actor, now,
+                         ip_address: str | None, user_agent: str, metadata: dict[str, Any]) -> _AtOnce:
+    """A new lead with an email in ONE statement (one round trip, its own transaction in autocommit mode): the
+    Account upsert (and its audit event, or the name it lacked), the Lead INSERT … ON CONFLICT DO NOTHING with
+    the account's id and the oldest other lead with its phone computed in place, the signals that came before
+    it, its Touch and its `lead.created` event. Each write after the account's is conditional on the lead row,
+    so a taken email writes the account's part only and returns `lead` None (the caller merges). So does a
+    concurrent first capture of the same domain, whose account this statement's snapshot cannot see: the
+    account is then None too, and the caller takes the transactional path, which reads it."""
+    qn = connection.ops.quote_name
+    domain, name = capture.company_domain, capture.values.get("company", "")[:200]
+    ctes: list[str] = []
+    params: list = []
+    account = None
+    lead_where = None
+    lead_computed: dict[str, tuple[str, Sequence]] = {}
+    lead_changes_sql = "%s::jsonb"
+    if domain:
+        account = Account(tenant=tenant, domain=domain, name=name)
+        account_fields = Account._meta.concrete_fields
+        columns = ", ".join(qn(f.column) for f in account_fields)
+        table = qn(Account._meta.db_table)
+        insert, insert_params = _insert_sql(account, returning=account_fields, unless_taken=True)
+        ctes += [f"acct_new AS ({insert})",
+                 f"acct_old AS (SELECT {columns} FROM {table} WHERE tenant_id = %s AND domain = %s "  # noqa: S608
+                 "AND NOT EXISTS (SELECT FROM acct_new))"]
+        params += [*insert_params, tenant.pk, domain]
+        if name:
+            ctes.append(f"acct_named AS (UPDATE {table} SET name = %s, updated_at = %s "  # noqa: S608
+                        "WHERE id = (SELECT id FROM acct_old WHERE name = '') RETURNING id)")
+            params += [name, now]
+        ctes.append(f"acct AS (SELECT true AS created, {columns} FROM acct_new "
+                    f"UNION ALL SELECT false, {columns} FROM acct_old)")
+        created = audit_event_build(tenant=tenant, actor=actor, action="account.created", object_type="leads.account",
+                                    changes={"domain": [None, domain], "name": [None, name]})
+        cte, cte_params = _audit_insert("audit_acct", created, where="EXISTS (SELECT FROM acct_new)",
+                                        computed={"object_id": ("(SELECT id::text FROM acct_new)", [])})
+        ctes.append(cte)
+        params += cte_params
+        if name:
+            named = audit_event_build(tenant=tenant, actor=actor, action="account.updated",
+                                      object_type="leads.account", changes={"name": ["", name]})
+            cte, cte_params = _audit_insert("audit_named", named, where="EXISTS (SELECT FROM acct_named)",
+                                            after="audit_acct",
+                                            computed={"object_id": ("(SELECT id::text FROM acct_named)", [])})
+            ctes.append(cte)
+            params += cte_params
+        lead_where = "EXISTS (SELECT FROM acct)"
+        lead_computed["account_id"] = ("(SELECT id FROM acct)", [])
+        lead_changes_sql = ("(%s::jsonb || jsonb_build_object('account', "
+                            "jsonb_build_array(NULL, (SELECT id::text FROM acct))))")
+    phone = capture.values.get("phone", "")
+    if phone:
+        lead_computed["possible_duplicate_of_id"] = (
+            f"(SELECT id FROM {qn(Lead._meta.db_table)} WHERE tenant_id = %s AND phone = %s AND email <> %s "  # noqa: S608
+            "ORDER BY created_at LIMIT 1)", [tenant.pk, phone, capture.email])
+    lead = Lead(
+        tenant=tenant, email=capture.email, form=form, is_personal_email=capture.is_personal_email,
+        attributes=capture.attributes, last_activity_at=now, created_at=now, pipeline_pending_since=now,
+        **capture.values,
+    )
+    meta = Lead._meta
+    lead_returning = [meta.pk, meta.get_field("possible_duplicate_of"), *meta.db_returning_fields]
+    insert, insert_params = _insert_sql(lead, returning=lead_returning, unless_taken=True, computed=lead_computed,
+                                        where=lead_where)
+    ctes.append(f"lead AS ({insert})")
+    params += insert_params
+    ctes.append(f"attached AS (UPDATE {qn(Signal._meta.db_table)} SET lead_id = %s "  # noqa: S608
+                "WHERE tenant_id = %s AND lead_id IS NULL AND email = %s AND EXISTS (SELECT FROM lead) RETURNING id)")
+    params += [lead.pk, tenant.pk, capture.email]
+    touch = Touch(
+        tenant=tenant, lead=lead, kind=TouchKind.CREATED, form=form, source=capture.values["source"],
+        payload=capture.payload, filled_fields=sorted(capture.values), ip_address=ip_address,
+        user_agent=(user_agent or "")[:500], received_at=now,
+    )
+    insert, insert_params = _insert_sql(touch, returning=[Touch._meta.pk], where="EXISTS (SELECT FROM lead)")
+    ctes.append(f"touch AS ({insert})")
+    params += insert_params
+    initial = {"email": capture.email, **capture.values, "is_personal_email": capture.is_personal_email,
+               "attributes": capture.attributes or None}  # and the account, added by the statement
+    event = audit_event_build(tenant=tenant, actor=actor, action="lead.created", obj=lead,
+                              changes={k: [None, v] for k, v in initial.items() if not _blank(v)}, metadata=metadata)
+    touch_metadata = _TOUCH_METADATA.replace(
+        "%s::jsonb", "%s::jsonb || jsonb_build_object('possible_duplicate_of', "
+        "(SELECT possible_duplicate_of_id::text FROM lead))", 1)
+    after = ("audit_named" if name else "audit_acct") if domain else None
+    cte, cte_params = _audit_insert("audit_lead", event, where="EXISTS (SELECT FROM lead)", after=after, computed={
+        "changes": (lead_changes_sql, [_jsonb_param("changes", event.changes)]),
+        "metadata": (touch_metadata, [_jsonb_param("metadata", event.metadata)]),
+    })
+    ctes.append(cte)
+    params += cte_params
+    account_columns = ", ".join(f"acct.{qn(f.column)}" for f in Account._meta.concrete_fields)
+    lead_columns = ", ".join(f"lead.{qn(f.column)}" for f in lead_returning)
+    select = [*(["acct.created", account_columns, "EXISTS (SELECT FROM acct_named)" if name else "false"]
+                if domain else []), lead_columns, "(SELECT id FROM touch)", "ARRAY(SELECT id FROM attached ORDER BY id)"]
+    joins = " LEFT JOIN acct ON true" if domain else ""
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM (SELECT 1) AS one{joins} LEFT JOIN lead ON true"
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, sql, params)
+        row = list(cursor.fetchone())
+    if domain:
+        account_created, account_row, account_named = row[0], row[1:len(Account._meta.concrete_fields) + 1], row[
+            len(Account._meta.concrete_fields) + 1]
+        row = row[len(Account._meta.concrete_fields) + 2:]
+        if account_created is None:  # a concurrent capture's account, newer than this statement's snapshot
+            return _AtOnce(lead=None, account=None)
+        _saved(account, Account._meta.concrete_fields, account_row)
+        if account_named:
+            account.name = name
+        lead.account = account
+    lead_row, touch_id, attached = row[:len(lead_returning)], row[len(lead_returning)], row[len(lead_returning) + 1]
+    if touch_id is None:  # the email is taken
+        return _AtOnce(lead=None, account=account)
+    _saved(lead, lead_returning, lead_row)
+    _saved(touch, [Touch._meta.pk], [touch_id])
+    return _AtOnce(lead=lead, account=account, touch=touch, attached=tuple(attached))
+
+
 def _signals_enqueue(*, tenant: Tenant, signal_ids: list[int]) -> None:
     # leads.tasks imports the services, so this import cannot sit at the top of the module.
     from leads.tasks import signals_process_task
@@ -254,12 +415,13 @@ def _with_account(lead: Lead, account: Account | None) -> Lead:
 
 
 def _lead_match_or_create(
-    *, tenant: Tenant, capture: CaptureInput, account: Account | None, form: LeadForm | None, now
+    *, tenant: Tenant, capture: CaptureInput, account: Account | None, form: LeadForm | None, now,
+    email_taken: bool = False,
 ) -> tuple[Lead, bool, str, Lead | None]:
     """(lead, created, matched_on, possible_duplicate_of): a new lead, inserted unless its email is taken;
     else the lead with this email (or, with no email, this phone), locked. Two concurrent inserts of one
     email meet at the unique index: the second waits for the first to commit, inserts nothing, and merges
-    into the winner's lead."""
+    into the winner's lead. `email_taken`: the one-statement capture found it taken; lock its lead first."""
     phone = capture.values.get("phone", "")
     if not capture.email:
         _phone_lock(tenant=tenant, phone=phone)
@@ -277,8 +439,8 @@ def _lead_match_or_create(
         possible_duplicate_of_id=possible_duplicate, last_activity_at=now, created_at=now,
         pipeline_pending_since=now, **capture.values,
     )
-    for _attempt in range(2):
-        if _lead_insert(lead):
+    for attempt in range(2):
+        if not (email_taken and attempt == 0) and _lead_insert(lead):
             duplicate_of = None
             if lead.possible_duplicate_of_id is not None:  # rare: the one case that reads the other lead
                 duplicate_of = Lead.objects.for_tenant(tenant).get(pk=lead.possible_duplicate_of_id)
@@ -311,16 +473,24 @@ def lead_capture(
     capture = capture_input_validate(data=data)
     now = timezone.now()
     capture.values = _lead_values(capture, form=form, source=source, now=now)
+    metadata = {"form": form.name if form else None, "source": capture.values["source"]}
+    account, email_taken = None, False
+    if capture.email:
+        at_once = _lead_create_at_once(tenant=tenant, capture=capture, form=form, actor=actor, now=now,
+                                       ip_address=ip_address, user_agent=user_agent,
+                                       metadata={**metadata, "possible_duplicate_of": None})
+        if at_once.lead is not None:
+            return _captured_new(tenant=tenant, at_once=at_once)
+        account, email_taken = at_once.account, at_once.account is not None or not capture.company_domain
     with transaction.atomic(savepoint=False):
         events: list[AuditEvent] = []  # written together with the touch, in one statement, at the end
-        account = None
-        if capture.company_domain:
+        if capture.company_domain and account is None:
             account = _account_get_or_create(
                 tenant=tenant, domain=capture.company_domain, name=capture.values.get("company", ""), actor=actor,
                 events=events,
             )
         lead, created, matched_on, possible_duplicate = _lead_match_or_create(
-            tenant=tenant, capture=capture, account=account, form=form, now=now
+            tenant=tenant, capture=capture, account=account, form=form, now=now, email_taken=email_taken,
         )
         changes = {} if created else _lead_merge(lead=lead, capture=capture, account=account, now=now)
 
@@ -331,7 +501,6 @@ def lead_capture(
             ip_address=ip_address, user_agent=(user_agent or "")[:500], received_at=now,
         )
         # touch_id and attached_signal_ids are added by the statement that writes the touch (_touch_create)
-        metadata = {"form": form.name if form else None, "source": touch.source}
         if created:
             initial = {"email": capture.email, **capture.values, "account": account,
                        "is_personal_email": capture.is_personal_email, "attributes": capture.attributes or None}
@@ -348,3 +517,16 @@ def lead_capture(
                            changed_fields=frozenset(name.split(".")[0] for name in changes))
     return CaptureResult(lead=lead, result="created" if created else "merged", touch=touch,
                          possible_duplicate_of=possible_duplicate)
+
+
+def _captured_new(*, tenant: Tenant, at_once: _AtOnce) -> CaptureResult:
+    """The events of a lead the one-statement capture created (after its commit, or the caller's)."""
+    lead = at_once.lead
+    possible_duplicate = None
+    if lead.possible_duplicate_of_id is not None:  # rare: the one case that reads the other lead
+        possible_duplicate = Lead.objects.for_tenant(tenant).get(pk=lead.possible_duplicate_of_id)
+        lead.possible_duplicate_of = possible_duplicate
+    if at_once.attached:
+        _signals_enqueue(tenant=tenant, signal_ids=list(at_once.attached))
+    lead_captured.send(sender=Lead, tenant=tenant, lead=lead, created=True, changed_fields=frozenset())
+    return CaptureResult(lead=lead, result="created", touch=at_once.touch, possible_duplicate_of=possible_duplicate)

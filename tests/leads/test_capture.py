@@ -185,6 +185,37 @@ def test_audit_events_of_a_created_lead(capture):
     assert account.changes == {"domain": [None, "trail.example"], "name": [None, "Trail"]}
 
 
+def test_a_new_lead_names_its_account_when_the_account_had_no_name(capture, tenant):
+    account = Account.objects.unscoped().create(tenant=tenant, domain="nameless.example", name="")
+    result = capture({"email": "first@nameless.example", "company": "Nameless Inc"})
+    account.refresh_from_db()
+    assert result.lead.account == account and account.name == "Nameless Inc"
+    named = AuditEvent.objects.unscoped().get(action="account.updated")
+    assert named.object_id == str(account.pk) and named.changes == {"name": ["", "Nameless Inc"]}
+    assert [e.action for e in AuditEvent.objects.unscoped().order_by("id")] == ["account.updated", "lead.created"]
+    assert AuditEvent.objects.unscoped().get(action="lead.created").changes["account"] == [None, str(account.pk)]
+
+
+def test_a_merge_that_brings_a_new_company_creates_its_account_once(capture, tenant):
+    lead = LeadFactory(tenant=tenant, email="ceo@merger.example", company="", account=None)
+    result = capture({"email": "ceo@merger.example", "company": "Merger Co"})
+    assert result.result == "merged" and result.lead.pk == lead.pk
+    account = Account.objects.unscoped().get(domain="merger.example")
+    lead.refresh_from_db()
+    assert lead.account == account and lead.company == "Merger Co"
+    assert [e.action for e in AuditEvent.objects.unscoped().order_by("id")] == ["account.created", "lead.merged"]
+    assert AuditEvent.objects.unscoped().get(action="account.created").object_id == str(account.pk)
+    assert Touch.objects.unscoped().filter(lead=lead).count() == 1
+
+
+def test_a_possible_duplicate_is_named_in_the_created_event(capture, tenant):
+    original = LeadFactory(tenant=tenant, email="desk@dupe.example", phone="+14155550177")
+    result = capture({"email": "mobile@elsewhere.example", "phone": "415 555 0177"})
+    created = AuditEvent.objects.unscoped().get(action="lead.created")
+    assert created.metadata["possible_duplicate_of"] == str(original.pk) == str(result.possible_duplicate_of.pk)
+    assert created.metadata["touch_id"] == result.touch.pk and "attached_signal_ids" not in created.metadata
+
+
 def test_invalid_data_raises_field_errors_and_writes_nothing(capture):
     before = row_counts()
     with pytest.raises(ValidationError) as excinfo:

@@ -18,9 +18,14 @@ from tests.support.intake import post_json
 # capture's atomic blocks into savepoints.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-NEW_LEAD_STATEMENTS = 5  # BEGIN, the Account upsert, the Lead insert, the Touch (+ signals, + audit rows), COMMIT
-MERGE_STATEMENTS = 7  # ... the Lead insert finds the email taken: the lead is locked, then its blanks are filled
-IDEMPOTENT_STATEMENTS = 7  # the key's record looked up before; the new lead; the record written in its transaction
+# A new lead is one statement in autocommit: the Account upsert, the Lead insert, the signals that came before it,
+# the Touch and the audit rows (leads/services/capture.py `_lead_create_at_once`).
+NEW_LEAD_STATEMENTS = 1
+# ... the statement finds the email taken (it wrote only the account's part): BEGIN, the lead locked, its blanks
+# filled, the Touch with the signals and the audit row, COMMIT.
+MERGE_STATEMENTS = 6
+# the key's record looked up before; BEGIN, the new lead's statement, the record written in its transaction, COMMIT
+IDEMPOTENT_STATEMENTS = 5
 
 
 @pytest.fixture
@@ -39,13 +44,26 @@ def client(lead_form):
     return client
 
 
-def _statements(client, body, form, **headers):
+def _twin(body):
+    """A body of the same shape with another person at another company: its statements are the same."""
+    local, domain = body["email"].split("@")
+    twin = {**body, "email": f"{local}@twin-{domain}"}
+    if "phone" in body:
+        twin["phone"] = body["phone"][:-1] + str((int(body["phone"][-1]) + 1) % 10)
+    return twin
+
+
+def _statements(client, body, form, *, warm: bool = True, **headers):
+    """The statements of posting `body`, once a body of its shape has been posted on this connection (the
+    capture's statement is prepared once per connection: leadmgmt/db/prepared.py)."""
+    if warm:
+        post_json(client, _twin(body), form=form)
     with CaptureQueriesContext(connection) as queries:
         response = post_json(client, body, form=form, **headers)
     return response, [query["sql"] for query in queries.captured_queries]
 
 
-def test_a_new_lead_with_a_new_account_costs_five_statements(client, lead_form, enqueued):
+def test_a_new_lead_with_a_new_account_costs_one_statement(client, lead_form, enqueued):
     enqueued.clear()
     response, statements = _statements(
         client, {"email": "ada@analytical.example", "first_name": "Ada", "company": "Analytical Engines",
@@ -57,7 +75,7 @@ def test_a_new_lead_with_a_new_account_costs_five_statements(client, lead_form, 
     assert Lead.objects.unscoped().get(pk=response.json()["id"]).account.domain == "analytical.example"
 
 
-def test_a_merge_costs_seven_statements(client, lead_form, enqueued):
+def test_a_merge_costs_six_statements(client, lead_form, enqueued):
     post_json(client, {"email": "grace@navy.example", "company": "Navy"}, form=lead_form)
     response, statements = _statements(
         client, {"email": "grace@navy.example", "job_title": "Rear Admiral", "country": "USA"}, lead_form)
@@ -67,13 +85,13 @@ def test_a_merge_costs_seven_statements(client, lead_form, enqueued):
     assert Lead.objects.unscoped().get(pk=response.json()["id"]).job_title == "Rear Admiral"
 
 
-def test_an_idempotent_capture_costs_seven_statements_and_its_replay_one(client, lead_form, enqueued):
+def test_an_idempotent_capture_costs_five_statements_and_its_replay_one(client, lead_form, enqueued):
     body = {"email": "alan@bletchley.example", "company": "Bletchley"}
     response, statements = _statements(client, body, lead_form, HTTP_IDEMPOTENCY_KEY="cost-1")
     assert response.status_code == 201, response.content
     assert len(statements) <= IDEMPOTENT_STATEMENTS, "\n".join(statements)
     assert not [sql for sql in statements if "SAVEPOINT" in sql]
-    replay, statements = _statements(client, body, lead_form, HTTP_IDEMPOTENCY_KEY="cost-1")
+    replay, statements = _statements(client, body, lead_form, warm=False, HTTP_IDEMPOTENCY_KEY="cost-1")
     assert replay.json() == response.json() and replay["Idempotent-Replayed"] == "true"
     assert len(statements) == 1
 

@@ -67,6 +67,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().__init__(*args, **kwargs)
         self._rls_applied: tuple[str, str] | None = None
         self._rls_paused = False
+        self.prepared_statements: set[str] = set()  # leadmgmt.db.prepared: what this connection has prepared
         self.execute_wrappers.append(self._rls_execute)
 
     # --- which role ------------------------------------------------------------------------------
@@ -82,6 +83,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_new_connection(self, conn_params):
         self._rls_applied = None
+        self.prepared_statements = set()
         connection = super().get_new_connection(conn_params)
         connection.info  # noqa: B018 (connected)
         self._owner_connection = in_owner_mode()
