@@ -228,14 +228,26 @@ class _AtOnce:
     attached: tuple[int, ...] = ()
 
 
-def _audit_insert(name: str, event: AuditEvent, *, computed: dict[str, tuple[str, Sequence]], where: str,
-                  after: str | None = None) -> tuple[str, list]:
-    """A CTE writing `event` when `where` holds; `after`: the audit CTE whose rows come first (their ids are
-    drawn before this one's: the statement reads them before it inserts)."""
-    if after:
-        where = f"(SELECT count(*) FROM {after}) >= 0 AND {where}"
-    sql, params = _insert_sql(event, returning=[AuditEvent._meta.pk], computed=computed, where=where)
-    return f"{name} AS ({sql})", params
+def _audit_cte(rows: Sequence[tuple[AuditEvent, dict[str, tuple[str, Sequence]], str]]) -> tuple[str, list]:
+    """One CTE writing audit events in their order, each only when its condition holds: rows of (event,
+    {attname: (sql, params)} computed by the statement, condition). One INSERT … SELECT … UNION ALL …: its
+    rows, and so their ids, come in the order given (each value cast to its column's type, which a UNION needs)."""
+    selects, params = [], []
+    for event, computed, where in rows:
+        values = []
+        for field in _AUDIT_FIELDS:
+            cast = field.cast_db_type(connection)
+            if field.attname in computed:
+                sql, sql_params = computed[field.attname]
+                values.append(f"({sql})::{cast}")
+                params += sql_params
+            else:
+                values.append(f"%s::{cast}")
+                params.append(field.get_db_prep_save(field.pre_save(event, True), connection=connection))
+        selects.append(f"SELECT {', '.join(values)} WHERE {where}")
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _AUDIT_FIELDS)
+    return (f"audit AS (INSERT INTO {connection.ops.quote_name(AuditEvent._meta.db_table)} ({columns}) "  # noqa: S608
+            f"{' UNION ALL '.join(selects)})"), params
 
 
 def _jsonb_param(field_name: str, value: dict):
@@ -258,6 +270,7 @@ def _lead_create_at_once(*, tenant: Tenant, capture: CaptureInput, form: LeadFor
     account = None
     lead_where = None
     lead_computed: dict[str, tuple[str, Sequence]] = {}
+    audit_rows: list[tuple[AuditEvent, dict[str, tuple[str, Sequence]], str]] = []  # written last, in this order
     lead_changes_sql = "%s::jsonb"
     if domain:
         account = Account(tenant=tenant, domain=domain, name=name)
@@ -277,18 +290,12 @@ def _lead_create_at_once(*, tenant: Tenant, capture: CaptureInput, form: LeadFor
                     f"UNION ALL SELECT false, {columns} FROM acct_old)")
         created = audit_event_build(tenant=tenant, actor=actor, action="account.created", object_type="leads.account",
                                     changes={"domain": [None, domain], "name": [None, name]})
-        cte, cte_params = _audit_insert("audit_acct", created, where="EXISTS (SELECT FROM acct_new)",
-                                        computed={"object_id": ("(SELECT id::text FROM acct_new)", [])})
-        ctes.append(cte)
-        params += cte_params
+        audit_rows.append((created, {"object_id": ("SELECT id::text FROM acct_new", [])}, "EXISTS (SELECT FROM acct_new)"))
         if name:
             named = audit_event_build(tenant=tenant, actor=actor, action="account.updated",
                                       object_type="leads.account", changes={"name": ["", name]})
-            cte, cte_params = _audit_insert("audit_named", named, where="EXISTS (SELECT FROM acct_named)",
-                                            after="audit_acct",
-                                            computed={"object_id": ("(SELECT id::text FROM acct_named)", [])})
-            ctes.append(cte)
-            params += cte_params
+            audit_rows.append((named, {"object_id": ("SELECT id::text FROM acct_named", [])},
+                               "EXISTS (SELECT FROM acct_named)"))
         lead_where = "EXISTS (SELECT FROM acct)"
         lead_computed["account_id"] = ("(SELECT id FROM acct)", [])
         lead_changes_sql = ("(%s::jsonb || jsonb_build_object('account', "
@@ -327,11 +334,11 @@ def _lead_create_at_once(*, tenant: Tenant, capture: CaptureInput, form: LeadFor
     touch_metadata = _TOUCH_METADATA.replace(
         "%s::jsonb", "%s::jsonb || jsonb_build_object('possible_duplicate_of', "
         "(SELECT possible_duplicate_of_id::text FROM lead))", 1)
-    after = ("audit_named" if name else "audit_acct") if domain else None
-    cte, cte_params = _audit_insert("audit_lead", event, where="EXISTS (SELECT FROM lead)", after=after, computed={
+    audit_rows.append((event, {
         "changes": (lead_changes_sql, [_jsonb_param("changes", event.changes)]),
         "metadata": (touch_metadata, [_jsonb_param("metadata", event.metadata)]),
-    })
+    }, "EXISTS (SELECT FROM lead)"))
+    cte, cte_params = _audit_cte(audit_rows)
     ctes.append(cte)
     params += cte_params
     account_columns = ", ".join(f"acct.{qn(f.column)}" for f in Account._meta.concrete_fields)
