@@ -2,12 +2,14 @@
 or merge a duplicate Touch into the existing one, in one transaction with its audit events; then the
 `lead_captured` event (scoring re-scores a merge, the workspace scores and routes a new lead).
 
-A capture is a handful of statements, each one round trip (the tenant setting travels with the first,
-leadmgmt/db/backend): BEGIN; the Account (one upsert); the Lead INSERT … ON CONFLICT DO NOTHING, which is
-the whole match for a new email — a taken email then locks the existing lead and fills its blanks (two
-more); the Touch, attaching the signals that came before the lead and writing the audit events (one
-statement); COMMIT. No savepoints: a unique index already holding the row is answered by
-ON CONFLICT, not by an IntegrityError that would abort the transaction.
+A new lead with an email is ONE statement, prepared once per connection (leadmgmt/db/prepared.py), its own
+transaction in autocommit mode (`_lead_create_at_once`): the Account upsert, the Lead INSERT … ON CONFLICT DO
+NOTHING, which is the whole match for a new email, the signals that came before the lead, the Touch and the
+audit events. A taken email writes only the account's part there; the merge then runs in a transaction (each
+statement one round trip, the tenant setting travelling with the first, leadmgmt/db/backend): BEGIN; the
+existing lead locked; its blanks filled; the Touch with the signals and the audit events (one statement);
+COMMIT. Phone-only captures take that transactional path from the start. No savepoints: a unique index
+already holding the row is answered by ON CONFLICT, not by an IntegrityError that would abort the transaction.
 """
 from __future__ import annotations
 
@@ -421,6 +423,14 @@ def _with_account(lead: Lead, account: Account | None) -> Lead:
     return lead
 
 
+def _possible_duplicate_read(*, tenant: Tenant, lead: Lead) -> Lead | None:
+    """The other lead a new one's INSERT named as its possible duplicate (rare: the one case that reads it)."""
+    if lead.possible_duplicate_of_id is None:
+        return None
+    lead.possible_duplicate_of = Lead.objects.for_tenant(tenant).get(pk=lead.possible_duplicate_of_id)
+    return lead.possible_duplicate_of
+
+
 def _lead_match_or_create(
     *, tenant: Tenant, capture: CaptureInput, account: Account | None, form: LeadForm | None, now,
     email_taken: bool = False,
@@ -448,10 +458,7 @@ def _lead_match_or_create(
     )
     for attempt in range(2):
         if not (email_taken and attempt == 0) and _lead_insert(lead):
-            duplicate_of = None
-            if lead.possible_duplicate_of_id is not None:  # rare: the one case that reads the other lead
-                duplicate_of = Lead.objects.for_tenant(tenant).get(pk=lead.possible_duplicate_of_id)
-                lead.possible_duplicate_of = duplicate_of
+            duplicate_of = _possible_duplicate_read(tenant=tenant, lead=lead)
             return lead, True, "email" if capture.email else "phone", duplicate_of
         if not capture.email:
             break
@@ -529,10 +536,7 @@ def lead_capture(
 def _captured_new(*, tenant: Tenant, at_once: _AtOnce) -> CaptureResult:
     """The events of a lead the one-statement capture created (after its commit, or the caller's)."""
     lead = at_once.lead
-    possible_duplicate = None
-    if lead.possible_duplicate_of_id is not None:  # rare: the one case that reads the other lead
-        possible_duplicate = Lead.objects.for_tenant(tenant).get(pk=lead.possible_duplicate_of_id)
-        lead.possible_duplicate_of = possible_duplicate
+    possible_duplicate = _possible_duplicate_read(tenant=tenant, lead=lead)
     if at_once.attached:
         _signals_enqueue(tenant=tenant, signal_ids=list(at_once.attached))
     lead_captured.send(sender=Lead, tenant=tenant, lead=lead, created=True, changed_fields=frozenset())
