@@ -111,7 +111,7 @@ def _saved(obj: models.Model, fields: Sequence[models.Field], row: Sequence[Any]
     for field, value in zip(fields, row, strict=True):
         setattr(obj, field.attname, value)
     obj._state.adding = False
-    obj._state.db = connection.alias
+    obj._state.db = DEFAULT_DB_ALIAS
 
 
 def _account_get_or_create(*, tenant: Tenant, domain: str, name: str, actor: Actor,
@@ -230,30 +230,40 @@ class _AtOnce:
     attached: tuple[int, ...] = ()
 
 
+# Read off the connection once (Django's cast_db_type costs more than the rest of the statement): the audit
+# INSERT's head, and each field with its column's type.
+_AUDIT_SQL: dict[str, tuple[str, tuple[tuple[models.Field, str], ...]]] = {}
+
+
 def _audit_cte(rows: Sequence[tuple[AuditEvent, dict[str, tuple[str, Sequence]], str]]) -> tuple[str, list]:
     """One CTE writing audit events in their order, each only when its condition holds: rows of (event,
     {attname: (sql, params)} computed by the statement, condition). One INSERT … SELECT … UNION ALL …: its
     rows, and so their ids, come in the order given (each value cast to its column's type, which a UNION needs)."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    known = _AUDIT_SQL.get(conn.vendor)
+    if known is None:
+        qn = conn.ops.quote_name
+        known = _AUDIT_SQL[conn.vendor] = (
+            f"INSERT INTO {qn(AuditEvent._meta.db_table)} ({', '.join(qn(f.column) for f in _AUDIT_FIELDS)})",  # noqa: S608
+            tuple((field, field.cast_db_type(conn)) for field in _AUDIT_FIELDS))
+    insert, casts = known
     selects, params = [], []
     for event, computed, where in rows:
         values = []
-        for field in _AUDIT_FIELDS:
-            cast = field.cast_db_type(connection)
+        for field, cast in casts:
             if field.attname in computed:
                 sql, sql_params = computed[field.attname]
                 values.append(f"({sql})::{cast}")
                 params += sql_params
             else:
                 values.append(f"%s::{cast}")
-                params.append(field.get_db_prep_save(field.pre_save(event, True), connection=connection))
+                params.append(field.get_db_prep_save(field.pre_save(event, True), connection=conn))
         selects.append(f"SELECT {', '.join(values)} WHERE {where}")
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in _AUDIT_FIELDS)
-    return (f"audit AS (INSERT INTO {connection.ops.quote_name(AuditEvent._meta.db_table)} ({columns}) "  # noqa: S608
-            f"{' UNION ALL '.join(selects)})"), params
+    return f"audit AS ({insert} {' UNION ALL '.join(selects)})", params
 
 
 def _jsonb_param(field_name: str, value: dict):
-    return AuditEvent._meta.get_field(field_name).get_db_prep_save(value, connection=connection)
+    return AuditEvent._meta.get_field(field_name).get_db_prep_save(value, connection=connections[DEFAULT_DB_ALIAS])
 
 
 def _lead_create_at_once(*, tenant: Tenant, capture: CaptureInput, form: LeadForm | None, actor: Actor, now,
@@ -265,7 +275,8 @@ def _lead_create_at_once(*, tenant: Tenant, capture: CaptureInput, form: LeadFor
     so a taken email writes the account's part only and returns `lead` None (the caller merges). So does a
     concurrent first capture of the same domain, whose account this statement's snapshot cannot see: the
     account is then None too, and the caller takes the transactional path, which reads it."""
-    qn = connection.ops.quote_name
+    conn = connections[DEFAULT_DB_ALIAS]
+    qn = conn.ops.quote_name
     domain, name = capture.company_domain, capture.values.get("company", "")[:200]
     ctes: list[str] = []
     params: list = []
@@ -349,7 +360,7 @@ def _lead_create_at_once(*, tenant: Tenant, capture: CaptureInput, form: LeadFor
                 if domain else []), lead_columns, "(SELECT id FROM touch)", "ARRAY(SELECT id FROM attached ORDER BY id)"]
     joins = " LEFT JOIN acct ON true" if domain else ""
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM (SELECT 1) AS one{joins} LEFT JOIN lead ON true"
-    with connection.cursor() as cursor:
+    with conn.cursor() as cursor:
         execute_prepared(cursor, sql, params)
         row = list(cursor.fetchone())
     if domain:
