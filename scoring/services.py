@@ -297,7 +297,11 @@ def _leads_score_one(*, tenant: Tenant, cause: str, actor: Actor, ids: list[str]
         target = "".join(f" AND l.id {op} %({name})s::uuid" for name, op in (("id_low", ">="), ("id_high", "<"))
                          if name in compiled.params)
         # A list of leads (a capture batch) is scored once and joined after: the new rows have no statistics
-        # yet, so the planner guesses one row and would otherwise re-run the scoring per lead (quadratic).
+        # yet, so the planner guesses one row and would otherwise re-run the scoring per lead (quadratic). The
+        # UPDATE names the ids too, so it reads those rows by primary key whatever the statistics say (without,
+        # on a tenant's first thousands of leads, it read all of them for each scored row).
+        if ids is not None:
+            target += " AND l.id = ANY(%(ids)s::uuid[])"
         sql = _score_sql(compiled, rows, actor=actor, cause=cause, audit_each=actor.kind == "agent",
                          target_filter=target, materialize=ids is not None)
         cursor.execute(sql, compiled.params)
