@@ -449,3 +449,52 @@ class ActivityOutcome(TenantOwned):
 
     def fits(self, kind: str) -> bool:
         return self.kind in (OutcomeKind.ANY, kind)
+
+
+class DuplicateReason(models.TextChoices):
+    PHONE = "phone", "Same phone number"
+    NAME_ACCOUNT = "name_account", "Same name at the same account"
+
+
+class DuplicateTier(models.TextChoices):
+    """How sure the match is: high = same phone and same name; medium = same phone, or same name at the same
+    account. An exact email is never a pair: intake merges it automatically."""
+
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+
+
+class DuplicateStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    MERGED = "merged", "Merged"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class DuplicatePair(TenantOwned):
+    """Two leads that look like one person, for a manager to merge or dismiss (the merge review queue). Stored
+    once per pair: `lead` is the one whose id sorts first."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, db_index=False, related_name="+")
+    other = models.ForeignKey(Lead, on_delete=models.CASCADE, db_index=False, related_name="+")
+    reason = models.CharField(max_length=16, choices=DuplicateReason.choices)
+    tier = models.CharField(max_length=8, choices=DuplicateTier.choices)
+    status = models.CharField(max_length=12, choices=DuplicateStatus.choices, default=DuplicateStatus.OPEN)
+    detected_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    db_index=False, related_name="+")
+
+    class Meta:
+        ordering = ["-detected_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "lead", "other"], name="duplicatepair_once"),
+            models.CheckConstraint(condition=models.Q(lead__lt=models.F("other")), name="duplicatepair_ordered",
+                                   violation_error_message="A pair names its lead with the lower id first."),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "status", "tier", "detected_at"], name="duplicatepair_queue"),
+            models.Index(fields=["tenant", "other"], name="duplicatepair_other"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id} ~ {self.other_id} ({self.get_reason_display()}, {self.tier})"

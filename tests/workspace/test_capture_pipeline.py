@@ -237,3 +237,24 @@ def test_a_burst_of_captures_enqueues_one_task_while_it_waits_in_the_queue(route
     _capture(tenant, lead_form, 1, prefix="after-")
     pipeline = [name for name, _kwargs in sent if name == "leads.tasks.lead_captured_task"]
     assert len(pipeline) == 2  # the task started: a new capture enqueues again
+
+
+def test_the_pipeline_records_possible_duplicates_of_the_batch(routed_tenant, lead_form):
+    """Two captures with one phone and different emails: two leads (email decides the merge), one pair."""
+    from leads.models import DuplicatePair, DuplicateReason, DuplicateTier
+
+    tenant, _reps = routed_tenant
+    first = lead_capture(tenant=tenant, data={"email": "ada@one.example", "first_name": "Ada", "last_name": "Lovelace",
+                                              "phone": "+44 20 7123 4567"},
+                         actor=Actor.for_form(lead_form), form=lead_form).lead
+    with tenant_scope(tenant):
+        captured_leads_process(tenant=tenant)
+    second = lead_capture(tenant=tenant, data={"email": "ada@two.example", "first_name": "Ada",
+                                               "last_name": "Lovelace", "phone": "020 7123 4567", "country": "GB"},
+                          actor=Actor.for_form(lead_form), form=lead_form).lead
+    with tenant_scope(tenant):
+        run = captured_leads_process(tenant=tenant)
+    assert run.claimed == 1
+    [pair] = DuplicatePair.objects.for_tenant(tenant)
+    assert {pair.lead_id, pair.other_id} == {first.pk, second.pk}
+    assert (pair.reason, pair.tier) == (DuplicateReason.PHONE, DuplicateTier.HIGH)

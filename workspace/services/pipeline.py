@@ -4,7 +4,8 @@ Capture marks each new lead pending in its own INSERT (`Lead.pipeline_pending_si
 after commit, enqueues one task per tenant and transaction (a batch of 1,000 leads is one task). The
 worker claims up to `CAPTURE_PIPELINE_BATCH` pending leads with `FOR UPDATE SKIP LOCKED` (two workers never
 claim the same lead), scores them with the set-based engine in one statement, routes them with the rule
-set compiled once, and clears their pending mark, all in one transaction: a worker killed half-way loses
+set compiled once, records their possible duplicates (same phone, or same name at the same account:
+`leads.services.duplicates`), and clears their pending mark, all in one transaction: a worker killed half-way loses
 nothing (the transaction rolls back, the leads stay pending) and nothing is done twice (the mark is
 cleared with the work it stands for). The sweep hands leads pending for longer than
 `CAPTURE_PIPELINE_SWEEP_AFTER_SECONDS` to a worker again, so a lost task costs one sweep interval.
@@ -21,6 +22,7 @@ from django.utils import timezone
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Agent, Tenant, agent_enabled
 from leads.models import Lead
+from leads.services.duplicates import duplicate_pairs_detect
 from routing.services.assign import leads_route_captured
 from scoring.models import ScoreCause
 from scoring.services import SCORING_AGENT, leads_score
@@ -50,6 +52,7 @@ def captured_leads_process(*, tenant: Tenant, limit: int | None = None, now: dat
         if agent_enabled(tenant=tenant, agent=Agent.SCORING):
             leads_score(tenant=tenant, lead_ids=ids, cause=ScoreCause.CAPTURE, actor=SCORING_AGENT, now=now)
         assignments = leads_route_captured(tenant=tenant, lead_ids=ids, now=now)
+        duplicate_pairs_detect(tenant=tenant, lead_ids=ids, now=now)
         Lead.objects.for_tenant(tenant).filter(pk__in=ids).update(pipeline_pending_since=None)
     return PipelineRun(claimed=len(ids), routed=len(assignments), batches=1)
 

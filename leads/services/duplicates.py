@@ -1,0 +1,84 @@
+"""Possible duplicates beyond email (seed 003: "dedup rules on email and phone number before assignment").
+
+An exact email is one lead already (intake merges it). Two different leads that look like one person become a
+DuplicatePair for the merge review queue: the same normalised phone (E.164, as capture stores it), or the same
+first and last name at the same account. The tier says how sure: high when the phone and the name both match,
+medium when one of them does. Detection is one INSERT … SELECT per batch of leads (the capture pipeline's,
+an import's), or per tenant for a backfill; a pair is stored once, whichever of its leads came first, and a
+pair a manager dismissed stays dismissed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.audit.services import audit_record
+from leadmgmt.tenancy.models import Tenant
+from leads.models import DuplicatePair, DuplicateStatus, LeadStatus
+
+_SAME_NAME = ("n.last_name <> '' AND lower(o.first_name) = lower(n.first_name) "
+              "AND lower(o.last_name) = lower(n.last_name)")
+_SAME_PHONE = "n.phone <> '' AND o.phone = n.phone"
+
+# Both sides of each match are looked up by index: (tenant_id, phone) and (tenant_id, account_id).
+_DETECT_SQL = f"""
+WITH n AS (SELECT id, email, phone, first_name, last_name, account_id FROM leads_lead
+           WHERE tenant_id = %(tenant)s AND status <> %(archived)s {{only}}),
+matches AS (
+    SELECT n.id AS a, o.id AS b, true AS phone, ({_SAME_NAME}) AS name
+    FROM n JOIN leads_lead o ON o.tenant_id = %(tenant)s AND o.phone = n.phone
+    WHERE n.phone <> '' AND o.id <> n.id AND o.status <> %(archived)s
+    UNION ALL
+    SELECT n.id, o.id, ({_SAME_PHONE}), true
+    FROM n JOIN leads_lead o ON o.tenant_id = %(tenant)s AND o.account_id = n.account_id
+    WHERE n.account_id IS NOT NULL AND o.id <> n.id AND o.status <> %(archived)s AND {_SAME_NAME}
+),
+pairs AS (
+    SELECT LEAST(a, b) AS lead_id, GREATEST(a, b) AS other_id, bool_or(phone) AS phone, bool_or(name) AS name
+    FROM matches GROUP BY 1, 2
+),
+inserted AS (
+    INSERT INTO leads_duplicatepair (tenant_id, lead_id, other_id, reason, tier, status, detected_at)
+    SELECT %(tenant)s, lead_id, other_id, CASE WHEN phone THEN 'phone' ELSE 'name_account' END,
+           CASE WHEN phone AND name THEN 'high' ELSE 'medium' END, 'open', %(now)s
+    FROM pairs ORDER BY lead_id, other_id
+    ON CONFLICT (tenant_id, lead_id, other_id) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM inserted
+"""  # noqa: S608 - the only placeholder filled by format is a fixed fragment
+
+
+def duplicate_pairs_detect(*, tenant: Tenant, lead_ids: Iterable | None = None, now: datetime | None = None) -> int:
+    """Record the possible duplicates of these leads (every lead of the tenant when None); returns how many new
+    pairs. One statement; safe to run again (an existing pair, open or resolved, is left as it is)."""
+    params = {"tenant": tenant.pk, "archived": LeadStatus.ARCHIVED, "now": now or timezone.now()}
+    only = ""
+    if lead_ids is not None:
+        params["ids"] = sorted({str(i) for i in lead_ids})
+        if not params["ids"]:
+            return 0
+        only = "AND id = ANY(%(ids)s::uuid[])"
+    with connection.cursor() as cursor:
+        cursor.execute(_DETECT_SQL.format(only=only), params)
+        return cursor.fetchone()[0]
+
+
+def duplicate_pair_dismiss(*, pair: DuplicatePair, actor: Actor, now: datetime | None = None) -> bool:
+    """Not the same person: close the pair (it is never raised again). False when it was not open."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        updated = (DuplicatePair.objects.for_tenant(pair.tenant_id)
+                   .filter(pk=pair.pk, status=DuplicateStatus.OPEN)
+                   .update(status=DuplicateStatus.DISMISSED, resolved_at=now, resolved_by=actor.user))
+        if updated:
+            audit_record(tenant=pair.tenant, actor=actor, action="duplicate.dismissed", object_type="leads.lead",
+                         object_id=pair.lead_id,
+                         changes={"status": [DuplicateStatus.OPEN, DuplicateStatus.DISMISSED]},
+                         metadata={"pair_id": pair.pk, "other_id": str(pair.other_id), "reason": pair.reason,
+                                   "tier": pair.tier})
+    return bool(updated)
