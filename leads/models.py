@@ -483,6 +483,10 @@ class DuplicatePair(TenantOwned):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     db_index=False, related_name="+")
+    # A merge: the lead kept, and what the merge changed (fields, moved rows), which its undo puts back.
+    survivor = models.ForeignKey(Lead, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+                                 related_name="+")
+    merge_record = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-detected_at"]
