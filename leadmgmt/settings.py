@@ -238,6 +238,8 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "TouchKindEnum": "leads.models.TouchKind",
     "ActivityKindEnum": "leads.models.ActivityKind",
     "SignalResultStatusEnum": "leads.services.signals.SignalStatus",
+    "DuplicateStatusEnum": "leads.models.DuplicateStatus",
+    "DuplicateTierEnum": "leads.models.DuplicateTier",
 }
 # No call to swagger.io's online validator from the docs page (no network beyond the app).
 SPECTACULAR_SETTINGS["SWAGGER_UI_SETTINGS"] = {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None}

@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from leadmgmt.api import UUID_RE
 
-from . import api, notification_api
+from . import api, api_duplicates, notification_api
 
 LEAD = rf"^leads/(?P<pk>{UUID_RE})"
 
@@ -18,6 +18,13 @@ urlpatterns = [
     re_path(rf"{LEAD}/reject/$", api.LeadRejectView.as_view(), name="lead-reject"),
     re_path(rf"{LEAD}/qualify/$", api.LeadQualifyView.as_view(), name="lead-qualify"),
     re_path(rf"{LEAD}/convert/$", api.LeadConvertView.as_view(), name="lead-convert"),
+    path("duplicates/", api_duplicates.DuplicatePairListView.as_view(), name="api-duplicates"),
+    path("duplicates/<int:pair_id>/", api_duplicates.DuplicatePairDetailView.as_view(), name="api-duplicate"),
+    path("duplicates/<int:pair_id>/merge/", api_duplicates.DuplicatePairMergeView.as_view(),
+         name="api-duplicate-merge"),
+    path("duplicates/<int:pair_id>/dismiss/", api_duplicates.DuplicatePairDismissView.as_view(),
+         name="api-duplicate-dismiss"),
+    path("duplicates/<int:pair_id>/undo/", api_duplicates.DuplicatePairUndoView.as_view(), name="api-duplicate-undo"),
     path("notifications/", notification_api.NotificationListView.as_view(), name="api-notifications"),
     path("notifications/read-all/", notification_api.NotificationReadAllView.as_view(),
          name="api-notifications-read-all"),
