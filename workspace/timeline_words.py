@@ -33,6 +33,7 @@ class TimelineEntry:
     detail: str = ""
     actor: str = ""
     lines: tuple[str, ...] = field(default_factory=tuple)
+    pair_id: int | None = None  # a merge of a possible-duplicate pair into this lead (the page offers its undo)
 
     @property
     def kind_label(self) -> str:
@@ -174,6 +175,16 @@ def _action_sentence(event, actor: str, meta: dict) -> tuple[str, str]:
         return f"Details edited by {actor}", meta.get("reason") or ""
     if action == "lead.merged":
         return "Details filled in by a new submission", ""
+    if action == "lead.duplicate_merged":
+        return f"A duplicate lead was merged into this one by {actor}: its history is here now", ""
+    if action == "lead.merged_into":
+        return f"Merged into another lead by {actor} (a duplicate)", ""
+    if action == "lead.duplicate_merge_undone":
+        return f"Merge of a duplicate undone by {actor}: its history went back to it", ""
+    if action == "lead.merge_undone":
+        return f"Restored by {actor}: the merge into another lead was undone", ""
+    if action == "duplicate.dismissed":
+        return f"Possible duplicate dismissed by {actor}: not the same person", ""
     return f"{action.split('.')[-1].replace('_', ' ').capitalize()} by {actor}", ""
 
 
@@ -224,7 +235,8 @@ def audit_entry(event, names: Names) -> TimelineEntry | None:
                   if name not in skip and isinstance(pair, list) and len(pair) == 2)
     if event.action == "lead.updated" and len(lines) == 1:
         sentence, lines = f"{lines[0]} by {actor}", ()
-    return TimelineEntry(event.at, kind, sentence, detail, event.actor_name, lines)
+    pair_id = meta.get("pair_id") if event.action == "lead.duplicate_merged" else None
+    return TimelineEntry(event.at, kind, sentence, detail, event.actor_name, lines, pair_id=pair_id)
 
 
 _NURTURE_TITLES = {

@@ -25,10 +25,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
-from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_NURTURE, LEAD_REASSIGN, LEAD_WORK
+from leadmgmt.tenancy.roles import (
+    DUPLICATES_REVIEW,
+    LEAD_EDIT,
+    LEAD_NURTURE,
+    LEAD_REASSIGN,
+    LEAD_WORK,
+)
 from leadmgmt.tenancy.selectors import memberships_of_user
 from leads.activity_outcomes import activity_outcomes_for
-from leads.models import OPEN_STATUSES, Lead
+from leads.models import OPEN_STATUSES, DuplicateStatus, Lead, LeadStatus
 from leads.selectors import (
     LeadViewer,
     lead_account_leads,
@@ -49,6 +55,7 @@ from scoring.models import LeadClass
 from scoring.selectors import rule_labels, score_explain
 
 from . import forms
+from .duplicate_selectors import duplicate_pairs_for_viewer
 from .lead_page_offers import (
     action_panels,
     closed_note,
@@ -204,8 +211,22 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
         "read_only": read_only,
         "ownership": lead_ownership(lead=lead) if read_only else None,
         "has_bant": any((lead.budget, lead.authority, lead.need, lead.timeline)) or opportunity is not None,
+        **_lead_duplicates(viewer, lead, read_only=read_only),
     }
     return render(request, "workspace/lead_page.html", context, status=status)
+
+
+def _lead_duplicates(viewer, lead, *, read_only: bool) -> dict:
+    """For a reviewer (managers, admins): the lead's open possible duplicates, and its merges they may undo."""
+    if read_only or not viewer.may(DUPLICATES_REVIEW):
+        return {"duplicate_pairs": [], "undoable_pair_ids": set()}
+    pairs = list(duplicate_pairs_for_viewer(viewer=viewer, status=None, lead_id=lead.pk)[:20])
+    archived = LeadStatus.ARCHIVED
+    return {
+        "duplicate_pairs": [p for p in pairs if p.status == DuplicateStatus.OPEN
+                            and archived not in (p.lead.status, p.other.status)],
+        "undoable_pair_ids": {p.pk for p in pairs if p.status == DuplicateStatus.MERGED and p.survivor_id == lead.pk},
+    }
 
 
 @require_GET

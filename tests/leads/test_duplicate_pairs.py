@@ -77,3 +77,17 @@ def test_leads_of_another_tenant_never_pair(tenant, other_tenant):
     LeadFactory(tenant=other_tenant, first_name="Ada", last_name="Lovelace", phone="+442071234599")
     assert duplicate_pairs_detect(tenant=tenant, lead_ids=[mine.pk]) == 0
     assert duplicate_pairs_detect(tenant=other_tenant) == 0
+
+
+def test_the_backfill_command_finds_the_pairs_once(tenant, capsys):
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    LeadFactory.create_batch(2, tenant=tenant, phone="+14155550199")
+    call_command("duplicates_detect", tenant.slug, "--json")
+    assert json.loads(capsys.readouterr().out) == {"tenant": tenant.slug, "new_pairs": 1, "open_pairs": 1}
+    call_command("duplicates_detect", tenant.slug)
+    assert "0 new possible duplicate pair(s); 1 open for review" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="No tenant"):
+        call_command("duplicates_detect", "no-such-tenant")
