@@ -52,6 +52,7 @@ def fill_every_tenant_table(tenant: Tenant) -> None:
         _sla_escalation(tenant)
         _call_and_convert()
         _nurture(tenant)
+        _possible_duplicate(tenant)
 
 
 def _user(email: str):
@@ -87,6 +88,15 @@ def _signal(tenant: Tenant) -> None:
     signals_record(tenant=tenant, actor=FILLER, items=[SignalInput(
         index=0, type="pricing_page_view", occurred_at=timezone.now(), email=lead.email,
         external_id="rls-fill-signal-1")])
+
+
+def _possible_duplicate(tenant: Tenant) -> None:
+    """Two leads with one phone number (different emails): a pair for the merge review queue."""
+    from leads.services.duplicates import duplicate_pairs_detect
+
+    leads = [Lead.objects.create(tenant=tenant, email=f"twin{n}@rls-fill.test", phone="+14155550123",
+                                 first_name="Twin", last_name="Fill") for n in (1, 2)]
+    duplicate_pairs_detect(tenant=tenant, lead_ids=[lead.pk for lead in leads])
 
 
 def _invitation(tenant: Tenant) -> None:
