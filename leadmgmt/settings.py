@@ -251,6 +251,11 @@ INTAKE_HONEYPOT_FIELD = "website_url"
 INTAKE_BATCH_MAX_ITEMS = env_int("INTAKE_BATCH_MAX_ITEMS", 1000)
 INTAKE_BATCH_MAX_BODY_BYTES = env_int("INTAKE_BATCH_MAX_BODY_BYTES", 4 * 1024 * 1024)
 DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", "US")
+# CSV import (POST /api/v1/imports/): the largest file and the most data rows accepted, and the rows written
+# per transaction by the run (its progress moves chunk by chunk; a killed run resumes after the last one).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000)
+IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 1000)
 
 # --- Signals API (POST /api/v1/signals/) ---
 SIGNALS_MAX_BATCH = env_int("SIGNALS_MAX_BATCH", 1000)

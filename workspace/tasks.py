@@ -91,3 +91,21 @@ def capture_pipeline_sweep_task() -> int:
     if stalled:
         log.warning("capture pipeline sweep: new leads waiting too long in %s tenant(s), re-enqueued", len(stalled))
     return len(stalled)
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def import_run_task(self, *, tenant_id: int, job_id: int) -> str:
+    """Run a CSV import (`import_run`): safe to run twice (a finished import does nothing, a killed one resumes
+    after its last committed chunk). A database outage is retried; any other error stops the import as failed,
+    with its message, and the run endpoint may start it again."""
+    from .services.imports import import_failed, import_run
+
+    with tenant_scope(tenant_id) as tenant:
+        try:
+            return import_run(tenant=tenant, job_id=job_id).state
+        except OperationalError:
+            raise
+        except Exception as exc:
+            log.exception("import %s failed", job_id)
+            import_failed(tenant=tenant, job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+            return "failed"

@@ -24,6 +24,7 @@ MANAGER_PAGES = "manager.pages"  # the /manager/ pages: team queue, Unassigned, 
 DASHBOARD_VIEW_TEAM = "dashboard.view_team"  # the team and funnel dashboards
 TEAM_MANAGE = "team.manage"  # invite members, change roles, teams, capacity, access; tenant admin pages
 CONFIG_EDIT = "config.edit"  # scoring, routing, nurture configuration in the admin
+LEAD_IMPORT = "lead.import"  # CSV imports: upload, map, preview, run, refused rows, undo
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -42,6 +43,7 @@ MATRIX: dict[str, frozenset[str]] = {
     DASHBOARD_VIEW_TEAM: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
     TEAM_MANAGE: frozenset({Role.ADMIN}),
     CONFIG_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
+    LEAD_IMPORT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
@@ -53,6 +55,7 @@ KEY_SCOPES: dict[str, str] = {
     LEAD_REASSIGN: ApiScope.LEADS_WRITE,
     LEAD_REASSIGN_BULK: ApiScope.LEADS_WRITE,
     ROUTING_DRY_RUN: ApiScope.LEADS_READ,
+    LEAD_IMPORT: ApiScope.LEADS_WRITE,
 }
 
 # Roles that act only on the leads they own (the rest act on every lead they can see).
