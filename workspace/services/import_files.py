@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -55,8 +56,9 @@ class Detection:
 
 
 def header_normalize(header: str) -> str:
-    """A header as a key: "E-mail Address" → "e_mail_address", "firstName" → "first_name"."""
-    key = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", header.strip())
+    """A header as a key: "E-mail Address" → "e_mail_address", "firstName" → "first_name", "Prénom" → "prenom"."""
+    ascii_only = "".join(c for c in unicodedata.normalize("NFKD", header) if not unicodedata.combining(c))
+    key = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", ascii_only.strip())
     return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
 
 
