@@ -65,7 +65,10 @@ class ImportJobSerializer(serializers.ModelSerializer):
 
 
 class ImportMappingSerializer(serializers.Serializer):
-    mapping = serializers.JSONField(help_text="One target per column, in column order; \"\" skips a column.")
+    mapping = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        help_text="One target per column, in column order: a field of `targets`, `attributes.<key>`, or \"\" to skip "
+        "the column.")
 
 
 class ImportApiView(TenantApiView):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from leadmgmt.api import text_problem
 from leads.capture_input import FIELD_ALIASES, MAX_ATTRIBUTE_KEY_LENGTH
 
 DELIMITERS = ",;\t|"
@@ -119,7 +120,7 @@ def file_detect(*, content: bytes) -> Detection:
     if len(content) > settings.IMPORT_MAX_BYTES:
         raise ImportFileRefused(
             f"The file is {len(content):,} bytes; imports are limited to {settings.IMPORT_MAX_BYTES:,} bytes.", status=413)
-    if b"\x00" in content[:SAMPLE_CHARS]:
+    if b"\x00" in content:
         raise ImportFileRefused("This is not a CSV text file (it holds binary data).")
     text, encoding = content_decode(content)
     sample = text[:SAMPLE_CHARS]
@@ -198,6 +199,11 @@ def mapping_validate(*, headers: Sequence[str], mapping) -> list[str]:
             clean.append("")
             continue
         target = target.strip()
+        problem = text_problem(target)
+        if problem:
+            errors[f"mapping.{index}"] = [f"Column '{column}': {problem}"]
+            clean.append("")
+            continue
         if target.startswith(ATTRIBUTE_PREFIX):
             key = target[len(ATTRIBUTE_PREFIX):].strip()
             if not key or len(key) > MAX_ATTRIBUTE_KEY_LENGTH:

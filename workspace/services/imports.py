@@ -59,6 +59,12 @@ def _actor(job: ImportJob) -> Actor:
 # --- Upload and mapping ---------------------------------------------------------------------------------
 
 
+def _file_name(name: str) -> str:
+    """The uploaded file's name as text PostgreSQL stores: no control characters or lone surrogates."""
+    clean = "".join(c for c in (name or "") if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF)
+    return clean[:255]
+
+
 def import_upload(*, tenant: Tenant, actor: Actor, file_name: str, content: bytes) -> ImportJob:
     """Store the file with what was detected and a mapping to confirm: the tenant's last mapping of files with
     these columns, else one suggested from the header names. `ImportFileRefused` (413/400) past the limits."""
@@ -68,7 +74,7 @@ def import_upload(*, tenant: Tenant, actor: Actor, file_name: str, content: byte
     if remembered is not None and len(remembered) != len(detection.headers):
         remembered = None
     return ImportJob.objects.create(
-        tenant=tenant, created_by=actor.user, created_by_name=actor.name[:200], file_name=(file_name or "")[:255],
+        tenant=tenant, created_by=actor.user, created_by_name=actor.name[:200], file_name=_file_name(file_name),
         content=content, file_size=len(content), file_sha256=hashlib.sha256(content).hexdigest(),
         encoding=detection.encoding, delimiter=detection.delimiter, has_header=detection.has_header,
         headers=detection.headers, row_count=detection.row_count,
