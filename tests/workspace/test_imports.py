@@ -152,6 +152,8 @@ def test_the_dry_run_writes_nothing_and_counts_what_the_run_then_does(tenant, ad
                                                    "nobody@else.example."]}
     assert (leads_of(tenant).count(), Touch.objects.unscoped().count(),
             AuditEvent.objects.unscoped().count()) == before
+    dry_refused = list(csv.reader(io.StringIO(admin.get(url(job_id, "refused.csv")).content.decode())))
+    assert [row[0] for row in dry_refused[1:]] == ["6", "8"]  # the dry run's refused rows, before the run
     assert existing["known"].__class__.objects.unscoped().get(pk=existing["known"].pk).job_title == ""
 
     done = run(admin, job_id, django_capture_on_commit_callbacks)
