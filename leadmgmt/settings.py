@@ -256,6 +256,9 @@ DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", "US")
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 1000)
+# A running import with no chunk committed for this long lost its task (a killed worker): beat's sweep (every
+# minute) hands it to a worker again, which resumes after the last committed chunk.
+IMPORT_SWEEP_AFTER_SECONDS = env_int("IMPORT_SWEEP_AFTER_SECONDS", 120)
 
 # --- Signals API (POST /api/v1/signals/) ---
 SIGNALS_MAX_BATCH = env_int("SIGNALS_MAX_BATCH", 1000)
@@ -321,6 +324,7 @@ CELERY_TASK_ROUTES = {name: {"queue": CELERY_PERIODIC_QUEUE} for name in (
     "routing.tasks.routing_sweep_task",
     "nurture.tasks.nurture_agent_task",
     "workspace.tasks.capture_pipeline_sweep_task",
+    "workspace.tasks.imports_sweep_task",
     # enqueued on commit, SLA and notifications: a band change tightening a running SLA clock, the
     # emails of an escalation or an assignment notice
     "routing.tasks.sla_clock_tighten_task",

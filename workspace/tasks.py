@@ -109,3 +109,17 @@ def import_run_task(self, *, tenant_id: int, job_id: int) -> str:
             log.exception("import %s failed", job_id)
             import_failed(tenant=tenant, job_id=job_id, error=f"{type(exc).__name__}: {exc}")
             return "failed"
+
+
+@shared_task(acks_late=True)
+def imports_sweep_task() -> int:
+    """Beat, every minute: running CSV imports whose task was lost go to a worker again (they resume after their
+    last committed chunk). Returns how many it enqueued."""
+    from .services.imports import imports_stalled
+
+    stalled = imports_stalled()
+    for tenant_id, job_id in stalled:
+        import_run_task.delay(tenant_id=tenant_id, job_id=job_id)
+    if stalled:
+        log.warning("imports sweep: %s running import(s) without progress, re-enqueued", len(stalled))
+    return len(stalled)

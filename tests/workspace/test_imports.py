@@ -22,6 +22,7 @@ from workspace.models import ImportJob, ImportLead, ImportState
 from workspace.services import import_rows
 from workspace.services.import_rows import ImportContext, chunk_apply
 from workspace.services.imports import import_run
+from workspace.tasks import imports_sweep_task
 
 pytestmark = pytest.mark.django_db
 
@@ -307,6 +308,18 @@ def test_a_finished_import_runs_once_and_a_failed_one_resumes_after_its_last_chu
         assert import_run(tenant=tenant, job_id=job_id).state == "finished"  # the task again: nothing
     assert calls == [2, 2, 2, 1] and leads_of(tenant).count() == 5
     assert AuditEvent.objects.unscoped().filter(action="import.started").count() == 1
+
+
+def test_the_sweep_hands_a_running_import_whose_task_was_lost_to_a_worker_again(tenant, admin):
+    stalled, fresh = (mapped(admin, f"email\n{name}@x.example\n") for name in ("lost", "busy"))
+    long_ago = timezone.now() - timezone.timedelta(seconds=600)
+    ImportJob.objects.unscoped().filter(pk=stalled).update(state=ImportState.RUNNING, started_at=long_ago,
+                                                           updated_at=long_ago)
+    ImportJob.objects.unscoped().filter(pk=fresh).update(state=ImportState.RUNNING, started_at=timezone.now())
+    assert imports_sweep_task() == 1  # eager here: the run itself happens in this process
+    assert ImportJob.objects.unscoped().get(pk=stalled).state == ImportState.FINISHED
+    assert ImportJob.objects.unscoped().get(pk=fresh).state == ImportState.RUNNING
+    assert list(leads_of(tenant).values_list("email", flat=True)) == ["lost@x.example"]
 
 
 def _rows(count: int, start: int = 0) -> list[tuple[int, list[str]]]:

@@ -18,6 +18,7 @@ from django.utils import dateparse, timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
+from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Tenant
 from leads.models import Activity, Lead, Signal, StageTransition
 from routing.models import Assignment
@@ -231,6 +232,19 @@ def import_failed(*, tenant: Tenant, job_id: int, error: str) -> None:
     with transaction.atomic():
         ImportJob.objects.for_tenant(tenant).filter(pk=job_id, state=ImportState.RUNNING).update(
             state=ImportState.FAILED, error=error[:2000], updated_at=timezone.now())
+
+
+def imports_stalled(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:
+    """(tenant id, import id) of the running imports with no chunk committed for IMPORT_SWEEP_AFTER_SECONDS: their
+    task was lost (a killed worker, a Redis restart). Handing one to a worker again is safe: the chunks take
+    turns on the job row's lock and continue from its last committed chunk."""
+    cutoff = (now or timezone.now()) - dt.timedelta(seconds=settings.IMPORT_SWEEP_AFTER_SECONDS)
+    stalled = []
+    for tenant in Tenant.objects.filter(is_active=True).order_by("pk"):
+        with tenant_scope(tenant):
+            stalled += [(tenant.pk, pk) for pk in ImportJob.objects.for_tenant(tenant).filter(
+                state=ImportState.RUNNING, updated_at__lt=cutoff).order_by("pk").values_list("pk", flat=True)]
+    return stalled
 
 
 def import_counts(job: ImportJob) -> dict[str, int]:
