@@ -209,6 +209,17 @@ def test_rows_with_the_same_email_or_phone_in_one_file_make_one_lead(tenant, adm
     assert leads_of(tenant).count() == 2
 
 
+def test_a_phone_only_row_never_merges_into_a_lead_that_kept_another_number(tenant, admin,
+                                                                          django_capture_on_commit_callbacks):
+    known = LeadFactory(tenant=tenant, email="known@beta.example", phone="+14155550111")
+    job_id = mapped(admin, "email,phone\nknown@beta.example,+1 415 555 0122\n,+1 415 555 0122\n")
+    body = run(admin, job_id, django_capture_on_commit_callbacks)
+    assert body["counts"] == {"created": 1, "merged": 1, "possible_duplicates": 0, "refused": 0}
+    known.refresh_from_db()
+    assert known.phone == "+14155550111"
+    assert leads_of(tenant).filter(email="", phone="+14155550122").count() == 1
+
+
 def test_import_fields_external_id_status_stage_created_and_consent(tenant, admin,
                                                                    django_capture_on_commit_callbacks):
     LeadFactory(tenant=tenant, email="taken@x.example", external_id="CRM-9")

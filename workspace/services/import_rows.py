@@ -316,7 +316,7 @@ def _rows_plan(*, ctx: ImportContext, rows: list[_Row], owners: dict[str, Any], 
             taken_external[external_id] = target.pk
         if capture.email:
             planned_email.setdefault(capture.email, (target, target_line))
-        if phone:
+        if phone and target.phone == phone:  # a merge that kept another number does not make this one theirs
             planned_phone.setdefault(phone, (target, target_line))
     return outcomes
 
