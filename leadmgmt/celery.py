@@ -31,6 +31,8 @@ app.conf.beat_schedule = {
     # The capture pipeline: new leads still pending after CAPTURE_PIPELINE_SWEEP_AFTER_SECONDS (their task
     # was lost to a killed worker or a Redis restart) are handed to a worker again.
     "workspace.capture-pipeline-sweep": {"task": "workspace.tasks.capture_pipeline_sweep_task", "schedule": 10.0},
+    # CSV imports still running with no chunk committed for IMPORT_SWEEP_AFTER_SECONDS (their task was lost).
+    "workspace.imports-sweep": {"task": "workspace.tasks.imports_sweep_task", "schedule": 60.0},
     # The Nurture Agent: enrols, exits (readiness → routing), pauses while a rep works the lead, and
     # sends due sequence steps, at most once each, within each tenant's rate limit.
     "nurture.agent": {"task": "nurture.tasks.nurture_agent_task", "schedule": 60.0},

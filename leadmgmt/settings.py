@@ -253,6 +253,14 @@ INTAKE_HONEYPOT_FIELD = "website_url"
 INTAKE_BATCH_MAX_ITEMS = env_int("INTAKE_BATCH_MAX_ITEMS", 1000)
 INTAKE_BATCH_MAX_BODY_BYTES = env_int("INTAKE_BATCH_MAX_BODY_BYTES", 4 * 1024 * 1024)
 DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", "US")
+# CSV import (POST /api/v1/imports/): the largest file and the most data rows accepted, and the rows written
+# per transaction by the run (its progress moves chunk by chunk; a killed run resumes after the last one).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000)
+IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 1000)
+# A running import with no chunk committed for this long lost its task (a killed worker): beat's sweep (every
+# minute) hands it to a worker again, which resumes after the last committed chunk.
+IMPORT_SWEEP_AFTER_SECONDS = env_int("IMPORT_SWEEP_AFTER_SECONDS", 120)
 
 # --- Signals API (POST /api/v1/signals/) ---
 SIGNALS_MAX_BATCH = env_int("SIGNALS_MAX_BATCH", 1000)
@@ -318,6 +326,7 @@ CELERY_TASK_ROUTES = {name: {"queue": CELERY_PERIODIC_QUEUE} for name in (
     "routing.tasks.routing_sweep_task",
     "nurture.tasks.nurture_agent_task",
     "workspace.tasks.capture_pipeline_sweep_task",
+    "workspace.tasks.imports_sweep_task",
     # enqueued on commit, SLA and notifications: a band change tightening a running SLA clock, the
     # emails of an escalation or an assignment notice
     "routing.tasks.sla_clock_tighten_task",

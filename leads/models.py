@@ -191,6 +191,9 @@ class Lead(TenantOwned):
     # transaction that scored and routed the lead. A lead still pending after a few seconds had its task
     # lost (worker killed, Redis down) and the pipeline sweep hands it to a worker again.
     pipeline_pending_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # The record's id in the system it came from (a CRM export's row id), unique per tenant when given: a CSV
+    # import that names it finds the lead again.
+    external_id = models.CharField(max_length=200, blank=True, db_default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -200,6 +203,10 @@ class Lead(TenantOwned):
             models.UniqueConstraint(
                 fields=["tenant", "email"], condition=~Q(email=""), name="lead_unique_email_per_tenant",
                 violation_error_message="A lead with this email already exists.",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "external_id"], condition=~Q(external_id=""), name="lead_unique_external_id_per_tenant",
+                violation_error_message="A lead with this external id already exists.",
             ),
             models.CheckConstraint(
                 condition=~(Q(email="") & Q(phone="")), name="lead_has_email_or_phone",

@@ -1,11 +1,11 @@
 """API v1 routes of the workspace: leads (list, read, edit, their parts and history), the rep's
-actions on a lead (accept, reject, qualify, convert) and the signed-in member's notifications."""
+actions on a lead (accept, reject, qualify, convert), the signed-in member's notifications and CSV imports."""
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
 from leadmgmt.api import UUID_RE
 
-from . import api, api_duplicates, notification_api
+from . import api, api_duplicates, api_imports, notification_api
 
 LEAD = rf"^leads/(?P<pk>{UUID_RE})"
 
@@ -30,4 +30,11 @@ urlpatterns = [
          name="api-notifications-read-all"),
     path("notifications/<int:notification_id>/read/", notification_api.NotificationReadView.as_view(),
          name="api-notification-read"),
+    path("imports/", api_imports.ImportListView.as_view(), name="api-imports"),
+    path("imports/<int:pk>/", api_imports.ImportDetailView.as_view(), name="api-import"),
+    path("imports/<int:pk>/mapping/", api_imports.ImportMappingView.as_view(), name="api-import-mapping"),
+    path("imports/<int:pk>/preview/", api_imports.ImportPreviewView.as_view(), name="api-import-preview"),
+    path("imports/<int:pk>/run/", api_imports.ImportRunView.as_view(), name="api-import-run"),
+    path("imports/<int:pk>/refused.csv", api_imports.ImportRefusedCsvView.as_view(), name="api-import-refused"),
+    path("imports/<int:pk>/undo/", api_imports.ImportUndoView.as_view(), name="api-import-undo"),
 ]

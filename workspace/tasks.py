@@ -91,3 +91,35 @@ def capture_pipeline_sweep_task() -> int:
     if stalled:
         log.warning("capture pipeline sweep: new leads waiting too long in %s tenant(s), re-enqueued", len(stalled))
     return len(stalled)
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def import_run_task(self, *, tenant_id: int, job_id: int) -> str:
+    """Run a CSV import (`import_run`): safe to run twice (a finished import does nothing, a killed one resumes
+    after its last committed chunk). A database outage is retried; any other error stops the import as failed,
+    with its message, and the run endpoint may start it again."""
+    from .services.imports import import_failed, import_run
+
+    with tenant_scope(tenant_id) as tenant:
+        try:
+            return import_run(tenant=tenant, job_id=job_id).state
+        except OperationalError:
+            raise
+        except Exception as exc:
+            log.exception("import %s failed", job_id)
+            import_failed(tenant=tenant, job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+            return "failed"
+
+
+@shared_task(acks_late=True)
+def imports_sweep_task() -> int:
+    """Beat, every minute: running CSV imports whose task was lost go to a worker again (they resume after their
+    last committed chunk). Returns how many it enqueued."""
+    from .services.imports import imports_stalled
+
+    stalled = imports_stalled()
+    for tenant_id, job_id in stalled:
+        import_run_task.delay(tenant_id=tenant_id, job_id=job_id)
+    if stalled:
+        log.warning("imports sweep: %s running import(s) without progress, re-enqueued", len(stalled))
+    return len(stalled)

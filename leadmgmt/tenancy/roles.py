@@ -25,6 +25,7 @@ DASHBOARD_VIEW_TEAM = "dashboard.view_team"  # the team and funnel dashboards
 TEAM_MANAGE = "team.manage"  # invite members, change roles, teams, capacity, access; tenant admin pages
 CONFIG_EDIT = "config.edit"  # scoring, routing, nurture configuration in the admin
 DUPLICATES_REVIEW = "duplicates.review"  # the merge review queue: merge or dismiss possible duplicates, undo a merge
+LEAD_IMPORT = "lead.import"  # CSV imports: upload, map, preview, run, refused rows, undo
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -44,6 +45,7 @@ MATRIX: dict[str, frozenset[str]] = {
     TEAM_MANAGE: frozenset({Role.ADMIN}),
     CONFIG_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
     DUPLICATES_REVIEW: frozenset({Role.MANAGER, Role.ADMIN}),
+    LEAD_IMPORT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
@@ -55,6 +57,7 @@ KEY_SCOPES: dict[str, str] = {
     LEAD_REASSIGN: ApiScope.LEADS_WRITE,
     LEAD_REASSIGN_BULK: ApiScope.LEADS_WRITE,
     ROUTING_DRY_RUN: ApiScope.LEADS_READ,
+    LEAD_IMPORT: ApiScope.LEADS_WRITE,
 }
 
 # Roles that act only on the leads they own (the rest act on every lead they can see).

@@ -388,8 +388,10 @@ def _signals_enqueue(*, tenant: Tenant, signal_ids: list[int]) -> None:
     transaction.on_commit(lambda: signals_process_task.delay(tenant_id=tenant.pk, signal_ids=signal_ids))
 
 
-def _lead_merge(*, lead: Lead, capture: CaptureInput, account: Account | None, now) -> dict[str, list]:
-    """Fill blanks only: never overwrite a non-blank value or a field a person edited."""
+def lead_merge_fill(*, lead: Lead, capture: CaptureInput, account: Account | None, now) -> dict[str, list]:
+    """The merge of a duplicate capture into `lead`, in memory: fill blanks only, never overwrite a non-blank value
+    or a field a person edited; {field or "attributes.<key>": [before, after]}. The caller saves the lead (one
+    capture: `_lead_merge`; a CSV import: the chunk's merged leads in one UPDATE)."""
     edited = set(lead.edited_fields or [])
     changes: dict[str, list] = {}
     for name, value in capture.values.items():
@@ -412,6 +414,12 @@ def _lead_merge(*, lead: Lead, capture: CaptureInput, account: Account | None, n
             changes.update({f"attributes.{k}": [None, v] for k, v in new_attributes.items()})
             lead.attributes = merged
     lead.last_activity_at = max(filter(None, [lead.last_activity_at, now]))
+    return changes
+
+
+def _lead_merge(*, lead: Lead, capture: CaptureInput, account: Account | None, now) -> dict[str, list]:
+    """Fill blanks only (`lead_merge_fill`) and save what changed."""
+    changes = lead_merge_fill(lead=lead, capture=capture, account=account, now=now)
     update_fields = {name.split(".")[0] for name in changes} | {"last_activity_at", "updated_at"}
     lead.save(update_fields=sorted(update_fields))
     return changes

@@ -129,6 +129,16 @@ def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor:
     return assignments
 
 
+def leads_assign_named(*, tenant: Tenant, owners: list[tuple[Lead, object]], actor: Actor, reason: str,
+                       now: datetime | None = None) -> list[Assignment]:
+    """Leads whose owner a person named (a CSV import's owner column), assigned set-based like the capture
+    pipeline's run: assignments, SLA clocks, audit events and notifications as multi-row writes. The caller
+    holds the leads (rows its transaction inserted or locked) and has checked each owner is an active member."""
+    decided = [(lead, Decision(owner=owner, team=None, rule=None, strategy="", reason=reason, trace=[]))
+               for lead, owner in owners]
+    return _assign_many(tenant=tenant, decided=decided, actor=actor, trigger=Trigger.CAPTURE, now=now or timezone.now())
+
+
 def leads_write_assigned(*, tenant: Tenant, leads: list[Lead]) -> None:
     """Write the owner, team, assignment time, unassigned reason, SLA due time and cleared aging flags of
     these leads (set in memory by `_assign_many`) in one UPDATE … FROM (VALUES …)."""

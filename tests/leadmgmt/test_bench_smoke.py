@@ -158,3 +158,14 @@ def test_chaos_bench_kills_the_worker_and_redis_then_prints_its_reconciliation()
         assert counts[label] == "0", (label, out)
     with pytest.raises(OSError):  # the bench's own Redis is gone
         socket.create_connection(("127.0.0.1", int(port.group(1))), timeout=1).close()
+
+
+def test_import_bench_prints_the_run_against_copy_and_the_pipeline():
+    out = _run("bench/import.py", "--rows", "300", timeout=300)
+
+    copy = re.search(r"floor: COPY into a bare table\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
+    run = re.search(r"import run \(import_run, chunked, set-based\)\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
+    assert copy and run, out
+    assert _number(copy.group(1)) == _number(run.group(1)) == 300 and _number(run.group(3)) > 0
+    assert "import finished: created 264, merged 30, possible duplicates 0, refused 6; not scored 0, not owned 0" in out
+    assert re.search(r"import / COPY = [\d.]+x \(target >= 0.25x\)", out), out

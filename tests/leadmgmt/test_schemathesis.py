@@ -38,6 +38,12 @@ from nurture.services.enrollment import lead_enroll, lead_mailable_problems
 from routing.models import Notification, RejectionReason
 from tests.support.factories import TenantFactory, api_key_for
 from workspace.management.commands.seed_demo import DEMO_FORM_NAME, DEMO_NAME, DEMO_SLUG, demo_seed
+from workspace.services.imports import (
+    import_mapping_set,
+    import_run,
+    import_run_start,
+    import_upload,
+)
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "200"))
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20260413"))
@@ -46,7 +52,7 @@ NOT_THROTTLED = "1000000/min"  # the run sends thousands of requests a minute wi
 
 SIGNALS = "POST /api/v1/signals/"
 LEAD_BATCH = "POST /api/v1/leads/batch/"
-WITH_BODY = ["POST", "PATCH"]
+WITH_BODY = ["POST", "PATCH", "PUT"]
 # A body value of the right type can still be refused with a field error (400), for what a JSON schema cannot say:
 # a row that is not there (a member, a sequence, a lead of the tenant), the lead's state, a phone number, NUL
 # characters and lone surrogates (PostgreSQL stores neither). Query parameters get no such allowance.
@@ -126,9 +132,23 @@ def _seed(credentials_path) -> dict:
             "reason_codes": sorted(RejectionReason.objects.values_list("code", flat=True)),
             "outcomes": sorted(ActivityOutcome.objects.values_list("code", flat=True)),
             "emails": sorted(lead.email for lead in leads if lead.email),
+            "import_ids": _imports_seed(tenant),
         }
     data["rep_session"], data["admin_session"] = _session(rep), _session(admin)
     return data
+
+
+def _imports_seed(tenant) -> list[int]:
+    """CSV imports at each step an endpoint needs: uploaded (mapping), mapped (dry run, run), finished (undo,
+    refused rows)."""
+    content = b"email,first_name\nnew.import@schemathesis.example,Ima\nnot-an-email,Bad\n"
+    uploaded = import_upload(tenant=tenant, actor=SEEDER, file_name="seed.csv", content=content)
+    mapped = import_upload(tenant=tenant, actor=SEEDER, file_name="seed.csv", content=content)
+    mapped = import_mapping_set(job=mapped, mapping=mapped.mapping)
+    finished = import_upload(tenant=tenant, actor=SEEDER, file_name="seed.csv", content=content)
+    finished = import_run_start(job=import_mapping_set(job=finished, mapping=finished.mapping), actor=SEEDER)
+    import_run(tenant=tenant, job_id=finished.pk)
+    return [uploaded.pk, mapped.pk, finished.pk]
 
 
 def _session(user) -> str:
@@ -277,6 +297,8 @@ def _seed_into(case, choose):
             pair = choose([*SEEDED["enrollments"], None])
             if pair is not None:
                 path["id"], path["enrollment_id"] = pair[0], str(pair[1])
+        elif operation.startswith("/api/v1/imports/{id}/"):
+            swap(path, "id", SEEDED["import_ids"])
         else:
             swap(path, "id", SEEDED["lead_ids"])
         swap(path, "notification_id", SEEDED["notification_ids"])

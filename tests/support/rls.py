@@ -5,7 +5,8 @@ does not write, through the services the app runs: the capture pipeline task (sc
 demo leads: assignments, round-robin slots, SLA clocks, notifications), an intake with an
 Idempotency-Key, a signal, an invitation, the SLA Agent at the first deadline (an escalation), a
 logged call, a conversion (an opportunity), the Nurture Agent (an enrolment and a sent message) and a
-suppressed address. Two rows have no service to write them (the admin site does): a routing rule
+suppressed address, and a CSV import (uploaded, mapped, dry-run, run: its refused rows, its leads,
+the remembered mapping). Two rows have no service to write them (the admin site does): a routing rule
 member and an agent setting, created directly. Everything runs inside `tenant_scope(tenant)`, so
 PostgreSQL holds it to that tenant as it holds the app: it never reads or writes another tenant.
 Calling it again for the same tenant adds rows but fails on nothing.
@@ -32,6 +33,13 @@ from nurture.services.tracking import suppression_add
 from routing.models import Assignment, RoutingRule, RoutingRuleMember, SlaClock, Strategy
 from routing.services.sla_enforcement import sla_enforce
 from workspace.services.activities import activity_log
+from workspace.services.imports import (
+    import_mapping_set,
+    import_preview,
+    import_run,
+    import_run_start,
+    import_upload,
+)
 from workspace.services.lifecycle import lead_convert
 from workspace.tasks import lead_captured_task
 
@@ -46,6 +54,7 @@ def fill_every_tenant_table(tenant: Tenant) -> None:
     with tenant_scope(tenant):
         _admin_only_rows(tenant)
         _intake_with_key()
+        _import(tenant)
         _route_captured_leads(tenant)
         _signal(tenant)
         _invitation(tenant)
@@ -72,6 +81,17 @@ def _intake_with_key() -> None:
     intake_submit(form=form, idempotency_key=INTAKE_KEY, data={
         "email": "pat.kim@rls-fill.test", "first_name": "Pat", "last_name": "Kim", "company": "RLS Fill",
         "marketing_consent": True})
+
+
+def _import(tenant: Tenant) -> None:
+    """A CSV file with a new lead, a duplicate of a demo lead and a refused row: dry run, then run in-process."""
+    known = Lead.objects.exclude(email="").order_by("created_at", "pk").first()
+    content = f"email,company\nimported@rls-fill.test,RLS Fill\n{known.email},Filled\nnot-an-email,Bad\n".encode()
+    job = import_upload(tenant=tenant, actor=FILLER, file_name="rls.csv", content=content)
+    job = import_mapping_set(job=job, mapping=job.mapping)
+    job = import_preview(job=job)
+    import_run_start(job=job, actor=FILLER)
+    import_run(tenant=tenant, job_id=job.pk)
 
 
 def _route_captured_leads(tenant: Tenant) -> None:
