@@ -191,6 +191,9 @@ class Lead(TenantOwned):
     # transaction that scored and routed the lead. A lead still pending after a few seconds had its task
     # lost (worker killed, Redis down) and the pipeline sweep hands it to a worker again.
     pipeline_pending_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when the person was erased at their request (workspace.services.privacy): the row stays for the
+    # dashboards' counts (stage, status, score, source, dates) with every personal field blanked.
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -202,7 +205,7 @@ class Lead(TenantOwned):
                 violation_error_message="A lead with this email already exists.",
             ),
             models.CheckConstraint(
-                condition=~(Q(email="") & Q(phone="")), name="lead_has_email_or_phone",
+                condition=~(Q(email="") & Q(phone="")) | Q(erased_at__isnull=False), name="lead_has_email_or_phone",
                 violation_error_message="A lead needs an email or a phone number.",
             ),
         ]
@@ -223,7 +226,7 @@ class Lead(TenantOwned):
 
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
-        return name or self.email or self.phone
+        return name or self.email or self.phone or ("Erased person" if self.erased_at else "")
 
     @property
     def full_name(self) -> str:
@@ -449,3 +452,21 @@ class ActivityOutcome(TenantOwned):
 
     def fits(self, kind: str) -> bool:
         return self.kind in (OutcomeKind.ANY, kind)
+
+
+class ErasedContact(TenantOwned):
+    """A person erased at their request, remembered only by a peppered hash of their normalised email
+    (`leads.erasure.email_hash`): batch intake refuses them and nurture never mails them again."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    email_hash = models.CharField(max_length=64, help_text="sha256 (hex) of PRIVACY_HASH_PEPPER + the normalised email.")
+    erased_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "email_hash"], name="erasedcontact_unique_hash_per_tenant",
+                                    violation_error_message="This person is already erased."),
+        ]
+
+    def __str__(self) -> str:
+        return f"erased {self.email_hash[:12]}…"

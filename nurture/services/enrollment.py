@@ -28,6 +28,7 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk, audit_record
+from leads.erasure import erased_emails
 from leads.locks import lead_lock, lead_lock_refresh
 from leads.models import OPEN_STATUSES, Lead, LeadStatus, Opportunity
 
@@ -136,6 +137,8 @@ def lead_mailable_problems(*, lead: Lead, lost_deal: bool = False) -> list[str]:
         problems.append("This lead has no email address.")
     elif Suppression.objects.for_tenant(lead.tenant_id).filter(email=lead.email.lower()).exists():
         problems.append("This address is on the suppression list (unsubscribed or bounced).")
+    elif erased_emails(tenant=lead.tenant_id, emails=[lead.email]):
+        problems.append("This person's data was erased at their request: they are never mailed.")
     if not lead.marketing_consent:
         problems.append("This lead has not given marketing consent.")
     if lead.status in CLOSED_STATUSES or (lead.status == LeadStatus.CONVERTED and not lost_deal):

@@ -1,0 +1,169 @@
+"""Erasure at the person's request (issue 15): the person is gone from every row of every table, the dashboards'
+counts stay, a hashed suppression keeps them out of batch intake and nurture, the audit has no personal data,
+a second erasure is harmless, and another tenant's person with the same email is untouched."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.utils import timezone
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.audit.models import AuditEvent
+from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.models import ApiScope, Role
+from leads.erasure import ERASED_MESSAGE, email_hash, erased_emails
+from leads.models import ErasedContact, Lead, LeadForm, Touch
+from leads.services.capture_batch import leads_capture_batch
+from nurture.models import (
+    Enrollment,
+    EnrollmentStatus,
+    ExitReason,
+    Message,
+    NurtureSettings,
+    Sequence,
+)
+from nurture.services.claiming import messages_claim
+from nurture.services.enrollment import lead_mailable_problems
+from routing.models import Notification
+from tests.support.factories import LeadFormFactory, api_key_for
+from tests.support.privacy import new_person, person_build, routed, rows_holding
+from tests.support.sla import smtp_server  # noqa: F401 (fixture)
+from tests.support.workspace import person as member
+from workspace.dashboards import DateRange, dashboard_for
+from workspace.services.privacy import person_erase
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_actor(tenant):
+    return Actor.for_user(member(tenant, role=Role.ADMIN, username="privacy-admin@acme.test"))
+
+
+@pytest.fixture
+def built(client, tenant, lead_form, smtp_server, django_capture_on_commit_callbacks):  # noqa: F811
+    routed(tenant)
+    return person_build(client=client, tenant=tenant, form=lead_form, person=new_person(),
+                        capture_callbacks=django_capture_on_commit_callbacks)
+
+
+def test_after_erasure_no_row_of_any_table_holds_the_email_names_or_phone(tenant, built, admin_actor, smtp_server):  # noqa: F811
+    before = rows_holding(built.needles)
+    # The set-up reached the tables a person's data lives in (the scan would find them there).
+    for table in ("leads_lead", "leads_touch", "leads_signal", "leads_activity", "audit_auditevent",
+                  "nurture_message", "routing_notification"):
+        assert table in before, (table, before)
+    assert len(smtp_server.messages) >= 1
+
+    result = person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+
+    assert rows_holding(built.needles) == {}
+    assert result.leads == 1 and result.email_hash == email_hash(built.email)
+    lead = Lead.objects.unscoped().get(pk=built.lead.pk)
+    assert lead.erased_at is not None
+    assert (lead.email, lead.first_name, lead.last_name, lead.phone, lead.attributes) == ("", "", "", "", {})
+    assert lead.marketing_consent is False
+    assert Touch.objects.unscoped().filter(lead=lead).exclude(payload={}).count() == 0
+    # The rows that were only the person's data are gone; the rows the counts need stay.
+    assert Message.objects.unscoped().filter(lead=lead).count() >= 1
+    assert Notification.objects.unscoped().filter(lead=lead).count() >= 1
+
+
+def test_dashboard_counts_are_the_same_after_erasure(tenant, built, admin_actor):
+    period = DateRange.default()
+    now = timezone.now()
+    before = dashboard_for(tenant=tenant, period=period, now=now)
+    person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+    after = dashboard_for(tenant=tenant, period=period, now=now)
+    assert after == before
+    assert before.volume.total == 1 and before.funnel[0].count == 1  # the erased lead is still counted
+
+
+def test_the_audit_has_one_event_with_the_hash_and_counts_and_no_personal_data(tenant, built, admin_actor):
+    result = person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+    [event] = AuditEvent.objects.unscoped().filter(tenant=tenant, action="person.erased")
+    assert event.object_type == "person" and event.object_id == result.email_hash
+    assert event.actor_user_id == admin_actor.user.pk
+    assert event.metadata["counts"] == result.counts and event.metadata["leads"] == 1
+    assert event.metadata["counts"]["leads_lead (anonymised)"] == 1
+    text = json.dumps([event.changes, event.metadata, event.object_id]).lower()
+    for needle in built.needles:
+        assert needle.lower() not in text
+
+
+def test_erasing_twice_is_harmless(tenant, built, admin_actor):
+    person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+    snapshot = list(Lead.objects.unscoped().filter(tenant=tenant).order_by("pk").values())
+    again = person_erase(tenant=tenant, email=built.email.upper(), actor=admin_actor)
+    assert again.already_erased and again.leads == 0
+    assert list(Lead.objects.unscoped().filter(tenant=tenant).order_by("pk").values()) == snapshot
+    assert ErasedContact.objects.unscoped().filter(tenant=tenant).count() == 1
+    assert rows_holding(built.needles) == {}
+
+
+def test_batch_intake_refuses_an_erased_person_with_a_field_message(tenant, built, admin_actor):
+    person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+    api_key, _raw = api_key_for(tenant, [ApiScope.LEADS_WRITE])
+    with tenant_scope(tenant):
+        result = leads_capture_batch(tenant=tenant, actor=Actor.for_api_key(api_key), api_key=api_key, items=[
+            {"email": f"  {built.email.upper()} ", "first_name": built.first_name},
+            {"email": "someone.else@prospect.example"},
+        ])
+    first, second = result.body["results"]
+    assert first == {"index": 0, "status": 400, "result": "error", "errors": {"email": [ERASED_MESSAGE]}}
+    assert second["result"] == "created"
+    assert not Lead.objects.unscoped().filter(tenant=tenant, email=built.email).exists()
+    assert rows_holding(built.needles) == {}
+
+
+def test_nurture_never_mails_an_erased_person_who_posts_the_form_again(client, tenant, lead_form, built, admin_actor,
+                                                                       smtp_server):  # noqa: F811
+    person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+    sent_before = len(smtp_server.messages)
+    # The public form: a new post is a new act of the person, accepted (README: Privacy requests).
+    from tests.support.intake import post_json
+
+    response = post_json(client, {"email": built.email, "first_name": built.first_name, "marketing_consent": True},
+                         form=lead_form)
+    assert response.status_code == 201
+    lead = Lead.objects.unscoped().get(tenant=tenant, email=built.email)
+    assert erased_emails(tenant=tenant, emails=[lead.email]) == {lead.email}
+    with tenant_scope(tenant):
+        assert any("erased" in p for p in lead_mailable_problems(lead=lead))
+        sequence = Sequence.objects.order_by("pk").first()
+        enrollment = Enrollment.objects.create(tenant=tenant, sequence=sequence, lead=lead, kind=sequence.kind,
+                                               next_position=1, next_due_at=timezone.now())
+        claim = messages_claim(tenant=tenant, nurture=NurtureSettings.objects.get(), now=timezone.now())
+    assert claim.message_ids == []
+    enrollment.refresh_from_db()
+    assert enrollment.status == EnrollmentStatus.EXITED and enrollment.exit_reason == ExitReason.UNSUBSCRIBED
+    assert len(smtp_server.messages) == sent_before
+
+
+def test_erasure_in_one_tenant_leaves_the_same_email_in_another_untouched(client, tenant, other_tenant, lead_form,
+                                                                           built, admin_actor):
+    other_form = LeadFormFactory(tenant=other_tenant, name="Globex site", allowed_origins=["*"])
+    from tests.support.intake import post_json
+
+    response = post_json(client, {"email": built.email, "first_name": built.first_name, "last_name": built.last_name,
+                                  "phone": built.phone}, form=other_form)
+    assert response.status_code == 201
+    person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+    other = Lead.objects.unscoped().get(tenant=other_tenant, email=built.email)
+    assert (other.first_name, other.last_name, other.phone, other.erased_at) == (
+        built.first_name, built.last_name, built.phone, None)
+    assert Touch.objects.unscoped().get(lead=other).payload["email"] == built.email
+    held = rows_holding(built.needles)
+    assert set(held) <= {"leads_lead", "leads_touch", "audit_auditevent", "leads_idempotencyrecord"}, held
+    assert erased_emails(tenant=other_tenant, emails=[built.email]) == set()
+    assert LeadForm.objects.unscoped().filter(tenant=other_tenant).exists()
+
+
+def test_an_email_that_is_not_an_address_is_a_field_error(tenant, admin_actor):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as error:
+        person_erase(tenant=tenant, email="   ", actor=admin_actor)
+    assert error.value.message_dict == {"email": ["Enter the person's email address."]}
+    assert not AuditEvent.objects.unscoped().filter(action="person.erased").exists()

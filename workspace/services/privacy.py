@@ -1,0 +1,345 @@
+"""Privacy requests (GDPR, CCPA) for one person of a tenant, known by their email: the subject access export
+(`person_export`) and the erasure (`person_erase`).
+
+The person is every lead of the tenant with that email (normalised as intake normalises it) and the phone-only
+leads with one of their phones, plus the rows that carry the email without a lead (signals waiting for it,
+the nurture suppression list, intake's idempotency records).
+
+Erasure keeps what the dashboards count and removes who it was, in one transaction:
+* rows that are only personal data are deleted (waiting signals, the suppression entry, idempotency records);
+* the lead rows stay (stage, status, score, source, dates) with every personal field blank and `erased_at` set;
+  their touches lose the raw payload, IP and user agent, their signals the properties, their activities the
+  subject and notes, their nurture messages the address, subject and body;
+* every text and JSON column of every tenant table (audit before/after values and metadata, notifications,
+  assignment reasons, opportunity names, Django's admin log …) is scrubbed, set-based (one UPDATE per table):
+  the email, the phones and the full names anywhere in the tenant, the first and last names alone in the rows
+  that belong to the person's leads (theirs, and the audit events naming them);
+* the person is remembered by a peppered hash only (`leads.erasure`): batch intake refuses them, nurture never
+  mails them. A new post of the public form is a new act of the person and is accepted (README).
+The audit trail gets one `person.erased` event with the hash and the per-table counts, no personal data.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from leadmgmt.audit.actors import Actor
+from leadmgmt.audit.models import AuditEvent
+from leadmgmt.audit.services import audit_record
+from leadmgmt.tenancy.context import tenant_scope
+from leadmgmt.tenancy.models import Tenant
+from leads.erasure import email_hash, email_key, erased_contact_record, erased_emails
+from leads.locks import leads_lock
+from leads.models import (
+    Activity,
+    IdempotencyRecord,
+    Lead,
+    Opportunity,
+    Signal,
+    StageTransition,
+    Touch,
+)
+from nurture.models import Enrollment, Message, Suppression
+from routing.models import Assignment
+from scoring.models import ScoreChange
+
+ERASED = "[erased]"
+# Lead fields that describe the person (blanked); the rest (stage, status, score, source, company, dates) stays
+# for the dashboards' counts and breakdowns.
+PERSONAL_LEAD_FIELDS = ("email", "first_name", "last_name", "phone", "job_title", "consent_source", "budget",
+                        "authority", "need", "timeline", "rejection_note")
+# Audit actions whose changes tell the consent history.
+CONSENT_FIELDS = ("marketing_consent", "consent_at", "consent_source")
+_TEXT_TYPES = ("character varying", "text", "json", "jsonb")
+
+
+@dataclass(frozen=True)
+class Person:
+    tenant: Tenant
+    email: str
+    lead_ids: list[str]
+    phones: set[str]
+    names: set[tuple[str, str]]  # (first, last)
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    """What an erasure did: the person's hash, how many leads it anonymised, and rows changed or deleted per
+    table (no personal data: safe to print and to audit)."""
+
+    email_hash: str
+    leads: int
+    counts: dict[str, int] = field(default_factory=dict)
+    already_erased: bool = False
+
+
+def _email_required(email: str) -> str:
+    email = email_key(email)
+    if not email:
+        raise ValidationError({"email": ["Enter the person's email address."]})
+    return email
+
+
+def _person(*, tenant: Tenant, email: str, lock: bool = False) -> Person:
+    by_email = list(Lead.objects.for_tenant(tenant).filter(email=email).values("id", "phone", "first_name", "last_name"))
+    phones = {row["phone"] for row in by_email if row["phone"]}
+    rows = by_email + (list(Lead.objects.for_tenant(tenant).filter(email="", phone__in=phones, erased_at__isnull=True)
+                            .values("id", "phone", "first_name", "last_name")) if phones else [])
+    lead_ids = sorted({str(row["id"]) for row in rows})
+    if lock and lead_ids:
+        leads_lock(tenant=tenant, lead_ids=lead_ids)
+    return Person(tenant=tenant, email=email, lead_ids=lead_ids, phones=phones,
+                  names={(row["first_name"], row["last_name"]) for row in rows})
+
+
+# --- subject access export ------------------------------------------------------------------------------------
+
+def _rows(queryset, *exclude: str) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k not in exclude and k != "tenant_id"} for row in queryset.values()]
+
+
+def _by_lead(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(str(row["lead_id"]), []).append(row)
+    return out
+
+
+@transaction.atomic
+def person_export(*, tenant: Tenant, email: str, actor: Actor | None = None) -> dict:
+    """Everything the tenant holds about the person, as JSON-ready data: each lead with its fields, touches with
+    their raw payloads, signals, activities, stage transitions, assignments, score changes, opportunities, nurture
+    enrolments and emails sent, and its consent history (the consent fields and the audit trail's consent
+    changes); plus the signals waiting for a lead and the suppression entries. A fixed number of queries whatever
+    the person holds. Audited as `person.exported` (hash and counts only)."""
+    with tenant_scope(tenant):
+        email = _email_required(email)
+        person = _person(tenant=tenant, email=email)
+        ids = person.lead_ids
+        per_lead = {
+            "touches": _by_lead(_rows(Touch.objects.for_tenant(tenant).filter(lead_id__in=ids).order_by("received_at"))),
+            "signals": _by_lead(_rows(Signal.objects.for_tenant(tenant).filter(lead_id__in=ids).order_by("occurred_at"))),
+            "activities": _by_lead(_rows(Activity.objects.for_tenant(tenant).filter(lead_id__in=ids).order_by("occurred_at"))),
+            "stage_transitions": _by_lead(_rows(StageTransition.objects.for_tenant(tenant).filter(lead_id__in=ids)
+                                                .order_by("at"))),
+            "assignments": _by_lead(_rows(Assignment.objects.for_tenant(tenant).filter(lead_id__in=ids).order_by("at"))),
+            "score_changes": _by_lead(_rows(ScoreChange.objects.for_tenant(tenant).filter(lead_id__in=ids).order_by("at"))),
+            "opportunities": _by_lead(_rows(Opportunity.objects.for_tenant(tenant).filter(lead_id__in=ids)
+                                            .order_by("created_at"))),
+            "nurture_enrollments": _by_lead(_rows(Enrollment.objects.for_tenant(tenant).filter(lead_id__in=ids)
+                                                  .order_by("enrolled_at"))),
+            "emails_sent": _by_lead(_rows(Message.objects.for_tenant(tenant).filter(lead_id__in=ids)
+                                          .order_by("claimed_at"))),
+        }
+        audit = _rows(AuditEvent.objects.for_tenant(tenant).filter(object_type="leads.lead", object_id__in=ids)
+                      .order_by("at", "id"), "actor_user_id", "actor_api_key_id")
+        leads = []
+        for lead in _rows(Lead.objects.for_tenant(tenant).filter(pk__in=ids).order_by("created_at")):
+            key = str(lead["id"])
+            lead_audit = [event for event in audit if event["object_id"] == key]
+            entry = {"lead": lead, **{name: rows.get(key, []) for name, rows in per_lead.items()}}
+            entry["consent"] = {
+                **{name: lead[name] for name in CONSENT_FIELDS},
+                "history": [{"at": e["at"], "action": e["action"], "actor": e["actor_name"],
+                             "changes": {k: v for k, v in e["changes"].items() if k in CONSENT_FIELDS}}
+                            for e in lead_audit if any(k in CONSENT_FIELDS for k in e["changes"])],
+            }
+            entry["audit_trail"] = lead_audit
+            leads.append(entry)
+        export = {
+            "subject": {"email": email, "tenant": tenant.slug},
+            "exported_at": timezone.now(),
+            "erased": bool(erased_emails(tenant=tenant, emails=[email])),
+            "leads": leads,
+            "signals_waiting_for_a_lead": _rows(Signal.objects.for_tenant(tenant).filter(email=email, lead__isnull=True)
+                                                .order_by("occurred_at")),
+            "nurture_suppression": _rows(Suppression.objects.for_tenant(tenant).filter(email=email)),
+        }
+        counts = {"leads": len(leads), **{name: sum(len(v) for v in rows.values()) for name, rows in per_lead.items()},
+                  "signals_waiting_for_a_lead": len(export["signals_waiting_for_a_lead"]),
+                  "nurture_suppression": len(export["nurture_suppression"])}
+        audit_record(tenant=tenant, actor=actor or Actor(kind="system", name="Privacy request"),
+                     action="person.exported", object_type="person", object_id=email_hash(email),
+                     metadata={"email_hash": email_hash(email), "counts": counts})
+        return json.loads(json.dumps(export, cls=DjangoJSONEncoder))
+
+
+# --- erasure --------------------------------------------------------------------------------------------------
+
+def _phone_regex(phone: str) -> str | None:
+    """The phone's national number with any separators between its digits, so that "+44 20 7946 0123",
+    "020-7946-0123" and "+442079460123" typed in a note all match."""
+    try:
+        digits = str(phonenumbers.parse(phone, None).national_number)
+    except phonenumbers.NumberParseException:
+        digits = "".join(c for c in phone if c.isdigit())
+    if len(digits) < 6:
+        return None
+    return "[^0-9a-z]{0,3}".join(digits)
+
+
+def _pattern(needles: set[str], *, words: bool, phones: set[str] = frozenset()) -> str | None:
+    """One case-insensitive PostgreSQL regular expression matching any needle, as text and as JSON text, and any
+    of `phones` however it is written."""
+    forms = set()
+    for needle in needles:
+        if len(needle) >= 2:
+            forms.update({needle, json.dumps(needle, ensure_ascii=False)[1:-1]})
+    escaped = ["".join(c if c.isalnum() else "\\" + c for c in form) for form in sorted(forms, key=len, reverse=True)]
+    escaped += sorted(filter(None, (_phone_regex(phone) for phone in phones)))
+    if not escaped:
+        return None
+    body = "|".join(escaped)
+    return rf"\m({body})\M" if words else f"({body})"
+
+
+def _text_columns() -> dict[str, list[tuple[str, str]]]:
+    """Every table of the schema with its text and JSON columns: {table: [(column, type)]}."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND data_type = ANY(%s) "
+            "AND table_name IN (SELECT table_name FROM information_schema.tables "
+            "                   WHERE table_schema = current_schema() AND table_type = 'BASE TABLE') "
+            "ORDER BY table_name, ordinal_position", [list(_TEXT_TYPES)])
+        out: dict[str, list[tuple[str, str]]] = {}
+        for table, column, data_type in cursor.fetchall():
+            out.setdefault(table, []).append((column, data_type))
+        return out
+
+
+def _table_columns(table: str) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                       "AND table_name = %s", [table])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _scrub_table(table: str, columns: list[tuple[str, str]], *, pattern: str, where: str, params: list) -> int:
+    """Replace what `pattern` matches with ERASED in `columns` of the rows `where` selects, in one UPDATE."""
+    def as_text(column: str) -> str:
+        return f'"{column}"::text'
+    sets, tests = [], []
+    for column, data_type in columns:
+        cast = f"::{data_type}" if data_type in ("json", "jsonb") else ""
+        sets.append(f'"{column}" = CASE WHEN {as_text(column)} ~* %(p)s '
+                    f"THEN regexp_replace({as_text(column)}, %(p)s, %(r)s, 'gi'){cast} ELSE \"{column}\" END")
+        tests.append(f"{as_text(column)} ~* %(p)s")
+    sql = f'UPDATE "{table}" SET {", ".join(sets)} WHERE ({where}) AND ({" OR ".join(tests)})'
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"p": pattern, "r": ERASED, **{f"w{i}": value for i, value in enumerate(params)}})
+        return cursor.rowcount
+
+
+def _former_values(person: Person, *, tenant: Tenant) -> dict[str, set[str]]:
+    """The values the person's contact fields had before (edits, merges), from the leads' audit trail."""
+    out: dict[str, set[str]] = {name: set() for name in ("email", "first_name", "last_name", "phone")}
+    if not person.lead_ids:
+        return out
+    for changes in (AuditEvent.objects.for_tenant(tenant).filter(object_type="leads.lead", object_id__in=person.lead_ids)
+                    .values_list("changes", flat=True)):
+        for name, values in out.items():
+            pair = changes.get(name) if isinstance(changes, dict) else None
+            if isinstance(pair, list):
+                values.update(v for v in pair if isinstance(v, str) and v)
+    return out
+
+
+def _scrub_everywhere(person: Person, *, tenant: Tenant) -> dict[str, int]:
+    """The set-based scrub of every text and JSON column: strong needles (emails, phones, full names, current
+    and former) in the whole tenant, first and last names alone in the rows of the person's leads and in the
+    audit events and admin log entries that name them."""
+    former = _former_values(person, tenant=tenant)
+    firsts = {first for first, _last in person.names if first} | former["first_name"]
+    lasts = {last for _first, last in person.names if last} | former["last_name"]
+    full_names = {f"{first} {last}" for first in firsts for last in lasts}
+    phones = person.phones | former["phone"]
+    strong = _pattern({person.email, *former["email"], *phones, *full_names}, words=False, phones=phones)
+    weak = _pattern(firsts | lasts, words=True)
+    counts: dict[str, int] = {}
+    ids = person.lead_ids
+    id_pattern = "(" + "|".join(ids) + ")" if ids else None
+    for table, columns in _text_columns().items():
+        table_columns = _table_columns(table)
+        changed = 0
+        if "tenant_id" in table_columns:
+            if strong:
+                changed += _scrub_table(table, columns, pattern=strong, where="tenant_id = %(w0)s", params=[tenant.pk])
+            linked = None
+            if table == "leads_lead":
+                linked = "tenant_id = %(w0)s AND id::text = ANY(%(w1)s)"
+            elif "lead_id" in table_columns:
+                linked = "tenant_id = %(w0)s AND lead_id::text = ANY(%(w1)s)"
+            elif table == AuditEvent._meta.db_table:
+                linked = ("tenant_id = %(w0)s AND (object_id = ANY(%(w1)s) OR changes::text ~ %(w2)s "
+                          "OR metadata::text ~ %(w2)s)")
+            if weak and ids and linked:
+                changed += _scrub_table(table, columns, pattern=weak, where=linked, params=[tenant.pk, ids, id_pattern])
+        elif table == "django_admin_log" and ids:
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE django_admin_log SET object_repr = %s WHERE object_id = ANY(%s)", [ERASED, ids])
+                changed += cursor.rowcount
+            for pattern in (strong, weak):
+                if pattern:
+                    changed += _scrub_table(table, columns, pattern=pattern, where="object_id = ANY(%(w0)s)",
+                                            params=[ids])
+        if changed:
+            counts[table] = changed
+    return counts
+
+
+def _personal_rows_erase(person: Person, *, tenant: Tenant) -> dict[str, int]:
+    """Delete the rows that are only personal data; empty the personal columns of the rows the counts need."""
+    ids, email = person.lead_ids, person.email
+    counts = {
+        "leads_signal (waiting, deleted)": Signal.objects.for_tenant(tenant).filter(email=email, lead__isnull=True)
+        .delete()[0],
+        "nurture_suppression (deleted)": Suppression.objects.for_tenant(tenant).filter(email=email).delete()[0],
+    }
+    if ids:
+        # Intake's replay records answer with the lead's id; the request itself is only a hash.
+        counts["leads_idempotencyrecord (deleted)"] = IdempotencyRecord.objects.for_tenant(tenant).filter(
+            response_body__id__in=ids).delete()[0]
+        counts["leads_touch"] = Touch.objects.for_tenant(tenant).filter(lead_id__in=ids).update(
+            payload={}, ip_address=None, user_agent="")
+        counts["leads_signal"] = Signal.objects.for_tenant(tenant).filter(lead_id__in=ids).update(
+            email="", properties={})
+        counts["leads_activity"] = Activity.objects.for_tenant(tenant).filter(lead_id__in=ids).update(
+            subject="", body="")
+        counts["nurture_message"] = Message.objects.for_tenant(tenant).filter(lead_id__in=ids).update(
+            to_email="", subject=ERASED, body_text=ERASED, error="")
+        now = timezone.now()
+        counts["leads_lead"] = Lead.objects.for_tenant(tenant).filter(pk__in=ids).update(
+            **dict.fromkeys(PERSONAL_LEAD_FIELDS, ""), attributes={}, marketing_consent=False,
+            erased_at=now, updated_at=now)
+    return {table: n for table, n in counts.items() if n}
+
+
+def person_erase(*, tenant: Tenant, email: str, actor: Actor) -> ErasureResult:
+    """Erase the person from `tenant` (see the module docstring), in one transaction; a second erasure of the same
+    email changes nothing more and is audited again with zero counts."""
+    with tenant_scope(tenant), transaction.atomic():
+        email = _email_required(email)
+        digest = email_hash(email)
+        person = _person(tenant=tenant, email=email, lock=True)
+        counts: dict[str, int] = {}
+        for table, n in _scrub_everywhere(person, tenant=tenant).items():
+            counts[table] = counts.get(table, 0) + n
+        counts.update({f"{table} (anonymised)" if "(" not in table else table: n
+                       for table, n in _personal_rows_erase(person, tenant=tenant).items()})
+        _contact, created = erased_contact_record(tenant=tenant, digest=digest)
+        result = ErasureResult(email_hash=digest, leads=len(person.lead_ids), counts=counts,
+                               already_erased=not created)
+        audit_record(tenant=tenant, actor=actor, action="person.erased", object_type="person", object_id=digest,
+                     metadata={"email_hash": digest, "leads": result.leads, "counts": counts,
+                               "already_erased": result.already_erased})
+        return result
+
+
