@@ -5,7 +5,7 @@ does not write, through the services the app runs: the capture pipeline task (sc
 demo leads: assignments, round-robin slots, SLA clocks, notifications), an intake with an
 Idempotency-Key, a signal, an invitation, the SLA Agent at the first deadline (an escalation), a
 logged call, a conversion (an opportunity), the Nurture Agent (an enrolment and a sent message) and a
-suppressed address. Two rows have no service to write them (the admin site does): a routing rule
+suppressed address; then another person who posted the form is erased at their request (a hashed erased contact). Two rows have no service to write them (the admin site does): a routing rule
 member and an agent setting, created directly. Everything runs inside `tenant_scope(tenant)`, so
 PostgreSQL holds it to that tenant as it holds the app: it never reads or writes another tenant.
 Calling it again for the same tenant adds rows but fails on nothing.
@@ -33,12 +33,14 @@ from routing.models import Assignment, RoutingRule, RoutingRuleMember, SlaClock,
 from routing.services.sla_enforcement import sla_enforce
 from workspace.services.activities import activity_log
 from workspace.services.lifecycle import lead_convert
+from workspace.services.privacy import person_erase
 from workspace.tasks import lead_captured_task
 
 FILLER = Actor.agent("RLS test filler")
 INVITEE = "invitee@rls-fill.test"
 INTAKE_KEY = "rls-fill-intake-1"
 SUPPRESSED = "do-not-mail@rls-fill.test"
+ERASED = "erase-me@rls-fill.test"
 
 
 def fill_every_tenant_table(tenant: Tenant) -> None:
@@ -52,6 +54,7 @@ def fill_every_tenant_table(tenant: Tenant) -> None:
         _sla_escalation(tenant)
         _call_and_convert()
         _nurture(tenant)
+        _erasure(tenant)
 
 
 def _user(email: str):
@@ -122,3 +125,10 @@ def _nurture(tenant: Tenant) -> None:
     if due is not None:
         nurture_tenant_run(tenant=tenant, now=max(due.next_due_at, noon))
     suppression_add(tenant=tenant, email=SUPPRESSED, reason=SuppressionReason.MANUAL, actor=FILLER)
+
+
+def _erasure(tenant: Tenant) -> None:
+    """A person who posted the demo form asks to be erased: their lead is anonymised, their hash kept."""
+    intake_submit(form=LeadForm.objects.order_by("pk").first(), data={
+        "email": ERASED, "first_name": "Robin", "last_name": "Erased", "company": "RLS Fill"})
+    person_erase(tenant=tenant, email=ERASED, actor=Actor.for_user(_user("admin@demo.test")))
