@@ -24,6 +24,8 @@ MANAGER_PAGES = "manager.pages"  # the /manager/ pages: team queue, Unassigned, 
 DASHBOARD_VIEW_TEAM = "dashboard.view_team"  # the team and funnel dashboards
 TEAM_MANAGE = "team.manage"  # invite members, change roles, teams, capacity, access; tenant admin pages
 CONFIG_EDIT = "config.edit"  # scoring, routing, nurture configuration in the admin
+PRIVACY_EXPORT = "privacy.export"  # a person's subject access export (GDPR/CCPA): the Lead admin action, the command
+PRIVACY_ERASE = "privacy.erase"  # erase a person at their request: the Lead admin action, the command
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -42,6 +44,8 @@ MATRIX: dict[str, frozenset[str]] = {
     DASHBOARD_VIEW_TEAM: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
     TEAM_MANAGE: frozenset({Role.ADMIN}),
     CONFIG_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
+    PRIVACY_EXPORT: frozenset({Role.ADMIN}),
+    PRIVACY_ERASE: frozenset({Role.ADMIN}),
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person

@@ -34,7 +34,8 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.context import tenant_scope
-from leadmgmt.tenancy.models import Tenant
+from leadmgmt.tenancy.models import Membership, Tenant
+from leadmgmt.tenancy.roles import principal_may
 from leads.erasure import email_hash, email_key, erased_contact_record, erased_emails
 from leads.locks import leads_lock
 from leads.models import (
@@ -58,6 +59,23 @@ PERSONAL_LEAD_FIELDS = ("email", "first_name", "last_name", "phone", "job_title"
 # Audit actions whose changes tell the consent history.
 CONSENT_FIELDS = ("marketing_consent", "consent_at", "consent_source")
 _TEXT_TYPES = ("character varying", "text", "json", "jsonb")
+
+
+class PrivacyRefused(Exception):
+    """The named person may not make privacy requests for the tenant (only admins may: leadmgmt.tenancy.roles)."""
+
+
+def privacy_actor(*, tenant: Tenant, action: str, username: str | None, tool: str) -> Actor:
+    """Who a privacy request is audited as: the named member, who must be an active admin of the tenant (the
+    role table's PRIVACY_EXPORT / PRIVACY_ERASE, as in the admin), or, when no one is named, the platform
+    operator running `tool` on the server."""
+    if not username:
+        return Actor(kind="system", name=f"Platform operator ({tool})")
+    membership = (Membership.objects.for_tenant(tenant).select_related("user")
+                  .filter(user__username=username).first())
+    if membership is None or not principal_may(action=action, membership=membership):
+        raise PrivacyRefused(f"{username} is not an active admin of {tenant.slug}: only admins may do this.")
+    return Actor.for_user(membership.user)
 
 
 @dataclass(frozen=True)
