@@ -16,6 +16,8 @@ from .normalize import email_normalize
 
 # The field message batch intake answers for an erased person's email.
 ERASED_MESSAGE = "This person's data was erased at the person's request; the address cannot be imported again."
+# The item error of a signal about an erased person who has no lead (again).
+ERASED_SIGNAL_MESSAGE = "This person's data was erased at the person's request; signals about them are not kept."
 
 
 def email_key(email: str) -> str:

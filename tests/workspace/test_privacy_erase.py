@@ -167,3 +167,16 @@ def test_an_email_that_is_not_an_address_is_a_field_error(tenant, admin_actor):
         person_erase(tenant=tenant, email="   ", actor=admin_actor)
     assert error.value.message_dict == {"email": ["Enter the person's email address."]}
     assert not AuditEvent.objects.unscoped().filter(action="person.erased").exists()
+
+
+def test_signals_about_an_erased_person_without_a_lead_are_refused(tenant, built, admin_actor):
+    from leads.erasure import ERASED_SIGNAL_MESSAGE
+    from leads.services.signals import SignalInput, signals_record
+
+    person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+    with tenant_scope(tenant):
+        result = signals_record(tenant=tenant, actor=admin_actor, items=[SignalInput(
+            index=0, type="pricing_page_view", occurred_at=timezone.now(), email=built.email,
+            properties={"name": built.first_name})]).as_dict()
+    assert result["results"] == [{"index": 0, "status": "error", "errors": {"email": [ERASED_SIGNAL_MESSAGE]}}]
+    assert rows_holding(built.needles) == {}
