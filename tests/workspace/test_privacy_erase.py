@@ -180,3 +180,21 @@ def test_signals_about_an_erased_person_without_a_lead_are_refused(tenant, built
             properties={"name": built.first_name})]).as_dict()
     assert result["results"] == [{"index": 0, "status": "error", "errors": {"email": [ERASED_SIGNAL_MESSAGE]}}]
     assert rows_holding(built.needles) == {}
+
+
+def test_a_colleague_on_the_same_switchboard_and_a_namesake_keep_their_data(client, tenant, lead_form, built,
+                                                                            admin_actor):
+    from tests.support.intake import post_json
+
+    colleague = "colleague@marrow-widgets.example"
+    namesake = "namesake@elsewhere.example"
+    for email, first, last in ((colleague, "Otto", "Brenner"), (namesake, built.first_name, built.last_name)):
+        response = post_json(client, {"email": email, "first_name": first, "last_name": last,
+                                      "phone": built.phone_typed}, form=lead_form)
+        assert response.status_code == 201
+    person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+    kept = {lead.email: lead for lead in Lead.objects.unscoped().filter(email__in=[colleague, namesake])}
+    assert kept[colleague].phone == built.phone and kept[namesake].phone == built.phone
+    assert (kept[namesake].first_name, kept[namesake].last_name) == (built.first_name, built.last_name)
+    assert Touch.objects.unscoped().get(lead=kept[namesake]).payload["first_name"] == built.first_name
+    assert kept[colleague].erased_at is None and kept[namesake].erased_at is None

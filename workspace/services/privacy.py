@@ -218,41 +218,37 @@ def _pattern(needles: set[str], *, words: bool, phones: set[str] = frozenset()) 
     return rf"\m({body})\M" if words else f"({body})"
 
 
-def _text_columns() -> dict[str, list[tuple[str, str]]]:
-    """Every table of the schema with its text and JSON columns: {table: [(column, type)]}."""
+def _schema_columns() -> tuple[dict[str, list[tuple[str, str]]], dict[str, set[str]]]:
+    """Every table of the schema: its text and JSON columns ({table: [(column, type)]}) and all its column names,
+    in one query."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND data_type = ANY(%s) "
-            "AND table_name IN (SELECT table_name FROM information_schema.tables "
-            "                   WHERE table_schema = current_schema() AND table_type = 'BASE TABLE') "
-            "ORDER BY table_name, ordinal_position", [list(_TEXT_TYPES)])
-        out: dict[str, list[tuple[str, str]]] = {}
+            "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
+            "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
+            "WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' "
+            "ORDER BY c.table_name, c.ordinal_position")
+        text: dict[str, list[tuple[str, str]]] = {}
+        names: dict[str, set[str]] = {}
         for table, column, data_type in cursor.fetchall():
-            out.setdefault(table, []).append((column, data_type))
-        return out
+            names.setdefault(table, set()).add(column)
+            if data_type in _TEXT_TYPES:
+                text.setdefault(table, []).append((column, data_type))
+        return text, names
 
 
-def _table_columns(table: str) -> set[str]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-                       "AND table_name = %s", [table])
-        return {row[0] for row in cursor.fetchall()}
-
-
-def _scrub_table(table: str, columns: list[tuple[str, str]], *, pattern: str, where: str, params: list) -> int:
-    """Replace what `pattern` matches with ERASED in `columns` of the rows `where` selects, in one UPDATE."""
-    def as_text(column: str) -> str:
-        return f'"{column}"::text'
+def _scrub_table(table: str, columns: list[tuple[str, str]], *, pattern: str, where: str, params: dict) -> int:
+    """Replace what `pattern` matches with ERASED in `columns` of the rows `where` selects, in one UPDATE that
+    writes only the rows holding a match."""
     sets, tests = [], []
     for column, data_type in columns:
+        text = f'"{column}"::text'
         cast = f"::{data_type}" if data_type in ("json", "jsonb") else ""
-        sets.append(f'"{column}" = CASE WHEN {as_text(column)} ~* %(p)s '
-                    f"THEN regexp_replace({as_text(column)}, %(p)s, %(r)s, 'gi'){cast} ELSE \"{column}\" END")
-        tests.append(f"{as_text(column)} ~* %(p)s")
+        sets.append(f'"{column}" = CASE WHEN {text} ~* %(p)s '
+                    f"THEN regexp_replace({text}, %(p)s, %(r)s, 'gi'){cast} ELSE \"{column}\" END")
+        tests.append(f"{text} ~* %(p)s")
     sql = f'UPDATE "{table}" SET {", ".join(sets)} WHERE ({where}) AND ({" OR ".join(tests)})'
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"p": pattern, "r": ERASED, **{f"w{i}": value for i, value in enumerate(params)}})
+        cursor.execute(sql, {"p": pattern, "r": ERASED, **params})
         return cursor.rowcount
 
 
@@ -270,44 +266,59 @@ def _former_values(person: Person, *, tenant: Tenant) -> dict[str, set[str]]:
     return out
 
 
+_AUDIT = AuditEvent._meta.db_table
+
+
+def _scopes(table: str, columns: set[str]) -> tuple[str, str | None]:
+    """For a tenant table: the rows that may name the person but belong to no one else (every row but other
+    leads' own), and the rows that are the person's (their leads' rows, the audit events naming them)."""
+    if table == Lead._meta.db_table:
+        return "tenant_id = %(t)s AND id::text = ANY(%(ids)s)", "tenant_id = %(t)s AND id::text = ANY(%(ids)s)"
+    if "lead_id" in columns:
+        return ("tenant_id = %(t)s AND (lead_id IS NULL OR lead_id::text = ANY(%(ids)s))",
+                "tenant_id = %(t)s AND lead_id::text = ANY(%(ids)s)")
+    if table == _AUDIT:
+        return ("tenant_id = %(t)s AND NOT (object_type = 'leads.lead' AND object_id <> ALL(%(ids)s))",
+                "tenant_id = %(t)s AND (object_id = ANY(%(ids)s) OR changes::text ~ %(idp)s OR metadata::text ~ %(idp)s)")
+    return "tenant_id = %(t)s", None
+
+
 def _scrub_everywhere(person: Person, *, tenant: Tenant) -> dict[str, int]:
-    """The set-based scrub of every text and JSON column: strong needles (emails, phones, full names, current
-    and former) in the whole tenant, first and last names alone in the rows of the person's leads and in the
-    audit events and admin log entries that name them."""
+    """The set-based scrub of every text and JSON column of every table, one UPDATE per table and scope:
+    * the person's emails (current and former) in every row of the tenant;
+    * their phones (written any way) and full names in every row but other leads' own (a colleague sharing the
+      switchboard number, or a namesake, keeps their data);
+    * their first and last names alone in the rows of their leads and the audit events naming them;
+    * Django's admin log (no tenant column) for their leads' entries."""
     former = _former_values(person, tenant=tenant)
     firsts = {first for first, _last in person.names if first} | former["first_name"]
     lasts = {last for _first, last in person.names if last} | former["last_name"]
-    full_names = {f"{first} {last}" for first in firsts for last in lasts}
     phones = person.phones | former["phone"]
-    strong = _pattern({person.email, *former["email"], *phones, *full_names}, words=False, phones=phones)
-    weak = _pattern(firsts | lasts, words=True)
-    counts: dict[str, int] = {}
+    emails = _pattern({person.email, *former["email"]}, words=False)
+    identity = _pattern({f"{first} {last}" for first in firsts for last in lasts}, words=False, phones=phones)
+    names = _pattern(firsts | lasts, words=True)
     ids = person.lead_ids
-    id_pattern = "(" + "|".join(ids) + ")" if ids else None
-    for table, columns in _text_columns().items():
-        table_columns = _table_columns(table)
+    params = {"t": tenant.pk, "ids": ids, "idp": "(" + "|".join(ids) + ")" if ids else "^$"}
+    text_columns, all_columns = _schema_columns()
+    counts: dict[str, int] = {}
+    for table, columns in text_columns.items():
         changed = 0
-        if "tenant_id" in table_columns:
-            if strong:
-                changed += _scrub_table(table, columns, pattern=strong, where="tenant_id = %(w0)s", params=[tenant.pk])
-            linked = None
-            if table == "leads_lead":
-                linked = "tenant_id = %(w0)s AND id::text = ANY(%(w1)s)"
-            elif "lead_id" in table_columns:
-                linked = "tenant_id = %(w0)s AND lead_id::text = ANY(%(w1)s)"
-            elif table == AuditEvent._meta.db_table:
-                linked = ("tenant_id = %(w0)s AND (object_id = ANY(%(w1)s) OR changes::text ~ %(w2)s "
-                          "OR metadata::text ~ %(w2)s)")
-            if weak and ids and linked:
-                changed += _scrub_table(table, columns, pattern=weak, where=linked, params=[tenant.pk, ids, id_pattern])
+        if "tenant_id" in all_columns[table]:
+            not_others, own = _scopes(table, all_columns[table])
+            if emails:
+                changed += _scrub_table(table, columns, pattern=emails, where="tenant_id = %(t)s", params=params)
+            if identity:
+                changed += _scrub_table(table, columns, pattern=identity, where=not_others, params=params)
+            if names and ids and own:
+                changed += _scrub_table(table, columns, pattern=names, where=own, params=params)
         elif table == "django_admin_log" and ids:
             with connection.cursor() as cursor:
                 cursor.execute("UPDATE django_admin_log SET object_repr = %s WHERE object_id = ANY(%s)", [ERASED, ids])
                 changed += cursor.rowcount
-            for pattern in (strong, weak):
+            for pattern in (emails, identity, names):
                 if pattern:
-                    changed += _scrub_table(table, columns, pattern=pattern, where="object_id = ANY(%(w0)s)",
-                                            params=[ids])
+                    changed += _scrub_table(table, columns, pattern=pattern, where="object_id = ANY(%(ids)s)",
+                                            params=params)
         if changed:
             counts[table] = changed
     return counts
