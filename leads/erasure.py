@@ -29,6 +29,12 @@ def email_key(email: str) -> str:
         return (email or "").strip().lower()
 
 
+def email_hash_sql(column: str) -> str:
+    """`email_hash` in SQL, of a column holding a normalised email, with the pepper as the `%(pepper)s` parameter
+    (pass `settings.PRIVACY_HASH_PEPPER`): for set-based checks such as nurture's enrolment sweep."""
+    return f"encode(sha256(convert_to(%(pepper)s || chr(10) || {column}, 'UTF8')), 'hex')"
+
+
 def email_hash(email: str) -> str:
     """sha256 (hex) of the deployment's PRIVACY_HASH_PEPPER and the normalised email: not reversible without the
     pepper, the same for the same person on every path."""

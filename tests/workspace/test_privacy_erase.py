@@ -24,7 +24,7 @@ from nurture.models import (
     Sequence,
 )
 from nurture.services.claiming import messages_claim
-from nurture.services.enrollment import lead_mailable_problems
+from nurture.services.enrollment import enrollments_auto_enroll, lead_mailable_problems
 from routing.models import Notification
 from tests.support.factories import LeadFormFactory, api_key_for
 from tests.support.privacy import new_person, person_build, routed, rows_holding
@@ -129,13 +129,19 @@ def test_nurture_never_mails_an_erased_person_who_posts_the_form_again(client, t
     assert response.status_code == 201
     lead = Lead.objects.unscoped().get(tenant=tenant, email=built.email)
     assert erased_emails(tenant=tenant, emails=[lead.email]) == {lead.email}
+    # Audience-ready (the set-up's sequence takes warm nurture leads), yet the minute sweep does not enrol it.
+    Lead.objects.unscoped().filter(pk=lead.pk).update(lead_class="nurture", band="warm", score=30, owner=None)
+    lead.refresh_from_db()
     with tenant_scope(tenant):
+        assert enrollments_auto_enroll(tenant=tenant, now=timezone.now()) == 0
+        assert not Enrollment.objects.filter(lead=lead).exists()
         assert any("erased" in p for p in lead_mailable_problems(lead=lead))
+        # An enrolment from before (or made by hand) exits at the claim, before anything is written or sent.
         sequence = Sequence.objects.order_by("pk").first()
         enrollment = Enrollment.objects.create(tenant=tenant, sequence=sequence, lead=lead, kind=sequence.kind,
                                                next_position=1, next_due_at=timezone.now())
         claim = messages_claim(tenant=tenant, nurture=NurtureSettings.objects.get(), now=timezone.now())
-    assert claim.message_ids == []
+    assert claim.message_ids == [] and not Message.objects.unscoped().filter(lead=lead).exists()
     enrollment.refresh_from_db()
     assert enrollment.status == EnrollmentStatus.EXITED and enrollment.exit_reason == ExitReason.UNSUBSCRIBED
     assert len(smtp_server.messages) == sent_before
