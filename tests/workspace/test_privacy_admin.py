@@ -7,6 +7,7 @@ import json
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from leadmgmt.audit.models import AuditEvent
@@ -14,6 +15,8 @@ from leadmgmt.tenancy.models import Role
 from leads.erasure import email_hash
 from leads.models import Lead
 from tests.support.intake import post_json
+from tests.support.privacy import rows_holding
+from tests.support.scoring_admin import post_data
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +30,7 @@ def _staff(make_member, tenant, role):
     return user
 
 
-def _captured(client, form, email, first_name="Ines", last_name="Quarrie"):
+def _captured(client, form, email, first_name="Ysoldine", last_name="Quarrington"):
     response = post_json(client, {"email": email, "first_name": first_name, "last_name": last_name,
                                   "phone": "+44 20 7946 0555"}, form=form)
     assert response.status_code == 201, response.content
@@ -53,7 +56,7 @@ def test_an_admin_downloads_the_subject_access_export(client, tenant, lead, make
     assert disposition == f'attachment; filename="subject-access-{email_hash(lead.email)[:16]}.json"'
     data = json.loads(response.content)
     assert data["leads"][0]["lead"]["email"] == lead.email
-    assert data["leads"][0]["touches"][0]["payload"]["first_name"] == "Ines"
+    assert data["leads"][0]["touches"][0]["payload"]["first_name"] == "Ysoldine"
     event = AuditEvent.objects.unscoped().get(tenant=tenant, action="person.exported")
     assert event.actor_user_id == admin_user.pk
 
@@ -61,6 +64,14 @@ def test_an_admin_downloads_the_subject_access_export(client, tenant, lead, make
 def test_an_admin_erases_after_a_confirmation_page(client, tenant, lead, make_member):
     admin_user = _staff(make_member, tenant, Role.ADMIN)
     client.force_login(admin_user)
+    listed = client.get(reverse(CHANGELIST)).content.decode()
+    assert "Erase person (GDPR)" in listed and "Export personal data (subject access)" in listed
+    # An edit in the admin first: Django's admin log keeps the lead's name (its object_repr).
+    change = reverse("admin:leads_lead_change", args=[lead.pk])
+    edited = client.post(change, {**post_data(client.get(change)), "job_title": "Chief of Staff"})
+    assert edited.status_code == 302, edited.content
+    assert LogEntry.objects.filter(object_id=str(lead.pk), object_repr__contains="Ysoldine").exists()
+
     page = _act(client, "privacy_erase", [lead])
     assert page.status_code == 200
     html = page.content.decode()
@@ -76,6 +87,7 @@ def test_an_admin_erases_after_a_confirmation_page(client, tenant, lead, make_me
     # The erased lead is still listed (counts), by its new name.
     listed = client.get(reverse(CHANGELIST)).content.decode()
     assert "ines.quarrie" not in listed
+    assert rows_holding(["ines.quarrie@privacy-admin.example", "Ysoldine", "Quarrington", "79460555"]) == {}
 
 
 def test_marketing_ops_see_the_leads_but_not_the_privacy_actions(client, tenant, lead, make_member):
