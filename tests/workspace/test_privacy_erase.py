@@ -204,3 +204,54 @@ def test_a_colleague_on_the_same_switchboard_and_a_namesake_keep_their_data(clie
     assert (kept[namesake].first_name, kept[namesake].last_name) == (built.first_name, built.last_name)
     assert Touch.objects.unscoped().get(lead=kept[namesake]).payload["first_name"] == built.first_name
     assert kept[colleague].erased_at is None and kept[namesake].erased_at is None
+
+
+def test_erasure_is_set_based_its_queries_do_not_grow_with_the_persons_rows(client, tenant, lead_form, admin_actor):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from leads.models import ActivityKind
+    from leads.services.signals import SignalInput, signals_record
+    from tests.support.intake import post_json
+    from workspace.services.activities import activity_log
+
+    def erase_queries(notes: int, name: str) -> int:
+        email = f"{name.lower()}@privacy.example"
+        assert post_json(client, {"email": email, "first_name": name, "last_name": "Person"},
+                         form=lead_form).status_code == 201
+        lead = Lead.objects.unscoped().get(tenant=tenant, email=email)
+        with tenant_scope(tenant):
+            for n in range(notes):
+                activity_log(lead=lead, kind=ActivityKind.NOTE, actor=admin_actor, subject=f"Note {n}",
+                             body=f"{name} Person said {n}")
+            signals_record(tenant=tenant, actor=admin_actor, items=[SignalInput(
+                index=n, type="pricing_page_view", occurred_at=timezone.now(), email=email) for n in range(notes)])
+        with CaptureQueriesContext(connection) as queries:
+            person_erase(tenant=tenant, email=email, actor=admin_actor)
+        assert rows_holding([email, name]) == {}
+        return len(queries)
+
+    # One statement per table and scope, whatever the number of the person's rows.
+    assert erase_queries(1, "Setbasedone") == erase_queries(15, "Setbasedfifteen")
+
+
+def test_a_person_known_only_by_waiting_signals_and_a_suppression_is_erased_too(tenant, admin_actor):
+    from leads.models import Signal
+    from leads.services.signals import SignalInput, signals_record
+    from nurture.models import SuppressionReason
+    from nurture.services.tracking import suppression_add
+
+    email = "only-tracked@privacy.example"
+    with tenant_scope(tenant):
+        signals_record(tenant=tenant, actor=admin_actor, items=[SignalInput(
+            index=0, type="pricing_page_view", occurred_at=timezone.now(), email=email,
+            properties={"page": "/pricing", "visitor": email})])
+        suppression_add(tenant=tenant, email=email, reason=SuppressionReason.UNSUBSCRIBED, actor=admin_actor)
+    assert Signal.objects.unscoped().filter(email=email, lead__isnull=True).count() == 1
+    result = person_erase(tenant=tenant, email=email, actor=admin_actor)
+    assert result.leads == 0
+    assert result.counts["leads_signal (waiting, deleted)"] == 1
+    assert result.counts["nurture_suppression (deleted)"] == 1
+    assert rows_holding([email]) == {}
+    # Still never mailed: the hashed entry replaces the suppression entry.
+    assert erased_emails(tenant=tenant, emails=[email]) == {email}

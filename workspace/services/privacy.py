@@ -358,11 +358,10 @@ def person_erase(*, tenant: Tenant, email: str, actor: Actor) -> ErasureResult:
         email = _email_required(email)
         digest = email_hash(email)
         person = _person(tenant=tenant, email=email, lock=True)
-        counts: dict[str, int] = {}
-        for table, n in _scrub_everywhere(person, tenant=tenant).items():
-            counts[table] = counts.get(table, 0) + n
-        counts.update({f"{table} (anonymised)" if "(" not in table else table: n
-                       for table, n in _personal_rows_erase(person, tenant=tenant).items()})
+        # Rows found by the email first (deleted or emptied), then the scrub of what is left everywhere.
+        counts = {f"{table} (anonymised)" if "(" not in table else table: n
+                  for table, n in _personal_rows_erase(person, tenant=tenant).items()}
+        counts.update(_scrub_everywhere(person, tenant=tenant))
         _contact, created = erased_contact_record(tenant=tenant, digest=digest)
         result = ErasureResult(email_hash=digest, leads=len(person.lead_ids), counts=counts,
                                already_erased=not created)
