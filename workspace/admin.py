@@ -60,7 +60,9 @@ class LeadAdmin(TenantScopedAdmin):
                        # owners change only through routing (lead_assign), which keeps the history:
                        "owner", "team", "assigned_at", "unassigned_reason", "first_contacted_at", "accepted_at",
                        "contact_attempts", "aging_flagged_at", "aging_alerted_at", "rejection_reason",
-                       "rejection_note", "rejected_at")
+                       "rejection_note", "rejected_at",
+                       # set by an erasure at the person's request (Erase person action, manage.py privacy_erase):
+                       "erased_at")
     raw_id_fields = ("account",)
     inlines = [TouchInline, AssignmentInline]
     view_roles = SALES_ROLES

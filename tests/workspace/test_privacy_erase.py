@@ -255,3 +255,19 @@ def test_a_person_known_only_by_waiting_signals_and_a_suppression_is_erased_too(
     assert rows_holding([email]) == {}
     # Still never mailed: the hashed entry replaces the suppression entry.
     assert erased_emails(tenant=tenant, emails=[email]) == {email}
+
+
+def test_two_people_whose_tracker_ids_quote_their_address_are_both_erased(client, tenant, lead_form, admin_actor):
+    from leads.models import Signal
+    from leads.services.signals import SignalInput, signals_record
+    from tests.support.intake import post_json
+
+    for email in ("first.tracked@privacy.example", "second.tracked@privacy.example"):
+        assert post_json(client, {"email": email}, form=lead_form).status_code == 201
+        with tenant_scope(tenant):
+            signals_record(tenant=tenant, actor=admin_actor, items=[SignalInput(
+                index=0, type="pricing_page_view", occurred_at=timezone.now(), email=email,
+                external_id=f"visit:{email}")])
+        person_erase(tenant=tenant, email=email, actor=admin_actor)
+    ids = list(Signal.objects.unscoped().filter(tenant=tenant).values_list("external_id", flat=True))
+    assert len(ids) == 2 and all(i.startswith("erased-") for i in ids) and len(set(ids)) == 2

@@ -10,10 +10,11 @@ Erasure keeps what the dashboards count and removes who it was, in one transacti
 * the lead rows stay (stage, status, score, source, dates) with every personal field blank and `erased_at` set;
   their touches lose the raw payload, IP and user agent, their signals the properties, their activities the
   subject and notes, their nurture messages the address, subject and body;
-* every text and JSON column of every tenant table (audit before/after values and metadata, notifications,
-  assignment reasons, opportunity names, Django's admin log …) is scrubbed, set-based (one UPDATE per table):
-  the email, the phones and the full names anywhere in the tenant, the first and last names alone in the rows
-  that belong to the person's leads (theirs, and the audit events naming them);
+* then every text and JSON column of every table (audit before/after values and metadata, notifications,
+  assignment reasons, opportunity names, Django's admin log …) is scrubbed, set-based (one UPDATE per table and
+  scope, `_scrub_everywhere`): the emails everywhere in the tenant, the phones (however written) and full names
+  everywhere but in other leads' own rows, the first and last names alone in the rows of the person's leads and
+  the audit events naming them; current values and former ones (from the audit trail);
 * the person is remembered by a peppered hash only (`leads.erasure`): batch intake refuses them, nurture never
   mails them. A new post of the public form is a new act of the person and is accepted (README).
 The audit trail gets one `person.erased` event with the hash and the per-table counts, no personal data.
@@ -28,6 +29,8 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Case, CharField, Value, When
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
@@ -338,8 +341,11 @@ def _personal_rows_erase(person: Person, *, tenant: Tenant) -> dict[str, int]:
             response_body__id__in=ids).delete()[0]
         counts["leads_touch"] = Touch.objects.for_tenant(tenant).filter(lead_id__in=ids).update(
             payload={}, ip_address=None, user_agent="")
+        # A tracker's external id may quote the address: a token unique per signal instead (dedup still works).
         counts["leads_signal"] = Signal.objects.for_tenant(tenant).filter(lead_id__in=ids).update(
-            email="", properties={})
+            email="", properties={}, external_id=Case(
+                When(external_id="", then=Value("")),
+                default=Concat(Value("erased-"), Cast("id", output_field=CharField()))))
         counts["leads_activity"] = Activity.objects.for_tenant(tenant).filter(lead_id__in=ids).update(
             subject="", body="")
         counts["nurture_message"] = Message.objects.for_tenant(tenant).filter(lead_id__in=ids).update(
