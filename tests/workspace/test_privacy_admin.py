@@ -122,3 +122,17 @@ def test_an_admin_cannot_erase_or_export_another_tenants_person(client, tenant, 
         assert "someone@globex-person.example" not in response.content.decode()
     assert Lead.objects.unscoped().get(pk=theirs.pk).erased_at is None
     assert not AuditEvent.objects.unscoped().filter(action__startswith="person.").exists()
+
+
+def test_a_platform_superuser_erases_inside_the_leads_tenant(client, tenant, other_tenant, other_lead_form, lead):
+    from django.contrib.auth import get_user_model
+
+    theirs = _captured(client, other_lead_form, lead.email)  # the same address in another tenant
+    root = get_user_model().objects.create_superuser("root@privacy.test", "root@privacy.test", "pw-for-tests-123")
+    client.force_login(root)
+    done = _act(client, "privacy_erase", [lead], confirmed="yes")
+    assert done.status_code == 302
+    assert Lead.objects.unscoped().get(pk=lead.pk).erased_at is not None
+    assert Lead.objects.unscoped().get(pk=theirs.pk).erased_at is None
+    event = AuditEvent.objects.unscoped().get(action="person.erased")
+    assert event.tenant_id == tenant.pk and event.actor_user_id == root.pk
