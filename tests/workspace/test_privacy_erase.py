@@ -60,6 +60,10 @@ def test_after_erasure_no_row_of_any_table_holds_the_email_names_or_phone(tenant
 
     assert rows_holding(built.needles) == {}
     assert result.leads == 1 and result.email_hash == email_hash(built.email)
+    # The job title is blanked on the lead and scrubbed from the rows about it (its audit trail, its score).
+    about_lead = AuditEvent.objects.unscoped().filter(object_id=str(built.lead.pk))
+    assert about_lead.exists() and "Head of Ops" not in json.dumps([[e.changes, e.metadata] for e in about_lead])
+    assert "Head of Ops" not in json.dumps(Lead.objects.unscoped().values().get(pk=built.lead.pk), default=str)
     lead = Lead.objects.unscoped().get(pk=built.lead.pk)
     assert lead.erased_at is not None
     assert (lead.email, lead.first_name, lead.last_name, lead.phone, lead.attributes) == ("", "", "", "", {})

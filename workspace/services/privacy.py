@@ -88,6 +88,7 @@ class Person:
     lead_ids: list[str]
     phones: set[str]
     names: set[tuple[str, str]]  # (first, last)
+    job_titles: set[str]
 
 
 @dataclass(frozen=True)
@@ -109,15 +110,16 @@ def _email_required(email: str) -> str:
 
 
 def _person(*, tenant: Tenant, email: str, lock: bool = False) -> Person:
-    by_email = list(Lead.objects.for_tenant(tenant).filter(email=email).values("id", "phone", "first_name", "last_name"))
+    by_email = list(Lead.objects.for_tenant(tenant).filter(email=email).values("id", "phone", "first_name", "last_name", "job_title"))
     phones = {row["phone"] for row in by_email if row["phone"]}
     rows = by_email + (list(Lead.objects.for_tenant(tenant).filter(email="", phone__in=phones, erased_at__isnull=True)
-                            .values("id", "phone", "first_name", "last_name")) if phones else [])
+                            .values("id", "phone", "first_name", "last_name", "job_title")) if phones else [])
     lead_ids = sorted({str(row["id"]) for row in rows})
     if lock and lead_ids:
         leads_lock(tenant=tenant, lead_ids=lead_ids)
     return Person(tenant=tenant, email=email, lead_ids=lead_ids, phones=phones,
-                  names={(row["first_name"], row["last_name"]) for row in rows})
+                  names={(row["first_name"], row["last_name"]) for row in rows},
+                  job_titles={row["job_title"] for row in rows if row["job_title"]})
 
 
 # --- subject access export ------------------------------------------------------------------------------------
@@ -257,7 +259,7 @@ def _scrub_table(table: str, columns: list[tuple[str, str]], *, pattern: str, wh
 
 def _former_values(person: Person, *, tenant: Tenant) -> dict[str, set[str]]:
     """The values the person's contact fields had before (edits, merges), from the leads' audit trail."""
-    out: dict[str, set[str]] = {name: set() for name in ("email", "first_name", "last_name", "phone")}
+    out: dict[str, set[str]] = {name: set() for name in ("email", "first_name", "last_name", "phone", "job_title")}
     if not person.lead_ids:
         return out
     for changes in (AuditEvent.objects.for_tenant(tenant).filter(object_type="leads.lead", object_id__in=person.lead_ids)
@@ -291,7 +293,8 @@ def _scrub_everywhere(person: Person, *, tenant: Tenant) -> dict[str, int]:
     * the person's emails (current and former) in every row of the tenant;
     * their phones (written any way) and full names in every row but other leads' own (a colleague sharing the
       switchboard number, or a namesake, keeps their data);
-    * their first and last names alone in the rows of their leads and the audit events naming them;
+    * their first and last names alone, and their job titles, in the rows of their leads and the audit events
+      naming them;
     * Django's admin log (no tenant column) for their leads' entries."""
     former = _former_values(person, tenant=tenant)
     firsts = {first for first, _last in person.names if first} | former["first_name"]
@@ -299,7 +302,7 @@ def _scrub_everywhere(person: Person, *, tenant: Tenant) -> dict[str, int]:
     phones = person.phones | former["phone"]
     emails = _pattern({person.email, *former["email"]}, words=False)
     identity = _pattern({f"{first} {last}" for first in firsts for last in lasts}, words=False, phones=phones)
-    names = _pattern(firsts | lasts, words=True)
+    names = _pattern(firsts | lasts | person.job_titles | former["job_title"], words=True)
     ids = person.lead_ids
     params = {"t": tenant.pk, "ids": ids, "idp": "(" + "|".join(ids) + ")" if ids else "^$"}
     text_columns, all_columns = _schema_columns()
