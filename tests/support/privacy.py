@@ -1,6 +1,6 @@
 """Privacy request helpers: a person with data in as many tables as the app writes, put there through the real
 paths (the public intake with a raw payload and an Idempotency-Key, signals before and after the lead, the capture
-pipeline's assignment and notification, an edit, a nurture email over real SMTP, a logged note), and the scan of
+pipeline's assignment and notification, an edit, a nurture email over real SMTP, a logged note, a conversion), and the scan of
 every text and JSON column of every table for their email, names and phone."""
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from tests.support.intake import post_json
 from tests.support.nurture import NurtureSettingsFactory, sequence_with_steps
 from tests.support.routing import rep, rule, team
 from workspace.services.activities import activity_log
+from workspace.services.lifecycle import lead_convert
 
 SIGNALER = Actor.agent("Site tracker")
 
@@ -91,6 +92,7 @@ def person_build(*, client, tenant: Tenant, form: LeadForm, person: PersonData, 
         activity_log(lead=lead, kind=ActivityKind.NOTE, actor=Actor.for_user(lead.owner),
                      subject=f"Spoke to {person.first_name}",
                      body=f"{person.first_name} {person.last_name} asked to be called on {person.phone}.")
+        lead_convert(lead=Lead.objects.get(pk=lead.pk), actor=Actor.for_user(lead.owner))  # an opportunity, a stage
     person.lead = Lead.objects.unscoped().get(pk=lead.pk)
     return person
 

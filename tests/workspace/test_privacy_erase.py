@@ -52,7 +52,7 @@ def test_after_erasure_no_row_of_any_table_holds_the_email_names_or_phone(tenant
     before = rows_holding(built.needles)
     # The set-up reached the tables a person's data lives in (the scan would find them there).
     for table in ("leads_lead", "leads_touch", "leads_signal", "leads_activity", "audit_auditevent",
-                  "nurture_message", "routing_notification"):
+                  "nurture_message", "routing_notification", "leads_opportunity"):
         assert table in before, (table, before)
     assert len(smtp_server.messages) >= 1
 

@@ -53,6 +53,9 @@ def test_the_export_holds_every_kind_of_data_about_the_person(tenant, built, ten
     assert len(entry["nurture_enrollments"]) == 1
     assert entry["assignments"] and entry["assignments"][0]["owner_id"] is not None
     assert entry["score_changes"]
+    [opportunity] = entry["opportunities"]
+    assert built.last_name in opportunity["name"] or opportunity["lead_id"] == str(built.lead.pk)
+    assert entry["stage_transitions"] and entry["stage_transitions"][-1]["to_stage"]
     consent = entry["consent"]
     assert consent["marketing_consent"] is True and consent["consent_at"]
     assert consent["history"][0]["action"] == "lead.created"
