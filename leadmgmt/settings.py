@@ -340,18 +340,11 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
 NURTURE_LINK_MAX_AGE_DAYS = env_int("NURTURE_LINK_MAX_AGE_DAYS", 365)
 
 # --- Privacy requests ---
-# The pepper of the hashed suppression list of erased people (leads.ErasedContact: sha256 of pepper + email).
-# Set it once per deployment to a long random string (`openssl rand -hex 32`), keep it secret and NEVER change
-# it: a new pepper forgets every erased person (they could be imported and mailed again). Without it, local
-# runs and tests derive one from the secret key.
-PRIVACY_HASH_PEPPER = env("PRIVACY_HASH_PEPPER", "")
-if not PRIVACY_HASH_PEPPER:
-    if env_bool("LEADMGMT_PRODUCTION"):
-        raise ImproperlyConfigured(
-            "PRIVACY_HASH_PEPPER is not set. In production (LEADMGMT_PRODUCTION=1) it is required: set it to a long "
-            "random string, e.g. `openssl rand -hex 32`, and never change it (erased people are remembered by it)."
-        )
-    PRIVACY_HASH_PEPPER = "local:" + SECRET_KEY
+# The pepper of the hashed list of people erased at their request (leads.ErasedContact: sha256 of the pepper and
+# the normalised email). Set it once per deployment to a long random string (`openssl rand -hex 32`), keep it
+# secret and never change it: a new pepper forgets every erased person (they could be imported and mailed again).
+# Unset, it is derived from the secret key, so rotating DJANGO_SECRET_KEY would then forget them: set it.
+PRIVACY_HASH_PEPPER = env("PRIVACY_HASH_PEPPER", "") or "derived-from-secret-key:" + SECRET_KEY
 
 # --- Live pages ---
 # How often open queues, Unassigned and the notification bell ask for fresh rows (seconds).
