@@ -350,6 +350,13 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
 # Links in nurture emails stop working (a clear 4xx page) after this many days.
 NURTURE_LINK_MAX_AGE_DAYS = env_int("NURTURE_LINK_MAX_AGE_DAYS", 365)
 
+# --- Privacy requests ---
+# The pepper of the hashed list of people erased at their request (leads.ErasedContact: sha256 of the pepper and
+# the normalised email). Set it once per deployment to a long random string (`openssl rand -hex 32`), keep it
+# secret and never change it: a new pepper forgets every erased person (they could be imported and mailed again).
+# Unset, it is derived from the secret key, so rotating DJANGO_SECRET_KEY would then forget them: set it.
+PRIVACY_HASH_PEPPER = env("PRIVACY_HASH_PEPPER", "") or "derived-from-secret-key:" + SECRET_KEY
+
 # --- Live pages ---
 # How often open queues, Unassigned and the notification bell ask for fresh rows (seconds).
 LIVE_POLL_SECONDS = max(env_int("LIVE_POLL_SECONDS", 15), 1)

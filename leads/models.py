@@ -194,6 +194,9 @@ class Lead(TenantOwned):
     # The record's id in the system it came from (a CRM export's row id), unique per tenant when given: a CSV
     # import that names it finds the lead again.
     external_id = models.CharField(max_length=200, blank=True, db_default="")
+    # Set when the person was erased at their request (workspace.services.privacy): the row stays for the
+    # dashboards' counts (stage, status, score, source, dates) with every personal field blanked.
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -209,7 +212,7 @@ class Lead(TenantOwned):
                 violation_error_message="A lead with this external id already exists.",
             ),
             models.CheckConstraint(
-                condition=~(Q(email="") & Q(phone="")), name="lead_has_email_or_phone",
+                condition=~(Q(email="") & Q(phone="")) | Q(erased_at__isnull=False), name="lead_has_email_or_phone",
                 violation_error_message="A lead needs an email or a phone number.",
             ),
         ]
@@ -230,7 +233,7 @@ class Lead(TenantOwned):
 
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
-        return name or self.email or self.phone
+        return name or self.email or self.phone or ("Erased person" if self.erased_at else "")
 
     @property
     def full_name(self) -> str:
@@ -509,3 +512,19 @@ class DuplicatePair(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.lead_id} ~ {self.other_id} ({self.get_reason_display()}, {self.tier})"
+class ErasedContact(TenantOwned):
+    """A person erased at their request, remembered only by a peppered hash of their normalised email
+    (`leads.erasure.email_hash`): batch intake refuses them and nurture never mails them again."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    email_hash = models.CharField(max_length=64, help_text="sha256 (hex) of PRIVACY_HASH_PEPPER + the normalised email.")
+    erased_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "email_hash"], name="erasedcontact_unique_hash_per_tenant",
+                                    violation_error_message="This person is already erased."),
+        ]
+
+    def __str__(self) -> str:
+        return f"erased {self.email_hash[:12]}…"

@@ -1,12 +1,22 @@
 """The Lead admin: a lead with its score breakdown (scoring), captures and assignment history (routing),
-for tenant admins and marketing ops. Registered by the workspace, the floor that sees every app."""
-from django.contrib import admin
+for tenant admins and marketing ops, and the privacy requests on a selected lead's person (subject access export,
+erasure; admins only). Registered by the workspace, the floor that sees every app."""
+import json
 
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.template.response import TemplateResponse
+
+from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.admin_base import TenantScopedAdmin, admin_rows, request_role
+from leadmgmt.tenancy.roles import PRIVACY_ERASE, PRIVACY_EXPORT, may
 from leads.admin import SALES_ROLES, TouchInline
+from leads.erasure import email_hash
 from leads.models import Lead
 from routing.models import Assignment
 from scoring.admin import score_breakdown_html
+from workspace.services.privacy import person_erase, person_export
 
 
 class AssignmentInline(admin.TabularInline):
@@ -50,14 +60,64 @@ class LeadAdmin(TenantScopedAdmin):
                        # owners change only through routing (lead_assign), which keeps the history:
                        "owner", "team", "assigned_at", "unassigned_reason", "first_contacted_at", "accepted_at",
                        "contact_attempts", "aging_flagged_at", "aging_alerted_at", "rejection_reason",
-                       "rejection_note", "rejected_at")
+                       "rejection_note", "rejected_at",
+                       # set by an erasure at the person's request (Erase person action, manage.py privacy_erase):
+                       "erased_at")
     raw_id_fields = ("account",)
     inlines = [TouchInline, AssignmentInline]
     view_roles = SALES_ROLES
     date_hierarchy = "created_at"
+    actions = ["privacy_export", "privacy_erase"]
 
     def save_model(self, request, obj, form, change):
         if change and form.changed_data:
             # A person edited these: later captures must never overwrite them.
             obj.edited_fields = sorted(set(obj.edited_fields or []) | set(form.changed_data))
         super().save_model(request, obj, form, change)
+
+    # --- privacy requests (the role table's PRIVACY_EXPORT / PRIVACY_ERASE: tenant admins; platform superusers) --
+    def has_privacy_export_permission(self, request) -> bool:
+        return request.user.is_superuser or may(request_role(request), PRIVACY_EXPORT)
+
+    def has_privacy_erase_permission(self, request) -> bool:
+        return request.user.is_superuser or may(request_role(request), PRIVACY_ERASE)
+
+    @admin.action(description="Export personal data (subject access)", permissions=["privacy_export"])
+    def privacy_export(self, request, queryset):
+        """One selected lead's person, everything held about them, downloaded as JSON."""
+        leads = list(queryset.exclude(email="").select_related("tenant")[:2])
+        if len(leads) != 1:
+            self.message_user(request, "Select exactly one lead with an email to export its person's data.",
+                              messages.ERROR)
+            return None
+        lead = leads[0]
+        export = person_export(tenant=lead.tenant, email=lead.email, actor=Actor.for_user(request.user))
+        response = HttpResponse(json.dumps(export, indent=2, ensure_ascii=False),
+                                content_type="application/json; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="subject-access-{email_hash(lead.email)[:16]}.json"'
+        return response
+
+    @admin.action(description="Erase person (GDPR)", permissions=["privacy_erase"])
+    def privacy_erase(self, request, queryset):
+        """Erase the people of the selected leads, after a confirmation page; leads without an email (or already
+        erased) are left as they are."""
+        leads = list(queryset.exclude(email="").select_related("tenant").order_by("email"))
+        if not leads:
+            self.message_user(request, "None of the selected leads has an email to erase its person by.",
+                              messages.ERROR)
+            return None
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(request, "admin/leads/lead/privacy_erase_confirm.html", {
+                **self.admin_site.each_context(request), "opts": self.opts, "title": "Erase person (GDPR)",
+                "leads": leads, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
+        erased = 0
+        for lead in leads:
+            try:
+                person_erase(tenant=lead.tenant, email=lead.email, actor=Actor.for_user(request.user))
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+                continue
+            erased += 1
+        self.message_user(request, f"{erased} person(s) erased: their leads are anonymised and they are kept on "
+                                   "the hashed suppression list.", messages.SUCCESS)
+        return None

@@ -26,6 +26,8 @@ TEAM_MANAGE = "team.manage"  # invite members, change roles, teams, capacity, ac
 CONFIG_EDIT = "config.edit"  # scoring, routing, nurture configuration in the admin
 DUPLICATES_REVIEW = "duplicates.review"  # the merge review queue: merge or dismiss possible duplicates, undo a merge
 LEAD_IMPORT = "lead.import"  # CSV imports: upload, map, preview, run, refused rows, undo
+PRIVACY_EXPORT = "privacy.export"  # a person's subject access export (GDPR/CCPA): the Lead admin action, the command
+PRIVACY_ERASE = "privacy.erase"  # erase a person at their request: the Lead admin action, the command
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -46,6 +48,8 @@ MATRIX: dict[str, frozenset[str]] = {
     CONFIG_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
     DUPLICATES_REVIEW: frozenset({Role.MANAGER, Role.ADMIN}),
     LEAD_IMPORT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
+    PRIVACY_EXPORT: frozenset({Role.ADMIN}),
+    PRIVACY_ERASE: frozenset({Role.ADMIN}),
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person

@@ -15,6 +15,7 @@ from leadmgmt.api import printable_key
 from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.models import ApiKey, Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
+from leads.erasure import ERASED_MESSAGE, erased_emails
 from leads.locks import leads_lock
 from leads.models import IdempotencyRecord, Lead
 from leads.services.capture import lead_capture
@@ -141,6 +142,13 @@ def _batch_capture(
             valid.append((index, item, capture_input_validate(data=item)))
         except ValidationError as exc:
             results.append(_error(index, exc))
+    # A person erased at their request is never imported again (one query for the batch).
+    erased = erased_emails(tenant=tenant, emails={capture.email for _i, _item, capture in valid if capture.email})
+    if erased:
+        for index, _item, capture in valid:
+            if capture.email in erased:
+                results.append(_error(index, ValidationError({"email": [ERASED_MESSAGE]})))
+        valid = [entry for entry in valid if entry[2].email not in erased]
     with transaction.atomic():
         _existing_leads_lock(tenant=tenant, captures=[capture for _i, _item, capture in valid])
         for index, item, capture in valid:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from leadmgmt.audit.actors import SIGNAL_AGENT, Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk
+from leads.erasure import ERASED_SIGNAL_MESSAGE, erased_emails
 from leads.events import signals_processed
 from leads.models import Lead, Signal
 from leads.signal_catalog import signal_type_names
@@ -113,6 +114,8 @@ def signals_record(*, tenant, items: Sequence[SignalInput], api_key=None, actor:
     leads_by_email = dict(
         Lead.objects.for_tenant(tenant).filter(email__in=emails).values_list("email", "id")
     ) if emails else {}
+    # A person erased at their request, with no lead since: their tracking is not kept (nothing waits for them).
+    erased = erased_emails(tenant=tenant, emails=emails - set(leads_by_email)) if emails else set()
 
     results: list[SignalItemResult] = []
     to_store: list[tuple[SignalInput, Signal]] = []
@@ -125,6 +128,9 @@ def signals_record(*, tenant, items: Sequence[SignalInput], api_key=None, actor:
             continue
         if item.lead_id is not None and item.lead_id not in leads_by_id:
             results.append(_error(item.index, "lead_id", "No lead with this id."))
+            continue
+        if item.lead_id is None and item.email in erased:
+            results.append(_error(item.index, "email", ERASED_SIGNAL_MESSAGE))
             continue
         if item.external_id:
             if item.external_id in first_of_external_id:

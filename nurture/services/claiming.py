@@ -20,6 +20,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk
 from leadmgmt.tenancy.models import Tenant
+from leads.erasure import erased_emails
 from leads.models import OPEN_STATUSES, Lead, LeadStatus, Opportunity, OpportunityStage
 
 from ..emails import unsubscribe_url
@@ -229,6 +230,9 @@ def _claim_facts(*, tenant: Tenant, nurture: NurtureSettings, enrollments: list[
     emails = {e.lead.email.lower() for e in enrollments if e.lead.email}
     suppressed = dict(Suppression.objects.for_tenant(tenant).filter(email__in=emails)
                       .values_list("email", "reason"))
+    # A person erased at their request (hashed list) is never mailed, even after a new form post.
+    suppressed.update({email: SuppressionReason.MANUAL for email in erased_emails(tenant=tenant, emails=emails)
+                       if email not in suppressed})
     with_opportunity = set(Opportunity.objects.for_tenant(tenant).filter(lead_id__in=[e.lead_id for e in enrollments])
                            .exclude(stage__in=[OpportunityStage.WON, OpportunityStage.LOST])
                            .values_list("lead_id", flat=True))

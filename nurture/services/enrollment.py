@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -28,6 +29,7 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_bulk, audit_record
+from leads.erasure import email_hash_sql, erased_emails
 from leads.locks import lead_lock, lead_lock_refresh
 from leads.models import OPEN_STATUSES, Lead, LeadStatus, Opportunity
 
@@ -136,6 +138,8 @@ def lead_mailable_problems(*, lead: Lead, lost_deal: bool = False) -> list[str]:
         problems.append("This lead has no email address.")
     elif Suppression.objects.for_tenant(lead.tenant_id).filter(email=lead.email.lower()).exists():
         problems.append("This address is on the suppression list (unsubscribed or bounced).")
+    elif erased_emails(tenant=lead.tenant_id, emails=[lead.email]):
+        problems.append("This person's data was erased at their request: they are never mailed.")
     if not lead.marketing_consent:
         problems.append("This lead has not given marketing consent.")
     if lead.status in CLOSED_STATUSES or (lead.status == LeadStatus.CONVERTED and not lost_deal):
@@ -190,11 +194,14 @@ _ELIGIBLE = """
       l.email <> '' AND l.marketing_consent
   AND l.status NOT IN ({closed})
   AND lower(l.email) NOT IN (SELECT x.email FROM nurture_suppression x WHERE x.tenant_id = %(t)s)
+  AND (NOT EXISTS (SELECT 1 FROM leads_erasedcontact ec WHERE ec.tenant_id = %(t)s)
+       OR {erased_hash} NOT IN (SELECT ec.email_hash FROM leads_erasedcontact ec WHERE ec.tenant_id = %(t)s))
 """
 # The suppression check is a NOT IN over the tenant's list (a hashed subplan: one pass over the list, whatever
 # the number of leads), and what a lead is already in comes from one aggregate over the tenant's enrolments
 # joined by hash: correlated NOT EXISTS here let the planner, misled by the audience filters' selectivity,
-# pick a nested loop over every enrolment for every lead.
+# pick a nested loop over every enrolment for every lead. People erased at their request (hashed) are checked the
+# same way, and only when the tenant has erased anyone (an uncorrelated EXISTS, evaluated once).
 
 
 def enrollments_auto_enroll(*, tenant, now: datetime | None = None, actor: Actor = NURTURE_AGENT) -> int:
@@ -215,7 +222,7 @@ def enrollments_auto_enroll(*, tenant, now: datetime | None = None, actor: Actor
                coalesce(tk.sequences, '{{}}') AS sequences, coalesce(tk.live_kinds, '{{}}') AS live_kinds
           FROM leads_lead l
           LEFT JOIN taken tk ON tk.lead_id = l.id
-         WHERE l.tenant_id = %(t)s AND {_ELIGIBLE.format(closed=_closed_statuses_sql(converted=False))}
+         WHERE l.tenant_id = %(t)s AND {_ELIGIBLE.format(closed=_closed_statuses_sql(converted=False), erased_hash=email_hash_sql('l.email'))}
            AND NOT coalesce(tk.live_auto, false)
     ), candidates AS (
         SELECT DISTINCT ON (p.id) p.id AS lead_id, s.id AS sequence_id, s.kind, fs.position, fs.delay, s.name
@@ -246,7 +253,8 @@ def enrollments_auto_enroll(*, tenant, now: datetime | None = None, actor: Actor
     RETURNING id, lead_id, sequence_id
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, {"t": tenant.pk, "by": actor.name[:200], "now": now})
+        cursor.execute(sql, {"t": tenant.pk, "by": actor.name[:200], "now": now,
+                             "pepper": settings.PRIVACY_HASH_PEPPER})
         rows = cursor.fetchall()
         if rows:
             names = dict(Sequence.objects.for_tenant(tenant).filter(pk__in={r[2] for r in rows})

@@ -6,7 +6,8 @@ demo leads: assignments, round-robin slots, SLA clocks, notifications), an intak
 Idempotency-Key, a signal, an invitation, the SLA Agent at the first deadline (an escalation), a
 logged call, a conversion (an opportunity), the Nurture Agent (an enrolment and a sent message) and a
 suppressed address, and a CSV import (uploaded, mapped, dry-run, run: its refused rows, its leads,
-the remembered mapping). Two rows have no service to write them (the admin site does): a routing rule
+the remembered mapping); then another person who posted the form is erased at their request (a hashed erased
+contact). Two rows have no service to write them (the admin site does): a routing rule
 member and an agent setting, created directly. Everything runs inside `tenant_scope(tenant)`, so
 PostgreSQL holds it to that tenant as it holds the app: it never reads or writes another tenant.
 Calling it again for the same tenant adds rows but fails on nothing.
@@ -41,12 +42,14 @@ from workspace.services.imports import (
     import_upload,
 )
 from workspace.services.lifecycle import lead_convert
+from workspace.services.privacy import person_erase
 from workspace.tasks import lead_captured_task
 
 FILLER = Actor.agent("RLS test filler")
 INVITEE = "invitee@rls-fill.test"
 INTAKE_KEY = "rls-fill-intake-1"
 SUPPRESSED = "do-not-mail@rls-fill.test"
+ERASED = "erase-me@rls-fill.test"
 
 
 def fill_every_tenant_table(tenant: Tenant) -> None:
@@ -62,6 +65,7 @@ def fill_every_tenant_table(tenant: Tenant) -> None:
         _call_and_convert()
         _nurture(tenant)
         _possible_duplicate(tenant)
+        _erasure(tenant)
 
 
 def _user(email: str):
@@ -152,3 +156,10 @@ def _nurture(tenant: Tenant) -> None:
     if due is not None:
         nurture_tenant_run(tenant=tenant, now=max(due.next_due_at, noon))
     suppression_add(tenant=tenant, email=SUPPRESSED, reason=SuppressionReason.MANUAL, actor=FILLER)
+
+
+def _erasure(tenant: Tenant) -> None:
+    """A person who posted the demo form asks to be erased: their lead is anonymised, their hash kept."""
+    intake_submit(form=LeadForm.objects.order_by("pk").first(), data={
+        "email": ERASED, "first_name": "Robin", "last_name": "Erased", "company": "RLS Fill"})
+    person_erase(tenant=tenant, email=ERASED, actor=Actor.for_user(_user("admin@demo.test")))
