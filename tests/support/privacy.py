@@ -93,6 +93,13 @@ def person_build(*, client, tenant: Tenant, form: LeadForm, person: PersonData, 
                      subject=f"Spoke to {person.first_name}",
                      body=f"{person.first_name} {person.last_name} asked to be called on {person.phone}.")
         lead_convert(lead=Lead.objects.get(pk=lead.pk), actor=Actor.for_user(lead.owner))  # an opportunity, a stage
+        # A CSV file uploaded for import and not run yet: the person's row is in the stored file (bytes).
+        from workspace.services.imports import import_upload
+
+        import_upload(tenant=tenant, actor=SYSTEM, file_name="crm-export.csv", content=(
+            "Email;First name;Last name;Phone;Company\r\n"
+            f"{person.email};{person.first_name};{person.last_name};{person.phone_typed};Marrow Widgets\r\n"
+            "someone.else@other-mail.example;Sam;Else;;Else Inc\r\n").encode("utf-8-sig"))
     person.lead = Lead.objects.unscoped().get(pk=lead.pk)
     return person
 
@@ -113,13 +120,13 @@ def _nurture_email(*, tenant: Tenant, lead: Lead) -> None:
 
 
 def text_columns() -> dict[str, list[str]]:
-    """Every table of the database's schema with its text, varchar, json, jsonb and array columns."""
+    """Every table of the database's schema with its text, varchar, json, jsonb, array and bytea columns (files)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.table_name, c.column_name FROM information_schema.columns c "
             "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
             "WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' "
-            "AND c.data_type IN ('character varying', 'text', 'json', 'jsonb', 'ARRAY', 'character') "
+            "AND c.data_type IN ('character varying', 'text', 'json', 'jsonb', 'ARRAY', 'character', 'bytea') "
             "ORDER BY 1, 2")
         out: dict[str, list[str]] = {}
         for table, column in cursor.fetchall():
@@ -127,15 +134,25 @@ def text_columns() -> dict[str, list[str]]:
         return out
 
 
+def _bytea_columns() -> set[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT table_name, column_name FROM information_schema.columns "
+                       "WHERE table_schema = current_schema() AND data_type = 'bytea'")
+        return set(cursor.fetchall())
+
+
 def rows_holding(needles: list[str]) -> dict[str, dict[str, int]]:
     """{table: {column: rows}} of every row in any table whose text holds any needle (case-insensitive), all tenants."""
     found: dict[str, dict[str, int]] = {}
+    binary = _bytea_columns()
     with connection.cursor() as cursor:
         for table, columns in text_columns().items():
             for column in columns:
+                # A file (bytes): its ASCII as text, the rest escaped (the needles are ASCII).
+                value = f"""encode("{column}", 'escape')""" if (table, column) in binary else f'"{column}"::text'
                 cursor.execute(
                     f'SELECT count(*) FROM "{table}" WHERE '  # noqa: S608 - names from information_schema
-                    + " OR ".join([f'strpos(lower("{column}"::text), lower(%s)) > 0'] * len(needles)), needles)
+                    + " OR ".join([f"strpos(lower({value}), lower(%s)) > 0"] * len(needles)), needles)
                 count = cursor.fetchone()[0]
                 if count:
                     found.setdefault(table, {})[column] = count

@@ -265,6 +265,25 @@ def test_refused_rows_never_stop_the_others_and_come_back_as_csv(tenant, admin, 
     assert csv_cell('=HYPERLINK("x")') == "'=HYPERLINK(\"x\")" and csv_cell("-1") == "'-1" and job
 
 
+def test_an_erased_person_is_refused_and_a_finished_import_keeps_no_file(tenant, admin,
+                                                                       django_capture_on_commit_callbacks):
+    from leads.erasure import ERASED_MESSAGE, email_hash, erased_contact_record
+
+    with tenant_scope(tenant):
+        erased_contact_record(tenant=tenant, digest=email_hash("gone@x.example"))
+    job_id = mapped(admin, "email,first_name\nGone@X.example,Gone\nstays@x.example,Stays\n")
+    preview = admin.post(url(job_id, "preview/"))
+    assert preview.status_code == 200, preview.content
+    body = run(admin, job_id, django_capture_on_commit_callbacks)
+    assert body["counts"]["created"] == 1 and body["counts"]["refused"] == 1
+    assert list(leads_of(tenant).values_list("email", flat=True)) == ["stays@x.example"]
+    rows = list(csv.reader(io.StringIO(admin.get(url(job_id, "refused.csv")).content.decode())))
+    # The refused row says why and keeps none of the erased person's data.
+    assert rows[1][:2] == ["2", f"email: {ERASED_MESSAGE}"] and rows[1][2:] == ["", ""]
+    job = ImportJob.objects.unscoped().get(pk=job_id)
+    assert bytes(job.content) == b"" and job.file_size > 0 and len(job.file_sha256) == 64
+
+
 def test_undo_deletes_created_leads_and_reverts_merges(tenant, admin, existing, django_capture_on_commit_callbacks):
     job_id = mapped(admin, "email,company,job_title\nfresh@x.example,Fresh,CEO\nknown@beta.example,Beta New,VP\n")
     run(admin, job_id, django_capture_on_commit_callbacks)

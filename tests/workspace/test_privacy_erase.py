@@ -52,7 +52,7 @@ def test_after_erasure_no_row_of_any_table_holds_the_email_names_or_phone(tenant
     before = rows_holding(built.needles)
     # The set-up reached the tables a person's data lives in (the scan would find them there).
     for table in ("leads_lead", "leads_touch", "leads_signal", "leads_activity", "audit_auditevent",
-                  "nurture_message", "routing_notification", "leads_opportunity"):
+                  "nurture_message", "routing_notification", "leads_opportunity", "workspace_importjob"):
         assert table in before, (table, before)
     assert len(smtp_server.messages) >= 1
 
@@ -72,6 +72,11 @@ def test_after_erasure_no_row_of_any_table_holds_the_email_names_or_phone(tenant
     # The rows that were only the person's data are gone; the rows the counts need stay.
     assert Message.objects.unscoped().filter(lead=lead).count() >= 1
     assert Notification.objects.unscoped().filter(lead=lead).count() >= 1
+    # The uploaded file keeps its lines (another person's row untouched); the person's line is emptied.
+    from workspace.models import ImportJob
+
+    lines = bytes(ImportJob.objects.unscoped().get(tenant=tenant).content).decode("utf-8-sig").split("\r\n")
+    assert lines[1] == ";;;;" and lines[2].startswith("someone.else@other-mail.example;Sam;Else")
 
 
 def test_dashboard_counts_are_the_same_after_erasure(tenant, built, admin_actor):

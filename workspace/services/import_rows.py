@@ -24,6 +24,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_event_build
 from leadmgmt.tenancy.models import Membership, Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
+from leads.erasure import ERASED_MESSAGE, erased_emails
 from leads.locks import leads_lock
 from leads.models import Account, Lead, LeadStage, LeadStatus, Signal, Touch, TouchKind
 from leads.normalize import email_normalize, text_clean
@@ -245,10 +246,14 @@ def chunk_apply(*, ctx: ImportContext, rows: Sequence[tuple[int, list[str]]]) ->
         row = row_parse(ctx=ctx, line=line, cells=cells)
         (outcomes if isinstance(row, RowOutcome) else parsed).append(row)
     owners = _owners_read(tenant=tenant, emails={r.extras["owner_email"] for r in parsed if "owner_email" in r.extras})
+    erased = erased_emails(tenant=tenant, emails={r.capture.email for r in parsed if r.capture.email})
     kept = []
     for row in parsed:
         owner_email = row.extras.get("owner_email")
-        if owner_email and owner_email not in owners:
+        if row.capture.email in erased:
+            # Erased at the person's request: refused, and the refused row keeps none of their data either.
+            outcomes.append(_refused(row.line, [""] * len(row.raw), {row.columns.get("email", "email"): [ERASED_MESSAGE]}))
+        elif owner_email and owner_email not in owners:
             outcomes.append(_refused(row.line, row.raw, {row.columns["owner_email"]: [
                 f"No active member of this workspace has the email {owner_email}."]}))
         else:

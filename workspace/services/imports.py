@@ -219,8 +219,10 @@ def import_run(*, tenant: Tenant, job_id: int) -> ImportJob:
 
 
 def _finish(job: ImportJob) -> ImportJob:
-    job.state, job.finished_at = ImportState.FINISHED, timezone.now()
-    job.save(update_fields=["state", "finished_at", "updated_at"])
+    """The run is done: the uploaded file is not kept any longer (its name, size and sha256 are; the refused rows
+    stay for their download), so a finished import holds no more personal data than its leads do."""
+    job.state, job.finished_at, job.content = ImportState.FINISHED, timezone.now(), b""
+    job.save(update_fields=["state", "finished_at", "content", "updated_at"])
     audit_record(tenant=job.tenant, actor=_actor(job), action="import.finished", obj=job,
                  metadata={"rows": job.row_count, **import_counts(job),
                            "seconds": round((job.finished_at - job.started_at).total_seconds(), 3)})
