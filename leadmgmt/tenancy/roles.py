@@ -24,6 +24,7 @@ MANAGER_PAGES = "manager.pages"  # the /manager/ pages: team queue, Unassigned, 
 DASHBOARD_VIEW_TEAM = "dashboard.view_team"  # the team and funnel dashboards
 TEAM_MANAGE = "team.manage"  # invite members, change roles, teams, capacity, access; tenant admin pages
 CONFIG_EDIT = "config.edit"  # scoring, routing, nurture configuration in the admin
+WEBHOOKS_MANAGE = "webhooks.manage"  # outbound webhook endpoints, their secrets and delivery log (API, admin)
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -42,6 +43,7 @@ MATRIX: dict[str, frozenset[str]] = {
     DASHBOARD_VIEW_TEAM: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
     TEAM_MANAGE: frozenset({Role.ADMIN}),
     CONFIG_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
+    WEBHOOKS_MANAGE: frozenset({Role.ADMIN}),
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
