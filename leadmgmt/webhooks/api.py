@@ -35,7 +35,6 @@ from .services.endpoints import (
     webhook_endpoint_update,
 )
 
-
 MAX_ID = 2**63 - 1  # a larger id in the URL is simply not there (PostgreSQL's bigint would refuse it)
 
 

@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,7 +17,8 @@ from leadmgmt.audit.actors import SYSTEM, Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.cross_tenant import cross_tenant
-from leadmgmt.tenancy.models import Membership, Role
+from leadmgmt.tenancy.models import Membership
+from leadmgmt.tenancy.roles import WEBHOOKS_MANAGE, roles_for
 
 from ..events import webhook_endpoint_disabled
 from ..models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, webhook_secret_new
@@ -87,7 +87,7 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
 
 def webhook_endpoints_disable_failing(*, now: dt.datetime | None = None) -> list[int]:
     """Beat: disable every active endpoint whose attempts have all failed for `WEBHOOK_DISABLE_AFTER_DAYS`;
-    give up its pending deliveries and tell the tenant's admins. Returns the endpoints' ids."""
+    give up its pending deliveries and tell the tenant's admins (`webhook_endpoint_disabled`). Returns the endpoints' ids."""
     now = now or timezone.now()
     cutoff = now - dt.timedelta(days=settings.WEBHOOK_DISABLE_AFTER_DAYS)
     with cross_tenant("sweep"):
@@ -114,23 +114,10 @@ def _endpoint_disable(*, tenant, endpoint_id: int, cutoff: dt.datetime, now: dt.
     WebhookDelivery.objects.for_tenant(tenant).filter(endpoint=endpoint, status=DeliveryStatus.PENDING).update(
         status=DeliveryStatus.FAILED, gave_up_at=now, claimed_until=None, last_error="Endpoint disabled.")
     audit_record(tenant=tenant, actor=SYSTEM, action="webhook.disabled", obj=endpoint, metadata={"reason": reason})
-    admins = list(Membership.objects.for_tenant(tenant).filter(role=Role.ADMIN, is_active=True)
-                  .select_related("user"))
-    webhook_endpoint_disabled.send(sender=WebhookEndpoint, tenant=tenant, endpoint=endpoint,
-                                   admin_ids=[m.user_id for m in admins])
-    recipients = [m.user.email for m in admins if m.user.email]
-    if recipients:
-        subject = f"Webhook disabled: {endpoint.url}"[:200]
-        body = (f"The webhook endpoint {endpoint.url} of {tenant.name} was disabled.\n\n{reason}\n\n"
-                "Fix the receiver, then switch the endpoint back on (API: PATCH /api/v1/webhooks/"
-                f"{endpoint.pk}/ with is_active=true, or the admin). Deliveries given up can be sent again "
-                "from the delivery log.")
-        transaction.on_commit(lambda: _mail(subject, body, recipients), robust=True)
+    admin_ids = list(Membership.objects.for_tenant(tenant).filter(role__in=roles_for(WEBHOOKS_MANAGE), is_active=True)
+                     .values_list("user_id", flat=True))
+    # Routing's receiver writes each admin an in-app notification, emailed after commit (routing.notifications).
+    webhook_endpoint_disabled.send(sender=WebhookEndpoint, tenant=tenant, endpoint=endpoint, admin_ids=admin_ids,
+                                   reason=reason)
     return True
 
-
-def _mail(subject: str, body: str, recipients: list[str]) -> None:
-    try:
-        send_mail(subject, body, None, recipients)
-    except OSError as exc:  # the endpoint stays disabled; the audit trail and in-app notice still tell
-        log.warning("webhook disabled notice not emailed: %s", exc)
