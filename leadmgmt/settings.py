@@ -353,6 +353,9 @@ WEBHOOK_RETRY_MAX_SECONDS = max(env_int("WEBHOOK_RETRY_MAX_SECONDS", 4 * 3600), 
 WEBHOOK_DISABLE_AFTER_DAYS = max(env_int("WEBHOOK_DISABLE_AFTER_DAYS", 3), 1)
 # After a secret rotation, requests carry a signature with the previous secret too, for this many hours.
 WEBHOOK_SECRET_GRACE_HOURS = max(env_int("WEBHOOK_SECRET_GRACE_HOURS", 24), 0)
+# Endpoints whose host resolves to a loopback, private or link-local address are refused (the app's own network,
+# cloud metadata services): set this only where receivers are meant to be internal (local development, tests).
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 # Deliveries one worker leases at a time (one per endpoint and lead: order per lead).
 WEBHOOK_CLAIM_BATCH = max(env_int("WEBHOOK_CLAIM_BATCH", 50), 1)
 

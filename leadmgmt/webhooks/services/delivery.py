@@ -16,11 +16,14 @@ Retries: a non-2xx answer, a timeout or a refused connection schedules the next 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import logging
 import random
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
@@ -69,10 +72,32 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
+def _address_refused(url: str) -> str:
+    """Why `url` must not be called: its host resolves to a loopback, private, link-local or otherwise
+    non-public address (the app's own network, a cloud metadata service), unless
+    `WEBHOOK_ALLOW_PRIVATE_URLS`; "" when it may."""
+    if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
+        return ""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                                   proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError, ValueError) as exc:
+        return f"Host not found: {exc}"
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global:
+            return f"Refused: {parts.hostname} resolves to a non-public address ({address})."
+    return ""
+
+
 def _post(*, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     started = time.monotonic()
     status, excerpt, error = None, "", ""
+    refused = _address_refused(url)
+    if refused:
+        return AttemptResult(ok=False, status_code=None, response_time_ms=0, excerpt="", error=refused[:300])
     try:
         with _opener.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
             status = response.status

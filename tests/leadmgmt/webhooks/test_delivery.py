@@ -146,6 +146,19 @@ def test_a_refused_connection_is_a_failed_attempt_with_its_error(tenant):
     assert "Connection refused" in delivery.last_error or "Errno" in delivery.last_error
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "10.1.2.3", "169.254.169.254", "[::1]"])
+def test_an_endpoint_on_a_non_public_address_is_refused_unless_allowed(tenant, webhook_receiver, settings, host):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    port = webhook_receiver.base_url.rsplit(":", 1)[1]
+    endpoint_for(tenant, f"http://{host}:{port}/hook", ["lead.created"])
+    emit(tenant)
+    send(tenant, T0)
+    [delivery] = deliveries(tenant)
+    assert delivery.status == DeliveryStatus.PENDING and delivery.last_status_code is None
+    assert delivery.last_error.startswith("Refused:") and "non-public address" in delivery.last_error
+    assert webhook_receiver.received() == []
+
+
 def test_retries_back_off_exponentially_with_jitter_and_a_cap(settings):
     settings.WEBHOOK_RETRY_BASE_SECONDS, settings.WEBHOOK_RETRY_MAX_SECONDS = 30, 3600
     for attempts, base in ((1, 30), (2, 60), (3, 120), (6, 960), (20, 3600)):
