@@ -36,4 +36,5 @@ app.conf.beat_schedule = {
     "nurture.agent": {"task": "nurture.tasks.nurture_agent_task", "schedule": 60.0},
     # Outbound webhooks: retries that are due, deliveries whose task was lost, endpoints failing for days.
     "webhooks.deliveries-sweep": {"task": "leadmgmt.webhooks.tasks.webhook_deliveries_sweep_task", "schedule": 60.0},
+    "webhooks.log-purge": {"task": "leadmgmt.webhooks.tasks.webhook_log_purge_task", "schedule": 3600.0},
 }

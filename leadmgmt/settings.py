@@ -318,6 +318,7 @@ CELERY_TASK_ROUTES = {name: {"queue": CELERY_PERIODIC_QUEUE} for name in (
     "nurture.tasks.nurture_agent_task",
     "workspace.tasks.capture_pipeline_sweep_task",
     "leadmgmt.webhooks.tasks.webhook_deliveries_sweep_task",
+    "leadmgmt.webhooks.tasks.webhook_log_purge_task",
     # enqueued on commit, SLA and notifications: a band change tightening a running SLA clock, the
     # emails of an escalation or an assignment notice
     "routing.tasks.sla_clock_tighten_task",
@@ -356,6 +357,8 @@ WEBHOOK_SECRET_GRACE_HOURS = max(env_int("WEBHOOK_SECRET_GRACE_HOURS", 24), 0)
 # Endpoints whose host resolves to a loopback, private or link-local address are refused (the app's own network,
 # cloud metadata services): set this only where receivers are meant to be internal (local development, tests).
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+# Delivered and given-up deliveries (the delivery log) and their events are deleted after this many days.
+WEBHOOK_LOG_RETENTION_DAYS = max(env_int("WEBHOOK_LOG_RETENTION_DAYS", 30), 1)
 # Deliveries one worker leases at a time (one per endpoint and lead: order per lead).
 WEBHOOK_CLAIM_BATCH = max(env_int("WEBHOOK_CLAIM_BATCH", 50), 1)
 

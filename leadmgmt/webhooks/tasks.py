@@ -8,7 +8,11 @@ from celery import shared_task
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Tenant
 
-from .services.delivery import tenants_with_due_deliveries, webhook_deliveries_send
+from .services.delivery import (
+    tenants_with_due_deliveries,
+    webhook_deliveries_send,
+    webhook_log_purge,
+)
 from .services.endpoints import webhook_endpoints_disable_failing
 
 log = logging.getLogger(__name__)
@@ -34,3 +38,9 @@ def webhook_deliveries_sweep_task() -> int:
     for tenant_id in tenant_ids:
         webhook_deliveries_send_task.delay(tenant_id=tenant_id)
     return len(tenant_ids)
+
+
+@shared_task(acks_late=True)
+def webhook_log_purge_task() -> int:
+    """Beat, hourly: the delivery log keeps `WEBHOOK_LOG_RETENTION_DAYS` of finished deliveries."""
+    return webhook_log_purge()

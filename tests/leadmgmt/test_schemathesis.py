@@ -31,6 +31,8 @@ from leadmgmt.celery import app as celery_app
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.events import tenant_provisioned
 from leadmgmt.tenancy.models import Membership, Role, Tenant
+from leadmgmt.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEvent
+from leadmgmt.webhooks.services.endpoints import webhook_endpoint_create
 from leads.models import ActivityOutcome, Lead
 from leads.throttles import IntakeFormRateThrottle, IntakeIpRateThrottle
 from nurture.models import Enrollment, NurtureSettings, Sequence, SequenceStatus
@@ -126,9 +128,20 @@ def _seed(credentials_path) -> dict:
             "reason_codes": sorted(RejectionReason.objects.values_list("code", flat=True)),
             "outcomes": sorted(ActivityOutcome.objects.values_list("code", flat=True)),
             "emails": sorted(lead.email for lead in leads if lead.email),
+            **_webhooks_seed(tenant),
         }
     data["rep_session"], data["admin_session"] = _session(rep), _session(admin)
     return data
+
+
+def _webhooks_seed(tenant) -> dict:
+    """An endpoint with a delivery given up (to send again); nothing is ever sent (the transaction never commits)."""
+    endpoint = webhook_endpoint_create(tenant=tenant, actor=SEEDER, url="https://hooks.schemathesis.example/in",
+                                       events=["lead.created"])
+    event = WebhookEvent.objects.create(tenant=tenant, type="lead.created", payload={"data": {}})
+    delivery = WebhookDelivery.objects.create(tenant=tenant, endpoint=endpoint, event=event,
+                                              status=DeliveryStatus.FAILED)
+    return {"webhook_ids": [endpoint.pk], "webhook_delivery_ids": [delivery.pk]}
 
 
 def _session(user) -> str:
@@ -178,7 +191,8 @@ def seeded(django_db_setup, django_db_blocker, tmp_path_factory):
 PLACEHOLDERS = {"SEEDED-API-KEY": "api_key", "SEEDED-BOUNCE-SECRET": "bounce_secret",
                 "SEEDED-REP-SESSION": "rep_session", "SEEDED-ADMIN-SESSION": "admin_session"}
 CSRF_TOKEN = get_random_string(32)
-MEMBERS_ONLY = r"^/api/v1/leads/\{id\}/(accept|reject|qualify|convert)/$"  # an API key is refused (403)
+# An API key is refused (403): the lead actions a person takes, and outbound webhooks (tenant admins).
+MEMBERS_ONLY = r"^/api/v1/leads/\{id\}/(accept|reject|qualify|convert)/$|^/api/v1/webhooks/"
 
 
 def _session_auth(case, session) -> None:
@@ -280,6 +294,8 @@ def _seed_into(case, choose):
         else:
             swap(path, "id", SEEDED["lead_ids"])
         swap(path, "notification_id", SEEDED["notification_ids"])
+        if operation.startswith("/api/v1/webhooks/"):
+            swap(path, "pk", SEEDED["webhook_delivery_ids" if "/deliveries/{pk}/" in operation else "webhook_ids"])
         swap(path, "tenant_slug", [SEEDED["tenant_slug"]])
     body = case.body if isinstance(case.body, dict) and positive(ParameterLocation.BODY) else {}
     for field, seeded in BODY_REFERENCES.items():

@@ -123,15 +123,25 @@ def retry_delay(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311 (jitter, not a secret)
 
 
+# One run of the send task starts no new batch after this many seconds (below Celery's soft time limit), and a
+# batch is small enough to be sent within it even when every endpoint answers at the last moment.
+RUN_SECONDS = 120
+
+
+def _claim_limit() -> int:
+    return max(1, min(settings.WEBHOOK_CLAIM_BATCH, RUN_SECONDS // settings.WEBHOOK_TIMEOUT_SECONDS))
+
+
 def deliveries_claim(*, tenant, now: dt.datetime, limit: int | None = None) -> list[int]:
-    """Lease up to `limit` due deliveries of the tenant (the first pending one per endpoint and lead)."""
-    limit = limit or settings.WEBHOOK_CLAIM_BATCH
-    lease = now + dt.timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 2 + 60)
+    """Lease up to `limit` due deliveries of the tenant (the first pending one per endpoint and lead), for as
+    long as sending all of them one after the other may take (so no other worker takes one meanwhile)."""
+    limit = limit or _claim_limit()
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, {"tenant_id": tenant.pk, "now": now, "limit": limit})
             ids = [row[0] for row in cursor.fetchall()]
         if ids:
+            lease = now + dt.timedelta(seconds=(settings.WEBHOOK_TIMEOUT_SECONDS + 5) * len(ids) + 60)
             WebhookDelivery.objects.for_tenant(tenant).filter(pk__in=ids).update(claimed_until=lease)
     return ids
 
@@ -185,9 +195,12 @@ def delivery_record(*, delivery: WebhookDelivery, result: AttemptResult, now: dt
 
 def webhook_deliveries_send(*, tenant, now: dt.datetime | None = None, max_rounds: int = 20) -> int:
     """Send the tenant's due deliveries, round after round (a lead's next event after its previous one),
-    until none is due or `max_rounds` (beat's sweep comes back for the rest). Returns the attempts made."""
-    sent = 0
+    until none is due, `max_rounds` or `RUN_SECONDS` (beat's sweep comes back for the rest). Returns the
+    attempts made."""
+    sent, started = 0, time.monotonic()
     for _ in range(max_rounds):
+        if time.monotonic() - started > RUN_SECONDS:
+            break  # beat's sweep hands the rest to a worker within the minute
         ids = deliveries_claim(tenant=tenant, now=now or timezone.now())
         if not ids:
             break
@@ -225,3 +238,19 @@ def delivery_redeliver(*, delivery: WebhookDelivery, now: dt.datetime | None = N
 
         _send_after_commit(delivery.tenant_id)
     return bool(updated)
+
+
+def webhook_log_purge(*, now: dt.datetime | None = None, batch: int = 10_000) -> int:
+    """Beat, hourly: delete delivered and given-up deliveries older than `WEBHOOK_LOG_RETENTION_DAYS` (at most
+    `batch` a run), then the events left without deliveries. Pending ones are kept whatever their age."""
+    from leadmgmt.tenancy.cross_tenant import cross_tenant
+
+    from ..models import WebhookEvent
+
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.WEBHOOK_LOG_RETENTION_DAYS)
+    with cross_tenant("sweep"), transaction.atomic():
+        old = (WebhookDelivery.objects.unscoped().exclude(status=DeliveryStatus.PENDING)
+               .filter(created_at__lt=cutoff).values("pk")[:batch])
+        deleted, _ = WebhookDelivery.objects.unscoped().filter(pk__in=list(old.values_list("pk", flat=True))).delete()
+        WebhookEvent.objects.unscoped().filter(created_at__lt=cutoff, deliveries__isnull=True).delete()
+    return deleted

@@ -247,3 +247,38 @@ def test_send_again_resends_a_delivered_event_with_its_id_after_commit(tenant, w
     assert first.headers["webhook-id"] == second.headers["webhook-id"] and first.body == second.body
     [delivery] = deliveries(tenant)
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.attempts == 1
+
+
+def test_the_log_keeps_finished_deliveries_for_the_retention_period_and_pending_ones_for_ever(tenant, other_tenant,
+                                                                                              settings):
+    from leadmgmt.webhooks.services.delivery import webhook_log_purge
+
+    settings.WEBHOOK_LOG_RETENTION_DAYS = 30
+    for owner in (tenant, other_tenant):
+        endpoint_for(owner, "http://127.0.0.1:9/hook", ["lead.created"])
+        for n in range(3):
+            emit(owner, data={"n": n}, now=T0 - dt.timedelta(days=40))
+        emit(owner, data={"n": "recent"}, now=T0 - dt.timedelta(days=10))
+    old = WebhookDelivery.objects.unscoped().filter(created_at__lt=T0 - dt.timedelta(days=30))
+    old.filter(event__payload__data__n__in=[0, 1]).update(status=DeliveryStatus.DELIVERED)  # n=2 stays pending
+    assert webhook_log_purge(now=T0) == 4  # two of each tenant
+    left = sorted((d.tenant_id, str(d.event.payload["data"]["n"])) for d in WebhookDelivery.objects.unscoped().all())
+    assert left == sorted([(tenant.pk, "2"), (tenant.pk, "recent"), (other_tenant.pk, "2"),
+                           (other_tenant.pk, "recent")])
+    assert WebhookEvent.objects.unscoped().count() == 4
+
+
+def test_a_claim_leases_its_batch_for_as_long_as_sending_it_may_take(tenant, settings):
+    from leadmgmt.webhooks.services.delivery import deliveries_claim
+
+    settings.WEBHOOK_TIMEOUT_SECONDS, settings.WEBHOOK_CLAIM_BATCH = 10, 50
+    endpoint_for(tenant, "http://127.0.0.1:9/hook", ["lead.created"])
+    for n in range(15):
+        emit(tenant, data={"n": n}, lead_id=uuid.uuid4())
+    with tenant_scope(tenant):
+        first = deliveries_claim(tenant=tenant, now=T0)
+        assert len(first) == 12  # 120 s of 10 s timeouts: what one run can send
+        lease = T0 + dt.timedelta(seconds=12 * 15 + 60)
+        assert {d.claimed_until for d in deliveries(tenant) if d.pk in first} == {lease}
+        assert len(deliveries_claim(tenant=tenant, now=lease - dt.timedelta(seconds=1))) == 3  # the rest only
+        assert len(deliveries_claim(tenant=tenant, now=lease + dt.timedelta(seconds=1))) == 12  # a lost worker's
