@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from leadmgmt.api import COMMON_ERRORS, Pagination, TenantApiView, actor_for, page
+from leadmgmt.api import COMMON_ERRORS, ERRORS_RESPONSE, Pagination, TenantApiView, actor_for, page
 from leadmgmt.tenancy.roles import WEBHOOKS_MANAGE, principal_may
 
 from .models import DeliveryStatus
@@ -146,7 +146,8 @@ class WebhookRedeliverView(WebhookApiView):
 
     @extend_schema(operation_id="webhooks_deliveries_redeliver", summary="Send a delivery again",
                    description="202 when queued; 409 when it is still pending (it will be sent anyway).",
-                   request=None, responses={202: WebhookDeliverySerializer, **COMMON_ERRORS}, tags=["webhooks"])
+                   request=None, responses={202: WebhookDeliverySerializer, 409: ERRORS_RESPONSE, **COMMON_ERRORS},
+                   tags=["webhooks"])
     def post(self, request, pk: int):
         delivery = webhook_delivery_get(tenant=request.tenant, delivery_id=pk) if pk <= MAX_ID else None
         if delivery is None:

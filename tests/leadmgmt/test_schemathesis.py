@@ -291,11 +291,11 @@ def _seed_into(case, choose):
             pair = choose([*SEEDED["enrollments"], None])
             if pair is not None:
                 path["id"], path["enrollment_id"] = pair[0], str(pair[1])
+        elif operation.startswith("/api/v1/webhooks/"):
+            swap(path, "id", SEEDED["webhook_delivery_ids" if "/deliveries/{id}/" in operation else "webhook_ids"])
         else:
             swap(path, "id", SEEDED["lead_ids"])
         swap(path, "notification_id", SEEDED["notification_ids"])
-        if operation.startswith("/api/v1/webhooks/"):
-            swap(path, "pk", SEEDED["webhook_delivery_ids" if "/deliveries/{pk}/" in operation else "webhook_ids"])
         swap(path, "tenant_slug", [SEEDED["tenant_slug"]])
     body = case.body if isinstance(case.body, dict) and positive(ParameterLocation.BODY) else {}
     for field, seeded in BODY_REFERENCES.items():
