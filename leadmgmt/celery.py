@@ -36,4 +36,7 @@ app.conf.beat_schedule = {
     # The Nurture Agent: enrols, exits (readiness → routing), pauses while a rep works the lead, and
     # sends due sequence steps, at most once each, within each tenant's rate limit.
     "nurture.agent": {"task": "nurture.tasks.nurture_agent_task", "schedule": 60.0},
+    # Outbound webhooks: retries that are due, deliveries whose task was lost, endpoints failing for days.
+    "webhooks.deliveries-sweep": {"task": "leadmgmt.webhooks.tasks.webhook_deliveries_sweep_task", "schedule": 60.0},
+    "webhooks.log-purge": {"task": "leadmgmt.webhooks.tasks.webhook_log_purge_task", "schedule": 3600.0},
 }

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "axes",
     "leadmgmt.tenancy",
     "leadmgmt.audit",
+    "leadmgmt.webhooks",
     "leads",
     "scoring",
     "routing",
@@ -327,6 +328,8 @@ CELERY_TASK_ROUTES = {name: {"queue": CELERY_PERIODIC_QUEUE} for name in (
     "nurture.tasks.nurture_agent_task",
     "workspace.tasks.capture_pipeline_sweep_task",
     "workspace.tasks.imports_sweep_task",
+    "leadmgmt.webhooks.tasks.webhook_deliveries_sweep_task",
+    "leadmgmt.webhooks.tasks.webhook_log_purge_task",
     # enqueued on commit, SLA and notifications: a band change tightening a running SLA clock, the
     # emails of an escalation or an assignment notice
     "routing.tasks.sla_clock_tighten_task",
@@ -356,6 +359,25 @@ NURTURE_LINK_MAX_AGE_DAYS = env_int("NURTURE_LINK_MAX_AGE_DAYS", 365)
 # secret and never change it: a new pepper forgets every erased person (they could be imported and mailed again).
 # Unset, it is derived from the secret key, so rotating DJANGO_SECRET_KEY would then forget them: set it.
 PRIVACY_HASH_PEPPER = env("PRIVACY_HASH_PEPPER", "") or "derived-from-secret-key:" + SECRET_KEY
+# --- Outbound webhooks ---
+# A request to an endpoint gives up after this many seconds (and counts as a failed attempt).
+WEBHOOK_TIMEOUT_SECONDS = max(env_int("WEBHOOK_TIMEOUT_SECONDS", 10), 1)
+# Failed deliveries are retried with exponential backoff (base doubling per attempt, capped, ±20 % jitter)
+# for this many hours after the event; then the delivery is given up (an admin can "send again").
+WEBHOOK_RETRY_HOURS = max(env_int("WEBHOOK_RETRY_HOURS", 24), 1)
+WEBHOOK_RETRY_BASE_SECONDS = max(env_int("WEBHOOK_RETRY_BASE_SECONDS", 30), 1)
+WEBHOOK_RETRY_MAX_SECONDS = max(env_int("WEBHOOK_RETRY_MAX_SECONDS", 4 * 3600), 1)
+# An endpoint whose every attempt failed for this many days is disabled and the tenant's admins are told.
+WEBHOOK_DISABLE_AFTER_DAYS = max(env_int("WEBHOOK_DISABLE_AFTER_DAYS", 3), 1)
+# After a secret rotation, requests carry a signature with the previous secret too, for this many hours.
+WEBHOOK_SECRET_GRACE_HOURS = max(env_int("WEBHOOK_SECRET_GRACE_HOURS", 24), 0)
+# Endpoints whose host resolves to a loopback, private or link-local address are refused (the app's own network,
+# cloud metadata services): set this only where receivers are meant to be internal (local development, tests).
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+# Delivered and given-up deliveries (the delivery log) and their events are deleted after this many days.
+WEBHOOK_LOG_RETENTION_DAYS = max(env_int("WEBHOOK_LOG_RETENTION_DAYS", 30), 1)
+# Deliveries one worker leases at a time (one per endpoint and lead: order per lead).
+WEBHOOK_CLAIM_BATCH = max(env_int("WEBHOOK_CLAIM_BATCH", 50), 1)
 
 # --- Live pages ---
 # How often open queues, Unassigned and the notification bell ask for fresh rows (seconds).

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("routing.api_urls")),
     path("api/v1/", include("nurture.api_urls")),
     path("api/v1/", include("workspace.api_urls")),
+    path("api/v1/", include("leadmgmt.webhooks.api_urls")),
     path("n/", include("nurture.public_urls")),  # links in nurture emails: unsubscribe, click, open pixel
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", views.api_docs, name="api-docs"),  # Swagger UI and ReDoc, under the CSP (leadmgmt/views.py)

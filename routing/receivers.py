@@ -23,6 +23,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from leadmgmt.tenancy.events import tenant_provisioned
+from leadmgmt.webhooks.events import webhook_endpoint_disabled
 from scoring.events import lead_band_changed
 
 from .defaults import routing_defaults_create
@@ -62,3 +63,18 @@ def lead_band_changed_sla(sender, *, tenant, lead_id, from_band, to_band, score,
 def tenant_provisioned_defaults(sender, *, tenant, actor, **kwargs) -> None:
     """Default rules, seed SLA policies with their escalation ladders, the rejection taxonomy, business hours."""
     routing_defaults_create(tenant=tenant, actor=actor)
+
+
+@receiver(webhook_endpoint_disabled, dispatch_uid="routing.webhook_endpoint_disabled_notify")
+def webhook_endpoint_disabled_notify(sender, *, tenant, endpoint, admin_ids, reason, **kwargs) -> None:
+    """A webhook endpoint disabled for failing too long: each tenant admin gets an in-app notification,
+    emailed right after the commit (the notification machinery's own task and sweep)."""
+    from .notifications import notify
+
+    for user_id in admin_ids:
+        notify(tenant=tenant, user=user_id, kind="webhook_disabled", email=True,
+               dedup_key=f"webhook:{endpoint.pk}:disabled:{endpoint.disabled_at:%Y%m%d%H%M%S}",
+               title=f"Webhook disabled: {endpoint.url}"[:200],
+               body=f"{reason}\n\nFix the receiver, then switch the endpoint back on (API: PATCH "
+                    f"/api/v1/webhooks/{endpoint.pk}/ with is_active=true, or the admin). Deliveries given up can "
+                    "be sent again from the delivery log.")

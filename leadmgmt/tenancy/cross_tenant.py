@@ -58,6 +58,8 @@ UNSCOPED_CALLERS: dict[str, dict[str, str]] = {
     "nurture/api.py": {"BounceSecretAuthentication.authenticate": "public_link"},
     "nurture/selectors.py": {"message_for_link": "public_link"},
     "nurture/services/sending.py": {"nurture_agent_run": "sweep"},
+    "leadmgmt/webhooks/services/delivery.py": {"tenants_with_due_deliveries": "sweep", "webhook_log_purge": "sweep"},
+    "leadmgmt/webhooks/services/endpoints.py": {"webhook_endpoints_disable_failing": "sweep"},
 }
 
 _PURPOSE_RE = re.compile(r"^[a-z_]+$")

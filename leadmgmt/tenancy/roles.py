@@ -28,6 +28,7 @@ DUPLICATES_REVIEW = "duplicates.review"  # the merge review queue: merge or dism
 LEAD_IMPORT = "lead.import"  # CSV imports: upload, map, preview, run, refused rows, undo
 PRIVACY_EXPORT = "privacy.export"  # a person's subject access export (GDPR/CCPA): the Lead admin action, the command
 PRIVACY_ERASE = "privacy.erase"  # erase a person at their request: the Lead admin action, the command
+WEBHOOKS_MANAGE = "webhooks.manage"  # outbound webhook endpoints, their secrets and delivery log (API, admin)
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -50,6 +51,7 @@ MATRIX: dict[str, frozenset[str]] = {
     LEAD_IMPORT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
     PRIVACY_EXPORT: frozenset({Role.ADMIN}),
     PRIVACY_ERASE: frozenset({Role.ADMIN}),
+    WEBHOOKS_MANAGE: frozenset({Role.ADMIN}),
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person

@@ -31,10 +31,13 @@ from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_event_build
 from leadmgmt.db.prepared import execute_prepared
 from leadmgmt.tenancy.models import Tenant
+from leadmgmt.webhooks.models import WebhookEventType
+from leadmgmt.webhooks.services.emit import webhook_emit, webhook_subscribed
 from leads.capture_input import CaptureInput, capture_input_validate
 from leads.events import lead_captured
 from leads.locks import lead_lock_by_contact
 from leads.models import Account, Lead, LeadForm, Signal, Touch, TouchKind
+from leads.webhooks import lead_webhook_data
 
 
 @dataclass(frozen=True)
@@ -543,6 +546,10 @@ def lead_capture(
         else:
             events.append(audit_event_build(tenant=tenant, actor=actor, action="lead.merged", obj=lead,
                                             changes=changes, metadata={**metadata, "matched_on": matched_on}))
+            if webhook_subscribed(tenant=tenant, event_type=WebhookEventType.LEAD_MERGED):
+                webhook_emit(tenant=tenant, event_type=WebhookEventType.LEAD_MERGED, lead_id=lead.pk, now=now,
+                             data={"lead": lead_webhook_data(lead), "matched_on": matched_on,
+                                   "changed_fields": sorted({name.split(".")[0] for name in changes})})
         attached = _touch_create(touch=touch, attach_email=lead.email, events=events)
         if attached:
             _signals_enqueue(tenant=tenant, signal_ids=attached)

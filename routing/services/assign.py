@@ -13,8 +13,11 @@ from django.utils import timezone
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_bulk, audit_event_build, audit_record
 from leadmgmt.tenancy.models import Agent, Membership, Team, Tenant, agent_enabled
+from leadmgmt.webhooks.models import WebhookEventType
+from leadmgmt.webhooks.services.emit import WebhookItem, webhook_emit_bulk, webhook_subscribed
 from leads.locks import UNSET, lead_lock, lead_lock_refresh, leads_lock
 from leads.models import OPEN_STATUSES, Lead
+from leads.webhooks import lead_webhook_data
 
 from ..models import Assignment, RoutingRule, Strategy, Trigger
 from ..notifications import notify_new_owner, notify_new_owners
@@ -80,6 +83,7 @@ def _assign(*, lead: Lead, owner, actor: Actor, trigger: str, rule: RoutingRule 
                   "strategy": assignment.strategy, "reason": reason},
     )
     sla_clock_restart(lead=lead, assignment=assignment, now=now)
+    _webhooks_lead_assigned(tenant=lead.tenant_id, assignments=[assignment], now=now)
     notify_new_owner(assignment=assignment)
     unassigned_alert(assignment=assignment, previous_owner_id=previous_id)
     return assignment
@@ -122,6 +126,7 @@ def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor:
     events += sla_clocks_restart_many(tenant=tenant, assigned=[(a.lead, a) for a in assignments], now=now)
     leads_write_assigned(tenant=tenant, leads=[a.lead for a in assignments])
     audit_bulk(events=events)
+    _webhooks_lead_assigned(tenant=tenant, assignments=assignments, now=now)
     notify_new_owners(assignments=assignments, now=now)
     for assignment in assignments:
         if assignment.owner_id is None:
@@ -137,6 +142,19 @@ def leads_assign_named(*, tenant: Tenant, owners: list[tuple[Lead, object]], act
     decided = [(lead, Decision(owner=owner, team=None, rule=None, strategy="", reason=reason, trace=[]))
                for lead, owner in owners]
     return _assign_many(tenant=tenant, decided=decided, actor=actor, trigger=Trigger.CAPTURE, now=now or timezone.now())
+def _webhooks_lead_assigned(*, tenant, assignments: list[Assignment], now: datetime) -> None:
+    """`lead.assigned` for each assignment that gave a lead an owner (one insert for a batch; none when no
+    endpoint of the tenant subscribes). The assignment's id is the event's key."""
+    owned = [a for a in assignments if a.owner_id is not None]
+    if not owned or not webhook_subscribed(tenant=tenant, event_type=WebhookEventType.LEAD_ASSIGNED):
+        return
+    webhook_emit_bulk(tenant=tenant, event_type=WebhookEventType.LEAD_ASSIGNED, now=now, items=[
+        WebhookItem(lead_id=a.lead_id, key=f"assignment-{a.pk}", data={
+            "lead": lead_webhook_data(a.lead),
+            "owner": {"id": a.owner_id, "email": a.owner.email, "name": a.owner.get_full_name()},
+            "previous_owner_id": a.previous_owner_id, "team_id": a.team_id, "trigger": a.trigger,
+            "rule": a.rule_name, "strategy": a.strategy, "reason": a.reason, "assignment_id": a.pk})
+        for a in owned])
 
 
 def leads_write_assigned(*, tenant: Tenant, leads: list[Lead]) -> None:

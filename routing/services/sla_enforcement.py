@@ -20,8 +20,11 @@ from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import Agent, AgentSetting, Tenant
+from leadmgmt.webhooks.models import WebhookEventType
+from leadmgmt.webhooks.services.emit import webhook_emit, webhook_subscribed
 from leads.locks import lead_lock
 from leads.models import OPEN_STATUSES, Lead
+from leads.webhooks import lead_webhook_data
 
 from ..business_hours import tenant_hours
 from ..models import Escalation, EscalationAction, EscalationStep, SlaClock, SlaPolicy, Trigger
@@ -98,6 +101,13 @@ def _clock_enforce(*, clock: SlaClock, lead: Lead, batch: _Batch, now: dt.dateti
         audit_record(tenant=tenant, actor=SLA_AGENT, action="sla.breached", obj=lead,
                      metadata={"clock_id": clock.pk, "policy": clock.policy_name, "owner_id": clock.owner_id,
                                "due_at": clock.due_at})
+        if webhook_subscribed(tenant=tenant, event_type=WebhookEventType.SLA_BREACHED):
+            webhook_emit(tenant=tenant, event_type=WebhookEventType.SLA_BREACHED, lead_id=lead.pk, now=now,
+                         key=f"sla-clock-{clock.pk}", data={
+                             "lead": lead_webhook_data(lead), "sla": {
+                                 "clock_id": clock.pk, "kind": clock.kind, "policy": clock.policy_name,
+                                 "owner_id": clock.owner_id, "started_at": clock.started_at.isoformat(),
+                                 "due_at": clock.due_at.isoformat()}})
         if clock.owner_id:
             notify(tenant=tenant, user=clock.owner_id, kind="sla_breached", lead=lead, now=now,
                    dedup_key=f"sla:{clock.pk}:breach", title=f"SLA missed: {lead_label(lead)}",

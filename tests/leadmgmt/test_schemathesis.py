@@ -31,6 +31,8 @@ from leadmgmt.celery import app as celery_app
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.events import tenant_provisioned
 from leadmgmt.tenancy.models import Membership, Role, Tenant
+from leadmgmt.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEvent
+from leadmgmt.webhooks.services.endpoints import webhook_endpoint_create
 from leads.models import ActivityOutcome, Lead
 from leads.throttles import IntakeFormRateThrottle, IntakeIpRateThrottle
 from nurture.models import Enrollment, NurtureSettings, Sequence, SequenceStatus
@@ -133,6 +135,7 @@ def _seed(credentials_path) -> dict:
             "outcomes": sorted(ActivityOutcome.objects.values_list("code", flat=True)),
             "emails": sorted(lead.email for lead in leads if lead.email),
             "import_ids": _imports_seed(tenant),
+            **_webhooks_seed(tenant),
         }
     data["rep_session"], data["admin_session"] = _session(rep), _session(admin)
     return data
@@ -149,6 +152,14 @@ def _imports_seed(tenant) -> list[int]:
     finished = import_run_start(job=import_mapping_set(job=finished, mapping=finished.mapping), actor=SEEDER)
     import_run(tenant=tenant, job_id=finished.pk)
     return [uploaded.pk, mapped.pk, finished.pk]
+def _webhooks_seed(tenant) -> dict:
+    """An endpoint with a delivery given up (to send again); nothing is ever sent (the transaction never commits)."""
+    endpoint = webhook_endpoint_create(tenant=tenant, actor=SEEDER, url="https://hooks.schemathesis.example/in",
+                                       events=["lead.created"])
+    event = WebhookEvent.objects.create(tenant=tenant, type="lead.created", payload={"data": {}})
+    delivery = WebhookDelivery.objects.create(tenant=tenant, endpoint=endpoint, event=event,
+                                              status=DeliveryStatus.FAILED)
+    return {"webhook_ids": [endpoint.pk], "webhook_delivery_ids": [delivery.pk]}
 
 
 def _session(user) -> str:
@@ -198,7 +209,8 @@ def seeded(django_db_setup, django_db_blocker, tmp_path_factory):
 PLACEHOLDERS = {"SEEDED-API-KEY": "api_key", "SEEDED-BOUNCE-SECRET": "bounce_secret",
                 "SEEDED-REP-SESSION": "rep_session", "SEEDED-ADMIN-SESSION": "admin_session"}
 CSRF_TOKEN = get_random_string(32)
-MEMBERS_ONLY = r"^/api/v1/leads/\{id\}/(accept|reject|qualify|convert)/$"  # an API key is refused (403)
+# An API key is refused (403): the lead actions a person takes, and outbound webhooks (tenant admins).
+MEMBERS_ONLY = r"^/api/v1/leads/\{id\}/(accept|reject|qualify|convert)/$|^/api/v1/webhooks/"
 
 
 def _session_auth(case, session) -> None:
@@ -299,6 +311,8 @@ def _seed_into(case, choose):
                 path["id"], path["enrollment_id"] = pair[0], str(pair[1])
         elif operation.startswith("/api/v1/imports/{id}/"):
             swap(path, "id", SEEDED["import_ids"])
+        elif operation.startswith("/api/v1/webhooks/"):
+            swap(path, "id", SEEDED["webhook_delivery_ids" if "/deliveries/{id}/" in operation else "webhook_ids"])
         else:
             swap(path, "id", SEEDED["lead_ids"])
         swap(path, "notification_id", SEEDED["notification_ids"])

@@ -24,6 +24,8 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.invitations import invitation_send
 from leadmgmt.tenancy.models import Agent, AgentSetting, Invitation, Role, Tenant
+from leadmgmt.webhooks.services.emit import webhook_emit
+from leadmgmt.webhooks.services.endpoints import webhook_endpoint_create
 from leads.models import ActivityKind, Lead, LeadForm, LeadStatus
 from leads.services.intake import intake_submit
 from leads.services.signals import SignalInput, signals_record
@@ -56,6 +58,7 @@ def fill_every_tenant_table(tenant: Tenant) -> None:
     """At least one row of `tenant` (a seeded demo tenant) in every table of `leadmgmt.db.rls.tenant_tables()`."""
     with tenant_scope(tenant):
         _admin_only_rows(tenant)
+        _webhook(tenant)
         _intake_with_key()
         _import(tenant)
         _route_captured_leads(tenant)
@@ -77,6 +80,13 @@ def _admin_only_rows(tenant: Tenant) -> None:
     rule = RoutingRule.objects.filter(strategy=Strategy.ROUND_ROBIN).order_by("position").first()
     RoutingRuleMember.objects.get_or_create(tenant=tenant, rule=rule, user=_user("sdr1@demo.test"))
     AgentSetting.objects.get_or_create(tenant=tenant, agent=Agent.ROUTING, defaults={"enabled": True})
+
+
+def _webhook(tenant: Tenant) -> None:
+    """An endpoint (the API's service) and an event with its delivery, written by the outbox."""
+    endpoint = webhook_endpoint_create(tenant=tenant, actor=FILLER, url="http://127.0.0.1:9/rls-fill",
+                                       events=["lead.created", "import.finished"])
+    assert webhook_emit(tenant=tenant, event_type="import.finished", data={"rows": 0}) == 1, endpoint
 
 
 def _intake_with_key() -> None:

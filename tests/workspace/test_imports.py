@@ -374,6 +374,7 @@ def test_a_chunk_costs_the_same_queries_for_20_rows_as_for_200(tenant, make_memb
         assert {o.result for o in outcomes} == {"created"}
         return len(captured)
 
+    queries(_rows(5, start=5000))  # warm: what a process reads once and keeps (the tenant's webhook subscriptions)
     small, large = queries(_rows(20)), queries(_rows(200, start=1000))
     assert small == large and small <= 30
 

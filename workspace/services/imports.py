@@ -20,6 +20,8 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Tenant
+from leadmgmt.webhooks.models import WebhookEventType
+from leadmgmt.webhooks.services.emit import webhook_emit
 from leads.models import Activity, Lead, Signal, StageTransition
 from routing.models import Assignment
 
@@ -223,9 +225,13 @@ def _finish(job: ImportJob) -> ImportJob:
     stay for their download), so a finished import holds no more personal data than its leads do."""
     job.state, job.finished_at, job.content = ImportState.FINISHED, timezone.now(), b""
     job.save(update_fields=["state", "finished_at", "content", "updated_at"])
+    seconds = round((job.finished_at - job.started_at).total_seconds(), 3)
     audit_record(tenant=job.tenant, actor=_actor(job), action="import.finished", obj=job,
-                 metadata={"rows": job.row_count, **import_counts(job),
-                           "seconds": round((job.finished_at - job.started_at).total_seconds(), 3)})
+                 metadata={"rows": job.row_count, **import_counts(job), "seconds": seconds})
+    webhook_emit(tenant=job.tenant, event_type=WebhookEventType.IMPORT_FINISHED, key=f"import-{job.pk}",
+                 now=job.finished_at, data={"import": {
+                     "id": job.pk, "file_name": job.file_name, "rows": job.row_count, "counts": import_counts(job),
+                     "started_at": job.started_at, "finished_at": job.finished_at, "seconds": seconds}})
     return job
 
 

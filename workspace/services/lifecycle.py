@@ -27,6 +27,8 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
+from leadmgmt.webhooks.models import WebhookEventType
+from leadmgmt.webhooks.services.emit import webhook_emit, webhook_subscribed
 from leads.locks import UNSET, lead_lock_refresh
 from leads.models import (
     OPEN_STATUSES,
@@ -39,6 +41,7 @@ from leads.models import (
 )
 from leads.normalize import text_clean
 from leads.selectors import lead_opportunity
+from leads.webhooks import lead_webhook_data
 from routing.models import RejectionReason, Trigger
 from routing.services.assign import lead_assign
 from routing.services.sla_clocks import sla_clock_stop
@@ -86,6 +89,13 @@ def _reason_get(*, lead: Lead, reason_code: str) -> RejectionReason:
         raise ValidationError({"reason": [f"Choose a reason from the rejection taxonomy: {', '.join(codes)}."
                                           if codes else "This tenant has no rejection reasons yet."]})
     return reason
+
+
+def _webhook(*, lead: Lead, event_type: str, now: datetime, **data) -> None:
+    """The lifecycle step's outbound webhook event, in its transaction (nothing when no endpoint subscribes)."""
+    if webhook_subscribed(tenant=lead.tenant_id, event_type=event_type):
+        webhook_emit(tenant=lead.tenant_id, event_type=event_type, lead_id=lead.pk, now=now,
+                     data={"lead": lead_webhook_data(lead), **data})
 
 
 def _note_clean(note: str) -> str:
@@ -160,6 +170,8 @@ def lead_reject(*, lead: Lead, actor: Actor, reason_code: str, note: str = "", e
     audit_record(tenant=lead.tenant, actor=actor, action="lead.rejected", obj=lead, changes=changes,
                  metadata={"reason": reason.code, "label": reason.label, "note": note, "nurture": reason.nurture,
                            "previous_owner_id": previous_owner_id})
+    _webhook(lead=lead, event_type=WebhookEventType.LEAD_REJECTED, now=now, reason=reason.code,
+             reason_label=reason.label, note=note, previous_owner_id=previous_owner_id)
     return lead
 
 
@@ -237,6 +249,8 @@ def lead_qualify(*, lead: Lead, actor: Actor, budget: str, authority: str, need:
                            "strategy": strategy, "why": why, "sdr_id": sdr_id})
     audit_record(tenant=lead.tenant, actor=actor, action="opportunity.created", obj=opportunity,
                  metadata={"lead_id": str(lead.pk), "owner_id": ae.user_id if ae else None, **bant})
+    _webhook(lead=lead, event_type=WebhookEventType.LEAD_QUALIFIED, now=now, opportunity_id=opportunity.pk,
+             ae_id=ae.user_id if ae else None, qualified_by_id=actor.user_id, **bant)
     # Unplaced, the lead stays with the SDR's team: it waits in their manager's Unassigned queue.
     lead_assign(lead=lead, owner=ae.user if ae else None, actor=actor, trigger=Trigger.HANDOFF, strategy=strategy,
                 team=ae.team if ae else lead.team, reason=f"{HANDOFF_REASON_PREFIX}{why}", now=now,
@@ -344,4 +358,6 @@ def lead_convert(*, lead: Lead, actor: Actor, name: str = "", stage: str = "", e
     elif opportunity_changes:
         audit_record(tenant=lead.tenant, actor=actor, action="opportunity.updated", obj=opportunity,
                      changes=opportunity_changes, metadata={"lead_id": str(lead.pk), "via": "convert"})
+    _webhook(lead=lead, event_type=WebhookEventType.LEAD_CONVERTED, now=now, opportunity={
+        "id": opportunity.pk, "name": opportunity.name, "stage": opportunity.stage, "owner_id": opportunity.owner_id})
     return opportunity

@@ -21,8 +21,11 @@ from django.utils import timezone
 
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Agent, Tenant, agent_enabled
+from leadmgmt.webhooks.models import WebhookEventType
+from leadmgmt.webhooks.services.emit import WebhookItem, webhook_emit_bulk, webhook_subscribed
 from leads.models import Lead
 from leads.services.duplicates import duplicate_pairs_detect
+from leads.webhooks import leads_webhook_data
 from routing.services.assign import leads_route_captured
 from scoring.models import ScoreCause
 from scoring.services import SCORING_AGENT, leads_score
@@ -51,10 +54,23 @@ def captured_leads_process(*, tenant: Tenant, limit: int | None = None, now: dat
             return PipelineRun()
         if agent_enabled(tenant=tenant, agent=Agent.SCORING):
             leads_score(tenant=tenant, lead_ids=ids, cause=ScoreCause.CAPTURE, actor=SCORING_AGENT, now=now)
+        _webhooks_lead_created(tenant=tenant, lead_ids=ids, now=now)
         assignments = leads_route_captured(tenant=tenant, lead_ids=ids, now=now)
         duplicate_pairs_detect(tenant=tenant, lead_ids=ids, now=now)
         Lead.objects.for_tenant(tenant).filter(pk__in=ids).update(pipeline_pending_since=None)
     return PipelineRun(claimed=len(ids), routed=len(assignments), batches=1)
+
+
+def _webhooks_lead_created(*, tenant: Tenant, lead_ids: list, now: datetime | None) -> None:
+    """`lead.created` for the batch (scored, before its assignments' `lead.assigned`): one read and one
+    multi-row insert, only when an endpoint of the tenant subscribes. The lead's id is the event's key, so
+    a batch that runs again after a rollback never sends a lead's creation twice."""
+    if not webhook_subscribed(tenant=tenant, event_type=WebhookEventType.LEAD_CREATED):
+        return
+    data = leads_webhook_data(tenant=tenant, lead_ids=lead_ids)
+    webhook_emit_bulk(tenant=tenant, event_type=WebhookEventType.LEAD_CREATED, now=now, items=[
+        WebhookItem(data={"lead": data[lead_id]}, lead_id=lead_id, key=str(lead_id))
+        for lead_id in lead_ids if lead_id in data])
 
 
 def captured_leads_drain(*, tenant: Tenant, max_batches: int = 50) -> PipelineRun:

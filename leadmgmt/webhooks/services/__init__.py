@@ -1,0 +1,1 @@
+"""Webhook services: emitting events (`emit.py`), delivering them (`delivery.py`), managing endpoints (`endpoints.py`)."""
