@@ -85,9 +85,9 @@ def import_upload(*, tenant: Tenant, actor: Actor, file_name: str, content: byte
 
 
 @transaction.atomic
-def import_mapping_set(*, job: ImportJob, mapping: Any) -> ImportJob:
-    """Confirm the column mapping (validated: a message per faulty column) and remember it for the tenant's
-    next file with these columns. A dry run made with another mapping is forgotten."""
+def import_mapping_set(*, job: ImportJob, mapping: Any, remember: bool = True) -> ImportJob:
+    """Confirm the column mapping (validated: a message per faulty column) and, unless `remember` is off,
+    remember it for the tenant's next file with these columns. A dry run made with another mapping is forgotten."""
     job = _locked(job)
     if job.state not in MAPPABLE:
         raise ImportConflict(f"The mapping can change until the import runs; this one is {job.state}.")
@@ -95,6 +95,8 @@ def import_mapping_set(*, job: ImportJob, mapping: Any) -> ImportJob:
     job.state, job.preview = ImportState.MAPPED, None
     job.save(update_fields=["mapping", "state", "preview", "updated_at"])
     ImportRowError.objects.for_tenant(job.tenant_id).filter(job=job, phase=ImportRowPhase.PREVIEW).delete()
+    if not remember:
+        return job
     ImportMapping.objects.for_tenant(job.tenant_id).update_or_create(
         tenant_id=job.tenant_id, header_key=headers_key(job.headers),
         defaults={"headers": job.headers, "mapping": job.mapping})
