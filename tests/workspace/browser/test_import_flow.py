@@ -74,9 +74,11 @@ def test_marketing_ops_uploads_maps_previews_runs_downloads_and_undoes(page, liv
     assert page.locator("#target_0").input_value() == "email"
     assert page.locator("#target_4").input_value() == "attributes"
     assert page.locator("#attribute_4").input_value() == "event"
+    assert page.locator("#attribute_4").is_visible() and not page.locator("#attribute_0").is_visible()
     shoot(page, "mapping")
 
     page.select_option("#target_4", "campaign")
+    assert not page.locator("#attribute_4").is_visible()  # the name input goes with "Custom attribute…"
     with page.expect_navigation():
         page.click("#mapping-form button[type=submit]")
     counts = {key: page.inner_text(f"#preview-counts [data-count={key}]")
