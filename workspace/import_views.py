@@ -27,7 +27,8 @@ from .services.imports import (
     RUNNABLE,
     ImportConflict,
     import_mapping_set,
-    import_preview,
+    import_preview_progress,
+    import_preview_start,
     import_progress,
     import_run_start,
     import_undo,
@@ -154,7 +155,7 @@ def _leads(job: ImportJob) -> list[Lead]:
 
 def _render(request, job: ImportJob, *, status: int = 200, step: str | None = None, **extra):
     """The import's page at its step (`step`: the mapping form again, before the run)."""
-    context = {"job": job, "progress": import_progress(job), "step": step or _step(job),
+    context = {"job": job, "progress": _progress(job), "step": step or _step(job),
                "poll_seconds": PROGRESS_POLL_SECONDS, **extra}
     if context["step"] == "mapping" and "columns" not in context:
         sample = _sample(job)
@@ -174,9 +175,15 @@ def _render(request, job: ImportJob, *, status: int = 200, step: str | None = No
     return render(request, "workspace/import_page.html", context, status=status)
 
 
+def _progress(job: ImportJob) -> dict:
+    return import_preview_progress(job) if job.state == ImportState.PREVIEWING else import_progress(job)
+
+
 def _step(job: ImportJob) -> str:
     if job.state == ImportState.UPLOADED or (job.state == ImportState.MAPPED and not job.preview):
         return "mapping"
+    if job.state == ImportState.PREVIEWING:
+        return "previewing"
     if job.state in (ImportState.MAPPED, ImportState.PREVIEWED):
         return "preview"
     if job.state == ImportState.RUNNING:
@@ -197,7 +204,8 @@ def import_page(request, job_id: int):
 @require_POST
 @import_required
 def import_mapping(request, job_id: int):
-    """Confirm the mapping (one select per column, a key input for a custom attribute), then the dry run."""
+    """Confirm the mapping (one select per column, a key input for a custom attribute), then the dry run in a
+    worker (the page shows its progress)."""
     job = _job(request, job_id)
     mapping, keys = [], {}
     for index in range(len(job.headers)):
@@ -210,7 +218,7 @@ def import_mapping(request, job_id: int):
     remember = request.POST.get("remember") == "on"
     try:
         job = import_mapping_set(job=job, mapping=mapping, remember=remember)
-        job = import_preview(job=job)
+        job = import_preview_start(job=job)
     except ImportConflict as exc:
         return _render(request, _job(request, job_id), status=409, error=str(exc))
     except ValidationError as exc:
@@ -247,11 +255,12 @@ def import_run(request, job_id: int):
 @require_GET
 @import_required
 def import_progress_part(request, job_id: int):
-    """The progress bar alone (what the page polls); once the run is over, htmx reloads the whole page."""
+    """The progress bar alone (what the page polls during the dry run and the run); once that is over, htmx
+    reloads the whole page."""
     job = _job(request, job_id)
     response = render(request, "workspace/_import_progress.html",
-                      {"job": job, "progress": import_progress(job), "poll_seconds": PROGRESS_POLL_SECONDS})
-    if job.state != ImportState.RUNNING:
+                      {"job": job, "progress": _progress(job), "poll_seconds": PROGRESS_POLL_SECONDS})
+    if job.state not in (ImportState.RUNNING, ImportState.PREVIEWING):
         response["HX-Refresh"] = "true"
     return response
 

@@ -4,7 +4,9 @@ result with refused rows and undo (confirmed; refused when leads were worked); r
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import TestCase
 from django.urls import reverse
 
 from leadmgmt.audit.actors import Actor
@@ -14,7 +16,9 @@ from leads.models import Activity, ActivityKind, Lead
 from tests.support.factories import LeadFactory
 from tests.support.workspace import person, signed_in_client
 from workspace.models import ImportJob, ImportMapping, ImportState
-from workspace.services.imports import import_upload
+from workspace.services import imports as import_services
+from workspace.services.imports import ImportConflict, import_preview, import_upload
+from workspace.tasks import import_preview_task
 
 pytestmark = pytest.mark.django_db
 
@@ -58,8 +62,10 @@ def mapping_post(job: ImportJob, **overrides) -> dict:
 
 
 def previewed(client, text=CSV) -> ImportJob:
+    """Mapped as suggested, and its dry run done (the task runs eagerly after commit here)."""
     job = uploaded(client, text)
-    response = client.post(reverse("import-mapping", args=[job.pk]), mapping_post(job))
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(reverse("import-mapping", args=[job.pk]), mapping_post(job))
     assert response.status_code == 302, response.content.decode()
     job.refresh_from_db()
     return job
@@ -280,3 +286,49 @@ def test_the_list_shows_imports_newest_first_in_bounded_queries(client, tenant, 
         client.get(reverse("imports"))
     assert body.index("file2.csv") < body.index("file1.csv") < body.index("file0.csv")
     assert "admin@acme.test" in body or admin.get_full_name() in body
+
+
+def test_saving_the_mapping_starts_the_dry_run_in_a_worker_and_the_page_polls_it(client, tenant):
+    job = uploaded(client)
+    with TestCase.captureOnCommitCallbacks(execute=False) as callbacks:
+        response = client.post(reverse("import-mapping", args=[job.pk]), mapping_post(job))
+    assert response.status_code == 302 and len(callbacks) == 1  # the task is sent after commit
+    job.refresh_from_db()
+    assert job.state == ImportState.PREVIEWING
+    body = client.get(reverse("import-page", args=[job.pk])).content.decode()
+    assert "Dry run: checking every row" in body and f'hx-get="/imports/{job.pk}/progress/"' in body
+    cache.set(import_services._preview_progress_key(job), (2, 0), 60)
+    part = client.get(reverse("import-progress", args=[job.pk]))
+    assert "HX-Refresh" not in part and "2 of 3 rows" in part.content.decode()
+    assert client.post(reverse("import-run", args=[job.pk])).status_code == 409  # not before the dry run's end
+    callbacks[0]()
+    job.refresh_from_db()
+    assert job.state == ImportState.PREVIEWED and job.preview["counts"]["refused"] == 1
+    assert client.get(reverse("import-progress", args=[job.pk]))["HX-Refresh"] == "true"
+    assert import_preview_task.delay(tenant_id=tenant.pk, job_id=job.pk).get() == ImportState.PREVIEWED  # re-run
+
+
+def test_a_dry_run_that_fails_goes_back_to_the_mapping_with_its_message(client, monkeypatch):
+    job = uploaded(client)
+
+    def broken(**_kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(import_services, "chunk_apply", broken)  # a fault inside the system's own run
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        client.post(reverse("import-mapping", args=[job.pk]), mapping_post(job))
+    job.refresh_from_db()
+    assert job.state == ImportState.MAPPED and "disk on fire" in job.error
+    body = client.get(reverse("import-page", args=[job.pk])).content.decode()
+    assert "The dry run stopped with an error" in body and 'id="mapping-form"' in body
+
+
+def test_a_dry_run_whose_mapping_changed_meanwhile_stores_nothing(client):
+    job = uploaded(client)
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        client.post(reverse("import-mapping", args=[job.pk]), mapping_post(job))
+    stale = ImportJob.objects.unscoped().select_related("tenant").get(pk=job.pk)
+    ImportJob.objects.unscoped().filter(pk=job.pk).update(mapping=[*stale.mapping[:3], ""])
+    with pytest.raises(ImportConflict):
+        import_preview(job=stale)
+    assert ImportJob.objects.unscoped().get(pk=job.pk).preview is None

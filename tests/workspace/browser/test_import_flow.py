@@ -15,8 +15,8 @@ from leadmgmt.tenancy.services import DEFAULT_TEAM, membership_upsert, tenant_cr
 from leads.models import Lead
 from tests.support.browser import ARTIFACTS, wait_for_js
 from tests.support.factories import LeadFactory
-from tests.support.workspace import PASSWORD
 from tests.support.worker import real_worker
+from tests.support.workspace import PASSWORD
 from workspace.models import ImportJob, ImportState
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -77,17 +77,22 @@ def test_marketing_ops_uploads_maps_previews_runs_downloads_and_undoes(page, liv
     assert page.locator("#attribute_4").is_visible() and not page.locator("#attribute_0").is_visible()
     shoot(page, "mapping")
 
-    page.select_option("#target_4", "campaign")
-    assert not page.locator("#attribute_4").is_visible()  # the name input goes with "Custom attribute…"
-    with page.expect_navigation():
-        page.click("#mapping-form button[type=submit]")
-    counts = {key: page.inner_text(f"#preview-counts [data-count={key}]")
-              for key in ("created", "merged", "possible_duplicate", "refused")}
-    assert counts == {"created": str(ROWS), "merged": "1", "possible_duplicate": "0", "refused": "1"}
-    assert "Enter a valid email address" in page.inner_text("#preview-rows")
-    shoot(page, "preview")
-
     with real_worker(tmp_path, name="test-import-ui", env={"IMPORT_CHUNK_ROWS": "1"}) as (_queue, _process, log):
+        page.select_option("#target_4", "campaign")
+        assert not page.locator("#attribute_4").is_visible()  # the name input goes with "Custom attribute…"
+        with page.expect_navigation():
+            page.click("#mapping-form button[type=submit]")
+        # The dry run runs in the worker; the page polls its progress and reloads when it is done.
+        deadline = time.monotonic() + 120
+        while not page.locator("#preview-counts").count() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert page.locator("#preview-counts").count(), log.read_text()
+        counts = {key: page.inner_text(f"#preview-counts [data-count={key}]")
+                  for key in ("created", "merged", "possible_duplicate", "refused")}
+        assert counts == {"created": str(ROWS), "merged": "1", "possible_duplicate": "0", "refused": "1"}
+        assert "Enter a valid email address" in page.inner_text("#preview-rows")
+        shoot(page, "preview")
+
         with page.expect_navigation():
             page.click("#run-button")
         seen = set()
