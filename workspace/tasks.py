@@ -139,12 +139,16 @@ def import_preview_task(self, *, tenant_id: int, job_id: int) -> str:
 @shared_task(acks_late=True)
 def imports_sweep_task() -> int:
     """Beat, every minute: running CSV imports whose task was lost go to a worker again (they resume after their
-    last committed chunk). Returns how many it enqueued."""
-    from .services.imports import imports_stalled
+    last committed chunk), and so do dry runs in a worker whose task was lost. Returns how many it enqueued."""
+    from .services.imports import imports_stalled, previews_stalled
 
     stalled = imports_stalled()
     for tenant_id, job_id in stalled:
         import_run_task.delay(tenant_id=tenant_id, job_id=job_id)
-    if stalled:
-        log.warning("imports sweep: %s running import(s) without progress, re-enqueued", len(stalled))
-    return len(stalled)
+    previews = previews_stalled()
+    for tenant_id, job_id in previews:
+        import_preview_task.delay(tenant_id=tenant_id, job_id=job_id)
+    if stalled or previews:
+        log.warning("imports sweep: %s running import(s) and %s dry run(s) without progress, re-enqueued",
+                    len(stalled), len(previews))
+    return len(stalled) + len(previews)

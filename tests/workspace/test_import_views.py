@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import TestCase
 from django.urls import reverse
+from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
@@ -18,7 +19,7 @@ from tests.support.workspace import person, signed_in_client
 from workspace.models import ImportJob, ImportMapping, ImportState
 from workspace.services import imports as import_services
 from workspace.services.imports import ImportConflict, import_preview, import_upload
-from workspace.tasks import import_preview_task
+from workspace.tasks import import_preview_task, imports_sweep_task
 
 pytestmark = pytest.mark.django_db
 
@@ -297,7 +298,7 @@ def test_saving_the_mapping_starts_the_dry_run_in_a_worker_and_the_page_polls_it
     assert job.state == ImportState.PREVIEWING
     body = client.get(reverse("import-page", args=[job.pk])).content.decode()
     assert "Dry run: checking every row" in body and f'hx-get="/imports/{job.pk}/progress/"' in body
-    cache.set(import_services._preview_progress_key(job), (2, 0), 60)
+    cache.set(import_services._preview_progress_key(job), (2, 0, 0), 60)
     part = client.get(reverse("import-progress", args=[job.pk]))
     assert "HX-Refresh" not in part and "2 of 3 rows" in part.content.decode()
     assert client.post(reverse("import-run", args=[job.pk])).status_code == 409  # not before the dry run's end
@@ -332,3 +333,17 @@ def test_a_dry_run_whose_mapping_changed_meanwhile_stores_nothing(client):
     with pytest.raises(ImportConflict):
         import_preview(job=stale)
     assert ImportJob.objects.unscoped().get(pk=job.pk).preview is None
+
+
+def test_the_sweep_hands_a_dry_run_whose_task_was_lost_to_a_worker_again(client):
+    lost, busy = uploaded(client), uploaded(client)
+    for job in (lost, busy):
+        with TestCase.captureOnCommitCallbacks(execute=False):  # the tasks are never sent
+            client.post(reverse("import-mapping", args=[job.pk]), mapping_post(job))
+    long_ago = timezone.now() - timezone.timedelta(seconds=600)
+    ImportJob.objects.unscoped().filter(pk__in=[lost.pk, busy.pk]).update(updated_at=long_ago)
+    now = timezone.now().timestamp()
+    cache.set(import_services._preview_progress_key(busy), (1, now - 5, now), 60)  # a worker is at it
+    assert imports_sweep_task() == 1  # eager here: the dry run itself happens in this process
+    assert ImportJob.objects.unscoped().get(pk=lost.pk).state == ImportState.PREVIEWED
+    assert ImportJob.objects.unscoped().get(pk=busy.pk).state == ImportState.PREVIEWING

@@ -150,7 +150,8 @@ def import_preview(*, job: ImportJob) -> ImportJob:
     with transaction.atomic():
         for start in range(0, len(rows), settings.IMPORT_CHUNK_ROWS):
             outcomes += chunk_apply(ctx=ctx, rows=rows[start:start + settings.IMPORT_CHUNK_ROWS])
-            cache.set(_preview_progress_key(job), (len(outcomes), started), PREVIEW_PROGRESS_SECONDS)
+            cache.set(_preview_progress_key(job), (len(outcomes), started, timezone.now().timestamp()),
+                      PREVIEW_PROGRESS_SECONDS)
         transaction.set_rollback(True)
     with transaction.atomic():
         job_mapping = job.mapping
@@ -292,6 +293,23 @@ def imports_stalled(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:
     return stalled
 
 
+def previews_stalled(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:
+    """(tenant id, import id) of the dry runs in a worker (`previewing`) that have neither started nor checked a
+    chunk for IMPORT_SWEEP_AFTER_SECONDS: their task was lost. A dry run writes nothing, so a second one is
+    harmless; the one that ends last stores the same answer again."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=settings.IMPORT_SWEEP_AFTER_SECONDS)
+    stalled = []
+    for tenant in Tenant.objects.filter(is_active=True).order_by("pk"):
+        with tenant_scope(tenant):
+            for job in ImportJob.objects.for_tenant(tenant).filter(
+                    state=ImportState.PREVIEWING, updated_at__lt=cutoff).only("pk", "tenant_id").order_by("pk"):
+                _done, _started, last = cache.get(_preview_progress_key(job)) or (0, None, None)
+                if last is None or last < cutoff.timestamp():
+                    stalled.append((tenant.pk, job.pk))
+    return stalled
+
+
 def import_counts(job: ImportJob) -> dict[str, int]:
     return {field: getattr(job, field) for field in _COUNT_FIELDS.values()}
 
@@ -317,7 +335,7 @@ def import_progress(job: ImportJob, *, now: dt.datetime | None = None) -> dict[s
 
 def import_preview_progress(job: ImportJob, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """The progress of a dry run in a worker, in the shape of `import_progress` (rows checked so far)."""
-    done, started = cache.get(_preview_progress_key(job)) or (0, None)
+    done, started, _last = cache.get(_preview_progress_key(job)) or (0, None, None)
     elapsed = (now or timezone.now()).timestamp() - started if started else 0.0
     return _progress(done=done, total=job.row_count, elapsed=elapsed)
 
