@@ -211,6 +211,8 @@ def test_undo_needs_the_confirmation_then_deletes_the_created_leads(client, tena
     job = previewed(client)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("import-run", args=[job.pk]))
+    too_late = client.post(reverse("import-mapping", args=[job.pk]), mapping_post(job))
+    assert too_late.status_code == 409 and "The mapping can change until the import runs" in too_late.content.decode()
     unconfirmed = client.post(reverse("import-undo", args=[job.pk]), {})
     assert unconfirmed.status_code == 400 and "Tick the box to confirm the undo." in unconfirmed.content.decode()
     assert Lead.objects.unscoped().filter(tenant=tenant).count() == 2
