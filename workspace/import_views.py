@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models.functions import Substr
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,7 +22,7 @@ from leads.selectors import LeadViewer
 
 from .forms import ImportUndoForm, ImportUploadForm
 from .models import ImportJob, ImportLead, ImportState
-from .services.import_files import ATTRIBUTE_PREFIX, TARGETS, ImportFileRefused, data_rows
+from .services.import_files import ATTRIBUTE_PREFIX, TARGETS, ImportFileRefused, rows_read
 from .services.imports import (
     MAPPABLE,
     RUNNABLE,
@@ -39,6 +40,7 @@ from .views import workspace_required
 
 PAGE_SIZE = 25
 SAMPLE_ROWS = 5  # rows of the file shown under its detection, and sample values per column
+SAMPLE_BYTES = 64 * 1024  # where those rows are looked for
 LEADS_SHOWN = 20  # leads of a finished import linked from its page
 PROGRESS_POLL_SECONDS = 1
 ATTRIBUTE_CHOICE = "attributes"  # the select's value for "a custom attribute" (its key in a text input)
@@ -120,8 +122,12 @@ def imports(request):
 
 
 def _sample(job: ImportJob) -> list[tuple[int, list[str]]]:
-    content = ImportJob.objects.for_tenant(job.tenant_id).filter(pk=job.pk).values_list("content", flat=True).get()
-    rows = data_rows(content=bytes(content), encoding=job.encoding, delimiter=job.delimiter, has_header=job.has_header)
+    """The first rows of the file, read from its first SAMPLE_BYTES only (a 50 MB file is not loaded to show 5)."""
+    head = (ImportJob.objects.for_tenant(job.tenant_id).filter(pk=job.pk)
+            .annotate(head=Substr("content", 1, SAMPLE_BYTES)).values_list("head", flat=True).get())
+    rows = rows_read(bytes(head).decode(job.encoding, errors="ignore"), job.delimiter)
+    if job.has_header:
+        next(rows, None)
     sample = []
     for line, cells in rows:
         sample.append((line, cells + [""] * (len(job.headers) - len(cells))))

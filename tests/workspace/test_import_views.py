@@ -349,3 +349,11 @@ def test_the_sweep_hands_a_dry_run_whose_task_was_lost_to_a_worker_again(client)
     assert imports_sweep_task() == 1  # eager here: the dry run itself happens in this process
     assert ImportJob.objects.unscoped().get(pk=lost.pk).state == ImportState.PREVIEWED
     assert ImportJob.objects.unscoped().get(pk=busy.pk).state == ImportState.PREVIEWING
+
+
+def test_the_sample_shows_the_first_five_rows_of_a_big_file(client):
+    rows = "".join(f"person{n}@example.com,Person {n},Co,{'x' * 200}\n" for n in range(2000))  # ~0.5 MB
+    job = uploaded(client, "Email,First Name,Company,Notes\n" + rows)
+    body = client.get(reverse("import-page", args=[job.pk])).content.decode()
+    assert "person0@example.com" in body and "person4@example.com" in body
+    assert "person5@example.com" not in body and job.row_count == 2000
