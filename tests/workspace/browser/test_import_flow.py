@@ -103,7 +103,10 @@ def test_marketing_ops_uploads_maps_previews_runs_downloads_and_undoes(page, liv
                     break
                 bar = page.locator("#import-bar")
                 if bar.count():
-                    seen.add(int(bar.get_attribute("value") or 0))
+                    value = int(bar.get_attribute("value") or 0)
+                    if 0 < value < ROWS + 2 and not any(0 < v < ROWS + 2 for v in seen):
+                        shoot(page, "running")  # mid-run: the bar, rows per second, time left
+                    seen.add(value)
             except Exception:  # noqa: BLE001 - the page reloaded between the two calls
                 pass
             time.sleep(0.1)
