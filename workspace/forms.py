@@ -203,3 +203,30 @@ class StopNurtureForm(forms.Form):
 
     enrollment = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     note = forms.CharField(required=False, max_length=300, label="Why (optional)")
+
+
+class ImportUploadForm(forms.Form):
+    """The CSV file of a new import; past IMPORT_MAX_BYTES it is refused before it is read (`too_large`: a 413)."""
+
+    file = forms.FileField(label="CSV file", help_text="Comma, semicolon, tab or pipe separated; UTF-8 (with or "
+                           "without BOM) or Latin-1; a header row is detected.",
+                           widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv,text/plain"}))
+
+    too_large = False
+
+    def clean_file(self):
+        from django.conf import settings
+
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            self.too_large = True
+            raise forms.ValidationError(f"The file is {upload.size:,} bytes; imports are limited to "
+                                        f"{settings.IMPORT_MAX_BYTES:,} bytes.")
+        return upload
+
+
+class ImportUndoForm(forms.Form):
+    """Undo's confirmation: a box to tick, so one click does not delete an import's leads."""
+
+    confirm = forms.BooleanField(label="Yes, delete the leads this import created and revert its merges",
+                                 error_messages={"required": "Tick the box to confirm the undo."})

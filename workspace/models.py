@@ -12,6 +12,7 @@ from leadmgmt.tenancy.managers import TenantOwned
 class ImportState(models.TextChoices):
     UPLOADED = "uploaded", "Uploaded"
     MAPPED = "mapped", "Mapped"
+    PREVIEWING = "previewing", "Dry run in progress"
     PREVIEWED = "previewed", "Previewed"
     RUNNING = "running", "Running"
     FINISHED = "finished", "Finished"
@@ -20,8 +21,8 @@ class ImportState(models.TextChoices):
 
 
 class ImportJob(TenantOwned):
-    """One CSV file on its way in: uploaded → mapped → previewed → running → finished (or failed), then
-    perhaps undone. Every step's state is here, so a page (or a reload of it) can drive and show it."""
+    """One CSV file on its way in: uploaded → mapped → (previewing →) previewed → running → finished (or failed),
+    then perhaps undone. Every step's state is here, so a page (or a reload of it) can drive and show it."""
 
     tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

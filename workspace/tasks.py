@@ -111,15 +111,44 @@ def import_run_task(self, *, tenant_id: int, job_id: int) -> str:
             return "failed"
 
 
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def import_preview_task(self, *, tenant_id: int, job_id: int) -> str:
+    """The dry run of a CSV import in a worker (`import_preview`, started by the import pages): safe to run
+    twice (a job no longer previewing is left alone). Any error but a database outage puts the import back to
+    `mapped` with its message."""
+    from .models import ImportJob, ImportState
+    from .services.imports import ImportConflict, import_preview, import_preview_failed
+
+    with tenant_scope(tenant_id) as tenant:
+        job = ImportJob.objects.for_tenant(tenant).defer("content").filter(pk=job_id).first()
+        if job is None or job.state != ImportState.PREVIEWING:
+            return job.state if job else "gone"
+        try:
+            return import_preview(job=job).state
+        except ImportConflict as exc:  # the mapping changed or the run started meanwhile: that step wins
+            log.info("import %s dry run dropped: %s", job_id, exc)
+            return "dropped"
+        except OperationalError:
+            raise
+        except Exception as exc:
+            log.exception("import %s dry run failed", job_id)
+            import_preview_failed(tenant=tenant, job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+            return "failed"
+
+
 @shared_task(acks_late=True)
 def imports_sweep_task() -> int:
     """Beat, every minute: running CSV imports whose task was lost go to a worker again (they resume after their
-    last committed chunk). Returns how many it enqueued."""
-    from .services.imports import imports_stalled
+    last committed chunk), and so do dry runs in a worker whose task was lost. Returns how many it enqueued."""
+    from .services.imports import imports_stalled, previews_stalled
 
     stalled = imports_stalled()
     for tenant_id, job_id in stalled:
         import_run_task.delay(tenant_id=tenant_id, job_id=job_id)
-    if stalled:
-        log.warning("imports sweep: %s running import(s) without progress, re-enqueued", len(stalled))
-    return len(stalled)
+    previews = previews_stalled()
+    for tenant_id, job_id in previews:
+        import_preview_task.delay(tenant_id=tenant_id, job_id=job_id)
+    if stalled or previews:
+        log.warning("imports sweep: %s running import(s) and %s dry run(s) without progress, re-enqueued",
+                    len(stalled), len(previews))
+    return len(stalled) + len(previews)

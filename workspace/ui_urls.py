@@ -1,10 +1,10 @@
-"""UI URLs of the workspace: sign-in, tenant switch, My queue, the lead page (issue 5), the Team page and invitations."""
+"""UI URLs of the workspace: sign-in, tenant switch, My queue, the lead page (issue 5), CSV imports, the Team page and invitations."""
 from django.urls import include, path
 
 from leadmgmt.tenancy import views as tenancy_views
 from leadmgmt.tenancy.password_reset import ThrottledPasswordResetView
 
-from . import team_views, views
+from . import import_views, team_views, views
 
 urlpatterns = [
     # Before django.contrib.auth.urls so they replace Django's views (same URLs and names): the throttled reset
@@ -17,6 +17,14 @@ urlpatterns = [
     path("queue/", views.queue, name="queue"),
     path("leads/<uuid:lead_id>/", views.lead_page, name="lead-page"),
     path("leads/<uuid:lead_id>/<slug:action>/", views.lead_action, name="lead-action"),
+    # CSV imports (tenant admins and marketing ops)
+    path("imports/", import_views.imports, name="imports"),
+    path("imports/<int:job_id>/", import_views.import_page, name="import-page"),
+    path("imports/<int:job_id>/mapping/", import_views.import_mapping, name="import-mapping"),
+    path("imports/<int:job_id>/run/", import_views.import_run, name="import-run"),
+    path("imports/<int:job_id>/progress/", import_views.import_progress_part, name="import-progress"),
+    path("imports/<int:job_id>/refused.csv", import_views.import_refused_csv, name="import-refused-csv"),
+    path("imports/<int:job_id>/undo/", import_views.import_undo_view, name="import-undo"),
     path("", include("workspace.notification_urls")),  # the notification centre and the top bar's bell
     # the Team page (tenant admins) and the public invitation link
     path("team/", team_views.team, name="team"),

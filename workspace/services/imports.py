@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -43,7 +44,8 @@ PREVIEW_ROWS = 100  # rows with a reason in the dry run's answer (every refused 
 RESULTS = ("created", "merged", "possible_duplicate", "refused")
 _COUNT_FIELDS = {"created": "created", "merged": "merged", "possible_duplicate": "possible_duplicates",
                  "refused": "refused"}
-MAPPABLE = (ImportState.UPLOADED, ImportState.MAPPED, ImportState.PREVIEWED)
+MAPPABLE = (ImportState.UPLOADED, ImportState.MAPPED, ImportState.PREVIEWING, ImportState.PREVIEWED)
+PREVIEW_PROGRESS_SECONDS = 24 * 3600  # how long the dry run's progress stays in the cache
 RUNNABLE = (ImportState.MAPPED, ImportState.PREVIEWED, ImportState.FAILED)
 
 
@@ -87,9 +89,9 @@ def import_upload(*, tenant: Tenant, actor: Actor, file_name: str, content: byte
 
 
 @transaction.atomic
-def import_mapping_set(*, job: ImportJob, mapping: Any) -> ImportJob:
-    """Confirm the column mapping (validated: a message per faulty column) and remember it for the tenant's
-    next file with these columns. A dry run made with another mapping is forgotten."""
+def import_mapping_set(*, job: ImportJob, mapping: Any, remember: bool = True) -> ImportJob:
+    """Confirm the column mapping (validated: a message per faulty column) and, unless `remember` is off,
+    remember it for the tenant's next file with these columns. A dry run made with another mapping is forgotten."""
     job = _locked(job)
     if job.state not in MAPPABLE:
         raise ImportConflict(f"The mapping can change until the import runs; this one is {job.state}.")
@@ -97,6 +99,8 @@ def import_mapping_set(*, job: ImportJob, mapping: Any) -> ImportJob:
     job.state, job.preview = ImportState.MAPPED, None
     job.save(update_fields=["mapping", "state", "preview", "updated_at"])
     ImportRowError.objects.for_tenant(job.tenant_id).filter(job=job, phase=ImportRowPhase.PREVIEW).delete()
+    if not remember:
+        return job
     ImportMapping.objects.for_tenant(job.tenant_id).update_or_create(
         tenant_id=job.tenant_id, header_key=headers_key(job.headers),
         defaults={"headers": job.headers, "mapping": job.mapping})
@@ -129,24 +133,35 @@ def _refused_rows(job: ImportJob, phase: str, outcomes: list[RowOutcome]) -> lis
                            raw=o.raw) for o in outcomes if o.result == "refused"]
 
 
+def _preview_progress_key(job: ImportJob) -> str:
+    return f"import:{job.tenant_id}:{job.pk}:preview_progress"
+
+
 def import_preview(*, job: ImportJob) -> ImportJob:
     """The dry run: every chunk through the run's own code in one transaction that is rolled back. Stores the
     counts (created, merged, possible duplicates, refused) and the first rows of each non-created outcome with
-    their reason on the job, and every refused row for the CSV."""
+    their reason on the job, and every refused row for the CSV. Its progress (rows checked) is in the cache,
+    since its transaction commits nothing until the end (`import_preview_progress`)."""
     if job.state not in MAPPABLE:
         raise ImportConflict(f"A dry run comes before the run; this import is {job.state}.")
     mapping_validate(headers=job.headers, mapping=job.mapping)
     rows = _rows(job)
     ctx = _context(job, dry_run=True)
     outcomes: list[RowOutcome] = []
+    started = timezone.now().timestamp()
     with transaction.atomic():
         for start in range(0, len(rows), settings.IMPORT_CHUNK_ROWS):
             outcomes += chunk_apply(ctx=ctx, rows=rows[start:start + settings.IMPORT_CHUNK_ROWS])
+            cache.set(_preview_progress_key(job), (len(outcomes), started, timezone.now().timestamp()),
+                      PREVIEW_PROGRESS_SECONDS)
         transaction.set_rollback(True)
     with transaction.atomic():
+        job_mapping = job.mapping
         job = _locked(job)
         if job.state not in MAPPABLE:
             raise ImportConflict(f"The import started while its dry run ran; it is {job.state}.")
+        if job.mapping != job_mapping:
+            raise ImportConflict("The mapping changed while the dry run ran; it is done again with the new one.")
         ImportRowError.objects.for_tenant(job.tenant_id).filter(job=job, phase=ImportRowPhase.PREVIEW).delete()
         ImportRowError.objects.bulk_create(_refused_rows(job, ImportRowPhase.PREVIEW, outcomes))
         job.preview = {"counts": _counts(outcomes), "rows": [o.as_dict() for o in outcomes
@@ -156,6 +171,35 @@ def import_preview(*, job: ImportJob) -> ImportJob:
     return job
 
 
+def import_preview_start(*, job: ImportJob) -> ImportJob:
+    """The dry run in a worker (the pages' way: a big file takes minutes): the import is `previewing` until
+    `import_preview_task` stores the answer (then `previewed`) or fails (back to `mapped`, with `error`)."""
+    with transaction.atomic():
+        job = _locked(job)
+        if job.state not in MAPPABLE:
+            raise ImportConflict(f"A dry run comes before the run; this import is {job.state}.")
+        mapping_validate(headers=job.headers, mapping=job.mapping)
+        job.state, job.preview, job.error = ImportState.PREVIEWING, None, ""
+        job.save(update_fields=["state", "preview", "error", "updated_at"])
+        cache.delete(_preview_progress_key(job))
+        tenant_id, job_id = job.tenant_id, job.pk
+
+        def enqueue() -> None:
+            from ..tasks import import_preview_task
+
+            import_preview_task.delay(tenant_id=tenant_id, job_id=job_id)
+
+        transaction.on_commit(enqueue)
+    return job
+
+
+def import_preview_failed(*, tenant: Tenant, job_id: int, error: str) -> None:
+    """A dry run that raised: the import goes back to `mapped`, with the message (the mapping form again)."""
+    with transaction.atomic():
+        ImportJob.objects.for_tenant(tenant).filter(pk=job_id, state=ImportState.PREVIEWING).update(
+            state=ImportState.MAPPED, error=error[:2000], updated_at=timezone.now())
+
+
 def import_run_start(*, job: ImportJob, actor: Actor) -> ImportJob:
     """Start the run (a Celery task after commit). A running import is handed to a worker again (it resumes
     after its last committed chunk); a finished or undone one is refused."""
@@ -163,6 +207,8 @@ def import_run_start(*, job: ImportJob, actor: Actor) -> ImportJob:
         job = _locked(job)
         if job.state == ImportState.UPLOADED:
             raise ImportConflict("Confirm the column mapping first (PUT …/mapping/).")
+        if job.state == ImportState.PREVIEWING:
+            raise ImportConflict("The dry run is still going on; run the import once it is done.")
         if job.state in (ImportState.FINISHED, ImportState.UNDONE):
             raise ImportConflict(f"This import has already run; it is {job.state}.")
         if job.state in RUNNABLE:
@@ -255,8 +301,36 @@ def imports_stalled(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:
     return stalled
 
 
+def previews_stalled(*, now: dt.datetime | None = None) -> list[tuple[int, int]]:
+    """(tenant id, import id) of the dry runs in a worker (`previewing`) that have neither started nor checked a
+    chunk for IMPORT_SWEEP_AFTER_SECONDS: their task was lost. A dry run writes nothing, so a second one is
+    harmless; the one that ends last stores the same answer again."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=settings.IMPORT_SWEEP_AFTER_SECONDS)
+    stalled = []
+    for tenant in Tenant.objects.filter(is_active=True).order_by("pk"):
+        with tenant_scope(tenant):
+            for job in ImportJob.objects.for_tenant(tenant).filter(
+                    state=ImportState.PREVIEWING, updated_at__lt=cutoff).only("pk", "tenant_id").order_by("pk"):
+                _done, _started, last = cache.get(_preview_progress_key(job)) or (0, None, None)
+                if last is None or last < cutoff.timestamp():
+                    stalled.append((tenant.pk, job.pk))
+    return stalled
+
+
 def import_counts(job: ImportJob) -> dict[str, int]:
     return {field: getattr(job, field) for field in _COUNT_FIELDS.values()}
+
+
+def _progress(*, done: int, total: int, elapsed: float) -> dict[str, Any]:
+    rate = done / elapsed if elapsed > 0 and done else None
+    left = total - done
+    return {
+        "rows_done": done, "rows_total": total,
+        "percent": round(100 * done / total, 1) if total else 100.0,
+        "rows_per_second": round(rate, 1) if rate else None,
+        "seconds_left": (0 if left <= 0 else round(left / rate, 1) if rate else None),
+    }
 
 
 def import_progress(job: ImportJob, *, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -264,14 +338,14 @@ def import_progress(job: ImportJob, *, now: dt.datetime | None = None) -> dict[s
     now = now or timezone.now()
     end = job.finished_at or now
     elapsed = (end - job.started_at).total_seconds() if job.started_at else 0.0
-    rate = job.rows_done / elapsed if elapsed > 0 and job.rows_done else None
-    left = job.row_count - job.rows_done
-    return {
-        "rows_done": job.rows_done, "rows_total": job.row_count,
-        "percent": round(100 * job.rows_done / job.row_count, 1) if job.row_count else 100.0,
-        "rows_per_second": round(rate, 1) if rate else None,
-        "seconds_left": (0 if left <= 0 else round(left / rate, 1) if rate else None),
-    }
+    return _progress(done=job.rows_done, total=job.row_count, elapsed=elapsed)
+
+
+def import_preview_progress(job: ImportJob, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The progress of a dry run in a worker, in the shape of `import_progress` (rows checked so far)."""
+    done, started, _last = cache.get(_preview_progress_key(job)) or (0, None, None)
+    elapsed = (now or timezone.now()).timestamp() - started if started else 0.0
+    return _progress(done=done, total=job.row_count, elapsed=elapsed)
 
 
 # --- Refused rows ---------------------------------------------------------------------------------------

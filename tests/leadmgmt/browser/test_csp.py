@@ -26,6 +26,8 @@ from scoring.services import scoring_model_draft_create
 from tests.support.factories import LeadFactory
 from tests.support.nurture import NurtureSettingsFactory, sent_message
 from tests.support.workspace import PASSWORD, owned_lead
+from workspace.models import ImportJob, ImportState
+from workspace.services.imports import import_upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -236,6 +238,15 @@ def _admin_tour(tour: Tour, org) -> None:
 def test_marketing_ops_works_every_page_under_the_policy(page, org):
     tour = Tour(page, org["url"])
     tour.sign_in("ops@csp.test")
+    # The import pages: the list and upload form, the mapping step, a running import's progress bar polled by htmx.
+    ops = Membership.objects.unscoped().get(tenant=org["tenant"], role=Role.MARKETING_OPS).user
+    mapping, running = (import_upload(tenant=org["tenant"], actor=Actor.for_user(ops), file_name=f"{name}.csv",
+                                      content=b"email,first_name\nx@buyer.example,X\n") for name in ("map", "run"))
+    ImportJob.objects.unscoped().filter(pk=running.pk).update(state=ImportState.RUNNING)
+    tour.visit("/imports/", ready="#upload-form")
+    tour.visit(f"/imports/{mapping.pk}/", ready="#mapping-form")
+    tour.visit(f"/imports/{running.pk}/", ready="#import-bar")
+    tour.wait_for_poll(f"/imports/{running.pk}/progress/")
     tour.visit("/dashboard/", ready="[data-testid=chart-volume] svg")
     tour.visit(f"/leads/{org['leads']['sdr'].pk}/", ready="main h1")
     tour.open_action_forms()
