@@ -9,7 +9,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from leadmgmt.api import COMMON_ERRORS, actor_for, page
+from leadmgmt.api import COMMON_ERRORS, ApiKeyRateThrottle, actor_for, page
 from leadmgmt.tenancy.permissions import HasTenant
 from leadmgmt.tenancy.roles import DUPLICATES_REVIEW
 from leads.models import DuplicatePair, DuplicateStatus, DuplicateTier, Lead
@@ -97,6 +97,7 @@ class MergeSerializer(serializers.Serializer):
 
 class _ReviewView(GenericAPIView):
     permission_classes = [CanReviewDuplicates]
+    throttle_classes = [ApiKeyRateThrottle]  # keys are refused, but every key request counts against its rate
     serializer_class = DuplicatePairSerializer
     queryset = DuplicatePair.objects.none()  # schema only: reads go through the selectors
 
