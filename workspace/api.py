@@ -8,12 +8,15 @@ outside the caller's scope, or another tenant's, is the same 404 as a missing on
 """
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from leadmgmt.api import (
@@ -26,7 +29,7 @@ from leadmgmt.api import (
     page,
 )
 from leadmgmt.tenancy.models import ApiScope
-from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_REASSIGN, LEAD_WORK
+from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_EXPORT, LEAD_REASSIGN, LEAD_WORK
 from leads.api import LeadApiView
 from leads.filters import LeadFilterSet, NullsLastOrderingFilter
 from leads.models import Lead
@@ -59,6 +62,7 @@ from .serializers import (
     ScoreChangeSerializer,
     TouchSerializer,
 )
+from .export import COLUMNS, DEFAULT_COLUMNS, export_columns_parse, export_filename, leads_export_csv
 from .services.activities import activity_log
 from .services.handoff import handoff_message, opportunity_handoff
 from .services.lifecycle import lead_accept, lead_convert, lead_qualify, lead_reject
@@ -80,6 +84,23 @@ def _check_owner_target(viewer: LeadViewer, lead: Lead, owner_id: int | None) ->
                                       to_user_id=owner_id, lead=lead)
     if refusal:
         raise exceptions.ValidationError({"owner": [refusal]})
+
+
+class CsvRenderer(BaseRenderer):
+    """Lets a client ask for `Accept: text/csv`; the CSV itself is streamed by the view, and an error body
+    (a dict) is written as JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data)
+
+
+def export_query_filters(query_params) -> dict:
+    """The list filters an export was asked with, for its audit event (`columns` apart)."""
+    return {key: query_params.getlist(key) for key in sorted(query_params) if key not in ("columns", "format")}
 
 
 @extend_schema_view(
@@ -136,6 +157,36 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             raise exceptions.PermissionDenied("Only the lead's owner, their managers and tenant admins edit a lead.")
         lead = lead_update(lead=lead, data=data, actor=actor_for(request), reason=reason)
         return Response(LeadSerializer(lead, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="Export leads to CSV (streamed)",
+        description="The leads of `GET /api/v1/leads/` with the same filters and ordering, as one CSV file "
+        "(UTF-8 with a byte order mark), streamed row by row whatever its size. `columns=a,b,c` picks the "
+        "columns and their order (custom form fields as `attributes.<key>`); without it: "
+        + ", ".join(DEFAULT_COLUMNS) + ". Columns: " + ", ".join(COLUMNS) + ". A cell starting with `=`, `+`, "
+        "`-`, `@`, a tab or a carriage return gets a leading apostrophe (formula injection). Every export is "
+        "audited (`leads.exported`).",
+        parameters=[OpenApiParameter("columns", str, description="Comma-separated column keys.")],
+        responses={(200, "text/csv"): OpenApiResponse(response=str, description="The CSV file."),
+                   400: ERRORS_RESPONSE, 403: ERRORS_RESPONSE},
+    )
+    @action(detail=False, methods=["get"], url_path="export", pagination_class=None,
+            renderer_classes=[JSONRenderer, CsvRenderer])
+    def export(self, request):
+        viewer = self.viewer()
+        if not viewer.may(LEAD_EXPORT):
+            raise exceptions.PermissionDenied("You may not export leads.")
+        try:
+            columns = export_columns_parse(request.query_params.getlist("columns"))
+        except DjangoValidationError as error:
+            raise exceptions.ValidationError(error.message_dict) from None
+        queryset = self.filter_queryset(self.get_queryset())
+        lines = leads_export_csv(tenant=viewer.tenant, actor=actor_for(request), queryset=queryset,
+                                 columns=columns, filters=export_query_filters(request.query_params))
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{export_filename(tenant=viewer.tenant)}"'
+        response["Cache-Control"] = "no-store"
+        return response
 
     @extend_schema(summary="Captures of the lead (every form post, duplicates included)",
                    responses={200: TouchSerializer(many=True), 404: ERRORS_RESPONSE})
