@@ -12,7 +12,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -47,6 +52,13 @@ from leads.services.lead_edit import lead_update
 from routing.selectors import reassign_target_refusal
 from scoring.selectors import score_history
 
+from .export import (
+    COLUMNS,
+    DEFAULT_COLUMNS,
+    export_columns_parse,
+    export_filename,
+    leads_export_csv,
+)
 from .serializers import (
     ActivityCreateSerializer,
     ActivitySerializer,
@@ -62,7 +74,6 @@ from .serializers import (
     ScoreChangeSerializer,
     TouchSerializer,
 )
-from .export import COLUMNS, DEFAULT_COLUMNS, export_columns_parse, export_filename, leads_export_csv
 from .services.activities import activity_log
 from .services.handoff import handoff_message, opportunity_handoff
 from .services.lifecycle import lead_accept, lead_convert, lead_qualify, lead_reject

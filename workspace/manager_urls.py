@@ -11,6 +11,7 @@ urlpatterns = [
     path("escalations/", views.manager_escalations, name="escalations"),
     path("aging/", views.manager_aging, name="aging"),
     path("hot/", views.manager_hot, name="hot"),
+    path("bounced/", views.manager_bounced, name="bounced"),
     path("reps/", views.manager_reps, name="reps"),
     path("reps/reassign/", views.manager_reps_reassign, name="reps-reassign"),
     path("reps/<int:membership_id>/availability/", views.manager_rep_availability, name="rep-availability"),

@@ -34,6 +34,7 @@ from .manager_forms import (
 from .manager_selectors import (
     aging_leads,
     assignable_reps,
+    bounced_leads,
     breached_clocks,
     bulk_move_preview,
     hot_leads,
@@ -142,6 +143,14 @@ def manager_aging(request, scope):
     page = _page(request, aging_leads(scope=scope))
     return render(request, "workspace/manager/manager_aging.html", _context(scope, "aging", page=page,
                                                                   **_row_controls("aging", scope)))
+
+
+@require_GET
+@manager_view
+def manager_bounced(request, scope):
+    """Bounced addresses: the scope's leads whose email hard-bounced, to correct or dismiss on the lead page."""
+    page = _page(request, bounced_leads(scope=scope))
+    return render(request, "workspace/manager/manager_bounced.html", _context(scope, "bounced", page=page))
 
 
 @require_GET
