@@ -205,6 +205,16 @@ def leads_export_csv(*, tenant: Tenant, actor: Actor, queryset: QuerySet[Lead], 
                                    "rows": written, "complete": complete})
 
 
+def export_chooser(*, filters: list[tuple[str, str]], chosen: list[str] | None = None) -> dict:
+    """The context of templates/workspace/_export_chooser.html: the catalogue with the default set ticked, and
+    the page's filters as hidden fields (app.js refreshes them from the filter form as it changes)."""
+    chosen = set(chosen or DEFAULT_COLUMNS)
+    return {
+        "export_columns": [{"key": c.key, "label": c.label, "checked": c.key in chosen} for c in COLUMNS.values()],
+        "export_params": [(name, value) for name, value in filters if name not in ("page", "columns")],
+    }
+
+
 def export_filename(*, tenant: Tenant, now: dt.datetime | None = None) -> str:
     now = now or timezone.now()
     return f"leads-{tenant.slug}-{now:%Y%m%d-%H%M%S}.csv"

@@ -1,12 +1,14 @@
 """URLs of the manager pages, under /manager/."""
 from django.urls import path
 
+from . import export_views
 from . import manager_views as views
 
 app_name = "manager"
 
 urlpatterns = [
     path("", views.manager_queue, name="queue"),
+    path("export/", export_views.manager_queue_export, name="queue-export"),
     path("unassigned/", views.manager_unassigned, name="unassigned"),
     path("escalations/", views.manager_escalations, name="escalations"),
     path("aging/", views.manager_aging, name="aging"),

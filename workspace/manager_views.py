@@ -18,10 +18,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leadmgmt.audit.actors import Actor
+from leadmgmt.tenancy.roles import LEAD_EXPORT, may
 from leadmgmt.urls_safe import safe_next_url
 from routing.services.assign import lead_reassign, leads_reassign_bulk
 from routing.services.availability import membership_availability_set
 
+from .export import export_chooser
 from .manager_bulk import bulk_report, bulk_token, bulk_token_problem
 from .manager_forms import (
     AvailabilityForm,
@@ -115,6 +117,8 @@ def manager_queue(request, scope):
                        **_row_controls("queue", scope, reps=reps))
     if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
         return render(request, "workspace/manager/_queue_results.html", context)  # filters and pages swap the results only
+    if may(scope.membership.role, LEAD_EXPORT):
+        context.update(export_chooser(filters=[(k, v) for k, v in (("rep", rep), ("status", filters.value("status"))) if v]))
     return render(request, "workspace/manager/manager_queue.html", context)
 
 

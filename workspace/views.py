@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
-from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_NURTURE, LEAD_REASSIGN, LEAD_WORK
+from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_EXPORT, LEAD_NURTURE, LEAD_REASSIGN, LEAD_WORK
 from leadmgmt.tenancy.selectors import memberships_of_user
 from leads.activity_outcomes import activity_outcomes_for
 from leads.models import OPEN_STATUSES, Lead
@@ -50,6 +50,7 @@ from scoring.models import LeadClass
 from scoring.selectors import rule_labels, score_explain
 
 from . import forms
+from .export import export_chooser
 from .lead_page_offers import (
     action_panels,
     closed_note,
@@ -117,6 +118,8 @@ def queue(request):
     context = {"form": form, "page": page, "filtered": bool(filters), "query": query.urlencode()}
     if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
         return render(request, "workspace/_queue_table.html", context)
+    if _viewer(request).may(LEAD_EXPORT):
+        context.update(export_chooser(filters=[(k, v) for k, values in query.lists() for v in values]))
     return render(request, "workspace/queue.html", context)
 
 
