@@ -158,3 +158,12 @@ def test_chaos_bench_kills_the_worker_and_redis_then_prints_its_reconciliation()
         assert counts[label] == "0", (label, out)
     with pytest.raises(OSError):  # the bench's own Redis is gone
         socket.create_connection(("127.0.0.1", int(port.group(1))), timeout=1).close()
+
+
+def test_export_bench_streams_both_sizes_and_prints_the_peak_rss():
+    out = _run("bench/export.py", "--first", "300", "--leads", "1500", timeout=300)
+    rows = re.findall(r"^\s+([\d,]+)\s+[\d.]+\s+[\d.]+\s+([\d,]+)\s+([\d.]+) MiB\s+([\d.]+) MiB\s+([\d.-]+) MiB$", out,
+                      re.MULTILINE)
+    assert [_number(r[0]) for r in rows] == [300, 1500], out
+    assert all(_number(r[1]) > 0 and _number(r[3]) >= _number(r[2]) for r in rows), out
+    assert "peak RSS growth:" in out
