@@ -16,7 +16,7 @@ from leads.models import Lead
 from leads.services.lead_edit import lead_update
 from nurture.models import SuppressionReason
 from nurture.services.tracking import bounce_record, suppression_add
-from tests.support.factories import LeadFactory, TeamFactory
+from tests.support.factories import LeadFactory, TeamFactory, api_key_for
 from tests.support.nurture import NurtureSettingsFactory, sent_message
 from tests.support.workspace import owned_lead, person
 
@@ -49,6 +49,10 @@ def test_the_bounce_callback_flags_the_lead_with_the_date_and_reason(tenant):
     assert lead.email_bounced_at is not None and "550 5.1.1" in lead.email_bounce_note
     [event] = AuditEvent.objects.unscoped().filter(action="lead.email_bounced", object_id=str(lead.pk))
     assert event.metadata["email"] == lead.email
+    api_key_client = APIClient()
+    api_key_client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(tenant)[1]}")
+    body = api_key_client.get(f"/api/v1/leads/{lead.pk}/").json()  # integrations see the flag too
+    assert body["email_bounced_at"] is not None and "550 5.1.1" in body["email_bounce_note"]
 
 
 def test_a_hard_bounce_flags_the_address_lead_only_and_a_soft_bounce_flags_nothing(tenant, other_tenant):
