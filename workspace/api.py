@@ -20,8 +20,9 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from leadmgmt.api import (
@@ -97,16 +98,12 @@ def _check_owner_target(viewer: LeadViewer, lead: Lead, owner_id: int | None) ->
         raise exceptions.ValidationError({"owner": [refusal]})
 
 
-class CsvRenderer(BaseRenderer):
-    """Lets a client ask for `Accept: text/csv`; the CSV itself is streamed by the view, and an error body
-    (a dict) is written as JSON."""
+class CsvExportNegotiation(DefaultContentNegotiation):
+    """The export answers CSV (its own streamed response) whatever `Accept` says, and its errors are always
+    JSON: a client asking for `text/csv` gets the file, not a 406, and a 400 it can parse."""
 
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return JSONRenderer().render(data)
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 def export_query_filters(query_params) -> dict:
@@ -182,7 +179,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
                    400: ERRORS_RESPONSE, 403: ERRORS_RESPONSE},
     )
     @action(detail=False, methods=["get"], url_path="export", pagination_class=None,
-            renderer_classes=[JSONRenderer, CsvRenderer])
+            renderer_classes=[JSONRenderer], content_negotiation_class=CsvExportNegotiation)
     def export(self, request):
         viewer = self.viewer()
         if not viewer.may(LEAD_EXPORT):

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.db.models.fields.json import KeyTextTransform
@@ -176,11 +176,17 @@ def leads_export_csv(*, tenant: Tenant, actor: Actor, queryset: QuerySet[Lead], 
     was complete.
     """
     chunk_rows = int(chunk_rows or CHUNK_ROWS)
-    sql, params = export_rows_sql(queryset, columns)
+    try:
+        sql, params = export_rows_sql(queryset, columns)
+    except EmptyResultSet:  # e.g. `owner=me` asked by an API key: no query to run, the header alone
+        sql, params = None, ()
     writer = csv.writer(_Line(), lineterminator="\r\n")
     written, complete = 0, False
     try:
         yield BOM + writer.writerow([_label(key) for key in columns])
+        if sql is None:
+            complete = True
+            return
         name = f"lead_export_{uuid.uuid4().hex}"
         # The tenant is set around each statement only (never across a yield: the response is iterated after
         # the view and its middleware have returned); the transaction holds the cursor between chunks.
@@ -193,8 +199,8 @@ def leads_export_csv(*, tenant: Tenant, actor: Actor, queryset: QuerySet[Lead], 
                     rows = cursor.fetchall()
                 if not rows:
                     break
+                written += len(rows)  # counted before the yield: a client that leaves here has them
                 yield "".join(writer.writerow([csv_cell(v) for v in row]) for row in rows)
-                written += len(rows)
             with tenant_scope(tenant):
                 cursor.execute(f"CLOSE {name}")
         complete = True

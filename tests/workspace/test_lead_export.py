@@ -197,3 +197,34 @@ def test_the_number_of_queries_does_not_grow_with_the_rows(tenant, api_client, m
     for _ in range(40):
         LeadFactory(tenant=tenant, owner=owner, account=account)
     assert count() == few
+
+
+def test_an_export_the_client_abandons_midway_is_audited_as_incomplete(tenant, api_key):
+    from leadmgmt.audit.actors import Actor
+    from leads.models import Lead
+    from workspace.export import leads_export_csv
+
+    for _ in range(5):
+        LeadFactory(tenant=tenant)
+    lines = leads_export_csv(tenant=tenant, actor=Actor.for_api_key(api_key[0]), columns=["id"], chunk_rows=2,
+                             queryset=Lead.objects.unscoped().filter(tenant=tenant).order_by("id"))
+    next(lines), next(lines)  # the header, then the first two rows: then the client goes away
+    lines.close()  # what the WSGI server does to the response's iterator on a broken connection
+    event = AuditEvent.objects.unscoped().get(tenant=tenant, action="leads.exported")
+    assert (event.metadata["rows"], event.metadata["complete"]) == (2, False)
+
+
+def test_a_filter_that_matches_nothing_by_construction_gives_the_header_alone(tenant, api_client):
+    LeadFactory(tenant=tenant)
+    rows = table(api_client.get(EXPORT, {"owner": "me", "columns": "id,email"}))  # an API key is nobody's "me"
+    assert rows == [["Lead ID", "Email"]]
+    event = AuditEvent.objects.unscoped().get(tenant=tenant, action="leads.exported")
+    assert (event.metadata["rows"], event.metadata["complete"]) == (0, True)
+
+
+def test_a_client_asking_for_text_csv_gets_the_file_and_json_errors(tenant, api_client):
+    LeadFactory(tenant=tenant, email="ada@acme.example")
+    assert "ada@acme.example" in body(api_client.get(EXPORT, {"columns": "email"}, HTTP_ACCEPT="text/csv"))
+    refused = api_client.get(EXPORT, {"columns": "nope"}, HTTP_ACCEPT="text/csv")
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/json"
+    assert "columns" in refused.json()["errors"]
