@@ -54,8 +54,10 @@ from routing.selectors import reassign_target_refusal
 from scoring.selectors import score_history
 
 from .export import (
+    ATTRIBUTE_COLUMN_PATTERN,
     COLUMNS,
     DEFAULT_COLUMNS,
+    MAX_COLUMNS,
     export_columns_parse,
     export_filename,
     leads_export_csv,
@@ -106,9 +108,17 @@ class CsvExportNegotiation(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+def _storable(value: str) -> str:
+    """Text PostgreSQL's jsonb can hold: no NUL, no lone surrogate (both are shown escaped)."""
+    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def export_query_filters(query_params) -> dict:
-    """The list filters an export was asked with, for its audit event (`columns` apart)."""
-    return {key: query_params.getlist(key) for key in sorted(query_params) if key not in ("columns", "format")}
+    """The list filters and ordering an export was asked with, for its audit event; other parameters (which the
+    list ignores too) are left out."""
+    known = {*LeadFilterSet.base_filters, "ordering"}
+    return {key: [_storable(v)[:200] for v in query_params.getlist(key)] for key in sorted(query_params)
+            if key in known}
 
 
 @extend_schema_view(
@@ -174,7 +184,12 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         + ", ".join(DEFAULT_COLUMNS) + ". Columns: " + ", ".join(COLUMNS) + ". A cell starting with `=`, `+`, "
         "`-`, `@`, a tab or a carriage return gets a leading apostrophe (formula injection). Every export is "
         "audited (`leads.exported`).",
-        parameters=[OpenApiParameter("columns", str, description="Comma-separated column keys.")],
+        parameters=[OpenApiParameter(
+            "columns", description="Comma-separated column keys, each once (`attributes.<key>` for a custom field).",
+            style="form", explode=False,
+            type={"type": "array", "uniqueItems": True, "minItems": 1, "maxItems": MAX_COLUMNS, "items": {"anyOf": [
+                {"type": "string", "enum": list(COLUMNS)},
+                {"type": "string", "pattern": ATTRIBUTE_COLUMN_PATTERN}]}})],
         responses={(200, "text/csv"): OpenApiResponse(response=str, description="The CSV file."),
                    400: ERRORS_RESPONSE, 403: ERRORS_RESPONSE},
     )

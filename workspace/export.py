@@ -37,6 +37,7 @@ BOM = "\ufeff"
 CHUNK_ROWS = 2000
 ATTRIBUTE_PREFIX = "attributes."
 ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+ATTRIBUTE_COLUMN_PATTERN = r"^attributes\.[A-Za-z0-9_\-]{1,64}$"  # the same rule, as the API schema says it
 MAX_COLUMNS = 60
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -99,15 +100,14 @@ DEFAULT_COLUMNS = ("first_name", "last_name", "email", "phone", "company", "job_
 
 
 def export_columns_parse(value: str | Iterable[str] | None) -> list[str]:
-    """Column keys from `a,b,c` (or a list), in the order given; none given is the default set. Unknown keys are
+    """Column keys from `a,b,c` (or a list), in the order given; no `columns` at all is the default set. Unknown keys are
     a `ValidationError` on `columns` naming each; `attributes.<key>` is a custom form field by its key."""
-    if value is None or value == "" or value == []:
+    if value is None or value == []:
         return list(DEFAULT_COLUMNS)
     items = value.split(",") if isinstance(value, str) else [part for v in value for part in str(v).split(",")]
-    keys = [item.strip() for item in items if item.strip()]
-    if not keys:
-        return list(DEFAULT_COLUMNS)
-    problems = []
+    keys = [item.strip() for item in items]
+    problems = ["A column key is empty: name the columns as a,b,c."] if "" in keys else []
+    keys = [key for key in keys if key]
     for key in keys:
         if key.startswith(ATTRIBUTE_PREFIX):
             if not ATTRIBUTE_KEY.fullmatch(key[len(ATTRIBUTE_PREFIX):]):

@@ -89,6 +89,12 @@ def test_unknown_column_is_a_400_on_columns_naming_it(api_client):
     assert not AuditEvent.objects.unscoped().filter(action="leads.exported").exists()
 
 
+@pytest.mark.parametrize("columns", ["", "email,", "email,,phone", "email,email"])
+def test_an_empty_or_repeated_column_is_a_400(api_client, columns):
+    response = api_client.get(EXPORT, {"columns": columns})
+    assert response.status_code == 400 and response.json()["errors"]["columns"]
+
+
 def test_a_bad_filter_is_a_400_like_the_list(api_client):
     response = api_client.get(EXPORT, {"score_min": "forty"})
     assert response.status_code == 400 and "score_min" in response.json()["errors"]
@@ -228,3 +234,9 @@ def test_a_client_asking_for_text_csv_gets_the_file_and_json_errors(tenant, api_
     refused = api_client.get(EXPORT, {"columns": "nope"}, HTTP_ACCEPT="text/csv")
     assert refused.status_code == 400 and refused["Content-Type"] == "application/json"
     assert "columns" in refused.json()["errors"]
+
+
+def test_the_audit_keeps_the_known_filters_only(tenant, api_client):
+    body(api_client.get(EXPORT, {"columns": "id", "\x00": "x", "utm": "y", "q": "acme", "ordering": "-score"}))
+    event = AuditEvent.objects.unscoped().get(tenant=tenant, action="leads.exported")
+    assert event.metadata["filters"] == {"ordering": ["-score"], "q": ["acme"]}
