@@ -27,6 +27,8 @@ DEFAULTS: dict[str, list[str]] = {
     "capture_to_owner": ["--rate", "100", "--seconds", "60", "--batches", "5"],
     # Issue 6's figures: 100,000 due nurture steps sent over SMTP by the Nurture Agent.
     "nurture": ["--enrollments", "100000"],
+    # Issue 15's figure: 10,000 then 100,000 leads exported over HTTP, peak RSS of the serving worker.
+    "export": ["--first", "10000", "--leads", "100000"],
     # Issue 14's reconciliation: 30 leads/s for 60 s through a worker kill -9 and a Redis restart.
     "chaos": ["--rate", "30", "--seconds", "60"],
     # Issue 15's figures: a 100,000-row CSV (10 % duplicates, 2 % bad rows) against COPY of the same file.

@@ -197,6 +197,10 @@ class Lead(TenantOwned):
     # Set when the person was erased at their request (workspace.services.privacy): the row stays for the
     # dashboards' counts (stage, status, score, source, dates) with every personal field blanked.
     erased_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A hard bounce of the lead's address (nurture's bounce callback or any hard-bounce suppression) flags the
+    # lead for review until someone corrects the email (which clears it) or dismisses the flag.
+    email_bounced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    email_bounce_note = models.CharField(max_length=300, blank=True, db_default="", editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -229,6 +233,9 @@ class Lead(TenantOwned):
             models.Index(fields=["tenant", "created_at"], condition=Q(is_hot=True), name="lead_tenant_hot"),
             models.Index(fields=["tenant", "pipeline_pending_since"], condition=Q(pipeline_pending_since__isnull=False),
                          name="lead_tenant_pipeline_pending"),
+            # The manager's "Bounced addresses" list: only the flagged few are in it.
+            models.Index(fields=["tenant", "-email_bounced_at"], condition=Q(email_bounced_at__isnull=False),
+                         name="lead_tenant_email_bounced"),
         ]
 
     def __str__(self) -> str:

@@ -8,12 +8,21 @@ outside the caller's scope, or another tenant's, is the same 404 as a missing on
 """
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from leadmgmt.api import (
@@ -26,7 +35,7 @@ from leadmgmt.api import (
     page,
 )
 from leadmgmt.tenancy.models import ApiScope
-from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_REASSIGN, LEAD_WORK
+from leadmgmt.tenancy.roles import LEAD_EDIT, LEAD_EXPORT, LEAD_REASSIGN, LEAD_WORK
 from leads.api import LeadApiView
 from leads.filters import LeadFilterSet, NullsLastOrderingFilter
 from leads.models import Lead
@@ -44,6 +53,15 @@ from leads.services.lead_edit import lead_update
 from routing.selectors import reassign_target_refusal
 from scoring.selectors import score_history
 
+from .export import (
+    ATTRIBUTE_COLUMN_PATTERN,
+    COLUMNS,
+    DEFAULT_COLUMNS,
+    MAX_COLUMNS,
+    export_columns_parse,
+    export_filename,
+    leads_export_csv,
+)
 from .serializers import (
     ActivityCreateSerializer,
     ActivitySerializer,
@@ -80,6 +98,27 @@ def _check_owner_target(viewer: LeadViewer, lead: Lead, owner_id: int | None) ->
                                       to_user_id=owner_id, lead=lead)
     if refusal:
         raise exceptions.ValidationError({"owner": [refusal]})
+
+
+class CsvExportNegotiation(DefaultContentNegotiation):
+    """The export answers CSV (its own streamed response) whatever `Accept` says, and its errors are always
+    JSON: a client asking for `text/csv` gets the file, not a 406, and a 400 it can parse."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _storable(value: str) -> str:
+    """Text PostgreSQL's jsonb can hold: no NUL, no lone surrogate (both are shown escaped)."""
+    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def export_query_filters(query_params) -> dict:
+    """The list filters and ordering an export was asked with, for its audit event; other parameters (which the
+    list ignores too) are left out."""
+    known = {*LeadFilterSet.base_filters, "ordering"}
+    return {key: [_storable(v)[:200] for v in query_params.getlist(key)] for key in sorted(query_params)
+            if key in known}
 
 
 @extend_schema_view(
@@ -136,6 +175,41 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             raise exceptions.PermissionDenied("Only the lead's owner, their managers and tenant admins edit a lead.")
         lead = lead_update(lead=lead, data=data, actor=actor_for(request), reason=reason)
         return Response(LeadSerializer(lead, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="Export leads to CSV (streamed)",
+        description="The leads of `GET /api/v1/leads/` with the same filters and ordering, as one CSV file "
+        "(UTF-8 with a byte order mark), streamed row by row whatever its size. `columns=a,b,c` picks the "
+        "columns and their order (custom form fields as `attributes.<key>`); without it: "
+        + ", ".join(DEFAULT_COLUMNS) + ". Columns: " + ", ".join(COLUMNS) + ". A cell starting with `=`, `+`, "
+        "`-`, `@`, a tab or a carriage return gets a leading apostrophe (formula injection). Every export is "
+        "audited (`leads.exported`).",
+        parameters=[OpenApiParameter(
+            "columns", description="Comma-separated column keys, each once (`attributes.<key>` for a custom field).",
+            style="form", explode=False,
+            type={"type": "array", "uniqueItems": True, "minItems": 1, "maxItems": MAX_COLUMNS, "items": {"anyOf": [
+                {"type": "string", "enum": list(COLUMNS)},
+                {"type": "string", "pattern": ATTRIBUTE_COLUMN_PATTERN}]}})],
+        responses={(200, "text/csv"): OpenApiResponse(response=str, description="The CSV file."),
+                   400: ERRORS_RESPONSE, 403: ERRORS_RESPONSE},
+    )
+    @action(detail=False, methods=["get"], url_path="export", pagination_class=None,
+            renderer_classes=[JSONRenderer], content_negotiation_class=CsvExportNegotiation)
+    def export(self, request):
+        viewer = self.viewer()
+        if not viewer.may(LEAD_EXPORT):
+            raise exceptions.PermissionDenied("You may not export leads.")
+        try:
+            columns = export_columns_parse(request.query_params.getlist("columns"))
+        except DjangoValidationError as error:
+            raise exceptions.ValidationError(error.message_dict) from None
+        queryset = self.filter_queryset(self.get_queryset())
+        lines = leads_export_csv(tenant=viewer.tenant, actor=actor_for(request), queryset=queryset,
+                                 columns=columns, filters=export_query_filters(request.query_params))
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{export_filename(tenant=viewer.tenant)}"'
+        response["Cache-Control"] = "no-store"
+        return response
 
     @extend_schema(summary="Captures of the lead (every form post, duplicates included)",
                    responses={200: TouchSerializer(many=True), 404: ERRORS_RESPONSE})

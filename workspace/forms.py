@@ -97,6 +97,10 @@ class AcceptForm(ExpectedOwnerForm):
     pass
 
 
+class BounceDismissForm(forms.Form):
+    """Dismiss the lead's bounced-email flag (the address was checked): nothing to fill in."""
+
+
 class ReasonForm(ExpectedOwnerForm):
     reason = forms.ChoiceField(choices=[])
     note = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))

@@ -121,6 +121,14 @@ def aging_leads(*, scope: ManagerScope) -> QuerySet[Lead]:
             .select_related("owner", "team").order_by(F("untouched_since").asc(nulls_first=True), "id"))
 
 
+def bounced_leads(*, scope: ManagerScope) -> QuerySet[Lead]:
+    """Leads of the scope (owned, or Unassigned ones it distributes) whose address hard-bounced and that nobody
+    has fixed or dismissed yet, the latest bounce first, owner joined (one query per page)."""
+    reach = scope.lead_q() | (Q(owner__isnull=True) & scope.unassigned_q()) if not scope.whole_tenant else Q()
+    return (Lead.objects.for_tenant(scope.tenant).filter(email_bounced_at__isnull=False).filter(reach)
+            .select_related("owner").order_by("-email_bounced_at", "id"))
+
+
 @dataclass(frozen=True)
 class RepLoad:
     membership: Membership

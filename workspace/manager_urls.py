@@ -1,17 +1,19 @@
 """URLs of the manager pages, under /manager/."""
 from django.urls import path
 
-from . import duplicate_views
+from . import duplicate_views, export_views
 from . import manager_views as views
 
 app_name = "manager"
 
 urlpatterns = [
     path("", views.manager_queue, name="queue"),
+    path("export/", export_views.manager_queue_export, name="queue-export"),
     path("unassigned/", views.manager_unassigned, name="unassigned"),
     path("escalations/", views.manager_escalations, name="escalations"),
     path("aging/", views.manager_aging, name="aging"),
     path("hot/", views.manager_hot, name="hot"),
+    path("bounced/", views.manager_bounced, name="bounced"),
     path("reps/", views.manager_reps, name="reps"),
     path("reps/reassign/", views.manager_reps_reassign, name="reps-reassign"),
     path("reps/<int:membership_id>/availability/", views.manager_rep_availability, name="rep-availability"),

@@ -18,10 +18,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from leadmgmt.audit.actors import Actor
+from leadmgmt.tenancy.roles import LEAD_EXPORT, may
 from leadmgmt.urls_safe import safe_next_url
 from routing.services.assign import lead_reassign, leads_reassign_bulk
 from routing.services.availability import membership_availability_set
 
+from .export import export_chooser
 from .manager_bulk import bulk_report, bulk_token, bulk_token_problem
 from .manager_forms import (
     AvailabilityForm,
@@ -34,6 +36,7 @@ from .manager_forms import (
 from .manager_selectors import (
     aging_leads,
     assignable_reps,
+    bounced_leads,
     breached_clocks,
     bulk_move_preview,
     hot_leads,
@@ -114,6 +117,8 @@ def manager_queue(request, scope):
                        **_row_controls("queue", scope, reps=reps))
     if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
         return render(request, "workspace/manager/_queue_results.html", context)  # filters and pages swap the results only
+    if may(scope.membership.role, LEAD_EXPORT):
+        context.update(export_chooser(filters=[(k, v) for k, v in (("rep", rep), ("status", filters.value("status"))) if v]))
     return render(request, "workspace/manager/manager_queue.html", context)
 
 
@@ -142,6 +147,14 @@ def manager_aging(request, scope):
     page = _page(request, aging_leads(scope=scope))
     return render(request, "workspace/manager/manager_aging.html", _context(scope, "aging", page=page,
                                                                   **_row_controls("aging", scope)))
+
+
+@require_GET
+@manager_view
+def manager_bounced(request, scope):
+    """Bounced addresses: the scope's leads whose email hard-bounced, to correct or dismiss on the lead page."""
+    page = _page(request, bounced_leads(scope=scope))
+    return render(request, "workspace/manager/manager_bounced.html", _context(scope, "bounced", page=page))
 
 
 @require_GET

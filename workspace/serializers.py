@@ -94,6 +94,8 @@ class LeadSerializer(serializers.ModelSerializer):
             "team", "assigned_at", "unassigned_reason", "latest_assignment", "product_interest",
             "first_contacted_at", "contact_attempts", "accepted_at", "rejection_reason", "rejection_note",
             "rejected_at", "budget", "authority", "need", "timeline",
+            # A hard bounce of the address, until the email is corrected or the flag dismissed (issue 15).
+            "email_bounced_at", "email_bounce_note",
         ]
         read_only_fields = fields
 

@@ -4,7 +4,7 @@ from django.urls import include, path
 from leadmgmt.tenancy import views as tenancy_views
 from leadmgmt.tenancy.password_reset import ThrottledPasswordResetView
 
-from . import import_views, team_views, views
+from . import export_views, import_views, team_views, views
 
 urlpatterns = [
     # Before django.contrib.auth.urls so they replace Django's views (same URLs and names): the throttled reset
@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("tenant/switch/", tenancy_views.tenant_switch, name="tenant-switch"),
     path("queue/", views.queue, name="queue"),
+    path("queue/export/", export_views.queue_export, name="queue-export"),
     path("leads/<uuid:lead_id>/", views.lead_page, name="lead-page"),
     path("leads/<uuid:lead_id>/<slug:action>/", views.lead_action, name="lead-action"),
     # CSV imports (tenant admins and marketing ops)

@@ -28,6 +28,7 @@ from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.roles import (
     DUPLICATES_REVIEW,
     LEAD_EDIT,
+    LEAD_EXPORT,
     LEAD_NURTURE,
     LEAD_REASSIGN,
     LEAD_WORK,
@@ -44,6 +45,7 @@ from leads.selectors import (
     lead_queue_facets,
     tenant_member_get,
 )
+from leads.services.email_bounce import lead_email_bounce_dismiss
 from leads.services.lead_edit import lead_update
 from nurture.models import Enrollment, Sequence
 from nurture.selectors import lead_enrollments, sequences_for_manual_enrolment
@@ -56,6 +58,7 @@ from scoring.selectors import rule_labels, score_explain
 
 from . import forms
 from .duplicate_selectors import duplicate_pairs_for_viewer
+from .export import export_chooser
 from .lead_page_offers import (
     action_panels,
     closed_note,
@@ -123,6 +126,8 @@ def queue(request):
     context = {"form": form, "page": page, "filtered": bool(filters), "query": query.urlencode()}
     if request.headers.get("HX-Request") and not request.headers.get("HX-History-Restore-Request"):
         return render(request, "workspace/_queue_table.html", context)
+    if _viewer(request).may(LEAD_EXPORT):
+        context.update(export_chooser(filters=[(k, v) for k, values in query.lists() for v in values]))
     return render(request, "workspace/queue.html", context)
 
 
@@ -210,6 +215,7 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
         "closed_note": closed_note(lead, opportunity),
         "read_only": read_only,
         "ownership": lead_ownership(lead=lead) if read_only else None,
+        "may_review_bounce": not read_only and ACTIONS["dismiss-bounce"].allowed(viewer, lead),
         "has_bant": any((lead.budget, lead.authority, lead.need, lead.timeline)) or opportunity is not None,
         **_lead_duplicates(viewer, lead, read_only=read_only),
     }
@@ -234,7 +240,9 @@ def _lead_duplicates(viewer, lead, *, read_only: bool) -> dict:
 def lead_page(request, lead_id):
     """The lead page; read-only for a member who owned or worked the lead before (e.g. just handed it off)."""
     viewer = _viewer(request)
-    return _lead_page(request, lead_get_for_viewer(viewer=viewer, lead_id=lead_id, allow_former=True), viewer)
+    lead = lead_get_for_viewer(viewer=viewer, lead_id=lead_id, allow_former=True)
+    # `?open=edit` (the bounce banner's "Fix the email") shows the page with the edit form unfolded.
+    return _lead_page(request, lead, viewer, open_action="edit" if request.GET.get("open") == "edit" else "")
 
 
 def _apply_errors(form, exc: ValidationError) -> None:
@@ -344,6 +352,12 @@ def _convert(form, *, lead, actor, request) -> str:
     return f"Lead converted: opportunity “{opportunity.name}” ({opportunity.get_stage_display()})."
 
 
+def _dismiss_bounce(form, *, lead, actor, request) -> str:
+    if not lead_email_bounce_dismiss(lead=lead, actor=actor):
+        return "Nothing to dismiss: the email is not flagged as bounced."
+    return "Bounce flag dismissed: the address stays on the suppression list until removed there."
+
+
 def _reassign(form, *, lead, actor, request) -> str:
     data = form.cleaned_data
     to_user = None
@@ -389,6 +403,8 @@ ACTIONS: dict[str, LeadAction] = {
     "enroll": LeadAction(lambda request, lead: forms.EnrollForm(
         request.POST, sequences=sequences_for_manual_enrolment(tenant=request.tenant), prefix="enroll"), _enroll,
         needs=LEAD_NURTURE),
+    "dismiss-bounce": LeadAction(lambda request, lead: forms.BounceDismissForm(request.POST), _dismiss_bounce,
+                                 needs=LEAD_EDIT),
     "stop-nurture": LeadAction(lambda request, lead: forms.StopNurtureForm(request.POST, prefix="stop"),
                                _stop_nurture, needs=LEAD_NURTURE),
 }

@@ -17,6 +17,7 @@ LEAD_VIEW = "lead.view"  # read leads, their timeline, history and enrolments
 LEAD_WORK = "lead.work"  # log activity, accept, reject, qualify, disqualify, recycle, convert
 LEAD_EDIT = "lead.edit"  # edit a lead's contact and company details (lead page form, PATCH without owner)
 LEAD_NURTURE = "lead.nurture"  # enrol a lead in a nurture sequence by hand, stop an enrolment
+LEAD_EXPORT = "lead.export"  # download the leads of a list the member sees as CSV (API, queues, admin action)
 LEAD_REASSIGN = "lead.reassign"  # move one lead to another rep (or through the rules), PATCH owner
 LEAD_REASSIGN_BULK = "lead.reassign_bulk"  # move all open leads of a rep at once
 ROUTING_DRY_RUN = "routing.dry_run"  # where would the rules send a lead (writes nothing)
@@ -40,6 +41,7 @@ MATRIX: dict[str, frozenset[str]] = {
     LEAD_WORK: SALES,
     LEAD_EDIT: SALES,
     LEAD_NURTURE: EVERYONE,
+    LEAD_EXPORT: EVERYONE,  # each exports only what they see (leads.selectors); every export is audited
     LEAD_REASSIGN: frozenset({Role.MANAGER, Role.ADMIN}),
     LEAD_REASSIGN_BULK: frozenset({Role.MANAGER, Role.ADMIN}),
     ROUTING_DRY_RUN: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
@@ -60,6 +62,7 @@ KEY_SCOPES: dict[str, str] = {
     LEAD_VIEW: ApiScope.LEADS_READ,
     LEAD_EDIT: ApiScope.LEADS_WRITE,
     LEAD_NURTURE: ApiScope.LEADS_WRITE,
+    LEAD_EXPORT: ApiScope.LEADS_READ,
     LEAD_REASSIGN: ApiScope.LEADS_WRITE,
     LEAD_REASSIGN_BULK: ApiScope.LEADS_WRITE,
     ROUTING_DRY_RUN: ApiScope.LEADS_READ,

@@ -123,12 +123,17 @@ def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str =
     before = snapshot(locked, [*fields, *_DERIVED_FIELDS])
     for name, value in changed.items():
         setattr(locked, name, value)
+    bounce_cleared = []
     if "email" in changed:
         locked.is_personal_email = bool(email) and is_free_mail_domain(email_domain(email))
+        if locked.email_bounced_at is not None:  # a corrected address is no longer the one that bounced
+            before["email_bounced_at"] = snapshot(locked, ["email_bounced_at"])["email_bounced_at"]
+            locked.email_bounced_at, locked.email_bounce_note = None, ""
+            bounce_cleared = ["email_bounced_at", "email_bounce_note"]
     locked.edited_fields = [*locked.edited_fields, *(f for f in fields if f not in locked.edited_fields)]
     try:
         with transaction.atomic():
-            locked.save(update_fields=[*changed, *_DERIVED_FIELDS, "edited_fields", "updated_at"])
+            locked.save(update_fields=[*changed, *_DERIVED_FIELDS, *bounce_cleared, "edited_fields", "updated_at"])
     except IntegrityError as exc:  # a concurrent edit or capture took the email in the meantime
         raise ValidationError({"email": ["Another lead of this tenant already has this email."]}) from exc
 
@@ -139,7 +144,7 @@ def lead_update(*, lead: Lead, data: dict[str, Any], actor: Actor, reason: str =
         )
     audit_record(
         tenant=locked.tenant, actor=actor, action="lead.updated", obj=locked,
-        changes=diff(before, snapshot(locked, [*fields, *_DERIVED_FIELDS])),
+        changes=diff(before, snapshot(locked, [*fields, *_DERIVED_FIELDS, *bounce_cleared[:1]])),
         metadata={"reason": reason} if reason else None,
     )
     lead_updated.send(sender=Lead, tenant=locked.tenant, lead=locked, changed_fields=frozenset(fields))

@@ -31,6 +31,7 @@ from leadmgmt.audit.services import audit_bulk, audit_record
 from leadmgmt.tenancy.context import get_current_tenant, tenant_scope
 from leads.locks import lead_lock
 from leads.models import Lead
+from leads.services.email_bounce import leads_email_bounced_flag
 from leads.services.signals import SignalInput, SignalStatus, signals_record
 
 from ..models import ExitReason, Message, MessageStatus, Suppression, SuppressionReason
@@ -127,6 +128,8 @@ def suppression_add(*, tenant, email: str, reason: str, note: str = "", actor: A
     if created:
         audit_record(tenant=tenant, actor=actor, action="nurture.suppressed", obj=suppression,
                      metadata={"email": email, "reason": reason.value, "label": reason.label, "note": note[:300]})
+        if reason == SuppressionReason.HARD_BOUNCE:  # the address is dead: its leads need a person to look
+            leads_email_bounced_flag(tenant=tenant, email=email, note=note or reason.label, actor=actor, at=now)
     lead_ids = list(Lead.objects.for_tenant(tenant).filter(email=email).values_list("pk", flat=True))
     if lead_ids:
         enrollments_exit(tenant_id=tenant.pk, lead_ids=lead_ids, reason=_EXIT_REASON[reason], actor=actor,
@@ -292,6 +295,8 @@ def bounce_record(*, tenant, email: str, kind: str, message_id: str | None = Non
     message_changed = message is not None and bool(
         Message.objects.for_tenant(message.tenant_id).filter(pk=message.pk).exclude(status=MessageStatus.BOUNCED)
         .update(status=MessageStatus.BOUNCED, bounced_at=when, error=error))
+    if kind == BounceKind.HARD and message_changed and not created:  # suppressed before (e.g. unsubscribed)
+        leads_email_bounced_flag(tenant=tenant, email=email, note=error[:300], actor=actor, at=when)
     if created or message_changed:
         _bounce_audit(tenant=tenant, actor=actor, lead_ids=lead_ids, kind=kind, email=email, reason=reason,
                       message=message)

@@ -15,7 +15,9 @@
      a moment ago. (Not an hx-trigger filter: htmx evaluates those with eval, which the Content-Security-Policy
      refuses; base.html sets allowEval off.) An answer that changed nothing (countdowns and "… ago" aside) or that
      is not the page asked for (a sign-in redirect) is not swapped; a swap keeps the keyboard focus on the same
-     row's control. */
+     row's control.
+   - CSV export choosers ([data-export-form], templates/workspace/_export_chooser.html): on submit, the hidden filter
+     fields are replaced by the current values of the page's filter form (htmx filtered the list in place). */
 (function () {
   "use strict";
   function fmt(ms) {
@@ -205,5 +207,22 @@
     var control = row ? focusables(row)[Math.max(pendingFocus.index, 0)] : null;
     pendingFocus = null;
     if (control) control.focus({ preventScroll: true });
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches || !form.matches("[data-export-form]")) return;
+    var filters = document.getElementById(form.getAttribute("data-filters-form"));
+    if (!filters) return;
+    form.querySelectorAll("[data-filter-copy]").forEach(function (el) { el.remove(); });
+    new FormData(filters).forEach(function (value, name) {
+      if (name === "page" || name === "columns" || value === "") return;
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      input.setAttribute("data-filter-copy", "");
+      form.appendChild(input);
+    });
   });
 })();

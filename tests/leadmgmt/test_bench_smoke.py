@@ -169,3 +169,12 @@ def test_import_bench_prints_the_run_against_copy_and_the_pipeline():
     assert _number(copy.group(1)) == _number(run.group(1)) == 300 and _number(run.group(3)) > 0
     assert "import finished: created 264, merged 30, possible duplicates 0, refused 6; not scored 0, not owned 0" in out
     assert re.search(r"import / COPY = [\d.]+x \(target >= 0.25x\)", out), out
+
+
+def test_export_bench_streams_both_sizes_and_prints_the_peak_rss():
+    out = _run("bench/export.py", "--first", "300", "--leads", "1500", timeout=300)
+    rows = re.findall(r"^\s+([\d,]+)\s+[\d.]+\s+[\d.]+\s+([\d,]+)\s+([\d.]+) MiB\s+([\d.]+) MiB\s+([\d.-]+) MiB$", out,
+                      re.MULTILINE)
+    assert [_number(r[0]) for r in rows] == [300, 1500], out
+    assert all(_number(r[1]) > 0 and _number(r[3]) >= _number(r[2]) for r in rows), out
+    assert "peak RSS growth:" in out

@@ -99,7 +99,8 @@ def _ui_data(world, name, lead, who) -> dict:
         "edit": {"company": "Renamed Inc"},
         "enroll": {"sequence": world.sequence.pk},
         "stop-nurture": {"enrollment": getattr(lead, "enrollment_id", 0), "note": ""},
-    }[name] | ({} if name in ("edit", "enroll", "stop-nurture") else owner)
+        "dismiss-bounce": {},
+    }[name] | ({} if name in ("edit", "enroll", "stop-nurture", "dismiss-bounce") else owner)
     prefix = prefixed.get(name)
     return {f"{prefix}-{k}" if prefix else k: v for k, v in data.items()}
 
@@ -124,7 +125,7 @@ def test_every_lead_page_action_answers_as_the_matrix_says(world):
             if not allowed:  # a refusal changed nothing
                 assert fresh(lead).owner_id == lead.owner_id and fresh(lead).status == lead.status, (who, name)
             cells += 1
-    assert cells == len(MEMBERS) * len(ACTIONS) == 66
+    assert cells == len(MEMBERS) * len(ACTIONS) == 72
 
 
 def test_marketing_ops_get_no_work_forms_on_a_reps_lead_page(world):
@@ -157,10 +158,11 @@ def _api_cells(world, who, lead):
         ("enrol", roles.LEAD_NURTURE, "post", f"/api/v1/leads/{lead.pk}/enrollments/", {"sequence": world.sequence.pk}),
         ("stop", roles.LEAD_NURTURE, "post", None, {"note": ""}),
         ("dry-run", roles.ROUTING_DRY_RUN, "post", "/api/v1/routing/dry-run/", {"values": {"country": "US"}}),
+        ("export", roles.LEAD_EXPORT, "get", "/api/v1/leads/export/", {"columns": "id"}),
     ]
 
 
-API_ACTIONS = 12
+API_ACTIONS = 13
 
 
 def test_every_api_action_answers_as_the_matrix_says(world):
@@ -172,26 +174,28 @@ def test_every_api_action_answers_as_the_matrix_says(world):
             name, action, method, url, body = _api_cells(world, who, lead)[index]
             if name == "stop":
                 url = f"/api/v1/leads/{lead.pk}/enrollments/{_enrolled(world, lead).enrollment_id}/stop/"
-            if name in ("reassign-bulk", "dry-run"):  # no lead in the URL: the role (or scope) alone decides
+            if name in ("reassign-bulk", "dry-run", "export"):  # no lead in the URL: the role (or scope) alone decides
                 allowed = roles.principal_may(action=action, membership=membership, api_key=key)
                 if name == "reassign-bulk" and who == "sdr_other":
                     allowed = False
             else:
                 allowed = _expect(action, lead, membership, key)
-            response = getattr(client, method)(url, body, format="json")
+            response = (client.get(url, body) if method == "get" else getattr(client, method)(url, body, format="json"))
+            if name == "export" and response.status_code == 200:
+                b"".join(response.streaming_content)
             assert response.status_code < 500, (who, name)
             assert (response.status_code not in REFUSED) == allowed, (who, name, response.status_code, response.content)
             if allowed and name in ("reassign", "patch-owner", "reassign-bulk"):
                 assert response.status_code == 200, (who, name, response.content)
                 assert fresh(lead).owner_id == _target(world, who).pk
             cells += 1
-    assert cells == (len(MEMBERS) + len(KEYS)) * API_ACTIONS == 96
+    assert cells == (len(MEMBERS) + len(KEYS)) * API_ACTIONS == 104
 
 
 # --- manager pages and the admin -------------------------------------------------------------------------
 
 MANAGER_PAGES = ("/manager/", "/manager/unassigned/", "/manager/escalations/", "/manager/aging/", "/manager/hot/",
-                 "/manager/reps/")
+                 "/manager/reps/", "/manager/bounced/")
 
 
 def test_manager_pages_and_the_config_admin_answer_as_the_matrix_says(world):
@@ -209,7 +213,7 @@ def test_manager_pages_and_the_config_admin_answer_as_the_matrix_says(world):
         response = client.get(f"/admin/routing/rejectionreason/{reason.pk}/change/")
         assert (response.status_code == 200) == roles.may(membership.role, roles.CONFIG_EDIT), (who, response.status_code)
         cells += 1
-    assert cells == len(MEMBERS) * (len(MANAGER_PAGES) + 1) == 42
+    assert cells == len(MEMBERS) * (len(MANAGER_PAGES) + 1) == 48
 
 
 # --- who a lead may go to ---------------------------------------------------------------------------------
