@@ -26,6 +26,8 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
+from leadmgmt.webhooks.models import WebhookEventType
+from leadmgmt.webhooks.services.emit import webhook_emit, webhook_subscribed
 from leads.locks import leads_lock
 from leads.models import (
     DuplicatePair,
@@ -35,6 +37,7 @@ from leads.models import (
     Opportunity,
     OpportunityStage,
 )
+from leads.webhooks import lead_webhook_data
 from nurture.models import ExitReason
 from nurture.services.enrollment import enrollments_exit
 from routing.notifications import lead_label, notify
@@ -216,6 +219,11 @@ def duplicate_merge(*, pair: DuplicatePair, actor: Actor, survivor_id=None, pick
                        title=f"Duplicate merged: {lead_label(survivor)}"[:200],
                        body=f"{lead_label(other)} was merged into {lead_label(survivor)} by {actor.name}; "
                             "its history is on this lead now.")
+        if webhook_subscribed(tenant=pair.tenant, event_type=WebhookEventType.LEAD_MERGED):
+            webhook_emit(tenant=pair.tenant, event_type=WebhookEventType.LEAD_MERGED, lead_id=survivor.pk, now=now,
+                         data={"lead": lead_webhook_data(survivor), "matched_on": pair.reason,
+                               "merged_lead_id": str(other.pk), "duplicate_pair_id": pair.pk,
+                               "changed_fields": sorted({name.split(".")[0] for name in changes})})
         lead_score_enqueue(tenant=survivor.tenant, lead_ids=[survivor.pk], cause=ScoreCause.MANUAL)
     return MergeResult(survivor=survivor, merged=other, moved=counts)
 

@@ -168,3 +168,21 @@ def test_an_import_that_finishes_emits_import_finished_once(tenant, subscribed):
     data = event.payload["data"]["import"]
     assert data["id"] == job.pk and data["file_name"] == "crm.csv" and data["rows"] == 2
     assert data["counts"]["created"] == 1 and data["counts"]["refused"] == 1 and event.lead_id is None
+
+
+def test_merging_a_possible_duplicate_emits_lead_merged_for_the_kept_lead(tenant, subscribed):
+    from leads.models import DuplicatePair
+    from leads.services.duplicates import duplicate_pairs_detect
+    from tests.support.factories import LeadFactory
+    from workspace.services.duplicates import duplicate_merge
+
+    kept = LeadFactory(tenant=tenant, phone="+14155550177", job_title="CTO", email="kept@x.example")
+    other = LeadFactory(tenant=tenant, phone="+14155550177", industry="Software", email="other@x.example")
+    duplicate_pairs_detect(tenant=tenant)
+    manager = rep(tenant, team(tenant), role=Role.MANAGER)
+    duplicate_merge(pair=DuplicatePair.objects.unscoped().get(tenant=tenant), actor=Actor.for_user(manager),
+                    survivor_id=kept.pk)
+    [event] = events(tenant, "lead.merged")
+    data = event.payload["data"]
+    assert event.lead_id == kept.pk and data["merged_lead_id"] == str(other.pk) and data["matched_on"] == "phone"
+    assert data["changed_fields"] == ["industry"] and data["lead"]["email"] == "kept@x.example"
