@@ -88,6 +88,13 @@ class PairFilterSerializer(serializers.Serializer):
     tier = serializers.ChoiceField(choices=DuplicateTier.values, required=False, default="")
     lead = serializers.UUIDField(required=False, help_text="Only the pairs of this lead.")
 
+    def to_internal_value(self, data):
+        # DRF reads a blank query value (`?status=`) as "not given"; a filter sent without a value is a mistake.
+        blank = {name: ["Give a value or leave the filter out."] for name in self.fields if data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
 
 class MergeSerializer(serializers.Serializer):
     survivor_id = serializers.UUIDField(required=False, help_text="The lead to keep (default: the richer one).")

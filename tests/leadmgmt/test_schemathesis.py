@@ -135,10 +135,24 @@ def _seed(credentials_path) -> dict:
             "outcomes": sorted(ActivityOutcome.objects.values_list("code", flat=True)),
             "emails": sorted(lead.email for lead in leads if lead.email),
             "import_ids": _imports_seed(tenant),
+            "duplicate_pair_ids": _duplicates_seed(tenant),
             **_webhooks_seed(tenant),
         }
     data["rep_session"], data["admin_session"] = _session(rep), _session(admin)
     return data
+
+
+def _duplicates_seed(tenant) -> list[int]:
+    """Possible-duplicate pairs to review (same phone, different emails): each can be merged, dismissed, undone."""
+    from leads.models import DuplicatePair
+    from leads.services.duplicates import duplicate_pairs_detect
+
+    for n in range(3):
+        for side in ("a", "b"):
+            Lead.objects.create(tenant=tenant, email=f"twin{n}{side}@schemathesis.example", first_name="Twin",
+                                last_name=f"Seed{n}", phone=f"+1415555098{n}")
+    duplicate_pairs_detect(tenant=tenant)
+    return sorted(DuplicatePair.objects.values_list("pk", flat=True))
 
 
 def _imports_seed(tenant) -> list[int]:
@@ -209,8 +223,9 @@ def seeded(django_db_setup, django_db_blocker, tmp_path_factory):
 PLACEHOLDERS = {"SEEDED-API-KEY": "api_key", "SEEDED-BOUNCE-SECRET": "bounce_secret",
                 "SEEDED-REP-SESSION": "rep_session", "SEEDED-ADMIN-SESSION": "admin_session"}
 CSRF_TOKEN = get_random_string(32)
-# An API key is refused (403): the lead actions a person takes, and outbound webhooks (tenant admins).
-MEMBERS_ONLY = r"^/api/v1/leads/\{id\}/(accept|reject|qualify|convert)/$|^/api/v1/webhooks/"
+# An API key is refused (403): the lead actions a person takes, outbound webhooks (tenant admins) and the merge
+# review of possible duplicates (managers, admins).
+MEMBERS_ONLY = r"^/api/v1/leads/\{id\}/(accept|reject|qualify|convert)/$|^/api/v1/webhooks/|^/api/v1/duplicates/"
 
 
 def _session_auth(case, session) -> None:
@@ -316,6 +331,7 @@ def _seed_into(case, choose):
         else:
             swap(path, "id", SEEDED["lead_ids"])
         swap(path, "notification_id", SEEDED["notification_ids"])
+        swap(path, "pair_id", SEEDED["duplicate_pair_ids"])
         swap(path, "tenant_slug", [SEEDED["tenant_slug"]])
     body = case.body if isinstance(case.body, dict) and positive(ParameterLocation.BODY) else {}
     for field, seeded in BODY_REFERENCES.items():

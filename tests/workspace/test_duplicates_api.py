@@ -113,3 +113,10 @@ def test_dismiss_closes_the_pair_once(tenant, org, pairs, signed_in):
     assert client.post(f"{API}{pair.pk}/dismiss/").status_code == 400
     assert client.get(API).json()["count"] == 2
     assert client.get(API, {"status": "bogus"}).status_code == 400
+
+
+def test_a_filter_sent_without_a_value_is_a_field_error(tenant, org, pairs, signed_in):
+    client = signed_in(org["manager"], tenant)
+    for name in ("status", "tier", "lead"):
+        response = client.get(API, {name: ""})
+        assert response.status_code == 400 and name in response.json()["errors"], name
