@@ -4,6 +4,7 @@ and admins; signed-in members only: merging two people is a person's decision, n
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.generics import GenericAPIView
@@ -128,7 +129,7 @@ class DuplicatePairListView(_ReviewView):
     @extend_schema(summary="Possible duplicates to review (newest first)", tags=["duplicates"],
                    parameters=[OpenApiParameter("status", str, enum=[*DuplicateStatus.values, "all"]),
                                OpenApiParameter("tier", str, enum=DuplicateTier.values),
-                               OpenApiParameter("lead", str, description="Only the pairs of this lead.")],
+                               OpenApiParameter("lead", OpenApiTypes.UUID, description="Only the pairs of this lead.")],
                    responses={200: DuplicatePairSerializer(many=True), **COMMON_ERRORS})
     def get(self, request):
         filters = PairFilterSerializer(data=request.query_params)
