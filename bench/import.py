@@ -3,7 +3,9 @@ chunked run, against PostgreSQL COPY of the same file into a bare table, measure
 
 Creates a throwaway database on the DATABASE_URL server (dropped afterwards), a tenant through `tenant_create`
 (default scoring model and routing rules) with four SDRs, the existing leads (set-based INSERT … SELECT), and
-the CSV file in memory. Then: COPY of the file into a bare table of text columns (the floor); the import's
+the CSV file in memory. Then: COPY of the file into a bare table of text columns (the floor); the same rows put
+into the lead table by one INSERT … SELECT with no Python at all (what the table's indexes, constraints, policy
+and foreign keys cost: the floor no import can go under, printed as its own ratio to COPY); the import's
 upload (detection), mapping and run (`import_run`, in this process, chunk by chunk as the worker runs it); and
 the capture pipeline drained in this process, one worker's work, until every imported lead is scored and owned.
 Targets (issue 15): the run at >= 0.25x COPY's rows per second; every imported lead scored and owned <= 120 s
@@ -94,6 +96,38 @@ def copy_floor(content: bytes) -> tuple[int, float]:
         return cursor.fetchone()[0], t.seconds
 
 
+def lead_insert_floor(content: bytes, *, tenant_id: int) -> tuple[int, float]:
+    """What the lead table itself costs, with no Python: the file COPied into a temp table, then its rows with a
+    valid-looking email INSERTed into leads_lead by one INSERT … SELECT (lower-cased email, the columns as they
+    are), its 13 indexes, constraints, tenant policy and foreign keys checked (SET CONSTRAINTS ALL IMMEDIATE),
+    rolled back: (rows, seconds). No normalisation, deduplication, touches, audit or import records: a floor no
+    import of leads can go under on this table."""
+    from django.db import connection, transaction
+
+    from leadmgmt.tenancy.context import tenant_scope
+    from leadmgmt.tenancy.models import Tenant
+
+    columns = ", ".join(f"c{i} text" for i in range(len(COLUMNS)))
+    with tenant_scope(Tenant.objects.get(pk=tenant_id)), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"CREATE TEMP TABLE bench_floor ({columns}) ON COMMIT DROP")
+        with Timer() as t:
+            cursor.copy_expert("COPY bench_floor FROM STDIN WITH (FORMAT csv, HEADER true)", io.BytesIO(content))
+            cursor.execute(
+                "INSERT INTO leads_lead (id, tenant_id, email, first_name, last_name, phone, job_title, company, "
+                "company_domain, industry, country, source, utm_source, utm_medium, utm_campaign, utm_term, "
+                "utm_content, campaign, marketing_consent, consent_source, is_personal_email, status, stage, "
+                "attributes, edited_fields, band, lead_class, lead_class_reason, archive_reason, is_hot, "
+                "last_activity_at, created_at, updated_at) "
+                "SELECT gen_random_uuid(), %s, 'floor-' || lower(c0), c1, c2, coalesce(c5, ''), coalesce(c4, ''), c3, "
+                "split_part(c0, '@', 2), '', coalesce(c6, ''), 'import', '', '', '', '', '', '', false, '', false, "
+                "'new', 'raw', jsonb_build_object('Plan', c7), '[]'::jsonb, '', '', '', '', false, now(), now(), "
+                "now() FROM bench_floor WHERE c0 ~ '@[^@]+$'", [tenant_id])
+            rows = cursor.rowcount
+        transaction.set_rollback(True)
+    return rows, t.seconds
+
+
 @contextlib.contextmanager
 def parked_tasks():
     """Tasks enqueued after each chunk's commit (the capture pipeline, re-scores) go to a queue of their own,
@@ -142,6 +176,8 @@ def run(args: argparse.Namespace) -> dict:
 
     say("floor: COPY of the same file into a bare table …")
     out["copy_rows"], out["copy_seconds"] = copy_floor(content)
+    say("floor: the same rows into the lead table by one INSERT … SELECT (no Python), rolled back …")
+    out["lead_floor_rows"], out["lead_floor_seconds"] = lead_insert_floor(content, tenant_id=tenant.pk)
     maintenance("CHECKPOINT")
 
     with parked_tasks(), tenant_scope(tenant):
@@ -176,12 +212,15 @@ def report(out: dict) -> str:
     copy_rate = out["copy_rows"] / out["copy_seconds"] if out["copy_seconds"] else float("inf")
     run_rate = out["rows"] / out["run_seconds"] if out["run_seconds"] else float("inf")
     ratio = run_rate / copy_rate if copy_rate else 0.0
+    floor_rate = out["lead_floor_rows"] / out["lead_floor_seconds"] if out["lead_floor_seconds"] else float("inf")
     counts = out["counts"]
     rows = [
         f"data: {out['rows']:,} rows ({out['file_bytes']:,} bytes), {out['duplicates']:,} of existing leads, "
         f"{out['bad']:,} bad; {out['chunk_rows']:,} rows per chunk",
         f"{'step':<48}{'rows':>12}{'seconds':>10}{'rows/s':>12}",
         f"{'floor: COPY into a bare table':<48}{out['copy_rows']:>12,}{out['copy_seconds']:>10.2f}{copy_rate:>12,.0f}",
+        f"{'floor: same rows INSERT … SELECT into leads_lead':<48}{out['lead_floor_rows']:>12,}"
+        f"{out['lead_floor_seconds']:>10.2f}{floor_rate:>12,.0f}",
         f"{'upload: detection and mapping (not in the ratio)':<48}{out['rows']:>12,}{out['upload_seconds']:>10.2f}"
         f"{out['rows'] / out['upload_seconds'] if out['upload_seconds'] else 0:>12,.0f}",
         f"{'import run (import_run, chunked, set-based)':<48}{out['rows']:>12,}{out['run_seconds']:>10.2f}"
@@ -191,6 +230,8 @@ def report(out: dict) -> str:
         f"import {out['state']}: created {counts['created']:,}, merged {counts['merged']:,}, possible duplicates "
         f"{counts['possible_duplicates']:,}, refused {counts['refused']:,}; not scored {out['unscored']}, "
         f"not owned {out['unowned']}",
+        f"lead table floor / COPY = {floor_rate / copy_rate if copy_rate else 0:.3f}x (no import can beat it); "
+        f"import / lead table floor = {run_rate / floor_rate if floor_rate else 0:.3f}x",
         f"import / COPY = {ratio:.3f}x (target >= {TARGET_RATIO}x); scored and owned {out['pipeline_seconds']:.1f}s "
         f"after the import ended (target <= {TARGET_PIPELINE_SECONDS:.0f}s, one worker's work in this process)",
     ]

@@ -294,6 +294,28 @@ COMMON_ERRORS = {400: ERRORS_RESPONSE, 401: ERRORS_RESPONSE, 403: ERRORS_RESPONS
 
 
 
+class PaginatedMixin:
+    """What `page` needs of an APIView that is not a GenericAPIView: a paginator (`Pagination`) and the
+    serializer context."""
+
+    pagination_class = Pagination
+
+    @property
+    def paginator(self):
+        if not hasattr(self, "_paginator"):
+            self._paginator = self.pagination_class()
+        return self._paginator
+
+    def paginate_queryset(self, queryset):
+        return self.paginator.paginate_queryset(queryset, self.request, view=self)
+
+    def get_paginated_response(self, data):
+        return self.paginator.get_paginated_response(data)
+
+    def get_serializer_context(self):
+        return {"request": self.request, "view": self}
+
+
 def page(view, queryset, serializer_class) -> Response:
     """One page of `queryset` through the view's paginator, serialized with the view's context."""
     rows = view.paginate_queryset(queryset)

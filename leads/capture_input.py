@@ -2,6 +2,7 @@
 unknown fields bounded into `attributes` (errors keyed by the field name the form sent)."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -90,6 +91,7 @@ class CaptureInput:
 
 # --- Validation ------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
 def _snake(key: str) -> str:
     key = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key)
     return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")

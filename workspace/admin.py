@@ -19,7 +19,7 @@ from routing.models import Assignment
 from scoring.admin import score_breakdown_html
 from workspace.services.privacy import person_erase, person_export
 
-from .export import DEFAULT_COLUMNS, export_filename, leads_export_csv
+from .export import COLUMNS, export_chooser, export_columns_parse, export_filename, leads_export_csv
 
 
 class AssignmentInline(admin.TabularInline):
@@ -81,13 +81,29 @@ class LeadAdmin(TenantScopedAdmin):
 
     @admin.action(description="Export selected to CSV", permissions=["export"])
     def export_csv(self, request, queryset):
-        """The selected leads (all that match with "select all") as CSV with the default columns, streamed and
-        audited like every export."""
+        """The selected leads (all that match with "select all") as CSV: first a page to choose the columns (the
+        default set ticked), then the file, streamed and audited like every export."""
+        select_across = request.POST.get("select_across") == "1"
+        chosen, errors = None, []
+        if request.POST.get("confirmed") == "yes":
+            try:
+                chosen = export_columns_parse(request.POST.getlist("columns"))
+            except ValidationError as exc:
+                errors = exc.message_dict["columns"]
+            if not request.POST.getlist("columns"):
+                chosen, errors = None, ["Tick at least one column."]
+        if chosen is None:
+            ticked = [key for key in request.POST.getlist("columns") if key in COLUMNS] or None
+            return TemplateResponse(request, "admin/leads/lead/export_columns.html", {
+                **self.admin_site.each_context(request), "opts": self.opts, "title": "Export to CSV",
+                **export_chooser(filters=[], chosen=ticked), "errors": errors, "select_across": select_across,
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}, status=400 if errors else 200)
         filters = {key: request.GET.getlist(key) for key in sorted(request.GET)}
-        filters["selected"] = ["all matching"] if request.POST.get("select_across") == "1" else [
+        filters["selected"] = ["all matching"] if select_across else [
             str(len(request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)))]
         lines = leads_export_csv(tenant=request.tenant, actor=Actor.for_user(request.user),
-                                 queryset=queryset.order_by("-created_at", "id"), columns=list(DEFAULT_COLUMNS),
+                                 queryset=queryset.order_by("-created_at", "id"), columns=chosen,
                                  filters=filters, source="admin")
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{export_filename(tenant=request.tenant)}"'

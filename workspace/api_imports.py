@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from leadmgmt.api import (
     COMMON_ERRORS,
     ERRORS_RESPONSE,
-    Pagination,
+    PaginatedMixin,
     StorableJSONParser,
     TenantApiView,
     actor_for,
@@ -24,13 +24,15 @@ from leadmgmt.tenancy.models import ApiScope
 from leadmgmt.tenancy.roles import LEAD_IMPORT
 from leads.selectors import LeadViewer
 
-from .models import ImportJob
+from .models import ImportJob, ImportState
 from .services.import_files import TARGETS, ImportFileRefused
 from .services.imports import (
     ImportConflict,
     import_counts,
     import_mapping_set,
     import_preview,
+    import_preview_progress,
+    import_preview_start,
     import_progress,
     import_run_start,
     import_undo,
@@ -57,7 +59,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
         return import_counts(job)
 
     def get_progress(self, job) -> dict:
-        return import_progress(job)
+        return import_preview_progress(job) if job.state == ImportState.PREVIEWING else import_progress(job)
 
     def get_targets(self, job) -> list[str]:
         """The fields a column may be mapped to, besides `attributes.<key>` and "" (skip the column)."""
@@ -99,26 +101,10 @@ class ImportApiView(TenantApiView):
         return Response(ImportJobSerializer(job).data, status=code)
 
 
-class ImportListView(ImportApiView):
+class ImportListView(PaginatedMixin, ImportApiView):
     """`GET /api/v1/imports/` (newest first) and `POST /api/v1/imports/` (multipart, the CSV in `file`)."""
 
     parser_classes = [MultiPartParser, StorableJSONParser]
-    pagination_class = Pagination
-
-    @property
-    def paginator(self):
-        if not hasattr(self, "_paginator"):
-            self._paginator = self.pagination_class()
-        return self._paginator
-
-    def paginate_queryset(self, queryset):
-        return self.paginator.paginate_queryset(queryset, self.request, view=self)
-
-    def get_paginated_response(self, data):
-        return self.paginator.get_paginated_response(data)
-
-    def get_serializer_context(self):
-        return {"request": self.request, "view": self}
 
     @extend_schema(operation_id="imports_list", summary="CSV imports", tags=["imports"],
                    responses={200: ImportJobSerializer(many=True), **COMMON_ERRORS})
@@ -167,12 +153,18 @@ class ImportMappingView(ImportApiView):
 
 
 class ImportPreviewView(ImportApiView):
-    """`POST /api/v1/imports/{id}/preview/`: the dry run (nothing written but its answer, kept on the import)."""
+    """`POST /api/v1/imports/{id}/preview/`: the dry run (nothing written but its answer, kept on the import). A
+    file of up to IMPORT_PREVIEW_INLINE_ROWS rows is answered at once (200, `previewed`); a bigger one's dry run
+    runs in a worker (202, `previewing`: poll the import, whose `progress` counts the rows checked)."""
 
     @extend_schema(operation_id="imports_preview", summary="Dry-run the import", tags=["imports"], request=None,
-                   responses={200: ImportJobSerializer, 409: ERRORS_RESPONSE, **COMMON_ERRORS})
+                   responses={200: ImportJobSerializer, 202: ImportJobSerializer, 409: ERRORS_RESPONSE,
+                              **COMMON_ERRORS})
     def post(self, request, pk):
-        return self.answer(import_preview(job=self.job()))
+        job = self.job()
+        if job.row_count > settings.IMPORT_PREVIEW_INLINE_ROWS:
+            return self.answer(import_preview_start(job=job), status.HTTP_202_ACCEPTED)
+        return self.answer(import_preview(job=job))
 
 
 class ImportRunView(ImportApiView):

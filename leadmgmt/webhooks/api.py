@@ -11,7 +11,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from leadmgmt.api import COMMON_ERRORS, ERRORS_RESPONSE, Pagination, TenantApiView, actor_for, page
+from leadmgmt.api import (
+    COMMON_ERRORS,
+    ERRORS_RESPONSE,
+    PaginatedMixin,
+    TenantApiView,
+    actor_for,
+    page,
+)
 from leadmgmt.tenancy.roles import WEBHOOKS_MANAGE, principal_may
 
 from .models import DeliveryStatus
@@ -38,8 +45,7 @@ from .services.endpoints import (
 MAX_ID = 2**63 - 1  # a larger id in the URL is simply not there (PostgreSQL's bigint would refuse it)
 
 
-class WebhookApiView(TenantApiView):
-    pagination_class = Pagination
+class WebhookApiView(PaginatedMixin, TenantApiView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -47,21 +53,6 @@ class WebhookApiView(TenantApiView):
             raise exceptions.PermissionDenied("Webhooks are managed by tenant admins signed in, not API keys.")
         if not principal_may(action=WEBHOOKS_MANAGE, membership=getattr(request, "membership", None)):
             raise exceptions.PermissionDenied("Only tenant admins manage webhooks.")
-
-    @property
-    def paginator(self):
-        if not hasattr(self, "_paginator"):
-            self._paginator = self.pagination_class()
-        return self._paginator
-
-    def paginate_queryset(self, queryset):
-        return self.paginator.paginate_queryset(queryset, self.request, view=self)
-
-    def get_paginated_response(self, data):
-        return self.paginator.get_paginated_response(data)
-
-    def get_serializer_context(self):
-        return {"request": self.request, "view": self}
 
     def endpoint(self, pk: int):
         endpoint = webhook_endpoint_get(tenant=self.request.tenant, endpoint_id=pk) if pk <= MAX_ID else None

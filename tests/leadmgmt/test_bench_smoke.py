@@ -169,6 +169,9 @@ def test_import_bench_prints_the_run_against_copy_and_the_pipeline():
     assert _number(copy.group(1)) == _number(run.group(1)) == 300 and _number(run.group(3)) > 0
     assert "import finished: created 264, merged 30, possible duplicates 0, refused 6; not scored 0, not owned 0" in out
     assert re.search(r"import / COPY = [\d.]+x \(target >= 0.25x\)", out), out
+    floor = re.search(r"floor: same rows INSERT … SELECT into leads_lead\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)", out)
+    assert floor and _number(floor.group(1)) == 294, out  # the 6 bad rows have no valid email
+    assert re.search(r"lead table floor / COPY = [\d.]+x .*; import / lead table floor = [\d.]+x", out), out
 
 
 def test_export_bench_streams_both_sizes_and_prints_the_peak_rss():

@@ -121,6 +121,25 @@ def test_a_bad_mapping_is_refused_per_column_and_changes_nothing(admin):
     assert admin.post(url(job_id, "run/")).status_code == 409  # the mapping comes first
 
 
+def test_a_big_file_is_dry_run_in_a_worker_and_polled(tenant, admin, make_member, existing, settings,
+                                                      django_capture_on_commit_callbacks):
+    settings.IMPORT_PREVIEW_INLINE_ROWS = 3  # MIXED has 7 rows: too many to answer in the request
+    owner = make_member(tenant, role=Role.SDR)
+    job_id = mapped(admin, MIXED.format(owner=owner.email))
+    with django_capture_on_commit_callbacks() as callbacks:
+        started = admin.post(url(job_id, "preview/"))
+    assert started.status_code == 202, started.content
+    assert started.json()["state"] == "previewing" and started.json()["preview"] is None
+    polled = admin.get(url(job_id)).json()
+    assert polled["state"] == "previewing" and polled["progress"]["rows_total"] == 7
+    assert admin.post(url(job_id, "run/")).status_code == 409  # not while the dry run goes on
+    assert len(callbacks) == 1
+    callbacks[0]()  # the task, as the worker runs it
+    done = admin.get(url(job_id)).json()
+    assert done["state"] == "previewed"
+    assert done["preview"]["counts"] == {"created": 2, "merged": 2, "possible_duplicate": 1, "refused": 2}
+
+
 def test_limits_are_refused_with_413_and_400(admin, settings):
     settings.IMPORT_MAX_BYTES = 50
     too_big = upload(admin, "email\n" + "someone@example.com\n" * 5)

@@ -14,6 +14,7 @@ from django.urls import reverse
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import Role
 from tests.support.factories import LeadFactory
+from workspace.export import DEFAULT_COLUMNS
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:leads_lead_changelist")
@@ -28,10 +29,13 @@ def staff(make_member, tenant, role=Role.ADMIN) -> Client:
     return client
 
 
-def export(client, leads, *, across=False, query=""):
+def export(client, leads, *, across=False, query="", columns=DEFAULT_COLUMNS, confirmed=True):
+    """The action as the chooser page posts it back (`confirmed`), or its first step (the chooser)."""
     data = {"action": "export_csv", ACTION_CHECKBOX_NAME: [str(lead.pk) for lead in leads], "index": 0}
     if across:
         data["select_across"] = "1"
+    if confirmed:
+        data.update(confirmed="yes", columns=list(columns))
     return client.post(CHANGELIST + query, data)
 
 
@@ -75,4 +79,32 @@ def test_roles_without_the_lead_admin_cannot_export_through_it(tenant, make_memb
     lead = LeadFactory(tenant=tenant)
     response = export(staff(make_member, tenant, role), [lead])
     assert response.status_code == 403
+    assert not AuditEvent.objects.unscoped().filter(action="leads.exported").exists()
+
+
+def test_the_action_first_offers_the_columns_then_exports_the_chosen_ones(tenant, make_member):
+    leads = [LeadFactory(tenant=tenant, email=f"c{i}@acme.example", company="Acme") for i in range(2)]
+    client = staff(make_member, tenant)
+    chooser = export(client, leads, confirmed=False)
+    assert chooser.status_code == 200 and not isinstance(chooser, StreamingHttpResponse)
+    page = chooser.content.decode()
+    assert 'name="columns" value="email" checked' in page and 'name="columns" value="id">' in page
+    assert page.count(f'name="{ACTION_CHECKBOX_NAME}"') == 2 and 'name="confirmed" value="yes"' in page
+    assert not AuditEvent.objects.unscoped().filter(action="leads.exported").exists()  # nothing exported yet
+
+    response = export(client, leads, columns=["company", "email"])
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode()[1:])))
+    assert rows[0] == ["Company", "Email"] and sorted(rows[1:]) == [["Acme", "c0@acme.example"],
+                                                                    ["Acme", "c1@acme.example"]]
+    event = AuditEvent.objects.unscoped().get(tenant=tenant, action="leads.exported")
+    assert event.metadata["columns"] == ["company", "email"]
+
+
+@pytest.mark.parametrize(("columns", "message"), [([], "Tick at least one column."),
+                                                  (["email", "password"], "Unknown column &#x27;password&#x27;.")])
+def test_no_column_or_an_unknown_one_is_refused_on_the_chooser(tenant, make_member, columns, message):
+    lead = LeadFactory(tenant=tenant)
+    response = export(staff(make_member, tenant), [lead], columns=columns)
+    assert response.status_code == 400 and message in response.content.decode()
+    assert 'name="columns" value="email" checked' in response.content.decode()
     assert not AuditEvent.objects.unscoped().filter(action="leads.exported").exists()

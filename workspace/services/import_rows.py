@@ -14,14 +14,14 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
-from django.db.models.expressions import DatabaseDefault
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models.functions import Lower
 from django.utils import dateparse, timezone
 
 from leadmgmt.api import printable_key
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_event_build
+from leadmgmt.db.bulk import rows_copy
 from leadmgmt.tenancy.models import Membership, Tenant
 from leads.capture_input import CaptureInput, capture_input_validate
 from leads.erasure import ERASED_MESSAGE, erased_emails
@@ -400,31 +400,6 @@ def _create(*, ctx: ImportContext, plan: _Plan, row: _Row, account: Account | No
 _MERGE_COLUMNS = {"account": "account", "attributes": "attributes"}
 
 
-def _rows_insert(objs: Sequence[models.Model]) -> None:
-    """One multi-row INSERT of new rows, each value prepared as `save()` prepares it (defaults, `auto_now`,
-    adapters); columns left to their database default (`db_default`) and an auto id are not sent, nothing is
-    returned. Django's bulk_create compiles every value as an expression, several times this cost for a lead's
-    sixty columns; this runs through the connection's cursor, so the tenant of the transaction applies (RLS)."""
-    if not objs:
-        return
-    meta = objs[0]._meta
-    conn = connections[DEFAULT_DB_ALIAS]  # not the thread-local proxy: it is read once per value otherwise
-    fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field
-              and not isinstance(f.pre_save(objs[0], True), DatabaseDefault)]
-    params: list = []
-    for obj in objs:
-        for f in fields:
-            value = f.pre_save(obj, True)
-            if isinstance(value, DatabaseDefault):
-                raise ValueError(f"{meta.label}.{f.name}: set on some rows and left to its database default on others.")
-            params.append(f.get_db_prep_save(value, connection=conn))
-    qn = conn.ops.quote_name
-    row = f"({', '.join(['%s'] * len(fields))})"
-    with conn.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
-                       f"VALUES {', '.join([row] * len(objs))}", params)
-
-
 def _leads_update(*, tenant: Tenant, leads: Sequence[Lead], names: set[str]) -> None:
     """The merged leads' filled fields in one UPDATE … FROM (VALUES …) (Django's bulk_update builds a CASE per
     field and row, several times slower to compile)."""
@@ -448,14 +423,14 @@ def _leads_update(*, tenant: Tenant, leads: Sequence[Lead], names: set[str]) -> 
 def _plan_write(*, ctx: ImportContext, plan: _Plan) -> None:
     """The chunk's writes, each one statement for the whole chunk."""
     tenant, now = ctx.tenant, ctx.now
-    _rows_insert(plan.new)
+    rows_copy(plan.new)
     if plan.merged:
         for lead in plan.merged.values():
             lead.updated_at = now
         _leads_update(tenant=tenant, leads=list(plan.merged.values()),
                       names=plan.merged_fields | {"last_activity_at", "updated_at"})
-    _rows_insert(plan.touches)
-    _rows_insert(plan.events)
+    rows_copy(plan.touches)
+    rows_copy(plan.events)
     records = [ImportLead(tenant=tenant, job_id=ctx.job_id, lead_id=lead.pk, created=True) for lead in plan.new]
     records += [ImportLead(tenant=tenant, job_id=ctx.job_id, lead_id=pk, created=False, before=before)
                 for pk, before in plan.before.items()]
