@@ -15,7 +15,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import ApiScope, Role
-from leads.models import Activity, ActivityKind, Lead, Touch
+from leads.models import Account, Activity, ActivityKind, Lead, Touch
 from routing.models import Assignment
 from tests.support.factories import LeadFactory, api_key_for
 from workspace.models import ImportJob, ImportLead, ImportState
@@ -315,9 +315,27 @@ def test_undo_deletes_created_leads_and_reverts_merges(tenant, admin, existing, 
     known.refresh_from_db()
     assert (known.job_title, known.company) == ("", "Beta Old")
     undone = AuditEvent.objects.unscoped().get(action="import.undone")
-    assert undone.metadata == {"leads_deleted": 1, "merges_reverted": 1}
+    assert undone.metadata == {"leads_deleted": 1, "merges_reverted": 1, "accounts_deleted": 2}
+    assert not Account.objects.unscoped().filter(tenant=tenant).exists()  # x.example, beta.example: the import's
     assert admin.post(url(job_id, "undo/")).status_code == 409
     assert admin.post(url(job_id, "run/")).status_code == 409
+
+
+def test_undo_keeps_the_accounts_that_were_there_before_or_were_given_an_owner(
+        tenant, admin, make_member, django_capture_on_commit_callbacks):
+    before = Account.objects.create(tenant=tenant, domain="old.example", name="Old")
+    job_id = mapped(admin, "email,company\na@old.example,Old\nb@owned.example,Owned\nc@gone.example,Gone\n")
+    run(admin, job_id, django_capture_on_commit_callbacks)
+    assert set(Account.objects.unscoped().filter(tenant=tenant).values_list("domain", flat=True)) == {
+        "old.example", "owned.example", "gone.example"}
+    owned = Account.objects.unscoped().get(tenant=tenant, domain="owned.example")
+    owned.owner = make_member(tenant, role=Role.AE)
+    owned.save(update_fields=["owner", "updated_at"])
+    assert admin.post(url(job_id, "undo/")).status_code == 200
+    assert set(Account.objects.unscoped().filter(tenant=tenant).values_list("domain", flat=True)) == {
+        "old.example", "owned.example"}
+    assert Account.objects.unscoped().get(pk=before.pk).name == "Old"
+    assert AuditEvent.objects.unscoped().get(action="import.undone").metadata["accounts_deleted"] == 1
 
 
 def test_undo_is_refused_once_someone_worked_an_imported_lead(tenant, admin, make_member,

@@ -18,12 +18,13 @@ from django.db.models import Q
 from django.utils import dateparse, timezone
 
 from leadmgmt.audit.actors import Actor
+from leadmgmt.audit.models import AuditEvent
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Tenant
 from leadmgmt.webhooks.models import WebhookEventType
 from leadmgmt.webhooks.services.emit import webhook_emit
-from leads.models import Activity, Lead, Signal, StageTransition
+from leads.models import Account, Activity, Lead, Signal, StageTransition
 from routing.models import Assignment
 
 from ..models import (
@@ -442,9 +443,26 @@ def import_undo(*, job: ImportJob, actor: Actor) -> ImportJob:
         lead.updated_at = timezone.now()
     if leads and fields:
         Lead.objects.for_tenant(tenant).bulk_update(leads, sorted(fields | {"updated_at"}))
+    accounts_deleted = _import_accounts_delete(job)
     job.state, job.undone_at = ImportState.UNDONE, timezone.now()
     job.save(update_fields=["state", "undone_at", "updated_at"])
     audit_record(tenant=tenant, actor=actor, action="import.undone", obj=job,
-                 metadata={"leads_deleted": deleted, "merges_reverted": len(leads)})
+                 metadata={"leads_deleted": deleted, "merges_reverted": len(leads),
+                           "accounts_deleted": accounts_deleted})
     return job
+
+
+def _import_accounts_delete(job: ImportJob) -> int:
+    """The accounts the import created (its `account.created` audit events) that no lead holds any more and that
+    nobody has touched since (no owner given, not edited after the run): deleted with it, one statement."""
+    created = (AuditEvent.objects.for_tenant(job.tenant_id)
+               .filter(action="account.created", at__gte=job.started_at, metadata__import_id=job.pk)
+               .values_list("object_id", flat=True))
+    ids = [int(object_id) for object_id in created if object_id.isdigit()]
+    if not ids:
+        return 0
+    held = Lead.objects.for_tenant(job.tenant_id).filter(account_id__in=ids).values("account_id")
+    orphans = (Account.objects.for_tenant(job.tenant_id)
+               .filter(pk__in=ids, owner__isnull=True, updated_at__lte=job.finished_at).exclude(pk__in=held))
+    return orphans.delete()[1].get("leads.Account", 0)
 
