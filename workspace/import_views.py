@@ -154,9 +154,12 @@ def _columns(job: ImportJob, sample, *, mapping: list[str], attribute_keys: dict
 
 
 def _leads(job: ImportJob) -> list[Lead]:
-    ids = ImportLead.objects.for_tenant(job.tenant_id).filter(job=job).values("lead_id")
-    return list(Lead.objects.for_tenant(job.tenant_id).filter(pk__in=ids)
-                .only("id", "email", "phone", "first_name", "last_name", "company").order_by("email")[:LEADS_SHOWN])
+    """The first leads of the import in the file's order (its records are written row by row, chunk by chunk)."""
+    ids = list(ImportLead.objects.for_tenant(job.tenant_id).filter(job=job).order_by("id")
+               .values_list("lead_id", flat=True)[:LEADS_SHOWN])
+    leads = Lead.objects.for_tenant(job.tenant_id).filter(pk__in=ids).only(
+        "id", "email", "phone", "first_name", "last_name", "company").in_bulk()
+    return [leads[lead_id] for lead_id in ids if lead_id in leads]
 
 
 def _render(request, job: ImportJob, *, status: int = 200, step: str | None = None, **extra):
