@@ -7,6 +7,7 @@ same thing whichever way it came in.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from urllib.parse import urlsplit
@@ -60,6 +61,14 @@ def text_clean(value: str, *, multiline: bool = False) -> str:
 
 # --- Domains -------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=16384)
+def _idna_ascii(host: str) -> str:
+    """The ASCII (IDNA 2008, UTS 46) form of a host name; raises idna.IDNAError or UnicodeError. Remembered per
+    host: the idna package is pure Python, and an import of thousands of rows names the same domains again and
+    again (errors are not remembered; they are rare)."""
+    return idna.encode(host, uts46=True, std3_rules=True).decode("ascii")
+
+
 _DOMAIN_MESSAGE = "Enter a valid domain or website address, e.g. acme.com."
 
 
@@ -81,7 +90,7 @@ def domain_canonicalize(value: str) -> str:
         raise ValidationError(_DOMAIN_MESSAGE, code="invalid_domain") from exc
     host = host.strip().rstrip(".")
     try:
-        host = idna.encode(host, uts46=True, std3_rules=True).decode("ascii")
+        host = _idna_ascii(host)
     except (idna.IDNAError, UnicodeError) as exc:
         raise ValidationError(_DOMAIN_MESSAGE, code="invalid_domain") from exc
     if host.startswith("www."):
@@ -111,7 +120,7 @@ def email_normalize(value: str) -> str:
     if not sep or not local or not domain:
         raise ValidationError("Enter a valid email address.", code="invalid")
     try:
-        domain = idna.encode(domain.rstrip("."), uts46=True, std3_rules=True).decode("ascii")
+        domain = _idna_ascii(domain.rstrip("."))
     except (idna.IDNAError, UnicodeError) as exc:
         raise ValidationError("Enter a valid email address.", code="invalid") from exc
     value = f"{local}@{domain}"
