@@ -288,15 +288,15 @@ def _targets(ctx: Context, spec: RuleSpec, *, team: Team | None = None) -> list[
 
 
 def _account_owner_id(ctx: Context, source: Any) -> tuple[int | None, str]:
-    accounts = Account.objects.for_tenant(ctx.tenant)
+    def accounts():  # built only when the run has not read the account yet (a queryset costs as much as the walk)
+        return Account.objects.for_tenant(ctx.tenant).values_list("owner_id", "domain")
+
     account_id = _value(source, "account_id")
     domain = (_value(source, "company_domain") or "").strip().lower()
     if account_id:
-        row = _cached(("account", ctx.tenant.pk, account_id),
-                      lambda: accounts.filter(pk=account_id).values_list("owner_id", "domain").first())
+        row = _cached(("account", ctx.tenant.pk, account_id), lambda: accounts().filter(pk=account_id).first())
     elif domain:
-        row = _cached(("domain", ctx.tenant.pk, domain),
-                      lambda: accounts.filter(domain=domain).values_list("owner_id", "domain").first())
+        row = _cached(("domain", ctx.tenant.pk, domain), lambda: accounts().filter(domain=domain).first())
     else:
         return None, "the lead has no company domain"
     if row is None:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_bulk, audit_event_build, audit_record
+from leadmgmt.db.bulk import rows_insert
 from leadmgmt.tenancy.models import Agent, Membership, Team, Tenant, agent_enabled
 from leadmgmt.webhooks.models import WebhookEventType
 from leadmgmt.webhooks.services.emit import WebhookItem, webhook_emit_bulk, webhook_subscribed
@@ -112,7 +113,7 @@ def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor:
             strategy=decision.strategy or (rule.strategy if rule else ""), trigger=trigger, reason=reason,
             details={"rules": decision.trace}, actor_kind=actor.kind, actor_name=actor.name[:200],
             actor_user=actor.user, at=now))
-    Assignment.objects.bulk_create(assignments)
+    rows_insert(assignments)
     events = []
     for assignment in assignments:
         lead = assignment.lead
