@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from leadmgmt.db.bulk import rows_insert
 from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import Membership, Role, Team
 
@@ -57,7 +58,7 @@ def notify(
 def notifications_bulk(*, notifications: list[Notification]) -> None:
     """Insert many prepared notifications in one statement; rows whose dedup_key was used are skipped."""
     if notifications:
-        Notification.objects.bulk_create(notifications, ignore_conflicts=True)
+        rows_insert(notifications, ignore_conflicts=True)
         if any(n.email_due for n in notifications):
             _email_after_commit(None)  # ignore_conflicts leaves no ids: send whatever is due
 

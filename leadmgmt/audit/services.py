@@ -9,6 +9,8 @@ from typing import Any
 
 from django.db import models
 
+from leadmgmt.db.bulk import rows_insert
+
 from .actors import Actor
 from .models import AuditEvent
 
@@ -69,7 +71,7 @@ def audit_record(
 
 def audit_bulk(*, events: list[AuditEvent]) -> None:
     """Insert many prepared events in one statement (batch writes)."""
-    AuditEvent.objects.bulk_create(events)
+    rows_insert(events)
 
 
 def audit_event_build(

@@ -1,9 +1,16 @@
-"""Bulk writes of many new rows through COPY: thousands of rows in two statements, at a fraction of the cost of a
-multi-row INSERT (whose tens of thousands of literals PostgreSQL parses and types one by one).
+"""Batch writes of new rows, several times cheaper than Django's `bulk_create` (which compiles every value of
+every row as a query expression: for a batch of assignments, SLA clocks, audit events and notifications that
+costs more than PostgreSQL takes to write them).
 
-Row-level security refuses COPY FROM into a table with a policy, so the rows go to a temporary table of the same
-columns (no policy, no index, no WAL) and from there into the real table with one INSERT … SELECT, where the
-tenant policy's WITH CHECK, the constraints and the indexes apply as for any INSERT."""
+Both prepare each value as `save()` does (`pre_save`: defaults and `auto_now`; `get_db_prep_save`: adapters;
+a plain field holding a plain value is taken as it is, which is what those return for it) and run on the
+connection's cursor inside the caller's transaction, so the transaction's tenant applies (RLS):
+
+- `rows_insert`: one INSERT … VALUES, the auto ids read back (batches of hundreds);
+- `rows_copy`: COPY into a temporary table of the same columns, then one INSERT … SELECT (thousands of rows:
+  PostgreSQL parses and types each literal of a multi-row INSERT one by one). Row-level security refuses COPY
+  FROM into a table with a policy, hence the temporary table (no policy, no index, no WAL); the INSERT … SELECT
+  checks the tenant policy, the constraints and the indexes as any INSERT does."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,20 +19,76 @@ import io
 import itertools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models.expressions import DatabaseDefault
 
+_PLAIN_FIELDS = (models.CharField, models.TextField, models.BooleanField, models.IntegerField, models.UUIDField)
+_PLAIN_VALUES = frozenset({str, bool, int, uuid.UUID, type(None)})
 # COPY's text format: a backslash, a tab (the delimiter) and line breaks are escaped; \N is NULL.
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _temp_names = itertools.count(1)
-_PLAIN_FIELDS = (models.CharField, models.TextField, models.BooleanField, models.IntegerField, models.UUIDField)
-_PLAIN_VALUES = frozenset({str, bool, int, uuid.UUID, type(None)})
+
+
+def _fields(objs: Sequence[models.Model]) -> list[models.Field]:
+    """The columns to send: not generated, not the auto id, not left to their database default."""
+    meta = objs[0]._meta
+    return [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field
+            and not isinstance(f.pre_save(objs[0], True), DatabaseDefault)]
+
+
+def _prepared_rows(objs: Sequence[models.Model], fields: list[models.Field], conn) -> Iterator[list]:
+    """Each instance's values for `fields`, as save() would send them."""
+    meta = objs[0]._meta
+    plan = [(f, f.attname, (isinstance(f, _PLAIN_FIELDS) and not f.choices) or isinstance(f, models.ForeignKey))
+            for f in fields]
+    for obj in objs:
+        state = obj.__dict__
+        values = []
+        for f, attname, plain in plan:
+            value = state.get(attname)
+            if plain and type(value) in _PLAIN_VALUES:
+                values.append(value)
+                continue
+            value = f.pre_save(obj, True)
+            if isinstance(value, DatabaseDefault):
+                raise ValueError(f"{meta.label}.{f.name}: set on some rows and left to its database default on others.")
+            values.append(f.get_db_prep_save(value, connection=conn))
+        yield values
+
+
+def rows_insert(objs: Sequence[models.Model], *, ignore_conflicts: bool = False,
+                using: str = DEFAULT_DB_ALIAS) -> None:
+    """Insert these new instances of one model in one statement. The auto ids are read back (`RETURNING`, in row
+    order, as `bulk_create` does) onto the instances, except with `ignore_conflicts` (`ON CONFLICT DO NOTHING`:
+    a skipped row has no id), which leaves them unset."""
+    if not objs:
+        return
+    meta = objs[0]._meta
+    conn = connections[using]  # not the thread-local proxy: it is read once per value otherwise
+    auto = meta.auto_field
+    fields = _fields(objs)
+    params = [value for values in _prepared_rows(objs, fields, conn) for value in values]
+    qn = conn.ops.quote_name
+    row = f"({', '.join(['%s'] * len(fields))})"
+    sql = (f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
+           f"VALUES {', '.join([row] * len(objs))}")
+    returning = auto is not None and not ignore_conflicts
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    elif returning:
+        sql += f" RETURNING {qn(auto.column)}"
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()] if returning else None
+    for obj, pk in zip(objs, ids or (), strict=False):
+        setattr(obj, auto.attname, pk)
+        obj._state.adding, obj._state.db = False, using
 
 
 def _copy_text(value) -> str:
-    """One prepared value (what Field.get_db_prep_save returns) in COPY's text format."""
+    """One prepared value in COPY's text format."""
     if value is None:
         return "\\N"
     if isinstance(value, str):
@@ -44,36 +107,17 @@ def _copy_text(value) -> str:
 
 
 def rows_copy(objs: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT these new, unsaved instances of one model, each value prepared as `save()` prepares it (defaults,
-    `auto_now`, adapters); columns left to their database default (`db_default`) and an auto id are not sent,
-    nothing is returned. Runs on the connection's cursor, inside the caller's transaction (the tenant of the
-    transaction applies)."""
+    """INSERT these new, unsaved instances of one model through COPY (nothing is returned: give them their ids,
+    as UUID primary keys are, if the caller needs them)."""
     if not objs:
         return
     meta = objs[0]._meta
-    conn = connections[using]  # not the thread-local proxy: it is read once per value otherwise
-    fields = [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field
-              and not isinstance(f.pre_save(objs[0], True), DatabaseDefault)]
-    # A plain field holding a plain value is sent as it is (its pre_save and get_db_prep_save return it unchanged);
-    # anything else goes the way save() prepares it.
-    plain = [isinstance(f, _PLAIN_FIELDS) and not f.choices or isinstance(f, models.ForeignKey) for f in fields]
-    columns_of = list(zip(fields, [f.attname for f in fields], plain, strict=True))
+    conn = connections[using]
+    fields = _fields(objs)
     out = io.StringIO()
-    write = out.write
-    for obj in objs:
-        state = obj.__dict__
-        texts = []
-        for f, attname, is_plain in columns_of:
-            value = state.get(attname)
-            if is_plain and type(value) in _PLAIN_VALUES:
-                texts.append(_copy_text(value))
-                continue
-            value = f.pre_save(obj, True)
-            if isinstance(value, DatabaseDefault):
-                raise ValueError(f"{meta.label}.{f.name}: set on some rows and left to its database default on others.")
-            texts.append(_copy_text(f.get_db_prep_save(value, connection=conn)))
-        write("\t".join(texts))
-        write("\n")
+    for values in _prepared_rows(objs, fields, conn):
+        out.write("\t".join([_copy_text(value) for value in values]))
+        out.write("\n")
     out.seek(0)
     qn = conn.ops.quote_name
     columns = ", ".join(qn(f.column) for f in fields)

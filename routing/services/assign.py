@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_bulk, audit_event_build, audit_record
+from leadmgmt.db.bulk import rows_insert
 from leadmgmt.tenancy.models import Agent, Membership, Team, Tenant, agent_enabled
 from leadmgmt.webhooks.models import WebhookEventType
 from leadmgmt.webhooks.services.emit import WebhookItem, webhook_emit_bulk, webhook_subscribed
@@ -22,9 +23,9 @@ from leads.webhooks import lead_webhook_data
 from ..models import Assignment, RoutingRule, Strategy, Trigger
 from ..notifications import notify_new_owner, notify_new_owners
 from ..selectors import ineligibility, leads_lost_before_routing, open_lead_counts
-from ..strategies import Decision, route_decide, routing_run, run_cached
+from ..strategies import Decision, route_decide, routing_run, routing_run_prefetch, run_cached
 from .sla_clocks import sla_clock_restart, sla_clocks_restart_many
-from .unassigned_alerts import unassigned_alert
+from .unassigned_alerts import unassigned_alert, unassigned_alerts_many
 
 ROUTING_AGENT = Actor.agent("Routing Agent")
 AUTOMATIC_TRIGGERS = {Trigger.CAPTURE, Trigger.SCORE_BAND}
@@ -112,7 +113,7 @@ def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor:
             strategy=decision.strategy or (rule.strategy if rule else ""), trigger=trigger, reason=reason,
             details={"rules": decision.trace}, actor_kind=actor.kind, actor_name=actor.name[:200],
             actor_user=actor.user, at=now))
-    Assignment.objects.bulk_create(assignments)
+    rows_insert(assignments)
     events = []
     for assignment in assignments:
         lead = assignment.lead
@@ -128,9 +129,8 @@ def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor:
     audit_bulk(events=events)
     _webhooks_lead_assigned(tenant=tenant, assignments=assignments, now=now)
     notify_new_owners(assignments=assignments, now=now)
-    for assignment in assignments:
-        if assignment.owner_id is None:
-            unassigned_alert(assignment=assignment, previous_owner_id=previous[assignment.lead_id][0])
+    unassigned_alerts_many(assignments=assignments,
+                           previous_owner_ids={lead_id: owner_id for lead_id, (owner_id, _team) in previous.items()})
     return assignments
 
 
@@ -410,11 +410,13 @@ def leads_route_captured(*, tenant: Tenant, lead_ids, now: datetime | None = Non
         decided = []
         # The pools' round-robin slots are locked once and advanced in memory for the whole batch (written
         # back when the block ends): strict rotation, one lock wait per batch instead of one per lead.
+        # The accounts, account owners and open-lead counts the rules ask for are read once for the batch.
+        todo = [lead for lead in sorted(leads, key=lambda lead: (lead.created_at, lead.pk))
+                if lead.status in OPEN_STATUSES and lead.archived_at is None and lead.owner_id is None
+                and lead.pk not in routed]
         with routing_run(hold_slots=True):
-            for lead in sorted(leads, key=lambda lead: (lead.created_at, lead.pk)):
-                if (lead.status not in OPEN_STATUSES or lead.archived_at is not None or lead.owner_id is not None
-                        or lead.pk in routed):
-                    continue
+            routing_run_prefetch(tenant=tenant, sources=todo)
+            for lead in todo:
                 lead.tenant = tenant
                 decided.append((lead, route_decide(tenant=tenant, source=lead, at=now)))
         return _assign_many(tenant=tenant, decided=decided, actor=ROUTING_AGENT, trigger=Trigger.CAPTURE, now=now)

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_event_build, audit_record
+from leadmgmt.db.bulk import rows_insert
 from leads.locks import lead_lock_refresh
 from leads.models import OPEN_STATUSES, Lead, LeadStage
 
@@ -151,7 +152,7 @@ def sla_clocks_restart_many(*, tenant, assigned: list[tuple[Lead, object]], now:
         clocks.append(SlaClock(
             tenant_id=tenant.pk, lead_id=lead.pk, assignment=assignment, policy=policy, policy_name=policy.name,
             kind=policy.kind, owner_id=assignment.owner_id, started_at=now, due_at=due, next_action_at=due))
-    SlaClock.objects.bulk_create(clocks)
+    rows_insert(clocks)
     for clock in clocks:
         policy = clock.policy
         events.append(audit_event_build(
