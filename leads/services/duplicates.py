@@ -24,18 +24,27 @@ _SAME_NAME = ("n.last_name <> '' AND lower(o.first_name) = lower(n.first_name) "
               "AND lower(o.last_name) = lower(n.last_name)")
 _SAME_PHONE = "n.phone <> '' AND o.phone = n.phone"
 
-# Both sides of each match are looked up by index: (tenant_id, phone) and (tenant_id, account_id).
+# The other side of each match is looked up by index for each lead of the batch ((tenant_id, phone) and
+# (tenant_id, account_id)), through LATERAL subqueries kept apart from the join tree (`OFFSET 0`: a subquery
+# the planner may not pull up): as a plain join, the planner hashed the batch and read every lead of the tenant
+# once per batch (a seq scan growing with the tenant: quadratic over an import of 100,000), or, on a table not
+# analysed yet, every lead of the tenant once per lead of the batch.
 _DETECT_SQL = f"""
 WITH n AS (SELECT id, email, phone, first_name, last_name, account_id FROM leads_lead
            WHERE tenant_id = %(tenant)s AND status <> %(archived)s {{only}}),
 matches AS (
     SELECT n.id AS a, o.id AS b, true AS phone, ({_SAME_NAME}) AS name
-    FROM n JOIN leads_lead o ON o.tenant_id = %(tenant)s AND o.phone = n.phone
-    WHERE n.phone <> '' AND o.id <> n.id AND o.status <> %(archived)s
+    FROM n CROSS JOIN LATERAL (
+        SELECT id, first_name, last_name FROM leads_lead
+        WHERE tenant_id = %(tenant)s AND phone = n.phone AND id <> n.id AND status <> %(archived)s OFFSET 0) o
+    WHERE n.phone <> ''
     UNION ALL
     SELECT n.id, o.id, ({_SAME_PHONE}), true
-    FROM n JOIN leads_lead o ON o.tenant_id = %(tenant)s AND o.account_id = n.account_id
-    WHERE n.account_id IS NOT NULL AND o.id <> n.id AND o.status <> %(archived)s AND {_SAME_NAME}
+    FROM n CROSS JOIN LATERAL (
+        SELECT id, phone, first_name, last_name FROM leads_lead
+        WHERE tenant_id = %(tenant)s AND account_id = n.account_id AND id <> n.id AND status <> %(archived)s
+        OFFSET 0) o
+    WHERE n.account_id IS NOT NULL AND {_SAME_NAME}
 ),
 pairs AS (
     SELECT LEAST(a, b) AS lead_id, GREATEST(a, b) AS other_id, bool_or(phone) AS phone, bool_or(name) AS name
