@@ -321,5 +321,5 @@ def lead_opportunity(*, lead: Lead):
     from .models import Opportunity, OpportunityStage
 
     closed = ExpressionWrapper(Q(stage__in=[OpportunityStage.WON, OpportunityStage.LOST]), output_field=BooleanField())
-    return (Opportunity.objects.for_tenant(lead.tenant_id).filter(lead=lead).select_related("owner")
+    return (Opportunity.objects.for_tenant(lead.tenant_id).filter(lead=lead).select_related("owner", "lost_reason")
             .annotate(closed=closed).order_by("closed", "-created_at", "-id").first())

@@ -14,7 +14,15 @@ from leadmgmt.audit.actors import SYSTEM
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import ApiScope
 from leads.lost_reasons import lost_reasons_seed
-from leads.models import Lead, LeadStage, LeadStatus, Opportunity, OpportunityStage, Outcome, StageTransition
+from leads.models import (
+    Lead,
+    LeadStage,
+    LeadStatus,
+    Opportunity,
+    OpportunityStage,
+    Outcome,
+    StageTransition,
+)
 from tests.support.factories import api_key_for
 from tests.support.lead_api import errors, owned
 from tests.support.routing import fresh, lead, rep
