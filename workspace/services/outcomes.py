@@ -303,22 +303,26 @@ def _amount_clean(value, errors: dict) -> Decimal | None:
 OPPORTUNITY_EDIT_FIELDS = ("stage", "amount", "currency", "closed_at", "lost_reason")
 
 
-@transaction.atomic
-def opportunity_update(*, opportunity: Opportunity, actor: Actor, data: dict[str, Any], source: str,
-                       now: dt.datetime | None = None) -> Opportunity:
-    """Change an opportunity's stage, amount, currency, close date or lost reason (`data` holds those given;
-    `lost_reason` is a code). Closing it won needs an amount and its currency, lost a reason of the tenant's lost
-    taxonomy; the close date defaults to now. A closed opportunity moves between won and lost or has its values
-    corrected, but does not reopen. Closing (or correcting a closed one) records the lead's outcome in the same
-    transaction (see the module). Changing nothing changes nothing."""
+@dataclass
+class OpportunityChange:
+    """An opportunity's stage and closing values, validated (`opportunity_change_clean`)."""
+
+    stage: str
+    amount: Decimal | None
+    currency: str
+    closed_at: dt.datetime | None
+    lost_reason: LostReason | None
+
+
+def opportunity_change_clean(*, opportunity: Opportunity, data: dict[str, Any],
+                             now: dt.datetime | None = None) -> OpportunityChange:
+    """`data` (stage, amount, currency, closed_at, lost_reason code: those given) checked against the opportunity:
+    the values it would have, or a ValidationError with every field's message. Reads only (the admin form asks it
+    before saving; `opportunity_update` again under the lock)."""
     now = now or timezone.now()
     unknown = set(data) - set(OPPORTUNITY_EDIT_FIELDS)
     if unknown:
         raise ValueError(f"not editable here: {sorted(unknown)}")
-    lead = lead_lock_refresh(lead=opportunity.lead)  # the lead first: the lock order of every app
-    opportunity = (Opportunity.objects.for_tenant(lead.tenant_id).select_for_update(of=("self",))
-                   .select_related("lost_reason").get(pk=opportunity.pk))
-    opportunity.lead = lead
     errors: dict[str, list[str]] = {}
     stage = data.get("stage", opportunity.stage)
     if stage not in OpportunityStage.values:
@@ -335,7 +339,7 @@ def opportunity_update(*, opportunity: Opportunity, actor: Actor, data: dict[str
     lost_reason = opportunity.lost_reason
     if data.get("lost_reason") not in (None, ""):
         try:
-            lost_reason = lost_reason_get(tenant=lead.tenant_id, code=data["lost_reason"])
+            lost_reason = lost_reason_get(tenant=opportunity.tenant_id, code=data["lost_reason"])
         except ValidationError as exc:
             errors |= exc.message_dict
     elif "lost_reason" in data:
@@ -358,8 +362,28 @@ def opportunity_update(*, opportunity: Opportunity, actor: Actor, data: dict[str
         closed_at = closed_at or now
     else:
         closed_at, lost_reason = None, None
+    return OpportunityChange(stage=stage, amount=amount, currency=currency, closed_at=closed_at,
+                             lost_reason=lost_reason)
 
-    wanted = {"stage": stage, "amount": amount, "currency": currency if amount is not None else currency,
+
+@transaction.atomic
+def opportunity_update(*, opportunity: Opportunity, actor: Actor, data: dict[str, Any], source: str,
+                       now: dt.datetime | None = None) -> Opportunity:
+    """Change an opportunity's stage, amount, currency, close date or lost reason (`data` holds those given;
+    `lost_reason` is a code). Closing it won needs an amount and its currency, lost a reason of the tenant's lost
+    taxonomy; the close date defaults to now. A closed opportunity moves between won and lost or has its values
+    corrected, but does not reopen. Closing (or correcting a closed one) records the lead's outcome in the same
+    transaction (see the module). Changing nothing changes nothing."""
+    now = now or timezone.now()
+    lead = lead_lock_refresh(lead=opportunity.lead)  # the lead first: the lock order of every app
+    opportunity = (Opportunity.objects.for_tenant(lead.tenant_id).select_for_update(of=("self",))
+                   .select_related("lost_reason").get(pk=opportunity.pk))
+    opportunity.lead = lead
+    change = opportunity_change_clean(opportunity=opportunity, data=data, now=now)
+    stage, amount, currency = change.stage, change.amount, change.currency
+    closed_at, lost_reason, closing = change.closed_at, change.lost_reason, change.stage in CLOSED_STAGES
+
+    wanted = {"stage": stage, "amount": amount, "currency": currency,
               "closed_at": closed_at, "lost_reason_id": lost_reason.pk if lost_reason else None}
     changes = {name: [getattr(opportunity, name), value] for name, value in wanted.items()
                if getattr(opportunity, name) != value}
