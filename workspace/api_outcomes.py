@@ -142,7 +142,8 @@ class OpportunityFilterSerializer(serializers.Serializer):
 
 FILTER_PARAMETERS = [
     OpenApiParameter("stage", str, enum=OpportunityStage.values),
-    OpenApiParameter("owner", int, description="Only the opportunities this member owns (a user id)."),
+    OpenApiParameter("owner", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                     description="Only the opportunities this member owns (a user id)."),
     OpenApiParameter("lead", OpenApiTypes.UUID, description="Only the opportunities of this lead."),
     OpenApiParameter("result", str, enum=list(RESULT_FILTERS), description="Closed won, closed lost, or open."),
     OpenApiParameter("closed_from", OpenApiTypes.DATETIME, description="Closed at or after."),
