@@ -43,7 +43,6 @@ from leads.models import (
     Lead,
     LeadStatus,
     OpportunityStage,
-    Outcome,
     OutcomeSource,
 )
 from leads.selectors import (
@@ -169,19 +168,22 @@ def _lost_reasons(tenant):
     return lost_reasons_active(tenant_id=tenant.pk)
 
 
-def _may_close(viewer: LeadViewer, lead) -> bool:
+UNREAD = object()  # `_may_close` reads the lead's opportunity itself
+
+
+def _may_close(viewer: LeadViewer, lead, opportunity=UNREAD) -> bool:
     """The deal on the lead page closes won or lost while it is open, for whom the matrix lets close it."""
-    opportunity = lead_opportunity(lead=lead)
+    if opportunity is UNREAD:
+        opportunity = lead_opportunity(lead=lead)
+    if opportunity is not None and opportunity.lead_id == lead.pk:
+        opportunity.lead = lead  # the page's lead: no query for the object rule
     return (opportunity is not None and opportunity.stage in OPEN_OPPORTUNITY_STAGES
             and viewer.may_on_opportunity(OPPORTUNITY_CLOSE, opportunity))
 
 
-def _won_initial(request, opportunity) -> dict:
-    """The deal's expected amount and currency, else the currency of the tenant's latest won deal."""
-    currency = opportunity.currency or (Outcome.objects.for_tenant(request.tenant).filter(result="won")
-                                        .exclude(currency="").order_by("-closed_at").values_list("currency", flat=True)
-                                        .first() or "")
-    return {"amount": opportunity.amount, "currency": currency}
+def _won_initial(opportunity) -> dict:
+    """The deal's expected amount and its currency, if it has them."""
+    return {"amount": opportunity.amount, "currency": opportunity.currency}
 
 
 def _convert_initial(lead, opportunity) -> dict:
@@ -206,7 +208,7 @@ def _action_forms(request, lead, viewer, *, opportunity, offers: set[str], bound
         "reassign": lambda: forms.ReassignForm(initial=owner, members=_reassign_targets(request, lead)),
         "enroll": lambda: forms.EnrollForm(sequences=sequences_for_manual_enrolment(tenant=request.tenant),
                                            prefix="enroll"),
-        "won": lambda: forms.CloseWonForm(initial=_won_initial(request, opportunity), prefix="won"),
+        "won": lambda: forms.CloseWonForm(initial=_won_initial(opportunity), prefix="won"),
         "lost": lambda: forms.CloseLostForm(reasons=_lost_reasons(request.tenant), prefix="lost"),
     }
     built = {name: make() for name, make in makers.items() if name in offers}
@@ -228,7 +230,7 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
     offers = lead_offers(lead=lead, opportunity=opportunity, can_reassign=viewer.can_reassign,
                          may_convert=_may_convert(viewer, lead), read_only=read_only)
     offers = {name for name in offers if name not in ACTIONS or ACTIONS[name].allowed(viewer, lead)}  # the matrix
-    if not read_only and ACTIONS["won"].allowed(viewer, lead):  # the deal's close, on its card
+    if not read_only and _may_close(viewer, lead, opportunity):  # the deal's close, on its card
         offers |= {"won", "lost"}
     action_forms = _action_forms(request, lead, viewer, opportunity=opportunity, offers=offers, bound=bound)
     context = {

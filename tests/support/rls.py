@@ -73,6 +73,7 @@ def fill_every_tenant_table(tenant: Tenant) -> None:
         _nurture(tenant)
         _possible_duplicate(tenant)
         _erasure(tenant)
+        _deals_closed(tenant)
 
 
 def _user(email: str):
@@ -156,18 +157,23 @@ def _call_and_convert() -> None:
             .select_related("owner").order_by("created_at", "pk").first())
     owner = Actor.for_user(lead.owner)
     activity_log(lead=lead, kind=ActivityKind.CALL, actor=owner, subject="Intro call")
-    opportunity = lead_convert(lead=lead, actor=owner)
-    _deal_closed(opportunity, owner)
+    lead_convert(lead=lead, actor=owner)
 
 
-def _deal_closed(opportunity, owner: Actor) -> None:
-    """The converted lead's deal closed lost (a reason of the lost taxonomy, seeded here if the demo tenant
-    predates it: the lead's outcome), and another lead's won deal sent by the outcome sync."""
-    lost_reasons_seed(tenant_id=opportunity.tenant_id)
+def _deals_closed(tenant: Tenant) -> None:
+    """Last, so that no earlier step misses an open lead: the converted lead's deal closed lost (a reason of the
+    lost taxonomy, seeded here if the demo tenant predates it: the lead's outcome), and another lead's won deal
+    sent by the outcome sync."""
+    from leads.models import Opportunity
+
+    lost_reasons_seed(tenant_id=tenant.pk)
+    opportunity = Opportunity.objects.exclude(stage__in=["won", "lost"]).select_related("lead", "owner") \
+        .order_by("created_at", "pk").first()
+    owner = Actor.for_user(opportunity.owner) if opportunity.owner else FILLER
     opportunity_update(opportunity=opportunity, actor=owner, data={"stage": "lost", "lost_reason": "price"},
                        source=OutcomeSource.UI)
     other = Lead.objects.exclude(pk=opportunity.lead_id).exclude(email="").order_by("created_at", "pk").first()
-    outcomes_sync(tenant=opportunity.tenant, actor=FILLER, items=[OutcomeInput(
+    outcomes_sync(tenant=tenant, actor=FILLER, items=[OutcomeInput(
         index=0, result="won", email=other.email, amount=Decimal("100.00"), currency="EUR")])
 
 
