@@ -241,6 +241,9 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "SignalResultStatusEnum": "leads.services.signals.SignalStatus",
     "DuplicateStatusEnum": "leads.models.DuplicateStatus",
     "DuplicateTierEnum": "leads.models.DuplicateTier",
+    "OpportunityStageEnum": "leads.models.OpportunityStage",
+    "OutcomeResultEnum": "leads.models.OutcomeResult",
+    "OutcomeItemStatusEnum": "workspace.services.outcomes.OutcomeStatus",
 }
 # No call to swagger.io's online validator from the docs page (no network beyond the app).
 SPECTACULAR_SETTINGS["SWAGGER_UI_SETTINGS"] = {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None}
@@ -271,6 +274,8 @@ SIGNALS_MAX_BATCH = env_int("SIGNALS_MAX_BATCH", 1000)
 SIGNALS_MAX_BODY_BYTES = env_int("SIGNALS_MAX_BODY_BYTES", 4 * 1024 * 1024)
 SIGNALS_MAX_PROPERTIES_BYTES = env_int("SIGNALS_MAX_PROPERTIES_BYTES", 8 * 1024)
 SIGNALS_MAX_FUTURE_SKEW_SECONDS = env_int("SIGNALS_MAX_FUTURE_SKEW_SECONDS", 300)
+# --- Outcome sync (`POST /api/v1/outcomes/`; its body limit is the signals API's) ---
+OUTCOMES_MAX_BATCH = env_int("OUTCOMES_MAX_BATCH", 1000)
 # The beat sweep re-enqueues signals of known leads still unprocessed after this long.
 SIGNALS_SWEEP_AFTER_SECONDS = env_int("SIGNALS_SWEEP_AFTER_SECONDS", 120)
 # The capture pipeline (workspace/services/pipeline.py): leads claimed per worker transaction, and how long a

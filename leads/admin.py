@@ -1,5 +1,5 @@
-"""Tenant-scoped admin for accounts, lead forms (with an embeddable HTML snippet), signals, activities and
-the activity outcome taxonomy.
+"""Tenant-scoped admin for accounts, lead forms (with an embeddable HTML snippet), signals, activities, the
+activity outcome taxonomy, the lost-deal taxonomy and the leads' outcomes (read only).
 
 The Lead admin, which shows the score breakdown and the assignment history, is the workspace's."""
 from django import forms
@@ -17,6 +17,8 @@ from .models import (
     ActivityOutcome,
     Lead,
     LeadForm,
+    LostReason,
+    Outcome,
     Signal,
     SignalType,
     StageTransition,
@@ -267,3 +269,77 @@ class ActivityOutcomeAdmin(TenantScopedAdmin):
                 protected.append(f"{outcome}: {used} logged activit{'y uses' if used == 1 else 'ies use'} it "
                                  "(switch it off instead)")
         return deleted, counts, perms_needed, protected
+
+
+class LostReasonForm(forms.ModelForm):
+    """One reason of the lost-deal taxonomy: a code unique in the tenant, kept once deals use it."""
+
+    tenant = None  # set by the admin: the request's tenant, or the edited row's (a platform superuser)
+
+    class Meta:
+        model = LostReason
+        fields = ["tenant", "code", "label", "position", "is_active"]
+
+    def clean_code(self):
+        return (self.cleaned_data.get("code") or "").strip().lower().replace("-", "_")
+
+    def clean(self):
+        data = super().clean()
+        code = data.get("code")
+        tenant = data.get("tenant") or self.tenant or (self.instance.tenant if self.instance.tenant_id else None)
+        if tenant is None or not code:
+            return data
+        if LostReason.objects.for_tenant(tenant).filter(code=code).exclude(pk=self.instance.pk).exists():
+            self.add_error("code", "A lost reason with this code already exists.")
+        elif self.instance.pk and self.instance.code != code and lost_reason_use_count(reason=self.instance):
+            self.add_error("code", "Closed deals use this code: change the label instead, or switch this reason off "
+                                   "and add a new one.")
+        return data
+
+
+def lost_reason_use_count(*, reason: LostReason) -> int:
+    return Outcome.objects.for_tenant(reason.tenant_id).filter(lost_reason=reason).count()
+
+
+@admin.register(LostReason)
+class LostReasonAdmin(TenantScopedAdmin):
+    """Why deals are lost: what people pick when they close one lost, and what reports group by. A reason in use is
+    switched off, never deleted."""
+
+    form = LostReasonForm
+    view_roles = CONFIG_ROLES
+    change_roles = CONFIG_ROLES
+    audit_action_prefix = "lost_reason"
+    list_display = ("position", "code", "label", "is_active")
+    list_display_links = ("code",)
+    list_filter = ("is_active",)
+    search_fields = ("code", "label")
+    ordering = ("position", "id")
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.tenant = getattr(request, "tenant", None) or (obj.tenant if obj is not None else None)
+        return form
+
+    def get_deleted_objects(self, objs, request):
+        """Reasons that deals use are refused (switch them off instead)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for reason in objs:
+            if lost_reason_use_count(reason=reason):
+                protected.append(f"{reason}: closed deals use it (switch it off instead)")
+        return deleted, counts, perms_needed, protected
+
+
+@admin.register(Outcome)
+class OutcomeAdmin(ReadOnlyTenantAdmin):
+    """How each lead ended (won, lost, disqualified): written by closing a deal or the outcome sync, never here."""
+
+    list_display = ("closed_at", "lead", "result", "amount", "currency", "lost_reason", "reason", "source")
+    list_filter = ("result", "source", "lost_reason")
+    search_fields = ("lead__email", "reason")
+    list_select_related = ("lead", "lost_reason")
+    date_hierarchy = None
+    ordering = ("-closed_at", "-id")
+
+    def has_delete_permission(self, request, obj=None):
+        return False

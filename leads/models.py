@@ -396,8 +396,32 @@ class OpportunityStage(models.TextChoices):
     LOST = "lost", "Closed lost"
 
 
+class LostReason(TenantOwned):
+    """One reason of the tenant's taxonomy of lost deals (price, competitor, no decision …): a lost opportunity names
+    one, and the tenant's closed history groups by it. Seeded with `leads.lost_reasons.DEFAULT_LOST_REASONS`."""
+
+    # No index of its own: the unique (tenant, code) index starts with tenant_id and serves every read.
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    code = models.SlugField(max_length=48, db_index=False,
+                            help_text="Short and stable, e.g. price: outcomes keep it, reports group by it.")
+    label = models.CharField(max_length=100, help_text="What people pick when they close a deal lost.")
+    position = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True, help_text="Inactive reasons leave the menus; closed deals keep them.")
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "code"], name="lostreason_unique_code",
+                                    violation_error_message="A lost reason with this code already exists."),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class Opportunity(TenantOwned):
-    """A deal opened when an SDR qualifies a lead (BANT); owned by the AE matched by territory or named account."""
+    """A deal opened when an SDR qualifies a lead (BANT); owned by the AE matched by territory or named account.
+    Closing it won or lost (amount, currency, close date, lost reason) records the lead's `Outcome`."""
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, db_index=False, related_name="opportunities")
     account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
@@ -413,6 +437,12 @@ class Opportunity(TenantOwned):
     qualified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      db_index=False, related_name="+")
     accepted_at = models.DateTimeField(null=True, blank=True)
+    # The deal's value (expected while open, booked when won) in `currency` (ISO 4217), and how it closed.
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, db_default="", help_text="ISO 4217, e.g. EUR.")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    lost_reason = models.ForeignKey(LostReason, null=True, blank=True, on_delete=models.PROTECT, db_index=False,
+                                    related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -423,11 +453,85 @@ class Opportunity(TenantOwned):
             models.UniqueConstraint(fields=["tenant", "lead"], condition=~Q(stage__in=["won", "lost"]),
                                     name="opportunity_one_open_per_lead",
                                     violation_error_message="This lead already has an open opportunity."),
+            models.CheckConstraint(condition=Q(amount__isnull=True) | Q(amount__gte=0),
+                                   name="opportunity_amount_not_negative",
+                                   violation_error_message="The amount cannot be negative."),
         ]
-        indexes = [models.Index(fields=["tenant", "owner", "stage"], name="opportunity_tenant_owner")]
+        indexes = [
+            models.Index(fields=["tenant", "owner", "stage"], name="opportunity_tenant_owner"),
+            models.Index(fields=["tenant", "lead"], name="opportunity_tenant_lead"),
+            models.Index(fields=["tenant", "-closed_at"], condition=Q(closed_at__isnull=False),
+                         name="opportunity_tenant_closed"),
+            models.Index(fields=["tenant", "lost_reason"], condition=Q(lost_reason__isnull=False),
+                         name="opportunity_tenant_lost_reason"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class OutcomeResult(models.TextChoices):
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+    DISQUALIFIED = "disqualified", "Disqualified"
+
+
+class OutcomeSource(models.TextChoices):
+    """Where an outcome was recorded."""
+
+    OPPORTUNITY = "opportunity", "Opportunity API"
+    SYNC = "sync", "Outcome sync (another CRM)"
+    UI = "ui", "Lead page"
+    ADMIN = "admin", "Admin"
+
+
+class Outcome(TenantOwned):
+    """How a lead ended: won (amount, currency), lost (with a reason of the tenant's taxonomy) or disqualified, and
+    when. One current outcome per lead, the one place "the tenant's closed history" is read from: a changed outcome
+    updates this row, and the lead's audit trail (`lead.outcome`) keeps every version. Written by
+    `workspace.services.outcomes` only (closing an opportunity, the outcome sync), in the transaction that also
+    converts or closes the lead."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, db_index=False, related_name="+")
+    result = models.CharField(max_length=16, choices=OutcomeResult.choices)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="", help_text="ISO 4217, e.g. EUR.")
+    closed_at = models.DateTimeField()
+    reason = models.CharField(max_length=500, blank=True, default="",
+                              help_text="Free text: why it was lost or disqualified, as told.")
+    lost_reason = models.ForeignKey(LostReason, null=True, blank=True, on_delete=models.PROTECT, db_index=False,
+                                    related_name="+")
+    source = models.CharField(max_length=16, choices=OutcomeSource.choices)
+    opportunity = models.ForeignKey(Opportunity, null=True, blank=True, on_delete=models.SET_NULL, db_index=False,
+                                    related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-closed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "lead"], name="outcome_one_per_lead",
+                                    violation_error_message="This lead already has an outcome."),
+            models.CheckConstraint(condition=Q(amount__isnull=True) | Q(amount__gte=0),
+                                   name="outcome_amount_not_negative",
+                                   violation_error_message="The amount cannot be negative."),
+            models.CheckConstraint(condition=Q(amount__isnull=True) | ~Q(currency=""),
+                                   name="outcome_amount_has_currency",
+                                   violation_error_message="An amount needs its currency."),
+        ]
+        indexes = [
+            # "The closed leads of a tenant by close date" (reports, the model later issues train).
+            models.Index(fields=["tenant", "closed_at"], name="outcome_tenant_closed"),
+            models.Index(fields=["tenant", "result", "closed_at"], name="outcome_tenant_result_closed"),
+            models.Index(fields=["tenant", "lost_reason"], condition=Q(lost_reason__isnull=False),
+                         name="outcome_tenant_lost_reason"),
+            models.Index(fields=["tenant", "opportunity"], condition=Q(opportunity__isnull=False),
+                         name="outcome_tenant_opportunity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_result_display()} {self.closed_at:%Y-%m-%d}"
 
 
 class OutcomeKind(models.TextChoices):

@@ -1,5 +1,5 @@
 """The leads app's subscriber to platform events: a new tenant gets its first lead form and the activity
-outcome taxonomy."""
+outcome and lost-deal taxonomies."""
 from __future__ import annotations
 
 from django.dispatch import receiver
@@ -8,6 +8,7 @@ from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.events import tenant_provisioned
 
 from .activity_outcomes import activity_outcomes_seed
+from .lost_reasons import lost_reasons_seed
 from .models import LeadForm
 
 
@@ -22,4 +23,7 @@ def tenant_provisioned_form(sender, *, tenant, actor, form_name: str, allowed_or
     codes = activity_outcomes_seed(tenant_id=tenant.pk)
     audit_record(tenant=tenant, actor=actor, action="activity_outcomes.defaults_created", obj=tenant,
                  metadata={"codes": codes})
+    lost = lost_reasons_seed(tenant_id=tenant.pk)
+    audit_record(tenant=tenant, actor=actor, action="lost_reasons.defaults_created", obj=tenant,
+                 metadata={"codes": lost})
     return {"form_key": form.key}

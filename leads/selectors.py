@@ -22,7 +22,7 @@ from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import ApiKey, Membership, Role, Tenant
 from leadmgmt.tenancy.roles import LEAD_REASSIGN, may, may_on_lead, principal_may
 
-from .models import OPEN_STATUSES, Activity, Lead, Signal, Touch
+from .models import OPEN_STATUSES, Activity, Lead, Opportunity, OpportunityStage, Signal, Touch
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,14 @@ class LeadViewer:
     def may_on(self, action: str, lead: Lead) -> bool:
         """The matrix plus the object rule on a lead the viewer sees: reps act only on the leads they own."""
         return may_on_lead(action=action, owner_id=lead.owner_id, membership=self.membership, api_key=self.api_key)
+
+    def may_on_opportunity(self, action: str, opportunity) -> bool:
+        """The matrix plus the object rule on an opportunity the viewer sees: reps act on the opportunities of the
+        leads they own, or that they own themselves (the AE of a handed-off deal)."""
+        if self.may_on(action, opportunity.lead):
+            return True
+        return (self.membership is not None and self.may(action)
+                and opportunity.owner_id is not None and opportunity.owner_id == self.membership.user_id)
 
     @property
     def can_reassign(self) -> bool:
@@ -143,6 +151,42 @@ def lead_worked_by(*, lead: Lead, user_id: int) -> bool:
 def lead_get_for_user(*, user, lead_id: uuid.UUID | str, tenant: Tenant | None = None) -> Lead:
     """`lead_get_for_viewer` for a signed-in member (UI code): tenant from context unless given."""
     return lead_get_for_viewer(viewer=viewer_for_user(user=user, tenant=tenant), lead_id=lead_id)
+
+
+def opportunity_list(*, viewer: LeadViewer, filters: dict | None = None) -> QuerySet[Opportunity]:
+    """The opportunities of the leads the viewer sees (and, for a member, those they own), newest first, with the
+    lead, owner and lost reason joined (one query per page). `filters`: stage, owner (a user id), lead (an id),
+    result ("won", "lost" or "open"), closed_from / closed_to (datetimes, inclusive)."""
+    filters = filters or {}
+    reach = Q(lead__in=lead_list(viewer=viewer).values("pk"))
+    if not viewer.sees_all_leads:
+        reach |= Q(owner_id=viewer.membership.user_id)
+    opportunities = (Opportunity.objects.for_tenant(viewer.tenant).filter(reach)
+                     .select_related("lead", "owner", "lost_reason").order_by("-created_at", "-id"))
+    if filters.get("stage"):
+        opportunities = opportunities.filter(stage=filters["stage"])
+    if filters.get("owner") is not None:
+        opportunities = opportunities.filter(owner_id=filters["owner"])
+    if filters.get("lead") is not None:
+        opportunities = opportunities.filter(lead_id=filters["lead"])
+    result = filters.get("result")
+    if result == "open":
+        opportunities = opportunities.exclude(stage__in=[OpportunityStage.WON, OpportunityStage.LOST])
+    elif result:
+        opportunities = opportunities.filter(stage=result)
+    if filters.get("closed_from") is not None:
+        opportunities = opportunities.filter(closed_at__gte=filters["closed_from"])
+    if filters.get("closed_to") is not None:
+        opportunities = opportunities.filter(closed_at__lte=filters["closed_to"])
+    return opportunities
+
+
+def opportunity_get_for_viewer(*, viewer: LeadViewer, opportunity_id: int) -> Opportunity:
+    """One opportunity the viewer sees; the same 404 when it is missing, out of reach or another tenant's."""
+    opportunity = opportunity_list(viewer=viewer).filter(pk=opportunity_id).first()
+    if opportunity is None:
+        raise Http404("No opportunity matches the given query.")
+    return opportunity
 
 
 def lead_touches(*, lead: Lead) -> QuerySet[Touch]:
@@ -277,5 +321,5 @@ def lead_opportunity(*, lead: Lead):
     from .models import Opportunity, OpportunityStage
 
     closed = ExpressionWrapper(Q(stage__in=[OpportunityStage.WON, OpportunityStage.LOST]), output_field=BooleanField())
-    return (Opportunity.objects.for_tenant(lead.tenant_id).filter(lead=lead).select_related("owner")
+    return (Opportunity.objects.for_tenant(lead.tenant_id).filter(lead=lead).select_related("owner", "lost_reason")
             .annotate(closed=closed).order_by("closed", "-created_at", "-id").first())

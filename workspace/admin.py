@@ -162,3 +162,6 @@ class LeadAdmin(TenantScopedAdmin):
         self.message_user(request, f"{erased} person(s) erased: their leads are anonymised and they are kept on "
                                    "the hashed suppression list.", messages.SUCCESS)
         return None
+
+
+from . import admin_opportunities  # noqa: E402, F401  (the Opportunity admin, in its own module)

@@ -1,7 +1,10 @@
 """Forms of the leads UI: the queue filters and the lead page's actions (each validates, then a service acts)."""
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from leads.activity_outcomes import activity_counts_as_contact
@@ -234,3 +237,39 @@ class ImportUndoForm(forms.Form):
 
     confirm = forms.BooleanField(label="Yes, delete the leads this import created and revert its merges",
                                  error_messages={"required": "Tick the box to confirm the undo."})
+
+
+def close_date_to_datetime(day):
+    """The close date a person picked as a moment: now for today, else noon of that day in the tenant's time."""
+    if day is None or day == timezone.localdate():
+        return None  # the service's default: now
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(12, 0)))
+
+
+class _CloseForm(forms.Form):
+    closed_on = forms.DateField(required=False, label="Close date", help_text="Leave blank for today.",
+                                widget=forms.DateInput(attrs={"type": "date"}))
+
+    def closed_at(self):
+        return close_date_to_datetime(self.cleaned_data.get("closed_on"))
+
+
+class CloseWonForm(_CloseForm):
+    """Close the lead's deal won: the amount and its currency (the lead becomes a customer)."""
+
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=0, label="Amount",
+                                widget=forms.NumberInput(attrs={"inputmode": "decimal", "step": "0.01"}))
+    currency = forms.CharField(max_length=3, min_length=3, label="Currency", help_text="ISO 4217, e.g. EUR.",
+                               widget=forms.TextInput(attrs={"autocapitalize": "characters", "size": 4}))
+    field_order = ["amount", "currency", "closed_on"]
+
+
+class CloseLostForm(_CloseForm):
+    """Close the lead's deal lost, with a reason of the tenant's lost-deal taxonomy."""
+
+    lost_reason = forms.ChoiceField(choices=[], label="Lost reason")
+    field_order = ["lost_reason", "closed_on"]
+
+    def __init__(self, *args, reasons=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lost_reason"].choices = [("", "Choose a reason")] + [(r.code, r.label) for r in reasons]

@@ -129,6 +129,10 @@ def closed_note(lead: Lead, opportunity) -> str:
     reason = lead.rejection_reason.replace("_", " ") if lead.rejection_reason else ""
     if lead.rejection_note:
         reason = f"{reason} — {lead.rejection_note}" if reason else lead.rejection_note
+    if lead.status == LeadStatus.CONVERTED and opportunity is not None and opportunity.stage in ("won", "lost"):
+        how = "won: the lead is a customer" if opportunity.stage == "won" else "lost" + (
+            f" ({opportunity.lost_reason.label})" if opportunity.lost_reason_id else "")
+        return f"The deal “{opportunity.name}” closed {how}. No actions are open on the lead."
     if lead.status == LeadStatus.CONVERTED:
         where = f" “{opportunity.name}”" if opportunity is not None else ""
         return f"Converted into the opportunity{where}: no actions are open on the lead; the deal is worked there."

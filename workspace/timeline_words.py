@@ -151,6 +151,19 @@ def score_entry(change, signals: list[str]) -> TimelineEntry:
     return TimelineEntry(change.at, "score", f"{score}{bands}: {cause}", actor="Scoring Agent")
 
 
+def outcome_sentence(meta: dict, actor: str) -> str:
+    """"Closed won by Ana Ruiz (AE): 12,000.00 EUR", "Closed lost by API key CRM (lm_ab12): Chose a competitor"."""
+    result = meta.get("result")
+    verb = {"won": "Closed won", "lost": "Closed lost"}.get(result, "Disqualified (deal outcome)")
+    try:
+        money = f"{float(meta['amount']):,.2f} {meta.get('currency') or ''}".strip() if meta.get("amount") else ""
+    except (TypeError, ValueError):
+        money = ""
+    reason = meta.get("lost_reason_label") or meta.get("reason") or ""
+    what = money if result == "won" else (reason if len(reason) <= SHORT else "")
+    return f"{verb} by {actor}" + (f": {what}" if what else "")
+
+
 def _action_sentence(event, actor: str, meta: dict) -> tuple[str, str]:
     """(sentence, free-text detail) of a lead action recorded in the audit trail."""
     action = event.action
@@ -165,6 +178,8 @@ def _action_sentence(event, actor: str, meta: dict) -> tuple[str, str]:
         verb = "Rejected" if action == "lead.rejected" else "Disqualified"
         label = meta.get("label") or meta.get("reason") or ""
         return f"{verb} by {actor}" + (f": {label}" if label else ""), meta.get("note") or ""
+    if action == "lead.outcome":
+        return outcome_sentence(meta, actor), meta.get("reason") if len(meta.get("reason") or "") > SHORT else ""
     if action == "lead.recycled":
         reason = meta.get("reason") or ""
         return f"Recycled to nurture by {actor}" + (f": {reason}" if reason and len(reason) <= SHORT else ""), \

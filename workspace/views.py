@@ -32,10 +32,19 @@ from leadmgmt.tenancy.roles import (
     LEAD_NURTURE,
     LEAD_REASSIGN,
     LEAD_WORK,
+    OPPORTUNITY_CLOSE,
 )
 from leadmgmt.tenancy.selectors import memberships_of_user
 from leads.activity_outcomes import activity_outcomes_for
-from leads.models import OPEN_STATUSES, DuplicateStatus, Lead, LeadStatus
+from leads.lost_reasons import lost_reasons_active
+from leads.models import (
+    OPEN_STATUSES,
+    DuplicateStatus,
+    Lead,
+    LeadStatus,
+    OpportunityStage,
+    OutcomeSource,
+)
 from leads.selectors import (
     LeadViewer,
     lead_account_leads,
@@ -80,6 +89,7 @@ from .services.lifecycle import (
     lead_reject,
     opportunity_name_default,
 )
+from .services.outcomes import opportunity_update
 
 QUEUE_PAGE_SIZE = 25
 CLASS_LABELS = dict(LeadClass.choices)
@@ -154,6 +164,28 @@ def _may_convert(viewer: LeadViewer, lead) -> bool:
     return lead.owner_id is not None and viewer.may_on(LEAD_WORK, lead)
 
 
+def _lost_reasons(tenant):
+    return lost_reasons_active(tenant_id=tenant.pk)
+
+
+UNREAD = object()  # `_may_close` reads the lead's opportunity itself
+
+
+def _may_close(viewer: LeadViewer, lead, opportunity=UNREAD) -> bool:
+    """The deal on the lead page closes won or lost while it is open, for whom the matrix lets close it."""
+    if opportunity is UNREAD:
+        opportunity = lead_opportunity(lead=lead)
+    if opportunity is not None and opportunity.lead_id == lead.pk:
+        opportunity.lead = lead  # the page's lead: no query for the object rule
+    return (opportunity is not None and opportunity.stage in OPEN_OPPORTUNITY_STAGES
+            and viewer.may_on_opportunity(OPPORTUNITY_CLOSE, opportunity))
+
+
+def _won_initial(opportunity) -> dict:
+    """The deal's expected amount and its currency, if it has them."""
+    return {"amount": opportunity.amount, "currency": opportunity.currency}
+
+
 def _convert_initial(lead, opportunity) -> dict:
     if opportunity is not None and opportunity.stage in OPEN_OPPORTUNITY_STAGES:
         return {"name": opportunity.name, "stage": opportunity.stage}
@@ -176,6 +208,8 @@ def _action_forms(request, lead, viewer, *, opportunity, offers: set[str], bound
         "reassign": lambda: forms.ReassignForm(initial=owner, members=_reassign_targets(request, lead)),
         "enroll": lambda: forms.EnrollForm(sequences=sequences_for_manual_enrolment(tenant=request.tenant),
                                            prefix="enroll"),
+        "won": lambda: forms.CloseWonForm(initial=_won_initial(opportunity), prefix="won"),
+        "lost": lambda: forms.CloseLostForm(reasons=_lost_reasons(request.tenant), prefix="lost"),
     }
     built = {name: make() for name, make in makers.items() if name in offers}
     built.update(bound or {})
@@ -196,6 +230,8 @@ def _lead_page(request, lead, viewer, *, bound: dict | None = None, status: int 
     offers = lead_offers(lead=lead, opportunity=opportunity, can_reassign=viewer.can_reassign,
                          may_convert=_may_convert(viewer, lead), read_only=read_only)
     offers = {name for name in offers if name not in ACTIONS or ACTIONS[name].allowed(viewer, lead)}  # the matrix
+    if not read_only and _may_close(viewer, lead, opportunity):  # the deal's close, on its card
+        offers |= {"won", "lost"}
     action_forms = _action_forms(request, lead, viewer, opportunity=opportunity, offers=offers, bound=bound)
     context = {
         "lead": lead,
@@ -352,6 +388,29 @@ def _convert(form, *, lead, actor, request) -> str:
     return f"Lead converted: opportunity “{opportunity.name}” ({opportunity.get_stage_display()})."
 
 
+def _close(form, *, lead, actor, request, stage: str, data: dict) -> str:
+    opportunity = lead_opportunity(lead=lead)
+    if opportunity is None:
+        raise ValidationError("This lead has no opportunity to close; reload the page.")
+    closed_at = form.closed_at()
+    if closed_at is not None:
+        data["closed_at"] = closed_at
+    opportunity = opportunity_update(opportunity=opportunity, actor=actor, data={"stage": stage, **data},
+                                     source=OutcomeSource.UI)
+    return f"Deal “{opportunity.name}” closed {opportunity.get_stage_display().lower().removeprefix('closed ')}."
+
+
+def _won(form, *, lead, actor, request) -> str:
+    data = form.cleaned_data
+    return _close(form, lead=lead, actor=actor, request=request, stage=OpportunityStage.WON,
+                  data={"amount": data["amount"], "currency": data["currency"]})
+
+
+def _lost(form, *, lead, actor, request) -> str:
+    return _close(form, lead=lead, actor=actor, request=request, stage=OpportunityStage.LOST,
+                  data={"lost_reason": form.cleaned_data["lost_reason"]})
+
+
 def _dismiss_bounce(form, *, lead, actor, request) -> str:
     if not lead_email_bounce_dismiss(lead=lead, actor=actor):
         return "Nothing to dismiss: the email is not flagged as bounced."
@@ -405,6 +464,11 @@ ACTIONS: dict[str, LeadAction] = {
         needs=LEAD_NURTURE),
     "dismiss-bounce": LeadAction(lambda request, lead: forms.BounceDismissForm(request.POST), _dismiss_bounce,
                                  needs=LEAD_EDIT),
+    "won": LeadAction(lambda request, lead: forms.CloseWonForm(request.POST, prefix="won"), _won,
+                      needs=OPPORTUNITY_CLOSE, extra=lambda viewer, lead: _may_close(viewer, lead)),
+    "lost": LeadAction(lambda request, lead: forms.CloseLostForm(request.POST, reasons=_lost_reasons(request.tenant),
+                                                                 prefix="lost"), _lost,
+                       needs=OPPORTUNITY_CLOSE, extra=lambda viewer, lead: _may_close(viewer, lead)),
     "stop-nurture": LeadAction(lambda request, lead: forms.StopNurtureForm(request.POST, prefix="stop"),
                                _stop_nurture, needs=LEAD_NURTURE),
 }

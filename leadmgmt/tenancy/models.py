@@ -173,6 +173,7 @@ class ApiScope(models.TextChoices):
     SIGNALS_WRITE = "signals:write", "Send signals"
     LEADS_READ = "leads:read", "Read leads"
     LEADS_WRITE = "leads:write", "Update leads"
+    OUTCOMES_WRITE = "outcomes:write", "Send deal outcomes (won, lost, disqualified)"
 
 
 API_KEY_PREFIX_LEN = 12

@@ -30,6 +30,8 @@ LEAD_IMPORT = "lead.import"  # CSV imports: upload, map, preview, run, refused r
 PRIVACY_EXPORT = "privacy.export"  # a person's subject access export (GDPR/CCPA): the Lead admin action, the command
 PRIVACY_ERASE = "privacy.erase"  # erase a person at their request: the Lead admin action, the command
 WEBHOOKS_MANAGE = "webhooks.manage"  # outbound webhook endpoints, their secrets and delivery log (API, admin)
+OPPORTUNITY_CLOSE = "opportunity.close"  # move an opportunity's stage, close it won or lost (API, lead page, admin)
+OUTCOMES_SYNC = "outcomes.sync"  # send outcomes of deals closed in another CRM (`POST /api/v1/outcomes/`): keys only
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -54,6 +56,9 @@ MATRIX: dict[str, frozenset[str]] = {
     PRIVACY_EXPORT: frozenset({Role.ADMIN}),
     PRIVACY_ERASE: frozenset({Role.ADMIN}),
     WEBHOOKS_MANAGE: frozenset({Role.ADMIN}),
+    # Reps on the opportunities of their own leads (or that they own), managers on their team's, admins on all.
+    OPPORTUNITY_CLOSE: SALES,
+    OUTCOMES_SYNC: frozenset(),  # an integration's job: no member role sends a batch of outcomes
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
@@ -67,6 +72,8 @@ KEY_SCOPES: dict[str, str] = {
     LEAD_REASSIGN_BULK: ApiScope.LEADS_WRITE,
     ROUTING_DRY_RUN: ApiScope.LEADS_READ,
     LEAD_IMPORT: ApiScope.LEADS_WRITE,
+    OPPORTUNITY_CLOSE: ApiScope.LEADS_WRITE,
+    OUTCOMES_SYNC: ApiScope.OUTCOMES_WRITE,
 }
 
 # Roles that act only on the leads they own (the rest act on every lead they can see).

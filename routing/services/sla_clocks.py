@@ -163,6 +163,35 @@ def sla_clocks_restart_many(*, tenant, assigned: list[tuple[Lead, object]], now:
     return events
 
 
+def sla_clocks_stop_many(*, tenant, leads: list[Lead], reasons: dict, now: dt.datetime, actor: Actor) -> list:
+    """`sla_clock_stop` for a batch of leads (the outcome sync), set-based: their running clocks stopped and open
+    escalations resolved in one statement, `reasons[lead.pk]` the stop reason of each. Clears `sla_due_at` in
+    memory only (the caller writes the leads). Returns the `sla.stopped` audit events to record, unsaved."""
+    if not leads:
+        return []
+    by_id = {lead.pk: lead for lead in leads}
+    ids = list(by_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH input AS (SELECT * FROM unnest(%(leads)s::uuid[], %(reasons)s::text[]) AS i(lead_id, reason)), "
+            "stopped AS (UPDATE routing_slaclock c SET stopped_at = %(now)s, stop_reason = input.reason, "
+            " next_action_at = NULL FROM input WHERE c.tenant_id = %(tenant)s AND c.lead_id = input.lead_id "
+            " AND c.stopped_at IS NULL RETURNING c.id, c.lead_id, c.kind, c.breached_at, c.level, c.stop_reason), "
+            "resolved AS (UPDATE routing_escalation e SET resolved_at = %(now)s FROM stopped s "
+            " WHERE e.tenant_id = %(tenant)s AND e.clock_id = s.id AND e.resolved_at IS NULL RETURNING 1) "
+            "SELECT id, lead_id, kind, breached_at, level, stop_reason FROM stopped ORDER BY lead_id, id",
+            {"now": now, "tenant": tenant.pk, "leads": [str(pk) for pk in ids],
+             "reasons": [str(reasons[pk])[:64] for pk in ids]},
+        )
+        stopped = cursor.fetchall()
+    for lead in leads:
+        lead.sla_due_at = None
+    return [audit_event_build(tenant=tenant, actor=actor, action="sla.stopped", obj=by_id[lead_id],
+                              metadata={"clock_id": clock_id, "kind": kind, "reason": reason,
+                                        "breached": breached_at is not None, "escalation_level": level})
+            for clock_id, lead_id, kind, breached_at, level, reason in stopped]
+
+
 @transaction.atomic(savepoint=False)
 def sla_clock_stop(
     *, lead: Lead, reason: str, now: dt.datetime | None = None, kind: str | None = None, actor: Actor | None = None,

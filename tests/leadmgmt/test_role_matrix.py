@@ -13,12 +13,14 @@ from leadmgmt.audit.actors import SYSTEM
 from leadmgmt.tenancy import roles
 from leadmgmt.tenancy.middleware import SESSION_TENANT_KEY
 from leadmgmt.tenancy.models import ApiScope, Membership, Role
+from leads.lost_reasons import lost_reasons_seed
 from nurture.services.enrollment import lead_enroll
 from routing.models import RejectionReason
 from tests.support.factories import api_key_for
 from tests.support.lead_api import BANT, owned
 from tests.support.nurture import sequence_with_steps
 from tests.support.routing import fresh, rep, team
+from workspace.services.lifecycle import lead_convert
 from workspace.views import ACTIONS
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +88,7 @@ def _expect(action, lead, membership, key) -> bool:
 def _ui_data(world, name, lead, who) -> dict:
     owner = {"expected_owner_id": lead.owner_id}
     prefixed = {"reject": "reject", "disqualify": "disqualify", "convert": "convert", "enroll": "enroll",
-                "stop-nurture": "stop"}
+                "stop-nurture": "stop", "won": "won", "lost": "lost"}
     data = {
         "log": {"kind": "call", "subject": "Called"},
         "accept": {},
@@ -100,7 +102,9 @@ def _ui_data(world, name, lead, who) -> dict:
         "enroll": {"sequence": world.sequence.pk},
         "stop-nurture": {"enrollment": getattr(lead, "enrollment_id", 0), "note": ""},
         "dismiss-bounce": {},
-    }[name] | ({} if name in ("edit", "enroll", "stop-nurture", "dismiss-bounce") else owner)
+        "won": {"amount": "100", "currency": "USD"},
+        "lost": {"lost_reason": "price"},
+    }[name] | ({} if name in ("edit", "enroll", "stop-nurture", "dismiss-bounce", "won", "lost") else owner)
     prefix = prefixed.get(name)
     return {f"{prefix}-{k}" if prefix else k: v for k, v in data.items()}
 
@@ -118,6 +122,10 @@ def test_every_lead_page_action_answers_as_the_matrix_says(world):
             lead = _lead(world, who)
             if name == "stop-nurture":
                 lead = _enrolled(world, lead)
+            if name in ("won", "lost"):  # the deal on the lead's page closes
+                lost_reasons_seed(tenant_id=world.tenant.pk)
+                lead_convert(lead=lead, actor=SYSTEM)
+                lead = fresh(lead)
             allowed = _expect(entry.needs, lead, membership, None)
             response = client.post(f"/leads/{lead.pk}/{name}/", _ui_data(world, name, lead, who))
             assert response.status_code < 500, (who, name)
@@ -125,7 +133,7 @@ def test_every_lead_page_action_answers_as_the_matrix_says(world):
             if not allowed:  # a refusal changed nothing
                 assert fresh(lead).owner_id == lead.owner_id and fresh(lead).status == lead.status, (who, name)
             cells += 1
-    assert cells == len(MEMBERS) * len(ACTIONS) == 72
+    assert cells == len(MEMBERS) * len(ACTIONS) == 84
 
 
 def test_marketing_ops_get_no_work_forms_on_a_reps_lead_page(world):

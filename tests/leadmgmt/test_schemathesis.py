@@ -33,7 +33,7 @@ from leadmgmt.tenancy.events import tenant_provisioned
 from leadmgmt.tenancy.models import Membership, Role, Tenant
 from leadmgmt.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from leadmgmt.webhooks.services.endpoints import webhook_endpoint_create
-from leads.models import ActivityOutcome, Lead
+from leads.models import OPEN_STATUSES, ActivityOutcome, Lead, LostReason, Opportunity
 from leads.throttles import IntakeFormRateThrottle, IntakeIpRateThrottle
 from nurture.models import Enrollment, NurtureSettings, Sequence, SequenceStatus
 from nurture.services.enrollment import lead_enroll, lead_mailable_problems
@@ -46,6 +46,7 @@ from workspace.services.imports import (
     import_run_start,
     import_upload,
 )
+from workspace.services.lifecycle import lead_convert
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "200"))
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20260413"))
@@ -53,6 +54,7 @@ SEEDER = Actor.agent("Schemathesis seeder")
 NOT_THROTTLED = "1000000/min"  # the run sends thousands of requests a minute with one key, form and IP
 
 SIGNALS = "POST /api/v1/signals/"
+OUTCOMES = "POST /api/v1/outcomes/"
 LEAD_BATCH = "POST /api/v1/leads/batch/"
 WITH_BODY = ["POST", "PATCH", "PUT"]
 # A body value of the right type can still be refused with a field error (400), for what a JSON schema cannot say:
@@ -72,6 +74,11 @@ CONFIG = {
         # Signals are answered item by item: a body that is an object or a list is a 202 whose results say which
         # items were refused (`signal_errors_are_reported` below holds it to that).
         "include-name": SIGNALS,
+        "checks": {"negative_data_rejection": {"expected-statuses": [
+            "202", "400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "5xx"]}},
+    }, {
+        # Outcomes likewise: per item, in a 202 (`signal_errors_are_reported` holds them to it too).
+        "include-name": OUTCOMES,
         "checks": {"negative_data_rejection": {"expected-statuses": [
             "202", "400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "5xx"]}},
     }, {
@@ -136,6 +143,8 @@ def _seed(credentials_path) -> dict:
             "emails": sorted(lead.email for lead in leads if lead.email),
             "import_ids": _imports_seed(tenant),
             "duplicate_pair_ids": _duplicates_seed(tenant),
+            "opportunity_ids": _opportunities_seed(tenant),
+            "lost_reason_codes": sorted(LostReason.objects.values_list("code", flat=True)),
             **_webhooks_seed(tenant),
         }
     data["rep_session"], data["admin_session"] = _session(rep), _session(admin)
@@ -153,6 +162,13 @@ def _duplicates_seed(tenant) -> list[int]:
                                 last_name=f"Seed{n}", phone=f"+1415555098{n}")
     duplicate_pairs_detect(tenant=tenant)
     return sorted(DuplicatePair.objects.values_list("pk", flat=True))
+
+
+def _opportunities_seed(tenant) -> list[int]:
+    """Open opportunities to move and close (the demo's converted leads, and two more converted here)."""
+    for lead in Lead.objects.filter(owner__isnull=False, status__in=OPEN_STATUSES).order_by("created_at", "pk")[:2]:
+        lead_convert(lead=lead, actor=SEEDER)
+    return sorted(Opportunity.objects.values_list("pk", flat=True))
 
 
 def _imports_seed(tenant) -> list[int]:
@@ -299,7 +315,8 @@ def _credentials(case) -> None:
 BODY_REFERENCES = {  # body field: the seeded values it may take (by operation path, or for every operation)
     "to_user_id": "member_ids", "from_user_id": "member_ids", "owner": "member_ids", "sequence": "sequence_ids",
     "lead_id": "lead_ids", "email": "emails", ("/api/v1/leads/{id}/reject/", "reason"): "reason_codes",
-    "outcome": "outcomes",
+    ("/api/v1/leads/{id}/activities/", "outcome"): "outcomes",
+    ("/api/v1/opportunities/{id}/", "lost_reason"): "lost_reason_codes",
 }
 
 
@@ -326,6 +343,8 @@ def _seed_into(case, choose):
                 path["id"], path["enrollment_id"] = pair[0], str(pair[1])
         elif operation.startswith("/api/v1/imports/{id}/"):
             swap(path, "id", SEEDED["import_ids"])
+        elif operation.startswith("/api/v1/opportunities/{id}/"):
+            swap(path, "id", SEEDED["opportunity_ids"])
         elif operation.startswith("/api/v1/webhooks/"):
             swap(path, "id", SEEDED["webhook_delivery_ids" if "/deliveries/{id}/" in operation else "webhook_ids"])
         else:
@@ -372,12 +391,13 @@ def _seed_coverage_case(case) -> None:
 
 @schemathesis.check
 def signal_errors_are_reported(ctx, response, case):
-    """A batch of signals the schema refuses is a 400, or a 202 whose results report an item as an error."""
-    if case.operation.label != SIGNALS or response.status_code != 202 or case.meta is None \
+    """A batch of signals (or outcomes) the schema refuses is a 400, or a 202 whose results report an item as an
+    error."""
+    if case.operation.label not in (SIGNALS, OUTCOMES) or response.status_code != 202 or case.meta is None \
             or not case.meta.is_negative_at(ParameterLocation.BODY):
         return None
     statuses = [item.get("status") for item in response.json().get("results", [])]
-    assert "error" in statuses, f"a signal the schema refuses was not reported as an error: {statuses}"
+    assert "error" in statuses, f"an item the schema refuses was not reported as an error: {statuses}"
     return True
 
 

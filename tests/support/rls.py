@@ -4,7 +4,8 @@
 does not write, through the services the app runs: the capture pipeline task (scores and routes the
 demo leads: assignments, round-robin slots, SLA clocks, notifications), an intake with an
 Idempotency-Key, a signal, an invitation, the SLA Agent at the first deadline (an escalation), a
-logged call, a conversion (an opportunity), the Nurture Agent (an enrolment and a sent message) and a
+logged call, a conversion (an opportunity) closed lost and a won outcome synced (the lost-deal taxonomy and the
+leads' outcomes), the Nurture Agent (an enrolment and a sent message) and a
 suppressed address, and a CSV import (uploaded, mapped, dry-run, run: its refused rows, its leads,
 the remembered mapping); then another person who posted the form is erased at their request (a hashed erased
 contact). Two rows have no service to write them (the admin site does): a routing rule
@@ -15,6 +16,7 @@ Calling it again for the same tenant adds rows but fails on nothing.
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
@@ -26,7 +28,8 @@ from leadmgmt.tenancy.invitations import invitation_send
 from leadmgmt.tenancy.models import Agent, AgentSetting, Invitation, Role, Tenant
 from leadmgmt.webhooks.services.emit import webhook_emit
 from leadmgmt.webhooks.services.endpoints import webhook_endpoint_create
-from leads.models import ActivityKind, Lead, LeadForm, LeadStatus
+from leads.lost_reasons import lost_reasons_seed
+from leads.models import ActivityKind, Lead, LeadForm, LeadStatus, OutcomeSource
 from leads.services.intake import intake_submit
 from leads.services.signals import SignalInput, signals_record
 from nurture.models import Enrollment, EnrollmentStatus, SuppressionReason
@@ -44,6 +47,7 @@ from workspace.services.imports import (
     import_upload,
 )
 from workspace.services.lifecycle import lead_convert
+from workspace.services.outcomes import OutcomeInput, opportunity_update, outcomes_sync
 from workspace.services.privacy import person_erase
 from workspace.tasks import lead_captured_task
 
@@ -69,6 +73,7 @@ def fill_every_tenant_table(tenant: Tenant) -> None:
         _nurture(tenant)
         _possible_duplicate(tenant)
         _erasure(tenant)
+        _deals_closed(tenant)
 
 
 def _user(email: str):
@@ -153,6 +158,23 @@ def _call_and_convert() -> None:
     owner = Actor.for_user(lead.owner)
     activity_log(lead=lead, kind=ActivityKind.CALL, actor=owner, subject="Intro call")
     lead_convert(lead=lead, actor=owner)
+
+
+def _deals_closed(tenant: Tenant) -> None:
+    """Last, so that no earlier step misses an open lead: the converted lead's deal closed lost (a reason of the
+    lost taxonomy, seeded here if the demo tenant predates it: the lead's outcome), and another lead's won deal
+    sent by the outcome sync."""
+    from leads.models import Opportunity
+
+    lost_reasons_seed(tenant_id=tenant.pk)
+    opportunity = Opportunity.objects.exclude(stage__in=["won", "lost"]).select_related("lead", "owner") \
+        .order_by("created_at", "pk").first()
+    owner = Actor.for_user(opportunity.owner) if opportunity.owner else FILLER
+    opportunity_update(opportunity=opportunity, actor=owner, data={"stage": "lost", "lost_reason": "price"},
+                       source=OutcomeSource.UI)
+    other = Lead.objects.exclude(pk=opportunity.lead_id).exclude(email="").order_by("created_at", "pk").first()
+    outcomes_sync(tenant=tenant, actor=FILLER, items=[OutcomeInput(
+        index=0, result="won", email=other.email, amount=Decimal("100.00"), currency="EUR")])
 
 
 def _nurture(tenant: Tenant) -> None:

@@ -24,8 +24,10 @@ def url(lead, action=""):
 
 
 def offered(html: str) -> list[str]:
-    """The actions of the Actions card, in order (edit, enrol and stop live in their own cards)."""
-    card = html[html.index('data-testid="actions"'):html.index('<div class="lead-main">')]
+    """The actions of the Actions card, in order (edit, enrol, stop and the deal's close live in their own cards)."""
+    start, end = html.index('data-testid="actions"'), html.index('<div class="lead-main">')
+    bant = html.find('data-testid="bant"', start, end)  # the opportunity card's close forms are its own card's
+    card = html[start:bant if bant != -1 else end]
     return re.findall(r'<details class="action" data-action="([a-z-]+)"', card)
 
 
