@@ -22,7 +22,7 @@ from leads.webhooks import lead_webhook_data
 from ..models import Assignment, RoutingRule, Strategy, Trigger
 from ..notifications import notify_new_owner, notify_new_owners
 from ..selectors import ineligibility, leads_lost_before_routing, open_lead_counts
-from ..strategies import Decision, route_decide, routing_run, run_cached
+from ..strategies import Decision, account_scores_attach, route_decide, routing_run, run_cached
 from .sla_clocks import sla_clock_restart, sla_clocks_restart_many
 from .unassigned_alerts import unassigned_alert
 
@@ -411,6 +411,7 @@ def leads_route_captured(*, tenant: Tenant, lead_ids, now: datetime | None = Non
         # The pools' round-robin slots are locked once and advanced in memory for the whole batch (written
         # back when the block ends): strict rotation, one lock wait per batch instead of one per lead.
         with routing_run(hold_slots=True):
+            account_scores_attach(tenant=tenant, leads=leads)  # one query for the batch, when rules read it
             for lead in sorted(leads, key=lambda lead: (lead.created_at, lead.pk)):
                 if (lead.status not in OPEN_STATUSES or lead.archived_at is not None or lead.owner_id is not None
                         or lead.pk in routed):
