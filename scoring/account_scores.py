@@ -17,8 +17,8 @@ of one company showing interest count for more than one. Erased people and unsco
 account with no scored lead has no score (NULL).
 
 The statement runs in the scoring transaction right after the leads' own (`scoring.services`), for the
-distinct accounts of the scored batch (their rows locked first, in id order, after the leads: the lock order
-of leads.locks), or for every account of the tenant after a whole-tenant run; `accounts_score` is the same
+distinct accounts of the scored batch (their rows locked by the leads' statement, in id order, after the
+leads: the lock order of leads.locks), or for every account of the tenant after a whole-tenant run; `accounts_score` is the same
 for a whole tenant on its own (`manage.py accounts_score`, `tasks.accounts_score_task`). Only rows whose score
 or parts change are written, so running it again changes nothing.
 """
@@ -87,21 +87,26 @@ def accounts_score_sql(*, only_listed: bool) -> str:
     )
 
 
+# The CTE of the leads' scoring statement that locks the batch's accounts (ascending id, after the leads: the
+# lock order of leads.locks); the statement returns their ids for `accounts_score_run`.
+ACCOUNTS_LOCK_CTE = (
+    "acct AS (SELECT a.id FROM leads_account a WHERE a.tenant_id = %(tenant)s AND a.id IN (SELECT l.account_id "
+    "FROM leads_lead l WHERE l.tenant_id = %(tenant)s AND l.id = ANY(%(ids)s::uuid[])) ORDER BY a.id FOR UPDATE)"
+)
+ACCOUNTS_LOCKED = "(SELECT COALESCE(array_agg(acct.id), '{}') FROM acct)"
+
+
 def accounts_score_run(cursor, *, tenant_id: int, model: ScoringModel | None, now: datetime,
-                       lead_ids: Sequence[str] | None = None) -> int:
-    """Recompute, in the caller's transaction, the accounts of these leads (every account of the tenant when
-    `lead_ids` is None). Two statements whatever the number of leads: the accounts' rows locked, then one
-    UPDATE, which (a new statement) sees every lead score committed before the locks were granted."""
+                       account_ids: Sequence[int] | None = None) -> int:
+    """Recompute, in the caller's transaction, these accounts (every account of the tenant when None): one
+    UPDATE. Its rows locked beforehand (ACCOUNTS_LOCK_CTE), a statement of its own sees every lead score
+    committed before the locks were granted. Returns how many accounts changed."""
     params = {"tenant": tenant_id, "now": now, **account_settings(model)}
-    if lead_ids is not None:
-        cursor.execute(
-            "SELECT a.id FROM leads_account a WHERE a.tenant_id = %(tenant)s AND a.id IN (SELECT l.account_id "
-            "FROM leads_lead l WHERE l.tenant_id = %(tenant)s AND l.id = ANY(%(ids)s::uuid[])) ORDER BY a.id FOR UPDATE",
-            {"tenant": tenant_id, "ids": list(lead_ids)})
-        params["a_ids"] = [row[0] for row in cursor.fetchall()]
-        if not params["a_ids"]:
+    if account_ids is not None:
+        if not account_ids:
             return 0
-    cursor.execute(accounts_score_sql(only_listed=lead_ids is not None), params)
+        params["a_ids"] = list(account_ids)
+    cursor.execute(accounts_score_sql(only_listed=account_ids is not None), params)
     return cursor.rowcount
 
 

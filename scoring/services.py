@@ -20,7 +20,7 @@ from leadmgmt.tenancy.models import Tenant
 from leads.locks import leads_lock
 
 from . import defaults
-from .account_scores import accounts_score_run
+from .account_scores import ACCOUNTS_LOCK_CTE, ACCOUNTS_LOCKED, accounts_score_run
 from .engine import compile_model, scored_rows_sql
 from .models import ModelStatus, Operator, ScoreBand, ScoreCause, ScoringModel, ScoringRule
 from .validation import bands_errors, rule_errors
@@ -163,7 +163,7 @@ class ScoreRun:
 
 
 def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each: bool, target_filter: str = "",
-               materialize: bool = False) -> str:
+               materialize: bool = False, lock_accounts: bool = False) -> str:
     model = compiled.model
     auto_bands = [b.key for b in compiled.bands if b.auto_mql]
     compiled.p("model_id", model.pk)
@@ -224,9 +224,9 @@ def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each:
         "stages AS (INSERT INTO leads_stagetransition (tenant_id, lead_id, from_stage, to_stage, at, actor_name, "
         "actor_user_id, reason) SELECT %(tenant)s, u.id, 'raw', 'mql', %(now)s, %(actor_name)s, %(actor_user)s, "
         "'Score ' || u.score || ' entered band ' || u.band FROM upd u WHERE u.moved RETURNING 1)"
-        f"{audit} "
+        f"{audit}{', ' + ACCOUNTS_LOCK_CTE if lock_accounts else ''} "
         "SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM changes), (SELECT count(*) FROM events), "
-        "(SELECT count(*) FROM stages)"
+        f"(SELECT count(*) FROM stages), {ACCOUNTS_LOCKED if lock_accounts else 'NULL'}"
     )
 
 
@@ -308,13 +308,14 @@ def _leads_score_one(*, tenant: Tenant, cause: str, actor: Actor, ids: list[str]
         # on a tenant's first thousands of leads, it read all of them for each scored row).
         if ids is not None:
             target += " AND l.id = ANY(%(ids)s::uuid[])"
+        # A batch's statement also locks its leads' accounts, whose scores the next statement recomputes.
         sql = _score_sql(compiled, rows, actor=actor, cause=cause, audit_each=actor.kind == "agent",
-                         target_filter=target, materialize=ids is not None)
+                         target_filter=target, materialize=ids is not None, lock_accounts=ids is not None)
         cursor.execute(sql, compiled.params)
-        updated, changes, events, stages = cursor.fetchone()
+        updated, changes, events, stages, account_ids = cursor.fetchone()
         accounts = 0
         if id_range is None:  # a slice leaves its accounts to the sliced run, which scores them once at the end
-            accounts = accounts_score_run(cursor, tenant_id=tenant.pk, model=model, now=now, lead_ids=ids)
+            accounts = accounts_score_run(cursor, tenant_id=tenant.pk, model=model, now=now, account_ids=account_ids)
         if events:
             from .tasks import score_events_dispatch_task
 

@@ -197,3 +197,35 @@ def test_account_scoring_never_reads_or_writes_another_tenants_accounts(tenant, 
         assert accounts_score(tenant=other_tenant) == 0  # its lead is not scored yet: nothing to score
         leads_score(tenant=other_tenant, lead_ids=[other.pk], cause="manual")
     assert fresh(theirs).score == 30 and fresh(ours).score == 30
+
+
+def test_marketing_ops_set_the_account_formula_on_a_draft_and_a_new_draft_copies_it(tenant, model, make_member):
+    from django.test import Client
+    from django.urls import reverse
+
+    from leadmgmt.tenancy.models import Role
+    from scoring.services import scoring_model_draft_create
+    from tests.support.scoring_admin import post_data
+
+    user = make_member(tenant, Role.MARKETING_OPS)
+    user.is_staff = True
+    user.save()
+    client = Client()
+    client.force_login(user)
+    draft = scoring_model_draft_create(tenant=tenant, actor=SYSTEM)
+    change = reverse("admin:scoring_scoringmodel_change", args=[draft.pk])
+    page = client.get(change)
+    assert "Account score (several engaged people at one company)" in page.content.decode()
+    data = post_data(page) | {"account_engaged_min": "0", "account_others_percent": "150"}
+    refused = client.post(change, data)
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert errors["account_engaged_min"] == ["A person counts as engaged from 1 engagement point at least."]
+    assert errors["account_others_percent"] == ["A share runs from 0 to 100 percent."]
+    data |= {"account_engaged_min": "15", "account_others_percent": "25", "account_breadth_points": "5",
+             "account_breadth_cap": "20"}
+    assert client.post(change, data).status_code == 302
+    copy = scoring_model_draft_create(tenant=tenant, actor=SYSTEM, based_on=ScoringModel.objects.unscoped().get(
+        pk=draft.pk))
+    assert (copy.account_engaged_min, copy.account_others_percent, copy.account_breadth_points,
+            copy.account_breadth_cap) == (15, 25, 5, 20)
