@@ -229,3 +229,37 @@ def test_marketing_ops_set_the_account_formula_on_a_draft_and_a_new_draft_copies
         pk=draft.pk))
     assert (copy.account_engaged_min, copy.account_others_percent, copy.account_breadth_points,
             copy.account_breadth_cap) == (15, 25, 5, 20)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_scoring_of_different_people_of_one_account_never_loses_one(tenant, model):
+    import threading
+
+    acme = AccountFactory(tenant=tenant)
+    people = [person(tenant, acme) for _ in range(6)]
+    for lead in people:
+        Signal.objects.unscoped().create(tenant=tenant, lead=lead, type="demo_request",
+                                         occurred_at=timezone.now() - timedelta(minutes=1))
+    barrier = threading.Barrier(len(people))
+    errors = []
+
+    def work(lead):
+        try:
+            barrier.wait()
+            with tenant_scope(tenant):  # as the scoring task runs it (a new thread has no tenant)
+                leads_score(tenant=tenant, lead_ids=[lead.pk], cause="signal")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(lead,)) for lead in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    # Each run waits for the account's lock, then sees every run committed before it: the last one counts all six.
+    account = fresh(acme)
+    assert (account.scored_leads, account.engaged_leads, account.score) == (6, 6, 100)
+    assert (account.engagement_sum, account.others_points, account.breadth_bonus) == (180, 75, 30)
