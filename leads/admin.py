@@ -142,10 +142,36 @@ class LeadFormAdmin(TenantScopedAdmin):
 
 @admin.register(Account)
 class AccountAdmin(TenantScopedAdmin):
-    list_display = ("domain", "name", "owner", "created_at")
+    """Accounts with their score: the parts it is made of are read-only (scoring writes them)."""
+
+    list_display = ("domain", "name", "owner", "score", "engaged_leads", "scored_leads", "last_engaged_at",
+                    "created_at")
     search_fields = ("domain", "name")
     list_select_related = ("owner",)
     view_roles = SALES_ROLES
+    score_fields = ("score", "score_explanation", "scored_leads", "engaged_leads", "fit_max", "fit_avg",
+                    "engagement_max", "engagement_sum", "others_points", "breadth_bonus", "last_engaged_at",
+                    "scored_at")
+    readonly_fields = score_fields
+    fieldsets = (
+        (None, {"fields": ("domain", "name", "owner")}),
+        ("Account score", {
+            "description": "Best fit + best engagement of its leads + a share of the other engaged people's "
+                           "engagement + a bonus per engaged person beyond the first, clamped to 0–100 (the "
+                           "settings are on the published scoring model). Recomputed whenever its leads are scored.",
+            "fields": score_fields}),
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if "tenant" in self.get_exclude(request, obj):
+            return fieldsets
+        (name, options), rest = fieldsets[0], fieldsets[1:]  # a platform superuser picks the tenant
+        return ((name, {**options, "fields": ("tenant", *options["fields"])}), *rest)
+
+    @admin.display(description="How the score adds up")
+    def score_explanation(self, obj):
+        return obj.score_explanation or "Not scored yet: none of its leads is scored."
 
 
 class TouchInline(admin.TabularInline):

@@ -63,6 +63,32 @@ class Account(TenantOwned):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # The account score and its parts: written by scoring (`scoring.account_scores`) from the account's leads'
+    # fit and engagement scores whenever they are scored, never by hand. Null until its leads are scored.
+    score = models.PositiveSmallIntegerField(
+        null=True, blank=True, editable=False,
+        help_text="0–100: best fit + best engagement + a share of the other engaged people's + a breadth bonus.")
+    scored_leads = models.PositiveIntegerField(default=0, db_default=0, editable=False,
+                                               help_text="Scored leads at the account (erased people left out).")
+    engaged_leads = models.PositiveIntegerField(
+        default=0, db_default=0, editable=False,
+        help_text="Leads whose engagement score reaches the scoring model's 'engaged person' threshold.")
+    fit_max = models.SmallIntegerField(null=True, blank=True, editable=False, help_text="Best fit score of its leads.")
+    fit_avg = models.SmallIntegerField(null=True, blank=True, editable=False,
+                                       help_text="Average fit score of its leads (rounded).")
+    engagement_max = models.SmallIntegerField(null=True, blank=True, editable=False,
+                                              help_text="Best engagement score of its leads.")
+    engagement_sum = models.IntegerField(default=0, db_default=0, editable=False,
+                                         help_text="Sum of the engaged leads' engagement scores.")
+    others_points = models.SmallIntegerField(
+        default=0, db_default=0, editable=False,
+        help_text="Points from the other engaged people's engagement (a share of it, beyond the best one's).")
+    breadth_bonus = models.SmallIntegerField(default=0, db_default=0, editable=False,
+                                             help_text="Points for each engaged person beyond the first, capped.")
+    last_engaged_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                           help_text="Latest activity of an engaged lead.")
+    scored_at = models.DateTimeField(null=True, blank=True, editable=False,
+                                     help_text="When the score or one of its parts last changed.")
 
     class Meta:
         ordering = ["domain"]
@@ -72,10 +98,28 @@ class Account(TenantOwned):
                 violation_error_message="An account with this domain already exists.",
             )
         ]
-        indexes = [models.Index(fields=["tenant", "owner"], name="account_tenant_owner")]
+        indexes = [models.Index(fields=["tenant", "owner"], name="account_tenant_owner"),
+                   models.Index(fields=["tenant", "-score"], name="account_tenant_score")]
 
     def __str__(self) -> str:
         return self.name or self.domain
+
+    @property
+    def score_summary(self) -> str:
+        """"Account score 72 · 4 engaged people", or "" before its leads are scored."""
+        if self.score is None:
+            return ""
+        people = "person" if self.engaged_leads == 1 else "people"
+        return f"Account score {self.score} · {self.engaged_leads} engaged {people}"
+
+    @property
+    def score_explanation(self) -> str:
+        """The sum the score is, part by part (clamped to 0–100)."""
+        if self.score is None:
+            return ""
+        return (f"best fit {self.fit_max or 0} + best engagement {self.engagement_max or 0} + "
+                f"other engaged people {self.others_points} + breadth bonus {self.breadth_bonus} "
+                f"= {self.score} (0–100)")
 
 
 class LeadStatus(models.TextChoices):

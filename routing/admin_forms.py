@@ -124,7 +124,8 @@ class RoutingRuleForm(TenantModelForm):
         help_texts = {
             "conditions": 'A JSON list, all must hold: [{"field": "country", "operator": "in_list", "value": '
                           '["Germany", "FR"]}, {"field": "score", "operator": "range", "value": {"min": 80}}]; [] '
-                          "matches every lead. Countries are saved as ISO codes (Germany → DE).",
+                          "matches every lead. Countries are saved as ISO codes (Germany → DE). "
+                          '"account_score" reads the score of the lead\'s account.',
         }
 
     validator = staticmethod(lambda rule, tenant: routing_rule_errors(rule=rule, tenant=tenant))

@@ -26,8 +26,11 @@ FIELDS: dict[str, str] = {
     "utm_medium": TEXT, "utm_campaign": TEXT, "utm_term": TEXT, "utm_content": TEXT,
     "product_interest": TEXT, "score": NUMBER, "fit_score": NUMBER, "engagement_score": NUMBER,
     "band": TEXT, "lead_class": TEXT, "is_hot": BOOLEAN, "stage": TEXT, "status": TEXT,
-    "is_personal_email": BOOLEAN,
+    "is_personal_email": BOOLEAN, "account_score": NUMBER,
 }
+# Fields read from the lead's account rather than the lead row: the routing engine supplies them
+# (`strategies.account_scores_attach` for a batch, one look-up per account otherwise).
+ACCOUNT_FIELDS = frozenset({"account_score"})
 ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 OPERATORS = ("equals", "in_list", "not_in_list", "contains", "regex", "range", "is_true", "not_blank")
 OPERATORS_BY_TYPE = {
@@ -248,10 +251,12 @@ def conditions_compile(conditions: list | None) -> tuple[CompiledCondition, ...]
     return _compile_cached(json.dumps(conditions, sort_keys=True, default=str))
 
 
-def compiled_match(source: Any, compiled: tuple[CompiledCondition, ...]) -> tuple[bool, str]:
-    """(all hold, why): `why` names the first condition that failed, with the lead's value."""
+def compiled_match(source: Any, compiled: tuple[CompiledCondition, ...], facts: Mapping | None = None
+                   ) -> tuple[bool, str]:
+    """(all hold, why): `why` names the first condition that failed, with the lead's value. `facts` holds
+    values read elsewhere (the account's score), which take precedence over the source's."""
     for condition in compiled:
-        value = _read(source, condition.field)
+        value = facts[condition.field] if facts and condition.field in facts else _read(source, condition.field)
         if not condition.test(value):
             shown = "blank" if _blank(value) else repr(value)
             return False, f"{condition.description} does not hold ({condition.field} is {shown})"

@@ -23,7 +23,7 @@ class RoutingRule(TenantOwned):
     """One ordered routing rule: when every condition holds, its strategy picks an owner in its target.
 
     `conditions` is a list of {"field", "operator", "value"} (all must hold; an empty list matches
-    every lead). Fields are lead fields (`routing.conditions.FIELDS`), `score`, `band`,
+    every lead). Fields are lead fields (`routing.conditions.FIELDS`), `score`, `account_score`, `band`,
     `lead_class`, `source`, `campaign`, `product_interest` and `attributes.<key>`.
     The target is `team` (its available reps) and/or the rule's members (people, with weights).
     """

@@ -124,6 +124,11 @@ class ScoringModelAdmin(TenantScopedAdmin):
                                             "engagement_window_days")}),
         ("Lead class thresholds (fit × engagement)", {"fields": ("fit_high_min", "fit_medium_min",
                                                                  "engagement_ready_min", "engagement_some_min")}),
+        ("Account score (several engaged people at one company)", {
+            "description": "Account score = best fit + best engagement of its leads + a share of the other engaged "
+                           "people's engagement + a bonus per engaged person beyond the first, clamped to 0–100.",
+            "fields": ("account_engaged_min", "account_others_percent", "account_breadth_points",
+                       "account_breadth_cap")}),
         ("History", {"classes": ("collapse",), "fields": ("created_at", "created_by", "published_at",
                                                            "published_by")}),
     )

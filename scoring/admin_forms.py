@@ -322,10 +322,15 @@ class ScoringModelForm(forms.ModelForm):
         # The admin picks the fields; foreign keys are left out here because building their default
         # choices would need a tenant in context at import time.
         fields = ["name", "notes", "hot_threshold", "cold_threshold", "archive_after_days", "engagement_window_days",
-                  "fit_high_min", "fit_medium_min", "engagement_ready_min", "engagement_some_min"]
+                  "fit_high_min", "fit_medium_min", "engagement_ready_min", "engagement_some_min",
+                  "account_engaged_min", "account_others_percent", "account_breadth_points", "account_breadth_cap"]
 
     def clean(self):
         data = super().clean()
+        if data.get("account_engaged_min") is not None and data["account_engaged_min"] < 1:
+            self.add_error("account_engaged_min", "A person counts as engaged from 1 engagement point at least.")
+        if data.get("account_others_percent") is not None and data["account_others_percent"] > 100:
+            self.add_error("account_others_percent", "A share runs from 0 to 100 percent.")
         pairs = [
             ("cold_threshold", "hot_threshold", "The cold threshold must be below the hot threshold."),
             ("fit_medium_min", "fit_high_min", "Medium fit must start below high fit."),

@@ -42,6 +42,18 @@ class ScoringModel(TenantOwned):
         default=30, help_text="Engagement score from which a lead shows buying intent now.")
     engagement_some_min = models.SmallIntegerField(
         default=1, help_text="Engagement score from which a lead shows some interest.")
+    # Account score (scoring.account_scores): best fit + best engagement + a share of the other engaged
+    # people's engagement + a bonus per engaged person beyond the first, clamped to 0–100.
+    account_engaged_min = models.PositiveSmallIntegerField(
+        default=10, help_text="Account score: a lead counts as an engaged person of its account from this "
+                              "engagement score (at least 1).")
+    account_others_percent = models.PositiveSmallIntegerField(
+        default=50, help_text="Account score: percent of the other engaged people's engagement added to the "
+                              "best one's (0–100).")
+    account_breadth_points = models.PositiveSmallIntegerField(
+        default=10, help_text="Account score: points for each engaged person beyond the first.")
+    account_breadth_cap = models.PositiveSmallIntegerField(
+        default=30, help_text="Account score: most points the breadth bonus gives.")
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    db_index=False, related_name="+")

@@ -20,6 +20,7 @@ from leadmgmt.tenancy.models import Tenant
 from leads.locks import leads_lock
 
 from . import defaults
+from .account_scores import ACCOUNTS_LOCK_CTE, ACCOUNTS_LOCKED, accounts_score_run
 from .engine import compile_model, scored_rows_sql
 from .models import ModelStatus, Operator, ScoreBand, ScoreCause, ScoringModel, ScoringRule
 from .validation import bands_errors, rule_errors
@@ -80,7 +81,8 @@ def scoring_model_draft_create(*, tenant: Tenant, actor: Actor, based_on: Scorin
     version = (ScoringModel.objects.for_tenant(tenant).select_for_update()
                .aggregate(v=Max("version"))["v"] or 0) + 1
     copy_fields = ["engagement_window_days", "hot_threshold", "cold_threshold", "archive_after_days",
-                   "fit_high_min", "fit_medium_min", "engagement_ready_min", "engagement_some_min"]
+                   "fit_high_min", "fit_medium_min", "engagement_ready_min", "engagement_some_min",
+                   "account_engaged_min", "account_others_percent", "account_breadth_points", "account_breadth_cap"]
     draft = ScoringModel.objects.create(
         tenant=tenant, version=version, status=ModelStatus.DRAFT, based_on=based_on, created_by=actor.user,
         name=name or (based_on.name if based_on else "Lead score"),
@@ -157,10 +159,11 @@ class ScoreRun:
     events: int = 0
     stage_moves: int = 0
     model_version: int | None = None
+    accounts: int = 0  # account scores that changed (scoring.account_scores)
 
 
 def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each: bool, target_filter: str = "",
-               materialize: bool = False) -> str:
+               materialize: bool = False, lock_accounts: bool = False) -> str:
     model = compiled.model
     auto_bands = [b.key for b in compiled.bands if b.auto_mql]
     compiled.p("model_id", model.pk)
@@ -221,9 +224,9 @@ def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each:
         "stages AS (INSERT INTO leads_stagetransition (tenant_id, lead_id, from_stage, to_stage, at, actor_name, "
         "actor_user_id, reason) SELECT %(tenant)s, u.id, 'raw', 'mql', %(now)s, %(actor_name)s, %(actor_user)s, "
         "'Score ' || u.score || ' entered band ' || u.band FROM upd u WHERE u.moved RETURNING 1)"
-        f"{audit} "
+        f"{audit}{', ' + ACCOUNTS_LOCK_CTE if lock_accounts else ''} "
         "SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM changes), (SELECT count(*) FROM events), "
-        "(SELECT count(*) FROM stages)"
+        f"(SELECT count(*) FROM stages), {ACCOUNTS_LOCKED if lock_accounts else 'NULL'}"
     )
 
 
@@ -276,9 +279,12 @@ def _leads_score_sliced(*, tenant: Tenant, cause: str, actor: Actor, now: dateti
 
     with ThreadPoolExecutor(max_workers=slices, thread_name_prefix="rescore") as pool:
         runs = list(pool.map(run_slice, id_slices(slices)))
+    # An account's leads fall into several slices: its score is computed once every slice is written.
+    with transaction.atomic(), connection.cursor() as cursor:
+        accounts = accounts_score_run(cursor, tenant_id=tenant.pk, model=model, now=now)
     return ScoreRun(updated=sum(r.updated for r in runs), score_changes=sum(r.score_changes for r in runs),
                     events=sum(r.events for r in runs), stage_moves=sum(r.stage_moves for r in runs),
-                    model_version=model.version)
+                    model_version=model.version, accounts=accounts)
 
 
 def _leads_score_one(*, tenant: Tenant, cause: str, actor: Actor, ids: list[str] | None, now: datetime,
@@ -302,16 +308,20 @@ def _leads_score_one(*, tenant: Tenant, cause: str, actor: Actor, ids: list[str]
         # on a tenant's first thousands of leads, it read all of them for each scored row).
         if ids is not None:
             target += " AND l.id = ANY(%(ids)s::uuid[])"
+        # A batch's statement also locks its leads' accounts, whose scores the next statement recomputes.
         sql = _score_sql(compiled, rows, actor=actor, cause=cause, audit_each=actor.kind == "agent",
-                         target_filter=target, materialize=ids is not None)
+                         target_filter=target, materialize=ids is not None, lock_accounts=ids is not None)
         cursor.execute(sql, compiled.params)
-        updated, changes, events, stages = cursor.fetchone()
+        updated, changes, events, stages, account_ids = cursor.fetchone()
+        accounts = 0
+        if id_range is None:  # a slice leaves its accounts to the sliced run, which scores them once at the end
+            accounts = accounts_score_run(cursor, tenant_id=tenant.pk, model=model, now=now, account_ids=account_ids)
         if events:
             from .tasks import score_events_dispatch_task
 
             transaction.on_commit(lambda: score_events_dispatch_task.delay(tenant_id=tenant.pk))
     return ScoreRun(updated=updated, score_changes=changes, events=events, stage_moves=stages,
-                    model_version=model.version)
+                    model_version=model.version, accounts=accounts)
 
 
 def lead_score_enqueue(*, tenant: Tenant, lead_ids: Iterable, cause: str) -> None:

@@ -41,6 +41,18 @@ def leads_rescore_all_task(self, *, tenant_id: int, cause: str, actor_name: str 
         return 0
 
 
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def accounts_score_task(self, *, tenant_id: int) -> int:
+    """Recompute every account score of a tenant from its leads' scores (idempotent: a re-run changes nothing)."""
+    from .account_scores import accounts_score
+
+    try:
+        with tenant_scope(tenant_id) as tenant:
+            return accounts_score(tenant=tenant)
+    except Tenant.DoesNotExist:
+        return 0
+
+
 @shared_task(acks_late=True)
 def score_events_dispatch_task(*, tenant_id: int) -> int:
     from .events import score_events_dispatch

@@ -24,7 +24,7 @@ from routing.selectors import (
     managed_team_ids,
     open_lead_counts,
 )
-from routing.strategies import route_decide, routing_run
+from routing.strategies import account_scores_attach, route_decide, routing_run
 
 
 @dataclass(frozen=True)
@@ -282,6 +282,7 @@ def bulk_move_preview(*, scope: ManagerScope, from_rep: Membership, to_rep: Memb
         return preview
     decisions = []
     with routing_run():
+        account_scores_attach(tenant=scope.tenant, leads=leads[:BULK_DRY_RUN_LIMIT])
         for lead in leads[:BULK_DRY_RUN_LIMIT]:
             lead.tenant = scope.tenant
             decisions.append(route_decide(tenant=scope.tenant, source=lead, at=at,

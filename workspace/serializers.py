@@ -37,6 +37,9 @@ class AccountBriefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     domain = serializers.CharField()
     name = serializers.CharField()
+    score = serializers.IntegerField(
+        allow_null=True, help_text="Account score 0-100 from its leads' fit and engagement (null until scored).")
+    engaged_leads = serializers.IntegerField(help_text="Leads of the account counting as engaged people.")
 
 
 class ScoreLineSerializer(serializers.Serializer):
@@ -71,6 +74,10 @@ class ScoreChangeSerializer(serializers.Serializer):
 class LeadSerializer(serializers.ModelSerializer):
     owner = UserBriefSerializer(read_only=True, allow_null=True)
     account = AccountBriefSerializer(read_only=True, allow_null=True)
+    account_score = serializers.IntegerField(
+        source="account.score", read_only=True, allow_null=True, default=None,
+        help_text="The score of the lead's account (0-100: best fit + best engagement of its leads, more for "
+        "several engaged people); null without an account or before it is scored.")
     possible_duplicate_of = serializers.UUIDField(source="possible_duplicate_of_id", read_only=True, allow_null=True)
     score_breakdown = serializers.SerializerMethodField(
         help_text="Every rule's contribution (rule, category, points); the score is their sum clamped to "
@@ -84,7 +91,7 @@ class LeadSerializer(serializers.ModelSerializer):
         fields = [
             "id", "email", "first_name", "last_name", "phone", "job_title",
             "company", "company_domain", "company_size", "industry", "country",
-            "status", "stage", "owner", "account", "source",
+            "status", "stage", "owner", "account", "account_score", "source",
             "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "campaign",
             "marketing_consent", "consent_at", "consent_source", "is_personal_email",
             "score", "fit_score", "engagement_score", "band", "lead_class", "lead_class_reason", "is_hot",

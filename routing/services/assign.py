@@ -23,7 +23,14 @@ from leads.webhooks import lead_webhook_data
 from ..models import Assignment, RoutingRule, Strategy, Trigger
 from ..notifications import notify_new_owner, notify_new_owners
 from ..selectors import ineligibility, leads_lost_before_routing, open_lead_counts
-from ..strategies import Decision, route_decide, routing_run, routing_run_prefetch, run_cached
+from ..strategies import (
+    Decision,
+    account_scores_attach,
+    route_decide,
+    routing_run,
+    routing_run_prefetch,
+    run_cached,
+)
 from .sla_clocks import sla_clock_restart, sla_clocks_restart_many
 from .unassigned_alerts import unassigned_alert, unassigned_alerts_many
 
@@ -416,6 +423,7 @@ def leads_route_captured(*, tenant: Tenant, lead_ids, now: datetime | None = Non
                 and lead.pk not in routed]
         with routing_run(hold_slots=True):
             routing_run_prefetch(tenant=tenant, sources=todo)
+            account_scores_attach(tenant=tenant, leads=todo)  # one query for the batch, when rules read it
             for lead in todo:
                 lead.tenant = tenant
                 decided.append((lead, route_decide(tenant=tenant, source=lead, at=now)))

@@ -172,8 +172,8 @@ def test_a_batch_is_routed_with_multi_row_writes_whatever_its_size(routed_tenant
             note = Notification.objects.unscoped().get(lead=lead, kind="lead_assigned")
             assert note.user_id == done.owner_id and note.dedup_key == f"assignment:{assignment.pk}"
             assert "Respond by:" in note.body
-    # (the first batch also creates the pool's round-robin slots)
-    assert statements[40] <= statements[5] <= 35, statements
+    # (the first batch also creates the pool's round-robin slots; one statement recomputes the batch's account scores)
+    assert statements[40] <= statements[5] <= 36, statements
 
 
 def test_within_a_batch_a_reps_capacity_counts_the_leads_given_earlier_in_it(tenant, lead_form):

@@ -144,7 +144,10 @@ def test_detail_has_scoring_routing_and_contact_fields(tenant, api_client, make_
                  "fit_score", "engagement_score", "lead_class_reason", "is_hot"):
         assert name in body, name
     assert body["owner"] == {"id": owner.id, "email": owner.email, "name": owner.username}
-    assert body["account"] == {"id": account.id, "domain": "acme.example", "name": "Acme"}
+    # CEO (25) at 100-499 (15) with a pricing page view (20): its account, one engaged person, scores the same.
+    assert body["account"] == {"id": account.id, "domain": "acme.example", "name": "Acme", "score": 60,
+                               "engaged_leads": 1}
+    assert body["account_score"] == 60
     assert (body["score"], body["fit_score"], body["engagement_score"], body["band"]) == (60, 40, 20, "mql")
     breakdown = body["score_breakdown"]
     assert {(line["rule"], line["category"], line["points"]) for line in breakdown["lines"]} == {
