@@ -91,7 +91,7 @@ def accounts_score_sql(*, only_listed: bool) -> str:
 # lock order of leads.locks); the statement returns their ids for `accounts_score_run`.
 ACCOUNTS_LOCK_CTE = (
     "acct AS (SELECT a.id FROM leads_account a WHERE a.tenant_id = %(tenant)s AND a.id IN (SELECT l.account_id "
-    "FROM leads_lead l WHERE l.tenant_id = %(tenant)s AND l.id = ANY(%(ids)s::uuid[])) ORDER BY a.id FOR UPDATE)"
+    "FROM leads_lead l WHERE l.tenant_id = %(tenant)s AND l.id = ANY(%(ids)s::uuid[])) ORDER BY a.id FOR UPDATE OF a)"
 )
 ACCOUNTS_LOCKED = "(SELECT COALESCE(array_agg(acct.id), '{}') FROM acct)"
 

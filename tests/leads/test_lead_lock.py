@@ -303,6 +303,23 @@ def _lead_lock_in(chain: list[ast.Call], scopes: list[dict]) -> ast.Call | None:
     return None
 
 
+_ROW_LOCK = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+|KEY\s+)?(?:UPDATE|SHARE)\b(?:\s+OF\s+(\w+(?:\s*,\s*\w+)*))?", re.I)
+
+
+def _sql_locks_leads(sql: str) -> bool:
+    """Raw SQL naming leads_lead that takes row locks on it: a `FOR UPDATE` without `OF` (every table of its
+    FROM), or one whose `OF` names leads_lead or an alias of it."""
+    if not re.search(r"\bleads_lead\b", sql):
+        return False
+    aliases = {"leads_lead", *re.findall(r"\bleads_lead\s+(?:AS\s+)?(\w+)", sql, re.I)}
+    for match in _ROW_LOCK.finditer(sql):
+        if match.group(1) is None:
+            return True
+        if {name.strip() for name in match.group(1).split(",")} & aliases:
+            return True
+    return False
+
+
 def lead_row_locks(source: str) -> list[int]:
     """Lines of a module that lock lead rows: `select_for_update()` on a Lead queryset (or joining a lead), or
     raw SQL `FOR UPDATE`/`FOR SHARE` naming leads_lead."""
@@ -320,9 +337,7 @@ def lead_row_locks(source: str) -> list[int]:
                 found = _lead_lock_in(_chain(child), scopes)
                 if found is not None:
                     lines.append(found.lineno)
-            if (isinstance(child, ast.Constant) and isinstance(child.value, str)
-                    and re.search(r"\bleads_lead\b", child.value)
-                    and re.search(r"\bFOR\s+(NO\s+KEY\s+|KEY\s+)?(UPDATE|SHARE)\b", child.value, re.I)):
+            if isinstance(child, ast.Constant) and isinstance(child.value, str) and _sql_locks_leads(child.value):
                 lines.append(child.lineno)
             visit(child, scopes)
 
@@ -337,6 +352,7 @@ def lead_row_locks(source: str) -> list[int]:
     "lead.refresh_from_db(from_queryset=Lead.objects.for_tenant(t).select_for_update())",
     "Enrollment.objects.for_tenant(t).select_for_update().select_related('lead__owner').first()",
     "cursor.execute('SELECT id FROM leads_lead WHERE id = %s FOR UPDATE', [pk])",
+    "cursor.execute('SELECT l.id FROM leads_lead l JOIN leads_account a ON a.id = l.account_id FOR UPDATE OF a, l')",
 ])
 def test_the_scan_finds_a_fifth_variant(source):
     assert lead_row_locks(source)
@@ -346,6 +362,7 @@ def test_the_scan_finds_a_fifth_variant(source):
     "SlaClock.objects.for_tenant(t).select_for_update(of=('self',)).select_related('policy').first()",
     "Enrollment.objects.for_tenant(t).select_for_update(of=('self',)).select_related('lead').first()",
     "def f(t):\n    due = SlaClock.objects.for_tenant(t)\n    return due.select_for_update(skip_locked=True)",
+    "SQL = 'SELECT a.id FROM leads_account a WHERE a.id IN (SELECT l.account_id FROM leads_lead l) FOR UPDATE OF a'",
 ])
 def test_the_scan_leaves_other_rows_alone(source):
     assert not lead_row_locks(source)
