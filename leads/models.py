@@ -272,6 +272,10 @@ class Lead(TenantOwned):
             models.Index(fields=["tenant", "company_domain"], name="lead_tenant_domain"),
             models.Index(fields=["tenant", "account"], name="lead_tenant_account"),
             models.Index(fields=["tenant", "sla_due_at"], name="lead_tenant_sla_due"),
+            # Possible duplicates by phone (`leads.services.duplicates`): only leads with a phone. Statistics taken
+            # while a tenant's leads had no phones make `phone = x` look like the whole table on the full index,
+            # where this one's predicate looks as small as it is, so the look-up stays an index probe.
+            models.Index(fields=["tenant", "phone"], condition=~Q(phone=""), name="lead_tenant_phone_given"),
             # Keyed on columns scoring never writes: a re-score that changes no indexed column is a
             # HOT update (no index writes at all), which the table's fillfactor leaves room for.
             models.Index(fields=["tenant", "created_at"], condition=Q(is_hot=True), name="lead_tenant_hot"),
