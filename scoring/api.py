@@ -26,7 +26,8 @@ class ScoringModelBacktestView(TenantApiView):
         "`from`/`to` (YYYY-MM-DD, inclusive, the tenant's time zone) limit the close dates; both blank: the whole "
         "history. No closed lead in the range is a 200 with `count` 0, null metrics and a `message`. Admins, "
         "marketing ops and API keys with `leads:read`; another tenant's model is a 404.",
-        parameters=[OpenApiParameter("from", str, description="First close date (YYYY-MM-DD), inclusive."),
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The scoring model's id."),
+                    OpenApiParameter("from", str, description="First close date (YYYY-MM-DD), inclusive."),
                     OpenApiParameter("to", str, description="Last close date (YYYY-MM-DD), inclusive.")],
         responses={200: BacktestSerializer, **COMMON_ERRORS}, tags=["scoring"])
     def get(self, request, pk: int):
