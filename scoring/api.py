@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -27,8 +28,8 @@ class ScoringModelBacktestView(TenantApiView):
         "history. No closed lead in the range is a 200 with `count` 0, null metrics and a `message`. Admins, "
         "marketing ops and API keys with `leads:read`; another tenant's model is a 404.",
         parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The scoring model's id."),
-                    OpenApiParameter("from", str, description="First close date (YYYY-MM-DD), inclusive."),
-                    OpenApiParameter("to", str, description="Last close date (YYYY-MM-DD), inclusive.")],
+                    OpenApiParameter("from", OpenApiTypes.DATE, description="First close date (YYYY-MM-DD), inclusive."),
+                    OpenApiParameter("to", OpenApiTypes.DATE, description="Last close date (YYYY-MM-DD), inclusive.")],
         responses={200: BacktestSerializer, **COMMON_ERRORS}, tags=["scoring"])
     def get(self, request, pk: int):
         if not principal_may(action=SCORING_BACKTEST, membership=getattr(request, "membership", None),

@@ -22,6 +22,7 @@ from leadmgmt.tenancy.models import Tenant
 from .engine import compile_model, scored_rows_sql
 from .models import ScoringModel
 
+FIRST_YEAR, LAST_YEAR = 1970, 2999  # dates outside are typos, and the year 9999 has no day after it
 MAX_RANGE_DAYS = 3660  # ten years: a longer range is a typo (year 0202), not a question
 NO_HISTORY = ("No closed leads in this range. Record outcomes (won, lost, disqualified) through the opportunities, "
               "the lead page or POST /api/v1/outcomes/, or widen the range.")
@@ -59,6 +60,8 @@ def backtest_range_parse(*, start: str | None, end: str | None) -> BacktestRange
             else:
                 if len(raw) != 10:
                     errors[field] = [f"“{raw[:40]}” is not a date: use YYYY-MM-DD, e.g. 2026-01-31."]
+                elif not FIRST_YEAR <= parsed[field].year <= LAST_YEAR:
+                    errors[field] = [f"Give a date between {FIRST_YEAR} and {LAST_YEAR}."]
     if errors:
         raise BacktestRangeError(errors)
     low, high = parsed["from"], parsed["to"]

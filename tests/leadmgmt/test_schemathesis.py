@@ -93,6 +93,11 @@ CONFIG = {
             "positive_data_acceptance": {"expected-statuses": [*BODY_POSITIVE_STATUSES, "422"]},
         },
     }, {
+        # A backtest's range is two dates the schema allows one by one; `from` after `to`, a range over ten years or
+        # a year outside 1970–2999 is a 400 on the field, which a JSON schema cannot say.
+        "include-name": "GET /api/v1/scoring/models/{id}/backtest/",
+        "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404"]}},
+    }, {
         "include-method": WITH_BODY,
         "checks": {"positive_data_acceptance": {"expected-statuses": BODY_POSITIVE_STATUSES}},
     }],

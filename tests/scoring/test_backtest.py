@@ -168,6 +168,7 @@ def test_the_api_answers_the_report_for_marketing_ops_admins_and_read_keys(tenan
     ("to=2026-02-30", "to"),
     ("from=20260101", "from"),
     ("from=2001-01-01&to=2026-01-01", "from"),
+    ("to=9999-12-31", "to"),
 ])
 def test_a_bad_range_is_a_400_on_its_field(tenant, model, make_member, client_for, query, field):
     response = client_for(make_member(tenant, Role.ADMIN)).get(f"/api/v1/scoring/models/{model.pk}/backtest/?{query}")

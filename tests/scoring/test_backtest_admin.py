@@ -29,6 +29,7 @@ def test_a_draft_is_backtested_beside_the_published_model(tenant, model, django_
     closed_leads(tenant, HISTORY)
     draft = scoring_model_draft_create(tenant=tenant, actor=SYSTEM)
     ScoringRule.objects.for_tenant(tenant).filter(model=draft, name="Title: Manager").update(points=55)
+    ScoringRule.objects.for_tenant(tenant).filter(model=draft, name="Title: C-level").update(points=1)
     client = staff(tenant, Role.MARKETING_OPS)
     client.get(url("backtest", draft))  # warm-up
     with django_assert_max_num_queries(30):

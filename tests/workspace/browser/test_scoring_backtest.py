@@ -24,6 +24,7 @@ def test_a_draft_is_backtested_beside_the_published_model_without_sideways_scrol
     closed_leads(tenant, HISTORY * 3)
     draft = scoring_model_draft_create(tenant=tenant, actor=SYSTEM, based_on=published)
     ScoringRule.objects.unscoped().filter(model=draft, name="Title: Manager").update(points=55)
+    ScoringRule.objects.unscoped().filter(model=draft, name="Title: C-level").update(points=1)
     ops = person(tenant, role=Role.MARKETING_OPS, username="ops@acme.test")
     ops.is_staff = True
     ops.save(update_fields=["is_staff"])
