@@ -1,6 +1,7 @@
 """API v1 of scoring: the backtest of a scoring model on the tenant's closed history."""
 from __future__ import annotations
 
+from django.db import DatabaseError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -42,4 +43,9 @@ class ScoringModelBacktestView(TenantApiView):
             span = backtest_range_parse(start=request.query_params.get("from"), end=request.query_params.get("to"))
         except BacktestRangeError as exc:
             raise exceptions.ValidationError(exc.errors) from exc
-        return Response(BacktestSerializer(model_backtest(model=model, span=span)).data)
+        try:
+            report = model_backtest(model=model, span=span)
+        except DatabaseError as exc:  # a draft the database cannot evaluate (never a 500): say what it refused
+            raise exceptions.ValidationError(
+                {"model": [f"The backtest could not be computed: {str(exc).strip().splitlines()[0]}"]}) from exc
+        return Response(BacktestSerializer(report).data)

@@ -220,3 +220,11 @@ def test_the_backtest_takes_the_current_time_only_as_its_clock(tenant, model):
                                      occurred_at=old - timedelta(days=2))
     report = model_backtest(model=model, now=timezone.now())
     assert report["auc"] == 1.0
+
+
+def test_a_draft_the_database_cannot_evaluate_is_a_400_not_a_500(tenant, model, make_member, client_for):
+    closed_leads(tenant, HISTORY)
+    draft = scoring_model_draft_create(tenant=tenant, actor=SYSTEM)
+    ScoringRule.objects.for_tenant(tenant).filter(model=draft, name="Title: C-level").update(value="(unclosed")
+    response = client_for(make_member(tenant, Role.ADMIN)).get(f"/api/v1/scoring/models/{draft.pk}/backtest/")
+    assert response.status_code == 400 and "could not be computed" in response.json()["errors"]["model"][0]
