@@ -99,6 +99,7 @@ def _histogram(*, model: ScoringModel, tenant: Tenant, span: BacktestRange, now:
     rows_sql = scored_rows_sql(compiled, tenant_id=tenant.pk, now=now, as_of=population)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("SET LOCAL enable_nestloop = off")  # the CTE of closed leads is misestimated: hash joins
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(
             f"SELECT r.score, r.band, o.result = 'won', count(*) FROM ({rows_sql}) r "
