@@ -18,6 +18,7 @@ from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.context import get_current_tenant, tenant_scope
 
+from .admin_backtest import backtest_allowed, backtest_page_context
 from .admin_forms import (
     SIGNAL_TYPES_DATALIST_ID,
     ScoreBandForm,
@@ -116,6 +117,7 @@ class ScoringModelAdmin(TenantScopedAdmin):
     search_fields = ("name", "notes")
     ordering = ("-version",)
     inlines = [ScoringRuleInline, ScoreBandInline]
+    actions = ["backtest"]
     readonly_fields = ("version", "status", "based_on", "next_step", "created_at", "created_by", "published_at",
                        "published_by")
     fieldsets = (
@@ -271,6 +273,7 @@ class ScoringModelAdmin(TenantScopedAdmin):
                 "publish_url": self._url("publish", obj) if obj.is_editable else None,
                 "new_draft_url": self._url("new_draft", obj),
                 "can_create_draft": _allowed(request, self.change_roles),
+                "backtest_url": self._url("backtest", obj) if backtest_allowed(request) else None,
             })
         if obj is not None and get_current_tenant() is None:
             # A platform operator (no tenant of their own) works inside the object's tenant.
@@ -285,6 +288,8 @@ class ScoringModelAdmin(TenantScopedAdmin):
             path("<path:object_id>/publish/", self.admin_site.admin_view(self.publish_view), name=f"{prefix}_publish"),
             path("<path:object_id>/new-draft/", self.admin_site.admin_view(self.new_draft_view),
                  name=f"{prefix}_new_draft"),
+            path("<path:object_id>/backtest/", self.admin_site.admin_view(self.backtest_view),
+                 name=f"{prefix}_backtest"),
             *super().get_urls(),
         ]
 
@@ -324,6 +329,31 @@ class ScoringModelAdmin(TenantScopedAdmin):
             return HttpResponseRedirect(self._url("change", model))
         return TemplateResponse(request, "admin/scoring/scoringmodel/publish.html",
                                 self._publish_context(request, model))
+
+    # --- backtest on the closed leads (scoring.admin_backtest) ---------------------------------------
+    def has_backtest_permission(self, request) -> bool:
+        return backtest_allowed(request)
+
+    @admin.action(description="Backtest on closed leads", permissions=["backtest"])
+    def backtest(self, request, queryset):
+        chosen = list(queryset.order_by("-version")[:2])
+        if len(chosen) != 1:
+            messages.warning(request, "Select one scoring model to backtest (a draft is shown beside the published "
+                                      "one).")
+            return None
+        return HttpResponseRedirect(self._url("backtest", chosen[0]))
+
+    def backtest_view(self, request, object_id):
+        if not backtest_allowed(request):
+            raise PermissionDenied
+        model = self.get_object(request, unquote(object_id))
+        if model is None:
+            raise Http404("No such scoring model.")
+        with tenant_scope(model.tenant):  # a platform operator (no tenant of their own) reads the model's tenant
+            context = backtest_page_context(model=model, params=request.GET)
+        return TemplateResponse(request, "admin/scoring/scoringmodel/backtest.html", {
+            **self.admin_site.each_context(request), **context, "opts": self.opts, "original": model,
+            "title": f"Backtest of {model}", "change_url": self._url("change", model)})
 
     def _publish_context(self, request, model: ScoringModel) -> dict:
         problems = scoring_model_problems(model=model)

@@ -277,16 +277,22 @@ def _dq_columns(compiled: CompiledModel) -> str:
 
 
 def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, lead_ids=None,
-                    id_range: tuple[str | None, str | None] | None = None) -> str:
+                    id_range: tuple[str | None, str | None] | None = None, as_of: str | None = None) -> str:
     """SELECT of every lead to score with its new score, parts, band, class and old values.
 
     `lead_ids` limits it to those leads; `id_range` (low inclusive, high exclusive, None: open)
     to one slice of the tenant's leads by id, so slices can run side by side.
+
+    `as_of` (the backtest, `scoring.backtest`) is a SELECT of `(lead_id, as_of)` rows: only those leads are
+    scored, each as the model would have scored it at its own `as_of` time (signals in the engagement window
+    before it, inactivity up to it) instead of at `now`. Without it the statement is unchanged.
     """
     model = compiled.model
     compiled.p("tenant", tenant_id)
     compiled.p("now", now)
     compiled.p("window_start", now - timedelta(days=int(model.engagement_window_days)))
+    if as_of is not None:
+        return _scored_rows_as_of_sql(compiled, as_of)
     only = sig_only = ""
     if lead_ids is not None:
         compiled.p("ids", [str(i) for i in lead_ids])
@@ -331,4 +337,39 @@ def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, l
         "s AS (SELECT t.*, GREATEST(0, LEAST(100, t.fit + t.eng)) AS score FROM t) "
         f"SELECT s.*, {_band_case(compiled, 's.score')} AS band, {klass} AS lead_class, "
         f"{reason} AS class_reason FROM s"
+    )
+
+
+def _scored_rows_as_of_sql(compiled: CompiledModel, as_of: str) -> str:
+    """`scored_rows_sql` over the leads of the `as_of` SELECT, each scored at its own time (see there): the same
+    rule columns, sums, band and class, with `now` read per lead (`pop.as_of` in c0, `l.as_of` above it)."""
+    compiled.p("window_days", int(compiled.model.engagement_window_days))
+    sig_cte = "sig AS (SELECT NULL::uuid AS lead_id WHERE false)"
+    if compiled.signal_columns:
+        compiled.p("types", sorted(set(compiled.signal_types)))
+        sig_cte = (
+            "sig AS (SELECT s.lead_id, " + ", ".join(compiled.signal_columns) + " FROM leads_signal s "
+            "JOIN pop ON pop.lead_id = s.lead_id "
+            "WHERE s.tenant_id = %(tenant)s AND s.type = ANY(%(types)s) "
+            "AND s.occurred_at >= pop.as_of - make_interval(days => %(window_days)s) AND s.occurred_at <= pop.as_of "
+            "GROUP BY s.lead_id)"
+        )
+    rule_cols = ", ".join(f"{expr.replace('%(now)s', 'l.as_of')} AS r{r.pk}"
+                          for r, expr in zip(compiled.rules, compiled.rule_columns, strict=True))
+    klass, _reason = _class_case(compiled, "s")
+    fit = _sum(compiled, FIT_CATEGORIES)
+    eng = _sum(compiled, ENGAGEMENT_CATEGORIES)
+    sig_cols = "".join(f", sig.n{r.pk}" for r in compiled.rules if r.operator == Operator.SIGNAL)
+    group_cols = "".join(", " + g.replace("%(now)s", "pop.as_of") for g in compiled.group_columns)
+    return (
+        f"WITH pop AS ({as_of}), {sig_cte}, "
+        f"c0 AS (SELECT {LEAD_COLUMNS}, pop.as_of{sig_cols}{group_cols} "
+        "FROM leads_lead l JOIN pop ON pop.lead_id = l.id LEFT JOIN sig ON sig.lead_id = l.id "
+        "WHERE l.tenant_id = %(tenant)s OFFSET 0), "
+        f"c AS (SELECT l.id, {_dq_columns(compiled).replace('%(now)s', 'l.as_of')}"
+        + (", " + rule_cols if rule_cols else "") + " FROM c0 l OFFSET 0), "
+        f"t AS (SELECT c.*, ({fit}) AS fit, ({eng}) AS eng FROM c OFFSET 0), "
+        "s AS (SELECT t.*, GREATEST(0, LEAST(100, t.fit + t.eng)) AS score FROM t) "
+        f"SELECT s.id, s.score, s.fit, s.eng, s.dq, {_band_case(compiled, 's.score')} AS band, {klass} AS lead_class "
+        "FROM s"
     )

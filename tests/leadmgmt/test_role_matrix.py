@@ -167,10 +167,20 @@ def _api_cells(world, who, lead):
         ("stop", roles.LEAD_NURTURE, "post", None, {"note": ""}),
         ("dry-run", roles.ROUTING_DRY_RUN, "post", "/api/v1/routing/dry-run/", {"values": {"country": "US"}}),
         ("export", roles.LEAD_EXPORT, "get", "/api/v1/leads/export/", {"columns": "id"}),
+        ("backtest", roles.SCORING_BACKTEST, "get", f"/api/v1/scoring/models/{_scoring_model(world).pk}/backtest/",
+         {}),
     ]
 
 
-API_ACTIONS = 13
+def _scoring_model(world):
+    from scoring.models import ScoringModel
+    from scoring.services import scoring_default_model_create
+
+    model = ScoringModel.objects.unscoped().filter(tenant=world.tenant).order_by("version").first()
+    return model or scoring_default_model_create(tenant=world.tenant, actor=SYSTEM)
+
+
+API_ACTIONS = 14
 
 
 def test_every_api_action_answers_as_the_matrix_says(world):
@@ -182,7 +192,7 @@ def test_every_api_action_answers_as_the_matrix_says(world):
             name, action, method, url, body = _api_cells(world, who, lead)[index]
             if name == "stop":
                 url = f"/api/v1/leads/{lead.pk}/enrollments/{_enrolled(world, lead).enrollment_id}/stop/"
-            if name in ("reassign-bulk", "dry-run", "export"):  # no lead in the URL: the role (or scope) alone decides
+            if name in ("reassign-bulk", "dry-run", "export", "backtest"):  # no lead in the URL: the role (or scope) alone decides
                 allowed = roles.principal_may(action=action, membership=membership, api_key=key)
                 if name == "reassign-bulk" and who == "sdr_other":
                     allowed = False
@@ -197,7 +207,7 @@ def test_every_api_action_answers_as_the_matrix_says(world):
                 assert response.status_code == 200, (who, name, response.content)
                 assert fresh(lead).owner_id == _target(world, who).pk
             cells += 1
-    assert cells == (len(MEMBERS) + len(KEYS)) * API_ACTIONS == 104
+    assert cells == (len(MEMBERS) + len(KEYS)) * API_ACTIONS == 112
 
 
 # --- manager pages and the admin -------------------------------------------------------------------------
