@@ -14,6 +14,7 @@ urlpatterns = [
     path("dashboard/", include("workspace.dashboard_urls")),
     path("manager/", include("workspace.manager_urls")),
     path("api/v1/", include("leads.api_urls")),
+    path("api/v1/", include("scoring.api_urls")),
     path("api/v1/", include("routing.api_urls")),
     path("api/v1/", include("nurture.api_urls")),
     path("api/v1/", include("workspace.api_urls")),

@@ -32,6 +32,8 @@ PRIVACY_ERASE = "privacy.erase"  # erase a person at their request: the Lead adm
 WEBHOOKS_MANAGE = "webhooks.manage"  # outbound webhook endpoints, their secrets and delivery log (API, admin)
 OPPORTUNITY_CLOSE = "opportunity.close"  # move an opportunity's stage, close it won or lost (API, lead page, admin)
 OUTCOMES_SYNC = "outcomes.sync"  # send outcomes of deals closed in another CRM (`POST /api/v1/outcomes/`): keys only
+PREDICTIVE_VIEW = "predictive.view"  # the learned scoring model: status, metrics, weights (API, admin)
+PREDICTIVE_TRAIN = "predictive.train"  # train the learned scoring model (API, command)
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -59,6 +61,8 @@ MATRIX: dict[str, frozenset[str]] = {
     # Reps on the opportunities of their own leads (or that they own), managers on their team's, admins on all.
     OPPORTUNITY_CLOSE: SALES,
     OUTCOMES_SYNC: frozenset(),  # an integration's job: no member role sends a batch of outcomes
+    PREDICTIVE_VIEW: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
+    PREDICTIVE_TRAIN: frozenset({Role.ADMIN, Role.MARKETING_OPS}),  # the configuration editors (CONFIG_EDIT)
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
@@ -74,6 +78,8 @@ KEY_SCOPES: dict[str, str] = {
     LEAD_IMPORT: ApiScope.LEADS_WRITE,
     OPPORTUNITY_CLOSE: ApiScope.LEADS_WRITE,
     OUTCOMES_SYNC: ApiScope.OUTCOMES_WRITE,
+    PREDICTIVE_VIEW: ApiScope.PREDICTIVE_READ,
+    PREDICTIVE_TRAIN: ApiScope.PREDICTIVE_TRAIN,
 }
 
 # Roles that act only on the leads they own (the rest act on every lead they can see).
