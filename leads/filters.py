@@ -50,6 +50,11 @@ class LeadFilterSet(django_filters.FilterSet):
     account = django_filters.NumberFilter(field_name="account_id")
     score_min = IntegerFilter(field_name="score", lookup_expr="gte")
     score_max = IntegerFilter(field_name="score", lookup_expr="lte")
+    # The learned model (scoring.predictive): leads without a probability yet never match these.
+    predictive_score_min = IntegerFilter(field_name="predictive_score", lookup_expr="gte")
+    predictive_score_max = IntegerFilter(field_name="predictive_score", lookup_expr="lte")
+    conversion_probability_min = django_filters.NumberFilter(field_name="conversion_probability", lookup_expr="gte")
+    conversion_probability_max = django_filters.NumberFilter(field_name="conversion_probability", lookup_expr="lte")
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     updated_after = UtcIsoDateTimeFilter(

@@ -17,6 +17,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.context import get_current_tenant, tenant_scope
+from leadmgmt.tenancy.roles import PREDICTIVE_VIEW, roles_for
 
 from .admin_forms import (
     SIGNAL_TYPES_DATALIST_ID,
@@ -27,7 +28,16 @@ from .admin_forms import (
     ScoringRuleForm,
     ScoringRuleFormSet,
 )
-from .models import FIT_CATEGORIES, Category, LeadClass, ScoreBand, ScoringModel, ScoringRule
+from .models import (
+    FIT_CATEGORIES,
+    Category,
+    LeadClass,
+    PredictiveFeature,
+    PredictiveModel,
+    ScoreBand,
+    ScoringModel,
+    ScoringRule,
+)
 from .selectors import rule_labels, score_explain
 from .services import (
     model_whatif,
@@ -129,6 +139,11 @@ class ScoringModelAdmin(TenantScopedAdmin):
                            "people's engagement + a bonus per engaged person beyond the first, clamped to 0–100.",
             "fields": ("account_engaged_min", "account_others_percent", "account_breadth_points",
                        "account_breadth_cap")}),
+        ("Learned model (predictive score)", {
+            "description": "The tenant's learned model (Learned models, below) predicts each lead's conversion "
+                           "probability from its won and lost leads. The blend is the percent of the composite score "
+                           "it takes (0: the points alone); training needs the minimums of closed and won leads.",
+            "fields": ("predictive_blend", "predictive_min_closed", "predictive_min_won")}),
         ("History", {"classes": ("collapse",), "fields": ("created_at", "created_by", "published_at",
                                                            "published_by")}),
     )
@@ -404,3 +419,62 @@ def score_breakdown_html(lead) -> str:
         lead.band or "—", LeadClass(lead.lead_class).label if lead.lead_class in LeadClass.values else "—",
         lead.lead_class_reason or "",
     )
+
+
+# --- the learned model (read-only) ------------------------------------------------------------------
+
+
+class PredictiveFeatureInline(admin.TabularInline):
+    """The weights of a learned model, largest effect first."""
+
+    model = PredictiveFeature
+    extra = 0
+    fields = ("label", "kind", "key", "value", "weight", "mean", "scale")
+    readonly_fields = fields
+    can_delete = False
+
+    def get_queryset(self, request):
+        return admin_rows(self.model, request).order_by("position")
+
+    def has_view_permission(self, request, obj=None):
+        return _allowed(request, roles_for(PREDICTIVE_VIEW))
+
+    def has_add_permission(self, request, obj):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PredictiveModel)
+class PredictiveModelAdmin(TenantScopedAdmin):
+    """Each training of the tenant's learned model: status, held-out metrics, training size and the weights.
+    Read-only: a model is trained (API, `manage.py scoring_train`, monthly on beat), never edited."""
+
+    view_roles = roles_for(PREDICTIVE_VIEW)
+    change_roles: set[str] = set()
+    list_display = ("version", "status", "is_current", "trained_at", "closed_count", "won_count", "held_out_auc",
+                    "points_auc")
+    list_filter = ("status",)
+    ordering = ("-version",)
+    inlines = [PredictiveFeatureInline]
+    readonly_fields = ("version", "status", "is_current", "requested_at", "requested_by", "trained_at",
+                       "closed_count", "won_count", "metrics", "intercept", "platt_a", "platt_b", "message")
+    fields = readonly_fields
+
+    @admin.display(description="Held-out AUC")
+    def held_out_auc(self, obj):
+        return (obj.metrics or {}).get("auc", "—")
+
+    @admin.display(description="Points model AUC (same leads)")
+    def points_auc(self, obj):
+        return (obj.metrics or {}).get("points_auc", "—")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

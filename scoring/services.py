@@ -82,7 +82,8 @@ def scoring_model_draft_create(*, tenant: Tenant, actor: Actor, based_on: Scorin
                .aggregate(v=Max("version"))["v"] or 0) + 1
     copy_fields = ["engagement_window_days", "hot_threshold", "cold_threshold", "archive_after_days",
                    "fit_high_min", "fit_medium_min", "engagement_ready_min", "engagement_some_min",
-                   "account_engaged_min", "account_others_percent", "account_breadth_points", "account_breadth_cap"]
+                   "account_engaged_min", "account_others_percent", "account_breadth_points", "account_breadth_cap",
+                   "predictive_blend", "predictive_min_closed", "predictive_min_won", "predictive_model"]
     draft = ScoringModel.objects.create(
         tenant=tenant, version=version, status=ModelStatus.DRAFT, based_on=based_on, created_by=actor.user,
         name=name or (based_on.name if based_on else "Lead score"),
