@@ -17,7 +17,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.context import get_current_tenant, tenant_scope
-from leadmgmt.tenancy.roles import PREDICTIVE_VIEW, roles_for
+from leadmgmt.tenancy.roles import PREDICTIVE_TRAIN, PREDICTIVE_VIEW, roles_for
 
 from .admin_forms import (
     SIGNAL_TYPES_DATALIST_ID,
@@ -461,6 +461,26 @@ class PredictiveModelAdmin(TenantScopedAdmin):
     readonly_fields = ("version", "status", "is_current", "requested_at", "requested_by", "trained_at",
                        "closed_count", "won_count", "metrics", "intercept", "platt_a", "platt_b", "message")
     fields = readonly_fields
+
+    actions = ["suggest_draft"]
+
+    @admin.action(description="Suggest a draft scoring model from the current learned model")
+    def suggest_draft(self, request, queryset):
+        from .predictive.suggest import predictive_draft_suggest
+
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or not _allowed(request, roles_for(PREDICTIVE_TRAIN)):
+            self.message_user(request, "Suggesting a draft is for the tenant's marketing ops and admins.",
+                              messages.ERROR)
+            return None
+        try:
+            draft = predictive_draft_suggest(tenant=tenant, actor=Actor.for_user(request.user))
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return None
+        self.message_user(request, f"Draft v{draft.version} created from the learned model (MQL from "
+                                   f"{draft.mql_threshold}): review it with the backtest, then publish it.")
+        return HttpResponseRedirect(reverse("admin:scoring_scoringmodel_change", args=[draft.pk]))
 
     @admin.display(description="Held-out AUC")
     def held_out_auc(self, obj):

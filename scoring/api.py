@@ -18,6 +18,7 @@ from leads.api import LeadApiView
 from .models import PredictiveStatus
 from .predictive.selectors import predictive_job_dict, predictive_status
 from .predictive.services import predictive_train_request
+from .predictive.suggest import predictive_draft_suggest
 
 
 class PredictiveJobSerializer(serializers.Serializer):
@@ -94,3 +95,40 @@ class PredictiveTrainView(LeadApiView):
                     "closed": job.closed_count, "won": job.won_count, **job.metrics}
             return Response(body, status=status.HTTP_409_CONFLICT)
         return Response(predictive_job_dict(job), status=status.HTTP_202_ACCEPTED)
+
+
+class SuggestInSerializer(serializers.Serializer):
+    mql_share = serializers.FloatField(required=False, min_value=0.01, max_value=0.9,
+                                       help_text="Share of leads the MQL band should hold (default: today's share).")
+
+
+class SuggestedDraftSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    notes = serializers.CharField()
+    mql_threshold = serializers.IntegerField()
+
+
+class PredictiveSuggestView(LeadApiView):
+    """`POST /api/v1/scoring/predictive/suggest/`: a draft points model from the learned model."""
+
+    required_scopes = {"POST": ApiScope.PREDICTIVE_TRAIN}
+
+    @extend_schema(operation_id="scoring_predictive_suggest", summary="Suggest a draft scoring model",
+                   description="Creates a draft ScoringModel from the current learned model: the rule kinds marketing "
+                   "ops edit with learned points, new rules for the attributes that matter, and the MQL band moved "
+                   "to the tenant's MQL capacity (`mql_share`, default: today's share of MQL-or-above leads). "
+                   "Review it with the backtest and publish it as usual. 400 when no model is trained yet. "
+                   "Marketing ops, admins; API keys with `predictive:train`.",
+                   request=SuggestInSerializer, responses={201: SuggestedDraftSerializer, **COMMON_ERRORS},
+                   tags=["scoring"])
+    def post(self, request):
+        if not self.viewer().may(PREDICTIVE_TRAIN):
+            raise exceptions.PermissionDenied("Suggesting a draft is for marketing ops and admins.")
+        data = self.valid(SuggestInSerializer)
+        draft = predictive_draft_suggest(tenant=request.tenant, actor=actor_for(request),
+                                         mql_share=data.get("mql_share"))
+        return Response({"id": draft.pk, "version": draft.version, "name": draft.name, "status": draft.status,
+                         "notes": draft.notes, "mql_threshold": draft.mql_threshold}, status=status.HTTP_201_CREATED)

@@ -339,6 +339,7 @@ def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, l
     score = "GREATEST(0, LEAST(100, t.fit + t.eng))"
     if learned is not None:
         sig_cols += "".join(f", sig.ps_{i}" for i in range(len(learned.spec.signal_types)))
+        sig_cols += "".join(", " + c for c in learned.index_columns(compiled.p))
         if learned.spec.uses_account:
             sig_cols += ", acc.score AS acc_score, acc.engaged_leads AS acc_engaged"
             account_join = " LEFT JOIN leads_account acc ON acc.id = l.account_id"

@@ -29,6 +29,12 @@ class CompiledPredictive:
     def signal_columns(self) -> list[str]:
         return signal_count_columns(self.spec, ref_sql="%(now)s")
 
+    def index_columns(self, p) -> list[str]:
+        """`pi<j>`: each field group's value position among the learned values (NULL: none), over the lead `l` in c0,
+        so the title and department regexes run once per lead."""
+        return [f"array_position({p(f'pv{j}', g.values)}::text[], {g.raw_sql}) AS pi{j}"
+                for j, g in enumerate(self.spec.groups) if g.kind == FeatureKind.CATEGORY]
+
     def group_columns(self, p) -> list[str]:
         """`pg<j>` (contribution in logit units, 0 when it does not apply) and `pl<j>` (its words) per group,
         over the c0 row `l`; `p(name, value)` binds a parameter."""
@@ -38,7 +44,7 @@ class CompiledPredictive:
             if g.kind == FeatureKind.CATEGORY:
                 n = len(g.values)
                 weights = "ARRAY[" + ", ".join(_num(w) for w in self.weights[col:col + n]) + "]"
-                at = f"array_position({p(f'pv{j}', g.values)}::text[], {raw})"
+                at = f"l.pi{j}"  # the value's position, found once in c0 (`index_columns`)
                 cols.append(f"COALESCE(({weights})[{at}], 0) AS pg{j}")
                 cols.append(f"({p(f'pl{j}', g.value_labels)}::text[])[{at}] AS pl{j}")
             elif g.kind == FeatureKind.NUMBER:

@@ -128,3 +128,32 @@ def test_rescoring_with_the_learned_model_takes_the_same_queries_for_5_or_200_le
         counts.append(len(ctx.captured_queries))
         assert Lead.objects.unscoped().filter(pk__in=ids, conversion_probability__isnull=True).count() == 0
     assert counts[0] == counts[1]
+
+
+def test_suggested_draft_beats_the_seed_model_on_fresh_leads_and_can_be_published(tenant, funnel):
+    from scoring.engine import compile_model, scored_rows_sql
+    from scoring.predictive.suggest import predictive_draft_suggest
+    from scoring.services import scoring_model_problems
+
+    _closed, fresh = funnel
+    with tenant_scope(tenant):
+        predictive_train(tenant=tenant, actor=SYSTEM)
+        draft = predictive_draft_suggest(tenant=tenant, actor=SYSTEM)
+        assert scoring_model_problems(model=draft) == []
+        compiled = compile_model(draft)
+        from django.utils import timezone
+
+        rows = scored_rows_sql(compiled, tenant_id=tenant.pk, now=timezone.now(), lead_ids=[f.id for f in fresh])
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT r.id, r.score FROM ({rows}) r", compiled.params)
+            draft_scores = dict(cursor.fetchall())
+    y = np.array([f.won for f in fresh], dtype=int)
+    seed = probabilities(f.id for f in fresh)
+    seed_auc = roc_auc_score(y, [seed[f.id][1] for f in fresh])
+    draft_auc = roc_auc_score(y, [draft_scores[f.id] for f in fresh])
+    assert draft_auc > seed_auc + 0.03, (draft_auc, seed_auc)
+    assert 5 <= draft.mql_threshold <= 95
+    # Every point has a rule: the draft's rules are the rule kinds marketing ops edit.
+    from scoring.models import ScoringRule
+
+    assert ScoringRule.objects.unscoped().filter(model=draft).count() >= 5

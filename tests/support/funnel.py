@@ -33,6 +33,7 @@ class FunnelLead:
     id: uuid.UUID
     propensity: float  # the true probability of being won
     won: bool
+    closed_at: datetime | None = None
 
 
 def _logit(industry, title, plan, free_mail, size, counts) -> float:
@@ -43,9 +44,10 @@ def _logit(industry, title, plan, free_mail, size, counts) -> float:
 
 
 def funnel_leads(*, tenant, n: int, seed: int, closed: bool, start: datetime | None = None,
-                 days: int = 120, prefix: str = "f") -> list[FunnelLead]:
+                 days: int = 120, prefix: str = "f", with_outcomes: bool = True) -> list[FunnelLead]:
     """`n` leads (and their signals); closed ones get an outcome (won with the true odds) spread over `days`
-    from `start` (close dates in order of creation), open ones have their signals in the last 30 days."""
+    from `start` (close dates in order of creation), open ones have their signals in the last 30 days.
+    `with_outcomes=False`: the closed leads' outcomes are left for the caller to send (`POST /api/v1/outcomes/`)."""
     rng = random.Random(seed)
     now = timezone.now()
     start = start or now - timedelta(days=days + 1)
@@ -74,11 +76,11 @@ def funnel_leads(*, tenant, n: int, seed: int, closed: bool, start: datetime | N
                 signals.append(Signal(tenant=tenant, lead_id=lead_id, type=signal_type,
                                       occurred_at=ref - timedelta(days=1 + rng.random() * 25, minutes=k),
                                       processed_at=ref))
-        if closed:
+        if closed and with_outcomes:
             outcomes.append(Outcome(tenant=tenant, lead_id=lead_id,
                                     result=OutcomeResult.WON if won else OutcomeResult.LOST, closed_at=ref,
                                     source=OutcomeSource.SYNC))
-        out.append(FunnelLead(id=lead_id, propensity=p, won=won))
+        out.append(FunnelLead(id=lead_id, propensity=p, won=won, closed_at=ref if closed else None))
     Lead.objects.unscoped().bulk_create(leads, batch_size=2000)
     Signal.objects.unscoped().bulk_create(signals, batch_size=5000)
     Outcome.objects.unscoped().bulk_create(outcomes, batch_size=2000)
