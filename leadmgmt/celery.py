@@ -21,6 +21,9 @@ app.conf.beat_schedule = {
     # The Scoring Agent's daily pass: decay, inactivity penalty, archiving of leads cold for too long.
     "scoring.decay": {"task": "scoring.tasks.scoring_decay_task", "schedule": crontab(hour=3, minute=15)},
     "scoring.events-sweep": {"task": "scoring.tasks.score_events_sweep_task", "schedule": 60.0},
+    # The learned model (scoring.predictive) trains again on the month's new outcomes: the 1st, 04:30.
+    "scoring.predictive-train": {"task": "scoring.tasks.predictive_train_monthly_task",
+                                 "schedule": crontab(day_of_month=1, hour=4, minute=30)},
     # The SLA Agent: breaches and the escalation ladder (each step once per breach), aging of
     # untouched leads, and the emails of due notifications.
     "routing.sla-enforce": {"task": "routing.sla_tasks.sla_enforce_task", "schedule": 60.0},

@@ -329,6 +329,7 @@ CELERY_TASK_ROUTES = {name: {"queue": CELERY_PERIODIC_QUEUE} for name in (
     "leads.tasks.idempotency_purge_task",
     "scoring.tasks.scoring_decay_task",
     "scoring.tasks.score_events_sweep_task",
+    "scoring.tasks.predictive_train_monthly_task",
     "routing.sla_tasks.sla_enforce_task",
     "routing.sla_tasks.aging_check_task",
     "routing.sla_tasks.notification_emails_task",

@@ -36,6 +36,18 @@ class IntegerFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
+@extend_schema_field({"type": "string", "pattern": "^[^\\x00]*$"})
+class TextFilter(django_filters.CharFilter):
+    """Text as typed; a NUL character is a 400 (forms refuse it), which the schema says with its pattern."""
+
+
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": 1})
+class ProbabilityFilter(django_filters.NumberFilter):
+    """A probability from 0 to 1."""
+
+    field_class = forms.FloatField
+
+
 class LeadFilterSet(django_filters.FilterSet):
     """`?status=new&status=contacted&score_min=40&q=acme&owner=me` — repeat a choice filter for OR."""
 
@@ -44,18 +56,25 @@ class LeadFilterSet(django_filters.FilterSet):
     owner = django_filters.CharFilter(
         method="filter_owner", label="Owner: a user id, `me`, or `none` for unassigned leads."
     )
-    source = django_filters.CharFilter(field_name="source", lookup_expr="iexact")
-    band = django_filters.CharFilter(field_name="band", lookup_expr="iexact")
-    lead_class = django_filters.CharFilter(field_name="lead_class", lookup_expr="iexact")
+    source = TextFilter(field_name="source", lookup_expr="iexact")
+    band = TextFilter(field_name="band", lookup_expr="iexact")
+    lead_class = TextFilter(field_name="lead_class", lookup_expr="iexact")
     account = django_filters.NumberFilter(field_name="account_id")
     score_min = IntegerFilter(field_name="score", lookup_expr="gte")
     score_max = IntegerFilter(field_name="score", lookup_expr="lte")
+    # The learned model (scoring.predictive): leads without a probability yet never match these.
+    predictive_score_min = IntegerFilter(field_name="predictive_score", lookup_expr="gte")
+    predictive_score_max = IntegerFilter(field_name="predictive_score", lookup_expr="lte")
+    conversion_probability_min = ProbabilityFilter(field_name="conversion_probability", lookup_expr="gte",
+                                                   min_value=0, max_value=1)
+    conversion_probability_max = ProbabilityFilter(field_name="conversion_probability", lookup_expr="lte",
+                                                   min_value=0, max_value=1)
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     updated_after = UtcIsoDateTimeFilter(
         field_name="updated_at", lookup_expr="gte", label="Changed at or after (incremental sync)."
     )
-    q = django_filters.CharFilter(
+    q = TextFilter(
         method="filter_q", label="Case-insensitive search in first and last name, email and company."
     )
 

@@ -207,6 +207,13 @@ class Lead(TenantOwned):
         "scoring.ScoringModel", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="+"
     )
     scored_at = models.DateTimeField(null=True, blank=True)
+    # The tenant's learned model (scoring.predictive), written by the scoring statement: null until one exists.
+    conversion_probability = models.FloatField(null=True, blank=True, editable=False,
+                                               help_text="Calibrated probability (0–1) that the lead is won.")
+    predictive_score = models.SmallIntegerField(null=True, blank=True, editable=False,
+                                                help_text="The conversion probability as 0–100.")
+    predictive_reasons = models.JSONField(null=True, blank=True, editable=False,
+                                          help_text="Top contributions: [{label, effect (percentage points)}].")
     is_hot = models.BooleanField(default=False, help_text="At or above the hot threshold: in the manager queue.")
     cold_since = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)

@@ -17,6 +17,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.context import get_current_tenant, tenant_scope
+from leadmgmt.tenancy.roles import PREDICTIVE_TRAIN, PREDICTIVE_VIEW, roles_for
 
 from .admin_backtest import backtest_allowed, backtest_page_context
 from .admin_forms import (
@@ -28,7 +29,16 @@ from .admin_forms import (
     ScoringRuleForm,
     ScoringRuleFormSet,
 )
-from .models import FIT_CATEGORIES, Category, LeadClass, ScoreBand, ScoringModel, ScoringRule
+from .models import (
+    FIT_CATEGORIES,
+    Category,
+    LeadClass,
+    PredictiveFeature,
+    PredictiveModel,
+    ScoreBand,
+    ScoringModel,
+    ScoringRule,
+)
 from .selectors import rule_labels, score_explain
 from .services import (
     model_whatif,
@@ -131,6 +141,11 @@ class ScoringModelAdmin(TenantScopedAdmin):
                            "people's engagement + a bonus per engaged person beyond the first, clamped to 0–100.",
             "fields": ("account_engaged_min", "account_others_percent", "account_breadth_points",
                        "account_breadth_cap")}),
+        ("Learned model (predictive score)", {
+            "description": "The tenant's learned model (Learned models, below) predicts each lead's conversion "
+                           "probability from its won and lost leads. The blend is the percent of the composite score "
+                           "it takes (0: the points alone); training needs the minimums of closed and won leads.",
+            "fields": ("predictive_blend", "predictive_min_closed", "predictive_min_won")}),
         ("History", {"classes": ("collapse",), "fields": ("created_at", "created_by", "published_at",
                                                            "published_by")}),
     )
@@ -434,3 +449,82 @@ def score_breakdown_html(lead) -> str:
         lead.band or "—", LeadClass(lead.lead_class).label if lead.lead_class in LeadClass.values else "—",
         lead.lead_class_reason or "",
     )
+
+
+# --- the learned model (read-only) ------------------------------------------------------------------
+
+
+class PredictiveFeatureInline(admin.TabularInline):
+    """The weights of a learned model, largest effect first."""
+
+    model = PredictiveFeature
+    extra = 0
+    fields = ("label", "kind", "key", "value", "weight", "mean", "scale")
+    readonly_fields = fields
+    can_delete = False
+
+    def get_queryset(self, request):
+        return admin_rows(self.model, request).order_by("position")
+
+    def has_view_permission(self, request, obj=None):
+        return _allowed(request, roles_for(PREDICTIVE_VIEW))
+
+    def has_add_permission(self, request, obj):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PredictiveModel)
+class PredictiveModelAdmin(TenantScopedAdmin):
+    """Each training of the tenant's learned model: status, held-out metrics, training size and the weights.
+    Read-only: a model is trained (API, `manage.py scoring_train`, monthly on beat), never edited."""
+
+    view_roles = roles_for(PREDICTIVE_VIEW)
+    change_roles: set[str] = set()
+    list_display = ("version", "status", "is_current", "trained_at", "closed_count", "won_count", "held_out_auc",
+                    "points_auc")
+    list_filter = ("status",)
+    ordering = ("-version",)
+    inlines = [PredictiveFeatureInline]
+    readonly_fields = ("version", "status", "is_current", "requested_at", "requested_by", "trained_at",
+                       "closed_count", "won_count", "metrics", "intercept", "platt_a", "platt_b", "message")
+    fields = readonly_fields
+
+    actions = ["suggest_draft"]
+
+    @admin.action(description="Suggest a draft scoring model from the current learned model")
+    def suggest_draft(self, request, queryset):
+        from .predictive.suggest import predictive_draft_suggest
+
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or not _allowed(request, roles_for(PREDICTIVE_TRAIN)):
+            self.message_user(request, "Suggesting a draft is for the tenant's marketing ops and admins.",
+                              messages.ERROR)
+            return None
+        try:
+            draft = predictive_draft_suggest(tenant=tenant, actor=Actor.for_user(request.user))
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return None
+        self.message_user(request, f"Draft v{draft.version} created from the learned model (MQL from "
+                                   f"{draft.mql_threshold}): review it with the backtest, then publish it.")
+        return HttpResponseRedirect(reverse("admin:scoring_scoringmodel_change", args=[draft.pk]))
+
+    @admin.display(description="Held-out AUC")
+    def held_out_auc(self, obj):
+        return (obj.metrics or {}).get("auc", "—")
+
+    @admin.display(description="Points model AUC (same leads)")
+    def points_auc(self, obj):
+        return (obj.metrics or {}).get("points_auc", "—")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -323,10 +323,13 @@ class ScoringModelForm(forms.ModelForm):
         # choices would need a tenant in context at import time.
         fields = ["name", "notes", "hot_threshold", "cold_threshold", "archive_after_days", "engagement_window_days",
                   "fit_high_min", "fit_medium_min", "engagement_ready_min", "engagement_some_min",
-                  "account_engaged_min", "account_others_percent", "account_breadth_points", "account_breadth_cap"]
+                  "account_engaged_min", "account_others_percent", "account_breadth_points", "account_breadth_cap",
+                  "predictive_blend", "predictive_min_closed", "predictive_min_won"]
 
     def clean(self):
         data = super().clean()
+        if data.get("predictive_blend") is not None and data["predictive_blend"] > 100:
+            self.add_error("predictive_blend", "A blend runs from 0 (off) to 100 percent.")
         if data.get("account_engaged_min") is not None and data["account_engaged_min"] < 1:
             self.add_error("account_engaged_min", "A person counts as engaged from 1 engagement point at least.")
         if data.get("account_others_percent") is not None and data["account_others_percent"] > 100:

@@ -118,6 +118,7 @@ class CompiledModel:
     dq_conditions: list[tuple[str, str]] = field(default_factory=list)  # (condition, rule name)
     signal_types: list[str] = field(default_factory=list)
     group_columns: list[str] = field(default_factory=list)  # winner of each exclusive group (rule id)
+    predictive: object | None = None  # scoring.predictive.compiled.CompiledPredictive: the tenant's learned model
 
     def p(self, name: str, value) -> str:
         self.params[name] = value
@@ -207,6 +208,14 @@ def compile_model(model: ScoringModel, *, rules=None, bands=None) -> CompiledMod
         + f" END AS g{index}"
         for index, members in enumerate(groups.values())
     ]
+    if model.predictive_model_id:
+        from .models import PredictiveFeature
+        from .predictive.compiled import CompiledPredictive
+
+        features = list(PredictiveFeature.objects.for_tenant(model.tenant_id)
+                        .filter(model_id=model.predictive_model_id).select_related("model"))
+        if features:
+            compiled.predictive = CompiledPredictive.load(features[0].model, features)
     return compiled
 
 
@@ -305,7 +314,20 @@ def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, l
                 only += f" AND l.id {op} %({name})s::uuid"
                 sig_only += f" AND s.lead_id {op} %({name})s::uuid"
     sig_cte = "sig AS (SELECT NULL::uuid AS lead_id WHERE false)"
-    if compiled.signal_columns:
+    learned = compiled.predictive
+    learned_sig = learned.signal_columns() if learned is not None else []
+    if learned_sig:
+        # One scan of the signals for both: the learned model also counts signals older than the rules' window,
+        # so the window moves from the scan into each rule's count.
+        compiled.p("types", sorted(set(compiled.signal_types) | {t for t, _ in learned.spec.signal_types}))
+        windowed = [c.replace("FILTER (WHERE ", "FILTER (WHERE s.occurred_at >= %(window_start)s AND ", 1)
+                     for c in compiled.signal_columns]
+        sig_cte = (
+            "sig AS (SELECT s.lead_id, " + ", ".join(windowed + learned_sig) + " FROM leads_signal s "
+            "WHERE s.tenant_id = %(tenant)s AND s.lead_id IS NOT NULL AND s.type = ANY(%(types)s) "
+            "AND s.occurred_at <= %(now)s " + sig_only + " GROUP BY s.lead_id)"
+        )
+    elif compiled.signal_columns:
         compiled.p("types", sorted(set(compiled.signal_types)))
         sig_cte = (
             "sig AS (SELECT s.lead_id, " + ", ".join(compiled.signal_columns) + " FROM leads_signal s "
@@ -319,24 +341,41 @@ def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, l
     cats = ", ".join(f"({_sum(compiled, (cat,))}) AS cat_{cat}" for cat in Category.values)
     sig_cols = "".join(f", sig.n{r.pk}" for r in compiled.rules if r.operator == Operator.SIGNAL)
     group_cols = "".join(", " + g for g in compiled.group_columns)
+    account_join = learned_cols = prob_cols = final_cols = ""
+    score = "GREATEST(0, LEAST(100, t.fit + t.eng))"
+    if learned is not None:
+        sig_cols += "".join(f", sig.ps_{i}" for i in range(len(learned.spec.signal_types)))
+        sig_cols += "".join(", " + c for c in learned.index_columns(compiled.p))
+        if learned.spec.uses_account:
+            sig_cols += ", acc.score AS acc_score, acc.engaged_leads AS acc_engaged"
+            account_join = " LEFT JOIN leads_account acc ON acc.id = l.account_id"
+        learned_cols = "".join(", " + c for c in learned.group_columns(compiled.p))
+        z = learned.logit_sql("c")
+        prob_cols = f", ({z}) AS cz, {learned.probability_sql(z)} AS cprob"
+        blend = int(model.predictive_blend or 0)
+        if blend:
+            # The composite: the points score and the predictive score, weighted by the model's blend.
+            score = (f"round(({100 - blend} * GREATEST(0, LEAST(100, t.fit + t.eng)) "
+                     f"+ {blend} * round(100 * t.cprob)) / 100.0)::int")
+        final_cols = f", round(100 * s.cprob)::int AS pscore, {learned.reasons_sql('s')} AS preasons"
     return (
         f"WITH {sig_cte}, "
         # The lead columns rules can read (not the wide score columns), the signal counts and the
         # winner of each exclusive group; the rules below read this row as `l`.
         f"c0 AS (SELECT {LEAD_COLUMNS}{sig_cols}{group_cols} "
-        "FROM leads_lead l LEFT JOIN sig ON sig.lead_id = l.id "
+        f"FROM leads_lead l LEFT JOIN sig ON sig.lead_id = l.id{account_join} "
         # OFFSET 0 fences: otherwise PostgreSQL folds the layers into the final SELECT and evaluates
         # every rule's CASE (regexes included) once per reference (sums, breakdown, class, reason).
         f"WHERE l.tenant_id = %(tenant)s {only} OFFSET 0), "
         "c AS (SELECT l.id, l.score AS old_score, l.band AS old_band, l.is_hot AS old_hot, l.lead_class AS old_class, "
         "l.cold_since, "
-        f"l.stage, {_dq_columns(compiled)}" + (", " + rule_cols if rule_cols else "") + " "
+        f"l.stage, {_dq_columns(compiled)}" + (", " + rule_cols if rule_cols else "") + learned_cols + " "
         "FROM c0 l OFFSET 0), "
-        f"t AS (SELECT c.*, ({fit}) AS fit, ({eng}) AS eng, {cats}, {_breakdown(compiled)} AS breakdown "
+        f"t AS (SELECT c.*, ({fit}) AS fit, ({eng}) AS eng, {cats}, {_breakdown(compiled)} AS breakdown{prob_cols} "
         "FROM c OFFSET 0), "
-        "s AS (SELECT t.*, GREATEST(0, LEAST(100, t.fit + t.eng)) AS score FROM t) "
+        f"s AS (SELECT t.*, {score} AS score FROM t) "
         f"SELECT s.*, {_band_case(compiled, 's.score')} AS band, {klass} AS lead_class, "
-        f"{reason} AS class_reason FROM s"
+        f"{reason} AS class_reason{final_cols} FROM s"
     )
 
 

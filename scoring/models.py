@@ -5,6 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -54,6 +55,21 @@ class ScoringModel(TenantOwned):
         default=10, help_text="Account score: points for each engaged person beyond the first.")
     account_breadth_cap = models.PositiveSmallIntegerField(
         default=30, help_text="Account score: most points the breadth bonus gives.")
+    # The learned model (scoring.predictive): how much of the composite score the predictive score takes, and
+    # how much closed history training needs. `predictive_model` names the tenant's current learned model, so
+    # compiling this version knows without a query whether there is one.
+    predictive_blend = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)],
+        help_text="Percent of the composite score taken from the learned model's predictive score (0: off, 100: "
+                  "the predictive score alone).")
+    predictive_min_closed = models.PositiveIntegerField(
+        default=200, validators=[MinValueValidator(20)],
+        help_text="The learned model trains only from this many closed leads (won, lost or disqualified) on.")
+    predictive_min_won = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(5)],
+        help_text="The learned model trains only from this many won leads on.")
+    predictive_model = models.ForeignKey("PredictiveModel", null=True, blank=True, on_delete=models.SET_NULL,
+                                         db_index=False, related_name="+", editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    db_index=False, related_name="+")
@@ -220,6 +236,7 @@ class ScoreCause(models.TextChoices):
     MODEL_PUBLISH = "model_publish", "Scoring model published"
     DECAY = "decay", "Decay / inactivity"
     MANUAL = "manual", "Manual re-score"
+    PREDICTIVE = "predictive", "Learned model trained"
 
 
 class ScoreChange(TenantOwned):
@@ -268,3 +285,75 @@ class ScoreEvent(TenantOwned):
             models.Index(fields=["tenant", "at"], condition=Q(dispatched_at__isnull=True),
                          name="scoreevent_tenant_pending"),
         ]
+
+
+class PredictiveStatus(models.TextChoices):
+    TRAINING = "training", "Training"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+    REFUSED = "refused", "Refused (too little closed history)"
+
+
+class PredictiveModel(TenantOwned):
+    """One training of a tenant's learned model (a calibrated logistic regression over its closed leads): the row is
+    also the training job. Stored as data: intercept, Platt calibration and `PredictiveFeature` weights, which the
+    scoring SQL compiles; held-out metrics from a time-ordered split. One is current per tenant."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=PredictiveStatus.choices, default=PredictiveStatus.TRAINING)
+    is_current = models.BooleanField(default=False)
+    requested_at = models.DateTimeField(default=timezone.now)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     db_index=False, related_name="+")
+    trained_at = models.DateTimeField(null=True, blank=True)
+    closed_count = models.PositiveIntegerField(default=0, help_text="Closed leads it was trained on.")
+    won_count = models.PositiveIntegerField(default=0, help_text="Won leads among them.")
+    metrics = models.JSONField(default=dict, blank=True,
+                               help_text="Held-out metrics (AUC, log-loss, Brier, calibration error), time-ordered split.")
+    intercept = models.FloatField(default=0.0)
+    platt_a = models.FloatField(default=1.0, help_text="Platt calibration: p = sigmoid(a * logit + b).")
+    platt_b = models.FloatField(default=0.0)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "version"], name="predictivemodel_unique_version"),
+            models.UniqueConstraint(fields=["tenant"], condition=Q(is_current=True),
+                                    name="predictivemodel_one_current"),
+            models.UniqueConstraint(fields=["tenant"], condition=Q(status="training"),
+                                    name="predictivemodel_one_training"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Learned model v{self.version} ({self.get_status_display()})"
+
+
+class FeatureKind(models.TextChoices):
+    CATEGORY = "category", "Field value"
+    NUMBER = "number", "Number (scaled)"
+    FLAG = "flag", "Flag"
+    SIGNAL = "signal", "Signal count (log)"
+
+
+class PredictiveFeature(TenantOwned):
+    """One weight of a learned model: a field value (one-hot), a scaled number, a flag or a signal count."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    model = models.ForeignKey(PredictiveModel, on_delete=models.CASCADE, related_name="features", db_index=False)
+    position = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=10, choices=FeatureKind.choices)
+    key = models.CharField(max_length=100, help_text="Field (industry, attributes.plan …) or signal type.")
+    value = models.CharField(max_length=200, blank=True, help_text="Field value (lower case) or signal recency.")
+    weight = models.FloatField()
+    mean = models.FloatField(default=0.0)
+    scale = models.FloatField(default=1.0)
+    label = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["tenant", "model", "position"], name="predictivefeature_tenant_model")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.weight:+.3f})"

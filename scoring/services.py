@@ -82,7 +82,8 @@ def scoring_model_draft_create(*, tenant: Tenant, actor: Actor, based_on: Scorin
                .aggregate(v=Max("version"))["v"] or 0) + 1
     copy_fields = ["engagement_window_days", "hot_threshold", "cold_threshold", "archive_after_days",
                    "fit_high_min", "fit_medium_min", "engagement_ready_min", "engagement_some_min",
-                   "account_engaged_min", "account_others_percent", "account_breadth_points", "account_breadth_cap"]
+                   "account_engaged_min", "account_others_percent", "account_breadth_points", "account_breadth_cap",
+                   "predictive_blend", "predictive_min_closed", "predictive_min_won", "predictive_model"]
     draft = ScoringModel.objects.create(
         tenant=tenant, version=version, status=ModelStatus.DRAFT, based_on=based_on, created_by=actor.user,
         name=name or (based_on.name if based_on else "Lead score"),
@@ -194,9 +195,17 @@ def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each:
             "WHERE u.old_score IS DISTINCT FROM u.score OR u.old_band IS DISTINCT FROM u.band "
             "OR u.old_class IS DISTINCT FROM u.lead_class OR u.moved RETURNING 1)"
         )
+    learned_set = learned_old = learned_new = ""
+    if compiled.predictive is not None:
+        # The learned model's columns, written by the same statement (scoring.predictive).
+        learned_set = ("conversion_probability = f.cprob, predictive_score = f.pscore, "
+                       "predictive_reasons = f.preasons, ")
+        learned_old = ", l.conversion_probability, l.predictive_score, l.predictive_reasons"
+        learned_new = ", f.cprob, f.pscore, f.preasons"
     return (
         f"WITH f AS {'MATERIALIZED ' if materialize else ''}({rows_sql}), "
         "upd AS (UPDATE leads_lead l SET score = f.score, fit_score = f.fit, engagement_score = f.eng, "
+        f"{learned_set}"
         "band = f.band, lead_class = f.lead_class, lead_class_reason = f.class_reason, "
         "score_breakdown = f.breakdown, scoring_model_id = %(model_id)s, scored_at = %(now)s, "
         "is_hot = (f.score >= %(hot)s), "
@@ -206,9 +215,9 @@ def _score_sql(compiled, rows_sql: str, *, actor: Actor, cause: str, audit_each:
         # Rule keys are stable across versions, so a lead whose result is the same under a new
         # version is left alone (its scoring_model_id names the version that last changed it).
         "(l.score, l.fit_score, l.engagement_score, l.band, l.lead_class, l.lead_class_reason, l.score_breakdown, "
-        "l.is_hot, l.cold_since IS NULL) IS DISTINCT FROM "
+        f"l.is_hot, l.cold_since IS NULL{learned_old}) IS DISTINCT FROM "
         "(f.score, f.fit, f.eng, f.band, f.lead_class, f.class_reason, f.breakdown, "
-        "f.score >= %(hot)s, f.score > %(cold)s) "
+        f"f.score >= %(hot)s, f.score > %(cold)s{learned_new}) "
         f"OR l.stage IS DISTINCT FROM {new_stage}) "
         "RETURNING l.id, f.old_score, f.old_band, f.old_hot, f.old_class, l.score, l.band, l.is_hot, l.lead_class, "
         "(f.stage = 'raw' AND l.stage = 'mql') AS moved), "

@@ -85,3 +85,33 @@ def score_events_sweep_task() -> int:
         with tenant_scope(tenant):
             sent += score_events_dispatch(tenant=tenant)
     return sent
+
+
+@shared_task(bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def predictive_train_task(self, *, tenant_id: int, job_id: int) -> str:
+    """Train the tenant's learned model for this job (a job already done is left as it is), then re-score."""
+    from .models import PredictiveModel
+    from .predictive.services import predictive_train_run
+
+    try:
+        with tenant_scope(tenant_id) as tenant:
+            job = PredictiveModel.objects.for_tenant(tenant).filter(pk=job_id).first()
+            if job is None:
+                return "missing"
+            return predictive_train_run(job=job, actor=SCORING_AGENT).status
+    except Tenant.DoesNotExist:
+        return "missing"
+
+
+@shared_task(acks_late=True)
+def predictive_train_monthly_task() -> int:
+    """Beat, monthly: train every active tenant's learned model again (refused quietly where history is short)."""
+    from .predictive.services import predictive_train_request
+
+    started = 0
+    for tenant in Tenant.objects.filter(is_active=True).order_by("pk"):
+        with tenant_scope(tenant):
+            if agent_enabled(tenant=tenant, agent=Agent.SCORING):
+                _job, created = predictive_train_request(tenant=tenant, actor=SCORING_AGENT)
+                started += int(created)
+    return started

@@ -133,7 +133,7 @@ class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     serializer_class = LeadSerializer
     filter_backends = [DjangoFilterBackend, NullsLastOrderingFilter]
     filterset_class = LeadFilterSet
-    ordering_fields = ["created_at", "score", "sla_due_at", "last_name"]
+    ordering_fields = ["created_at", "score", "sla_due_at", "last_name", "conversion_probability", "predictive_score"]
     ordering = ["-created_at"]
     lookup_value_regex = UUID_RE
     parser_classes = [StorableJSONParser, FormParser, MultiPartParser]

@@ -78,6 +78,8 @@ COLUMNS: dict[str, ExportColumn] = {c.key: c for c in [
     _column("band", "Band"),
     _column("lead_class", "Class"),
     _column("is_hot", "Hot"),
+    _column("conversion_probability", "Conversion probability"),
+    _column("predictive_score", "Predictive score"),
     _column("source", "Source"),
     _column("campaign", "Campaign"),
     _column("utm_source", "UTM source"),

@@ -19,6 +19,7 @@ from leads.models import (
 from leads.services.lead_edit import EDITABLE_FIELDS
 from routing.selectors import latest_assignments
 from routing.serializers import AssignmentSerializer, PersonSerializer, TeamBriefSerializer
+from scoring.predictive.compiled import contribution_text
 from scoring.selectors import rule_labels, score_explain
 
 # --- Leads -----------------------------------------------------------------------------------
@@ -71,6 +72,12 @@ class ScoreChangeSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(source="model.version", allow_null=True, default=None)
 
 
+class PredictiveContributionSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    effect = serializers.IntegerField(help_text="Percentage points of conversion probability it adds (or takes).")
+    text = serializers.CharField()
+
+
 class LeadSerializer(serializers.ModelSerializer):
     owner = UserBriefSerializer(read_only=True, allow_null=True)
     account = AccountBriefSerializer(read_only=True, allow_null=True)
@@ -83,6 +90,15 @@ class LeadSerializer(serializers.ModelSerializer):
         help_text="Every rule's contribution (rule, category, points); the score is their sum clamped to "
         "0-100. Null until the lead is scored.")
     team = serializers.SerializerMethodField(help_text="The team whose queue the lead is in.")
+    conversion_probability = serializers.FloatField(
+        read_only=True, allow_null=True,
+        help_text="Calibrated probability (0-1) that the lead is won, from the tenant's learned model; null until "
+        "a model is trained.")
+    predictive_score = serializers.IntegerField(read_only=True, allow_null=True,
+                                                help_text="The conversion probability as 0-100.")
+    predictive_contributions = serializers.SerializerMethodField(
+        help_text="The learned model's top contributions for this lead: label, effect in percentage points, and "
+        'the words ("Industry: Healthcare +18 %").')
     latest_assignment = serializers.SerializerMethodField(
         help_text="The last change of owner: rule, strategy, previous owner, reason (null if never routed).")
 
@@ -96,6 +112,8 @@ class LeadSerializer(serializers.ModelSerializer):
             "marketing_consent", "consent_at", "consent_source", "is_personal_email",
             "score", "fit_score", "engagement_score", "band", "lead_class", "lead_class_reason", "is_hot",
             "scored_at", "score_breakdown", "sla_due_at", "last_activity_at",
+            # The tenant's learned model (issue 16): null until one is trained.
+            "conversion_probability", "predictive_score", "predictive_contributions",
             "attributes", "edited_fields", "possible_duplicate_of", "created_at", "updated_at",
             # Routing and the rep's work (issue 4).
             "team", "assigned_at", "unassigned_reason", "latest_assignment", "product_interest",
@@ -106,6 +124,11 @@ class LeadSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+
+    @extend_schema_field(PredictiveContributionSerializer(many=True))
+    def get_predictive_contributions(self, lead) -> list[dict]:
+        return [{"label": r.get("label", ""), "effect": int(r.get("effect") or 0), "text": contribution_text(r)}
+                for r in (lead.predictive_reasons or [])]
 
     @extend_schema_field(ScoreBreakdownSerializer(allow_null=True))
     def get_score_breakdown(self, lead):

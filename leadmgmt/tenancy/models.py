@@ -174,6 +174,8 @@ class ApiScope(models.TextChoices):
     LEADS_READ = "leads:read", "Read leads"
     LEADS_WRITE = "leads:write", "Update leads"
     OUTCOMES_WRITE = "outcomes:write", "Send deal outcomes (won, lost, disqualified)"
+    PREDICTIVE_READ = "predictive:read", "Read the learned scoring model"
+    PREDICTIVE_TRAIN = "predictive:train", "Train the learned scoring model"
 
 
 API_KEY_PREFIX_LEN = 12

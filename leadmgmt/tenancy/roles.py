@@ -33,6 +33,8 @@ WEBHOOKS_MANAGE = "webhooks.manage"  # outbound webhook endpoints, their secrets
 OPPORTUNITY_CLOSE = "opportunity.close"  # move an opportunity's stage, close it won or lost (API, lead page, admin)
 OUTCOMES_SYNC = "outcomes.sync"  # send outcomes of deals closed in another CRM (`POST /api/v1/outcomes/`): keys only
 SCORING_BACKTEST = "scoring.backtest"  # backtest a scoring model on the closed leads (API, the scoring admin's page)
+PREDICTIVE_VIEW = "predictive.view"  # the learned scoring model: status, metrics, weights (API, admin)
+PREDICTIVE_TRAIN = "predictive.train"  # train the learned scoring model (API, command)
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -61,6 +63,8 @@ MATRIX: dict[str, frozenset[str]] = {
     OPPORTUNITY_CLOSE: SALES,
     OUTCOMES_SYNC: frozenset(),  # an integration's job: no member role sends a batch of outcomes
     SCORING_BACKTEST: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
+    PREDICTIVE_VIEW: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
+    PREDICTIVE_TRAIN: frozenset({Role.ADMIN, Role.MARKETING_OPS}),  # the configuration editors (CONFIG_EDIT)
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
@@ -77,6 +81,8 @@ KEY_SCOPES: dict[str, str] = {
     OPPORTUNITY_CLOSE: ApiScope.LEADS_WRITE,
     OUTCOMES_SYNC: ApiScope.OUTCOMES_WRITE,
     SCORING_BACKTEST: ApiScope.LEADS_READ,
+    PREDICTIVE_VIEW: ApiScope.PREDICTIVE_READ,
+    PREDICTIVE_TRAIN: ApiScope.PREDICTIVE_TRAIN,
 }
 
 # Roles that act only on the leads they own (the rest act on every lead they can see).

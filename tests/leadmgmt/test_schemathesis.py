@@ -154,8 +154,21 @@ def _seed(credentials_path) -> dict:
             "scoring_model_ids": sorted(ScoringModel.objects.values_list("pk", flat=True)),
             **_webhooks_seed(tenant),
         }
+        _predictive_seed(tenant)
     data["rep_session"], data["admin_session"] = _session(rep), _session(admin)
     return data
+
+
+def _predictive_seed(tenant) -> None:
+    """Closed history enough for the learned model (lower minimums), and a model trained on it: training and
+    suggesting a draft answer 2xx."""
+    from scoring.models import ScoringModel
+    from scoring.predictive.services import predictive_train
+    from tests.support.funnel import funnel_leads
+
+    ScoringModel.objects.filter(status="published").update(predictive_min_closed=40, predictive_min_won=5)
+    funnel_leads(tenant=tenant, n=150, seed=5, closed=True, prefix="schemathesis")
+    predictive_train(tenant=tenant, actor=SEEDER)
 
 
 def _duplicates_seed(tenant) -> list[int]:

@@ -74,6 +74,7 @@ def fill_every_tenant_table(tenant: Tenant) -> None:
         _possible_duplicate(tenant)
         _erasure(tenant)
         _deals_closed(tenant)
+        _learned_model(tenant)
 
 
 def _user(email: str):
@@ -175,6 +176,16 @@ def _deals_closed(tenant: Tenant) -> None:
     other = Lead.objects.exclude(pk=opportunity.lead_id).exclude(email="").order_by("created_at", "pk").first()
     outcomes_sync(tenant=tenant, actor=FILLER, items=[OutcomeInput(
         index=0, result="won", email=other.email, amount=Decimal("100.00"), currency="EUR")])
+
+
+def _learned_model(tenant: Tenant) -> None:
+    """A learned model with one weight (two outcomes are too few to train one: its rows are written as stored)."""
+    from scoring.models import FeatureKind, PredictiveFeature, PredictiveModel, PredictiveStatus
+
+    model = PredictiveModel.objects.create(tenant=tenant, version=1, status=PredictiveStatus.READY, is_current=True,
+                                           closed_count=2, won_count=1, intercept=-1.0)
+    PredictiveFeature.objects.create(tenant=tenant, model=model, kind=FeatureKind.FLAG, key="is_personal_email",
+                                     weight=-0.5, label="Free-mail address")
 
 
 def _nurture(tenant: Tenant) -> None:
