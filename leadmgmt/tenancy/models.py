@@ -174,6 +174,10 @@ class ApiScope(models.TextChoices):
     LEADS_READ = "leads:read", "Read leads"
     LEADS_WRITE = "leads:write", "Update leads"
     OUTCOMES_WRITE = "outcomes:write", "Send deal outcomes (won, lost, disqualified)"
+    COSTS_READ = "costs:read", "Read source and campaign costs"
+    COSTS_WRITE = "costs:write", "Send source and campaign costs"
+    PLAN_READ = "plan:read", "Read the funnel plan"
+    PLAN_WRITE = "plan:write", "Change the funnel plan"
 
 
 API_KEY_PREFIX_LEN = 12

@@ -32,6 +32,10 @@ PRIVACY_ERASE = "privacy.erase"  # erase a person at their request: the Lead adm
 WEBHOOKS_MANAGE = "webhooks.manage"  # outbound webhook endpoints, their secrets and delivery log (API, admin)
 OPPORTUNITY_CLOSE = "opportunity.close"  # move an opportunity's stage, close it won or lost (API, lead page, admin)
 OUTCOMES_SYNC = "outcomes.sync"  # send outcomes of deals closed in another CRM (`POST /api/v1/outcomes/`): keys only
+COSTS_VIEW = "costs.view"  # read source and campaign costs (`GET /api/v1/costs/`, the admin) and the Source ROI
+COSTS_EDIT = "costs.edit"  # enter costs (`POST /api/v1/costs/`, the admin)
+PLAN_VIEW = "plan.view"  # the funnel plan and its actual against plan (`/dashboard/plan/`, `GET /api/v1/funnel-plan/`)
+PLAN_EDIT = "plan.edit"  # change the funnel plan (the plan page's form, `PUT /api/v1/funnel-plan/`)
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -59,6 +63,11 @@ MATRIX: dict[str, frozenset[str]] = {
     # Reps on the opportunities of their own leads (or that they own), managers on their team's, admins on all.
     OPPORTUNITY_CLOSE: SALES,
     OUTCOMES_SYNC: frozenset(),  # an integration's job: no member role sends a batch of outcomes
+    # Money and targets: the people who read the dashboards see them, those who configure the system set them.
+    COSTS_VIEW: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
+    COSTS_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
+    PLAN_VIEW: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
+    PLAN_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
@@ -74,6 +83,10 @@ KEY_SCOPES: dict[str, str] = {
     LEAD_IMPORT: ApiScope.LEADS_WRITE,
     OPPORTUNITY_CLOSE: ApiScope.LEADS_WRITE,
     OUTCOMES_SYNC: ApiScope.OUTCOMES_WRITE,
+    COSTS_VIEW: ApiScope.COSTS_READ,
+    COSTS_EDIT: ApiScope.COSTS_WRITE,
+    PLAN_VIEW: ApiScope.PLAN_READ,
+    PLAN_EDIT: ApiScope.PLAN_WRITE,
 }
 
 # Roles that act only on the leads they own (the rest act on every lead they can see).
