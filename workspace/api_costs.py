@@ -20,6 +20,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     PolymorphicProxySerializer,
     extend_schema,
+    extend_schema_field,
 )
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -43,6 +44,7 @@ from .models import FunnelPlan, PlanPeriod, SourceCost
 from .services.funnel_plan import funnel_plan_save
 from .services.source_costs import COST_AMOUNT_MAX, CostInput, source_costs_upsert
 
+MONTH_PATTERN = r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])(-01)?$"  # 1900-01 … 2999-12, or its first day
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})(?:-01)?$")
 MONTH_HELP = "The month: `YYYY-MM` or its first day `YYYY-MM-01`."
 
@@ -53,6 +55,7 @@ def _may(request, action: str, message: str) -> None:
         raise exceptions.PermissionDenied(message)
 
 
+@extend_schema_field({"type": "string", "pattern": MONTH_PATTERN, "example": "2026-11"})
 class MonthField(serializers.Field):
     """`2026-11` or `2026-11-01` → date(2026, 11, 1); a day other than the first is refused."""
 
@@ -157,8 +160,8 @@ class CostListView(PaginatedMixin, TenantApiView):
         operation_id="costs_list", summary="List source and campaign costs",
         description="The tenant's costs per month, newest month first, paginated. Filters: `month_from`, `month_to` "
         "(YYYY-MM), `source`, `campaign` (empty: the whole-source costs).",
-        parameters=[OpenApiParameter("month_from", str, pattern=r"^\d{4}-\d{2}(-01)?$", description=MONTH_HELP),
-                    OpenApiParameter("month_to", str, pattern=r"^\d{4}-\d{2}(-01)?$", description=MONTH_HELP),
+        parameters=[OpenApiParameter("month_from", str, pattern=MONTH_PATTERN, description=MONTH_HELP),
+                    OpenApiParameter("month_to", str, pattern=MONTH_PATTERN, description=MONTH_HELP),
                     OpenApiParameter("source", str), OpenApiParameter("campaign", str, allow_blank=True)],
         responses={200: CostOutSerializer(many=True), **COMMON_ERRORS}, tags=["costs"])
     def get(self, request):
