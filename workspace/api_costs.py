@@ -74,6 +74,29 @@ class MonthField(serializers.Field):
         return value.strftime("%Y-%m")
 
 
+@extend_schema_field({"oneOf": [
+    {"type": "string", "format": "decimal", "pattern": r"^\d{1,12}(\.\d{1,2})?$", "example": "4200.00"},
+    {"type": "number", "minimum": 0, "maximum": 999999999999.99, "multipleOf": 0.01}]})
+class MoneyField(serializers.DecimalField):
+    """An amount of money (14 digits, 2 after the point), as a JSON string (`"4200.00"`) or number (`4200`)."""
+
+    def __init__(self, *, min_value=Decimal(0), **kwargs):
+        super().__init__(max_digits=14, decimal_places=2, min_value=min_value, max_value=COST_AMOUNT_MAX, **kwargs)
+
+
+@extend_schema_field({"oneOf": [
+    {"type": "string", "format": "decimal", "pattern": r"^(0(\.\d{1,4})?|1(\.0{1,4})?)$", "example": "0.15"},
+    {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1}]})
+class RateField(serializers.DecimalField):
+    """A stage rate in (0, 1], as a JSON string (`"0.15"`) or number (`0.15`), at most 4 places."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=5, decimal_places=4, min_value=Decimal("0.0001"), max_value=Decimal(1),
+                         required=False, **kwargs)
+        self.error_messages["min_value"] = "A rate is more than 0 (e.g. 0.15 for 15 %)."
+        self.error_messages["max_value"] = "A rate is at most 1 (e.g. 0.15 for 15 %)."
+
+
 class CurrencyField(TextField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
@@ -93,8 +116,7 @@ class CostInSerializer(serializers.Serializer):
     source = TextField(max_length=64, help_text="As leads carry it (their `source`), e.g. paid_search.")
     campaign = TextField(max_length=200, required=False, allow_blank=True, default="",
                          help_text="Blank or left out: the whole source (spend on no one campaign).")
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal(0),
-                                      max_value=COST_AMOUNT_MAX)
+    amount = MoneyField()
     currency = CurrencyField(max_length=3, help_text="ISO 4217, e.g. EUR.")
 
     def validate_source(self, value):
@@ -135,16 +157,26 @@ class CostBatchResultSerializer(serializers.Serializer):
     unchanged = serializers.IntegerField()
 
 
+class _AnyText(serializers.Field):
+    """A filter's text as sent: one no row can match (too long, a NUL character) simply matches nothing."""
+
+    def to_internal_value(self, data):
+        return str(data).strip()
+
+
 class CostFilterSerializer(serializers.Serializer):
     month_from = MonthField(required=False)
     month_to = MonthField(required=False)
-    source = TextField(required=False, max_length=64)
-    campaign = TextField(required=False, allow_blank=True, max_length=200)
+    source = _AnyText(required=False)
+    campaign = _AnyText(required=False)
 
-    def validate(self, attrs):
-        if attrs.get("month_from") and attrs.get("month_to") and attrs["month_from"] > attrs["month_to"]:
-            raise serializers.ValidationError({"month_from": ["The first month must be on or before the last."]})
-        return attrs
+    def to_internal_value(self, data):
+        # A month filter sent without a value is a mistake (DRF would read it as "not given").
+        blank = {name: ["Give a month (YYYY-MM) or leave the filter out."] for name in ("month_from", "month_to")
+                 if data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
 
 
 COST_EXAMPLE = {"month": "2026-11", "source": "paid_search", "campaign": "brand-q4", "amount": "4200.00",
@@ -174,10 +206,13 @@ class CostListView(PaginatedMixin, TenantApiView):
             rows = rows.filter(month__gte=data["month_from"])
         if data.get("month_to"):
             rows = rows.filter(month__lte=data["month_to"])
+        texts = [data[name] for name in ("source", "campaign") if name in data]
+        if any("\x00" in text for text in texts):
+            rows = rows.none()  # PostgreSQL stores no NUL character: no row has one
         if "source" in data:
-            rows = rows.filter(source=data["source"].strip())
+            rows = rows.filter(source=data["source"])
         if "campaign" in data:
-            rows = rows.filter(campaign=data["campaign"].strip())
+            rows = rows.filter(campaign=data["campaign"])
         return page(self, rows.order_by("-month", "source", "campaign", "id"), CostOutSerializer)
 
     @extend_schema(
@@ -238,26 +273,16 @@ class CostListView(PaginatedMixin, TenantApiView):
 # --- the funnel plan ----------------------------------------------------------------------------------------
 
 
-class RateField(serializers.DecimalField):
-    def __init__(self, **kwargs):
-        super().__init__(max_digits=5, decimal_places=4, min_value=Decimal("0.0001"), max_value=Decimal(1),
-                         required=False, **kwargs)
-        self.error_messages["min_value"] = "A rate is more than 0 (e.g. 0.15 for 15 %)."
-        self.error_messages["max_value"] = "A rate is at most 1 (e.g. 0.15 for 15 %)."
-
-
 class FunnelPlanInSerializer(serializers.Serializer):
     """The whole plan (PUT replaces it); rates left out take their defaults (seed 001's example)."""
 
-    revenue_target = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"),
-                                              max_value=COST_AMOUNT_MAX,
-                                              error_messages={"min_value": "The revenue target must be more than 0."})
+    revenue_target = MoneyField(min_value=Decimal("0.01"),
+                                error_messages={"min_value": "The revenue target must be more than 0."})
     target_period = serializers.ChoiceField(choices=PlanPeriod.choices, required=False, default=PlanPeriod.MONTH,
                                             help_text="Whether the target is per month or per quarter.")
     currency = CurrencyField(max_length=3, help_text="ISO 4217, e.g. EUR.")
-    average_contract_value = serializers.DecimalField(
-        max_digits=14, decimal_places=2, min_value=Decimal("0.01"), max_value=COST_AMOUNT_MAX,
-        error_messages={"min_value": "The average contract value must be more than 0."})
+    average_contract_value = MoneyField(
+        min_value=Decimal("0.01"), error_messages={"min_value": "The average contract value must be more than 0."})
     lead_to_mql = RateField(help_text="Expected share of leads that become MQLs, in (0, 1]. Default 0.15.")
     mql_to_sal = RateField(help_text="MQLs sales accepts, in (0, 1]. Default 0.5.")
     sal_to_opportunity = RateField(help_text="SALs that become opportunities, in (0, 1]. Default 0.4.")

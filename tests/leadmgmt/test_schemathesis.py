@@ -145,6 +145,7 @@ def _seed(credentials_path) -> dict:
             "duplicate_pair_ids": _duplicates_seed(tenant),
             "opportunity_ids": _opportunities_seed(tenant),
             "lost_reason_codes": sorted(LostReason.objects.values_list("code", flat=True)),
+            "currencies": ["EUR", "USD", "GBP"],
             **_webhooks_seed(tenant),
         }
     data["rep_session"], data["admin_session"] = _session(rep), _session(admin)
@@ -317,6 +318,8 @@ BODY_REFERENCES = {  # body field: the seeded values it may take (by operation p
     "lead_id": "lead_ids", "email": "emails", ("/api/v1/leads/{id}/reject/", "reason"): "reason_codes",
     ("/api/v1/leads/{id}/activities/", "outcome"): "outcomes",
     ("/api/v1/opportunities/{id}/", "lost_reason"): "lost_reason_codes",
+    # A random three-letter code is almost never ISO 4217.
+    ("/api/v1/costs/", "currency"): "currencies", ("/api/v1/funnel-plan/", "currency"): "currencies",
 }
 
 

@@ -206,6 +206,7 @@ def test_a_batch_is_answered_item_by_item_in_one_statement(tenant, django_assert
     ({**ITEM, "month": "November"}, "month", "YYYY-MM"),
     ({**ITEM, "amount": "-1"}, "amount", "greater than or equal to 0"),
     ({**ITEM, "amount": "lots"}, "amount", "number"),
+    ({**ITEM, "amount": "0.001"}, "amount", "decimal places"),
     ({**ITEM, "currency": "EURO"}, "currency", ""),
     ({**ITEM, "currency": "XYZ"}, "currency", "ISO 4217"),
     ({**ITEM, "source": "   "}, "source", ""),
@@ -245,7 +246,9 @@ def test_the_list_filters_by_month_source_and_campaign_and_never_shows_another_t
     assert [r["amount"] for r in client.get("/api/v1/costs/", {"month_from": "2026-02", "source": "events"})
             .json()["results"]] == ["2.00"]
     assert [r["amount"] for r in client.get("/api/v1/costs/", {"campaign": ""}).json()["results"]] == ["3.00", "1.00"]
-    assert client.get("/api/v1/costs/", {"month_from": "2026-03", "month_to": "2026-01"}).status_code == 400
+    assert client.get("/api/v1/costs/", {"month_from": "2026-03", "month_to": "2026-01"}).json()["count"] == 0
+    assert client.get("/api/v1/costs/", {"month_from": ""}).status_code == 400
+    assert client.get("/api/v1/costs/", {"source": "a\x00b"}).json()["count"] == 0
     assert client.get("/api/v1/costs/", {"month_to": "soon"}).status_code == 400
 
 
