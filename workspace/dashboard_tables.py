@@ -263,8 +263,7 @@ def roi_table(roi: SourceRoi) -> Table:
         return [r.source, r.campaign, r.cost, r.leads, r.mqls, r.sqls, r.won, r.per_lead, r.per_mql, r.per_sql,
                 r.per_won, r.revenue, r.roi]
 
-    return Table(section="roi", caption="Source ROI: cost, leads created in this period and what became of them, "
-                 "revenue of their won deals", columns=columns, rows=[cells(r) for r in roi.rows],
+    return Table(section="roi", caption="Cost and return per source and campaign", columns=columns, rows=[cells(r) for r in roi.rows],
                  total=cells(roi.total) if roi.total is not None and roi.rows else None,
                  empty="No leads were captured and no costs were entered for this period.")
 

@@ -91,11 +91,16 @@ class FunnelPlanForm(forms.Form):
 
 def _initial(plan: FunnelPlan | None) -> dict:
     if plan is None:
-        return {name: FunnelPlan._meta.get_field(name).default * HUNDRED for name in RATE_FIELDS}
+        return {name: _percent(FunnelPlan._meta.get_field(name).default) for name in RATE_FIELDS}
     return {"revenue_target": plan.revenue_target, "target_period": plan.target_period, "currency": plan.currency,
             "average_contract_value": plan.average_contract_value, "use_measured_rates": plan.use_measured_rates,
             "measured_months": plan.measured_months,
-            **{name: (getattr(plan, name) * HUNDRED).normalize() for name in RATE_FIELDS}}
+            **{name: _percent(getattr(plan, name)) for name in RATE_FIELDS}}
+
+
+def _percent(rate: Decimal) -> str:
+    """0.1500 → "15", 0.1250 → "12.5" (never "1.5E+1")."""
+    return f"{rate * HUNDRED:.2f}".rstrip("0").rstrip(".")
 
 
 @require_http_methods(["GET", "POST"])
