@@ -160,6 +160,8 @@ class CostBatchResultSerializer(serializers.Serializer):
 class _AnyText(serializers.Field):
     """A filter's text as sent: one no row can match (too long, a NUL character) simply matches nothing."""
 
+    allow_blank = True  # `?campaign=` is a value: the whole-source costs
+
     def to_internal_value(self, data):
         return str(data).strip()
 
