@@ -1,12 +1,13 @@
-"""The Source costs admin (issue 16 point 7): a month's cost per source and campaign, the tenant's rows only; managers
-read them, admins and marketing ops (`costs.edit`) enter them. The API (`POST /api/v1/costs/`) upserts the same rows."""
+"""The Source costs admin (issue 16 point 7): a month's cost per source and campaign, the tenant's rows only; admins
+and marketing ops (`costs.edit`, the admin's people) enter them; managers read them in the API and the Source ROI.
+The API (`POST /api/v1/costs/`) upserts the same rows."""
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
 
 from leadmgmt.tenancy.admin_base import TenantScopedAdmin
-from leadmgmt.tenancy.roles import COSTS_EDIT, COSTS_VIEW, roles_for
+from leadmgmt.tenancy.roles import COSTS_EDIT, roles_for
 from leads.currencies import currency_clean
 
 from .models import SourceCost
@@ -64,7 +65,8 @@ class SourceCostAdmin(TenantScopedAdmin):
     """What lead sources and campaigns cost per month: the Source ROI on the dashboards divides it by their leads."""
 
     form = SourceCostForm
-    view_roles = set(roles_for(COSTS_VIEW))
+    # The admin is for tenant admins and marketing ops (managers read costs in the API and the Source ROI).
+    view_roles = set(roles_for(COSTS_EDIT))
     change_roles = set(roles_for(COSTS_EDIT))
     audit_action_prefix = "source_cost"
     list_display = ("month", "source", "campaign", "amount", "currency", "updated_at")

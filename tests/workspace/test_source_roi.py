@@ -289,7 +289,7 @@ def staff(tenant, role) -> Client:
     return client
 
 
-def test_config_editors_enter_costs_in_the_admin_and_managers_only_read(tenant, other_tenant):
+def test_config_editors_enter_costs_in_the_admin_and_nobody_else_reaches_it(tenant, other_tenant):
     cost(other_tenant, dt.date(2026, 3, 1), "globex-secret-source", "5.00")
     ops = staff(tenant, Role.MARKETING_OPS)
     add = reverse("admin:workspace_sourcecost_add")
@@ -304,7 +304,7 @@ def test_config_editors_enter_costs_in_the_admin_and_managers_only_read(tenant, 
     assert "events" in listing and "globex-secret-source" not in listing
 
     manager = staff(tenant, Role.MANAGER)
-    assert manager.get(reverse("admin:workspace_sourcecost_changelist")).status_code == 200
+    assert manager.get(reverse("admin:workspace_sourcecost_changelist")).status_code == 403
     assert manager.get(add).status_code == 403
     theirs = SourceCost.objects.unscoped().get(tenant=other_tenant)
     assert ops.get(reverse("admin:workspace_sourcecost_change", args=[theirs.pk])).status_code == 302
