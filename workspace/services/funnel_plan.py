@@ -2,7 +2,7 @@
 One plan per tenant: saving replaces its values, audited with what changed; the same values again change nothing."""
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
@@ -35,7 +35,11 @@ def funnel_plan_save(*, tenant, data: dict, actor: Actor) -> tuple[FunnelPlan, b
         setattr(plan, name, value)
     plan.updated_at = timezone.now()
     if created:
-        plan.save()
+        try:
+            with transaction.atomic():  # a savepoint: another request may have created the plan meanwhile
+                plan.save()
+        except IntegrityError:
+            return funnel_plan_save(tenant=tenant, data=data, actor=actor)  # now there is one to update
     else:
         plan.save(update_fields=[*changes, "updated_at"])
     plan.refresh_from_db()
