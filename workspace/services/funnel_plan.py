@@ -39,6 +39,8 @@ def funnel_plan_save(*, tenant, data: dict, actor: Actor) -> tuple[FunnelPlan, b
             with transaction.atomic():  # a savepoint: another request may have created the plan meanwhile
                 plan.save()
         except IntegrityError:
+            if not FunnelPlan.objects.for_tenant(tenant).exists():
+                raise  # a check constraint, not the race
             return funnel_plan_save(tenant=tenant, data=data, actor=actor)  # now there is one to update
     else:
         plan.save(update_fields=[*changes, "updated_at"])
