@@ -164,4 +164,4 @@ class LeadAdmin(TenantScopedAdmin):
         return None
 
 
-from . import admin_opportunities  # noqa: E402, F401  (the Opportunity admin, in its own module)
+from . import admin_costs, admin_opportunities  # noqa: E402, F401  (the Source costs and Opportunity admins)

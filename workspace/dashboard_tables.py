@@ -25,6 +25,7 @@ from .dashboard_breakdowns import (
     rep_breakdown,
     source_breakdown,
 )
+from .dashboard_roi import RoiRow, SourceRoi, source_roi
 from .dashboards import (
     AgingBucket,
     Dashboard,
@@ -60,7 +61,7 @@ def _pct(value: float | None) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """A column and how its values read: text, count, seconds (a duration), ratio (0..1) or date."""
+    """A column and how its values read: text, count, seconds (a duration), ratio (0..1), money or date."""
 
     label: str
     kind: str = "count"
@@ -82,6 +83,8 @@ class Column:
             return _pct(value)
         if self.kind == "date":
             return f"{value.day} {value:%b %Y}"
+        if self.kind == "money":
+            return "—" if value is None else f"{value:,.2f}"
         return "—" if value is None else charts.format_number(value)
 
     def csv(self, value) -> str | int:
@@ -95,6 +98,8 @@ class Column:
             return f"{value * 100:.1f}"
         if self.kind == "date":
             return value.isoformat()
+        if self.kind == "money":
+            return f"{value:.2f}"
         return value
 
 
@@ -247,6 +252,22 @@ def rejections_by_rep_table(rows: Sequence[RepRejection]) -> Table:
         empty="No lead with an owner was rejected or disqualified in this period.")
 
 
+def roi_table(roi: SourceRoi) -> Table:
+    money = f" ({roi.currency})" if roi.currency else ""
+    columns = [Column("Source", "text"), Column("Campaign", "text"), Column(f"Cost{money}", "money"), Column("Leads"),
+               Column("MQLs"), Column("SQLs"), Column("Won"), Column("Cost per lead", "money"),
+               Column("Cost per MQL", "money"), Column("Cost per SQL", "money"), Column("Cost per won deal", "money"),
+               Column(f"Revenue{money}", "money"), Column("ROI", "ratio")]
+
+    def cells(r: RoiRow) -> list:
+        return [r.source, r.campaign, r.cost, r.leads, r.mqls, r.sqls, r.won, r.per_lead, r.per_mql, r.per_sql,
+                r.per_won, r.revenue, r.roi]
+
+    return Table(section="roi", caption="Cost and return per source and campaign", columns=columns, rows=[cells(r) for r in roi.rows],
+                 total=cells(roi.total) if roi.total is not None and roi.rows else None,
+                 empty="No leads were captured and no costs were entered for this period.")
+
+
 # --- exports: each section runs only the queries it needs ------------------------------------------------
 
 
@@ -277,10 +298,11 @@ SECTIONS: dict[str, Callable[[ExportQuery], Table]] = {
     "rejections": lambda q: rejections_table(rejection_reasons(**q.common)),
     "rejections-by-rep": lambda q: rejections_by_rep_table(rejections_by_rep(**q.common, owner_ids=q.owner_ids)),
     "reps": lambda q: reps_table(rep_breakdown(**q.common, owner_ids=q.owner_ids, now=q.now)),
+    "roi": lambda q: roi_table(source_roi(**q.common)),
 }
 
 
-def page_tables(data: Dashboard, more: Breakdowns) -> dict[str, Table]:
+def page_tables(data: Dashboard, more: Breakdowns, roi: SourceRoi | None = None) -> dict[str, Table]:
     """Every section's table for the page (keyed for templates: `_` for `-`), from the figures it
     already fetched: no query here."""
     return {
@@ -294,4 +316,5 @@ def page_tables(data: Dashboard, more: Breakdowns) -> dict[str, Table]:
         "rejections": rejections_table(data.rejections),
         "rejections_by_rep": rejections_by_rep_table(more.rejections_by_rep),
         "reps": reps_table(more.reps),
+        **({"roi": roi_table(roi)} if roi is not None else {}),
     }

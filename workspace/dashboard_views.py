@@ -17,11 +17,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from leadmgmt.tenancy.models import Role
+from leadmgmt.tenancy.roles import COSTS_EDIT, COSTS_VIEW, PLAN_VIEW, may
 from routing.selectors import REP_ROLES
 
 from . import charts
 from .dashboard_breakdowns import Breakdowns, Reach, breakdowns_for, dashboard_reach, lead_sources
 from .dashboard_reps import rep_numbers
+from .dashboard_roi import source_roi
 from .dashboard_tables import SECTIONS, ExportQuery, page_tables
 from .dashboards import (
     DEFAULT_DAYS,
@@ -106,6 +108,7 @@ class DashboardRequest:
         if request.tenant is None or membership is None or membership.role not in DASHBOARD_ROLES:
             raise PermissionDenied("Dashboards are for managers, admins and marketing ops.")
         self.tenant = request.tenant
+        self.role = membership.role
         self.tz = request.tenant.timezone or "UTC"
         try:
             self.today = timezone.now().astimezone(zoneinfo.ZoneInfo(self.tz)).date()
@@ -261,6 +264,8 @@ def dashboard(request):
     data = dashboard_for(tenant=view.tenant, period=view.period, filters=view.filters)
     more = breakdowns_for(tenant=view.tenant, period=view.period, filters=view.filters,
                           owner_ids=view.reach.owner_ids)
+    role = membership.role if membership is not None else None
+    roi = source_roi(tenant=view.tenant, period=view.period, filters=view.filters) if may(role, COSTS_VIEW) else None
     presets = [{"label": label, "query": view.query_string(start=view.today - dt.timedelta(days=days - 1),
                                                           end=view.today, by=None),
                 "active": view.period.end == view.today and (view.period.end - view.period.start).days + 1 == days}
@@ -268,7 +273,8 @@ def dashboard(request):
     people = dict(view.reach.people)
     return render(request, "workspace/dashboard.html", {
         "form": view.form, "period": view.period, "data": data, "more": more, "cards": _cards(data),
-        "charts": _charts(data) | _breakdown_charts(more), "tables": page_tables(data, more), "presets": presets,
+        "charts": _charts(data) | _breakdown_charts(more), "tables": page_tables(data, more, roi), "presets": presets,
+        "roi": roi, "costs_editable": may(role, COSTS_EDIT), "plan_visible": may(role, PLAN_VIEW),
         "export_query": view.query_string(),
         "reps_heading": "Reps" if view.reach.owner_ids is None else "Your teams' reps",
         "reps_note": "Leads each owner got that were created in this period (response time, outcomes) and the "
@@ -290,6 +296,8 @@ def dashboard_export(request, section: str):
     build = SECTIONS.get(section)
     if build is None:
         raise Http404("No such dashboard section.")
+    if section == "roi" and not may(view.role, COSTS_VIEW):
+        raise PermissionDenied("The Source ROI is for managers, admins and marketing ops.")
     if not view.valid:
         return HttpResponse("The export was not made:\n" + view.errors_text() + "\n", status=400,
                             content_type="text/plain; charset=utf-8")

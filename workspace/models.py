@@ -1,6 +1,9 @@
 """CSV imports: the job (file, detection, mapping, state, counts, progress), its rows that were refused, the
-leads it created or merged (what an undo needs), and the column mappings each tenant has used."""
+leads it created or merged (what an undo needs), and the column mappings each tenant has used; what lead sources
+cost per month (`SourceCost`, for the Source ROI) and the tenant's funnel plan (`FunnelPlan`)."""
 from __future__ import annotations
+
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -112,3 +115,78 @@ class ImportMapping(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant", "header_key"], name="importmapping_unique_headers")]
 
 
+
+
+class SourceCost(TenantOwned):
+    """What a lead source (or one campaign of it) cost in a month: entered in the admin or sent to
+    `POST /api/v1/costs/`, upserted by (month, source, campaign). A blank campaign is the source's cost not
+    attributed to a campaign. The dashboards' Source ROI divides it by the leads, MQLs, SQLs and won deals."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    month = models.DateField(help_text="The first day of the month the money was spent in.")
+    source = models.CharField(max_length=64, help_text="As leads carry it (Lead.source), e.g. paid_search.")
+    campaign = models.CharField(max_length=200, blank=True, default="",
+                                help_text="Blank: the whole source (spend not attributed to one campaign).")
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. EUR.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-month", "source", "campaign"]
+        constraints = [
+            # Also the tenant-led index of "a tenant's costs by month".
+            models.UniqueConstraint(fields=["tenant", "month", "source", "campaign"], name="sourcecost_unique_key",
+                                    violation_error_message="This month already has a cost for this source and "
+                                                            "campaign."),
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="sourcecost_amount_not_negative",
+                                   violation_error_message="The amount cannot be negative."),
+            models.CheckConstraint(condition=models.Q(month__day=1), name="sourcecost_month_first_day",
+                                   violation_error_message="Give the month as its first day."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.source}{' / ' + self.campaign if self.campaign else ''}"
+
+
+class PlanPeriod(models.TextChoices):
+    MONTH = "month", "Per month"
+    QUARTER = "quarter", "Per quarter"
+
+
+class FunnelPlan(TenantOwned):
+    """The tenant's funnel plan (seed 001, step 1): a revenue target per month or quarter, the average contract value
+    and the stage rates it expects (or the ones measured over its last months); the plan page works backwards
+    from it to the leads, MQLs, SALs, opportunities and won deals needed per month. One per tenant."""
+
+    tenant = models.OneToOneField("tenancy.Tenant", on_delete=models.CASCADE, related_name="+")
+    revenue_target = models.DecimalField(max_digits=14, decimal_places=2)
+    target_period = models.CharField(max_length=8, choices=PlanPeriod.choices, default=PlanPeriod.MONTH)
+    currency = models.CharField(max_length=3, help_text="ISO 4217, e.g. EUR.")
+    average_contract_value = models.DecimalField(max_digits=14, decimal_places=2)
+    lead_to_mql = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.15"))
+    mql_to_sal = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.5"))
+    sal_to_opportunity = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.4"))
+    opportunity_to_won = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.25"))
+    use_measured_rates = models.BooleanField(default=False, help_text="Work backwards with the rates measured over "
+                                             "the last `measured_months` instead of the ones entered.")
+    measured_months = models.PositiveSmallIntegerField(default=6)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(revenue_target__gt=0), name="funnelplan_target_positive",
+                                   violation_error_message="The revenue target must be more than 0."),
+            models.CheckConstraint(condition=models.Q(average_contract_value__gt=0), name="funnelplan_acv_positive",
+                                   violation_error_message="The average contract value must be more than 0."),
+            *[models.CheckConstraint(condition=models.Q(**{f"{rate}__gt": 0, f"{rate}__lte": 1}),
+                                     name=f"funnelplan_{rate}_rate", violation_error_message="A rate is in (0, 1].")
+              for rate in ("lead_to_mql", "mql_to_sal", "sal_to_opportunity", "opportunity_to_won")],
+            models.CheckConstraint(condition=models.Q(measured_months__gte=1, measured_months__lte=24),
+                                   name="funnelplan_measured_months",
+                                   violation_error_message="Measure over 1 to 24 months."),
+        ]
+
+    def __str__(self) -> str:
+        return f"Funnel plan: {self.revenue_target} {self.currency} {self.get_target_period_display().lower()}"

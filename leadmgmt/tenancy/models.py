@@ -176,6 +176,10 @@ class ApiScope(models.TextChoices):
     OUTCOMES_WRITE = "outcomes:write", "Send deal outcomes (won, lost, disqualified)"
     PREDICTIVE_READ = "predictive:read", "Read the learned scoring model"
     PREDICTIVE_TRAIN = "predictive:train", "Train the learned scoring model"
+    COSTS_READ = "costs:read", "Read source and campaign costs"
+    COSTS_WRITE = "costs:write", "Send source and campaign costs"
+    PLAN_READ = "plan:read", "Read the funnel plan"
+    PLAN_WRITE = "plan:write", "Change the funnel plan"
 
 
 API_KEY_PREFIX_LEN = 12

@@ -35,6 +35,10 @@ OUTCOMES_SYNC = "outcomes.sync"  # send outcomes of deals closed in another CRM 
 SCORING_BACKTEST = "scoring.backtest"  # backtest a scoring model on the closed leads (API, the scoring admin's page)
 PREDICTIVE_VIEW = "predictive.view"  # the learned scoring model: status, metrics, weights (API, admin)
 PREDICTIVE_TRAIN = "predictive.train"  # train the learned scoring model (API, command)
+COSTS_VIEW = "costs.view"  # read source and campaign costs (`GET /api/v1/costs/`, the admin) and the Source ROI
+COSTS_EDIT = "costs.edit"  # enter costs (`POST /api/v1/costs/`, the admin)
+PLAN_VIEW = "plan.view"  # the funnel plan and its actual against plan (`/dashboard/plan/`, `GET /api/v1/funnel-plan/`)
+PLAN_EDIT = "plan.edit"  # change the funnel plan (the plan page's form, `PUT /api/v1/funnel-plan/`)
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -65,6 +69,11 @@ MATRIX: dict[str, frozenset[str]] = {
     SCORING_BACKTEST: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
     PREDICTIVE_VIEW: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
     PREDICTIVE_TRAIN: frozenset({Role.ADMIN, Role.MARKETING_OPS}),  # the configuration editors (CONFIG_EDIT)
+    # Money and targets: the people who read the dashboards see them, those who configure the system set them.
+    COSTS_VIEW: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
+    COSTS_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
+    PLAN_VIEW: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
+    PLAN_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
@@ -83,6 +92,10 @@ KEY_SCOPES: dict[str, str] = {
     SCORING_BACKTEST: ApiScope.LEADS_READ,
     PREDICTIVE_VIEW: ApiScope.PREDICTIVE_READ,
     PREDICTIVE_TRAIN: ApiScope.PREDICTIVE_TRAIN,
+    COSTS_VIEW: ApiScope.COSTS_READ,
+    COSTS_EDIT: ApiScope.COSTS_WRITE,
+    PLAN_VIEW: ApiScope.PLAN_READ,
+    PLAN_EDIT: ApiScope.PLAN_WRITE,
 }
 
 # Roles that act only on the leads they own (the rest act on every lead they can see).

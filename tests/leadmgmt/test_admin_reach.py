@@ -81,6 +81,18 @@ OBJECT_FACTORIES: dict[str, Callable[[Tenant], models.Model]] = {}
 _counter = itertools.count(1)
 
 
+def _source_cost(tenant) -> models.Model:
+    """A month is its first day (a check constraint)."""
+    from workspace.models import SourceCost
+
+    return SourceCost.objects.unscoped().create(tenant=tenant, month=timezone.localdate().replace(day=1),
+                                                source=f"auto{next(_counter)}", amount=decimal.Decimal(1),
+                                                currency="EUR")
+
+
+OBJECT_FACTORIES["workspace.SourceCost"] = _source_cost
+
+
 def _member_of(tenant) -> models.Model:
     return User.objects.filter(memberships__tenant=tenant).order_by("pk").first()
 

@@ -152,6 +152,7 @@ def _seed(credentials_path) -> dict:
             "opportunity_ids": _opportunities_seed(tenant),
             "lost_reason_codes": sorted(LostReason.objects.values_list("code", flat=True)),
             "scoring_model_ids": sorted(ScoringModel.objects.values_list("pk", flat=True)),
+            "currencies": ["EUR", "USD", "GBP"],
             **_webhooks_seed(tenant),
         }
         _predictive_seed(tenant)
@@ -337,6 +338,8 @@ BODY_REFERENCES = {  # body field: the seeded values it may take (by operation p
     "lead_id": "lead_ids", "email": "emails", ("/api/v1/leads/{id}/reject/", "reason"): "reason_codes",
     ("/api/v1/leads/{id}/activities/", "outcome"): "outcomes",
     ("/api/v1/opportunities/{id}/", "lost_reason"): "lost_reason_codes",
+    # A random three-letter code is almost never ISO 4217.
+    ("/api/v1/costs/", "currency"): "currencies", ("/api/v1/funnel-plan/", "currency"): "currencies",
 }
 
 

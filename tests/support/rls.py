@@ -39,6 +39,7 @@ from nurture.services.tracking import suppression_add
 from routing.models import Assignment, RoutingRule, RoutingRuleMember, SlaClock, Strategy
 from routing.services.sla_enforcement import sla_enforce
 from workspace.services.activities import activity_log
+from workspace.services.funnel_plan import funnel_plan_save
 from workspace.services.imports import (
     import_mapping_set,
     import_preview,
@@ -49,6 +50,7 @@ from workspace.services.imports import (
 from workspace.services.lifecycle import lead_convert
 from workspace.services.outcomes import OutcomeInput, opportunity_update, outcomes_sync
 from workspace.services.privacy import person_erase
+from workspace.services.source_costs import CostInput, source_costs_upsert
 from workspace.tasks import lead_captured_task
 
 FILLER = Actor.agent("RLS test filler")
@@ -75,6 +77,7 @@ def fill_every_tenant_table(tenant: Tenant) -> None:
         _erasure(tenant)
         _deals_closed(tenant)
         _learned_model(tenant)
+        _costs_and_plan(tenant)
 
 
 def _user(email: str):
@@ -186,6 +189,16 @@ def _learned_model(tenant: Tenant) -> None:
                                            closed_count=2, won_count=1, intercept=-1.0)
     PredictiveFeature.objects.create(tenant=tenant, model=model, kind=FeatureKind.FLAG, key="is_personal_email",
                                      weight=-0.5, label="Free-mail address")
+
+
+def _costs_and_plan(tenant: Tenant) -> None:
+    """A month's cost of a source (the Source ROI) and the tenant's funnel plan."""
+    from datetime import date
+
+    source_costs_upsert(tenant=tenant, actor=FILLER, items=[CostInput(
+        month=date(2026, 1, 1), source="web_form", campaign="", amount=Decimal("100.00"), currency="EUR")])
+    funnel_plan_save(tenant=tenant, actor=FILLER, data={"revenue_target": Decimal("10000"), "currency": "EUR",
+                                                        "average_contract_value": Decimal("1000")})
 
 
 def _nurture(tenant: Tenant) -> None:

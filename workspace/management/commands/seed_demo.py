@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -43,6 +44,9 @@ from routing.defaults import routing_defaults_create
 from routing.models import Territory
 from scoring.models import ScoreCause
 from scoring.services import SCORING_AGENT, leads_score, scoring_default_model_create
+from workspace.funnel_plan import funnel_plan_get, month_add, tenant_today
+from workspace.services.funnel_plan import funnel_plan_save
+from workspace.services.source_costs import CostInput, source_costs_upsert
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Demo Co"
@@ -224,6 +228,33 @@ def demo_leads_seed(*, tenant: Tenant, form: LeadForm) -> int:
     return added
 
 
+DEMO_CAMPAIGN_COSTS = {"demo-request": Decimal("1200.00"), "ops-efficiency": Decimal("800.00")}
+
+
+def demo_costs_and_plan_seed(*, tenant: Tenant) -> None:
+    """Three months of costs (this month and the two before) for each source the demo's leads carry and for its two
+    paid campaigns (the Source ROI on the dashboards), and a funnel plan if the tenant has none (the plan page).
+    Re-running it changes nothing: costs are upserted with the same amounts, an existing plan is left alone."""
+    today, _tz = tenant_today(tenant)
+    sources = sorted(set(Lead.objects.for_tenant(tenant).exclude(source="").values_list("source", flat=True))) \
+        or ["web_form"]
+    items = []
+    for back in range(3):
+        month = month_add(today.replace(day=1), -back)
+        for i, source in enumerate(sources):
+            items.append(CostInput(month=month, source=source, campaign="", amount=Decimal(1500 + 250 * i),
+                                   currency="EUR"))
+            if i == 0:
+                items += [CostInput(month=month, source=source, campaign=campaign, amount=amount, currency="EUR")
+                          for campaign, amount in DEMO_CAMPAIGN_COSTS.items()]
+    source_costs_upsert(tenant=tenant, items=items, actor=SEED_ACTOR)
+    if funnel_plan_get(tenant=tenant) is None:
+        funnel_plan_save(tenant=tenant, actor=SEED_ACTOR, data={
+            "revenue_target": Decimal("100000"), "target_period": "month", "currency": "EUR",
+            "average_contract_value": Decimal("12000"), "lead_to_mql": Decimal("0.15"), "mql_to_sal": Decimal("0.5"),
+            "sal_to_opportunity": Decimal("0.4"), "opportunity_to_won": Decimal("0.25")})
+
+
 @transaction.atomic
 def demo_seed(*, credentials_path: Path, base_url: str) -> DemoSeedResult:
     """Create or complete the demo tenant, all or nothing; safe to run any number of times."""
@@ -271,6 +302,7 @@ def _demo_complete(*, tenant: Tenant, created: bool, fresh_raw: str | None,
     # Score now, so the demo shows scores even before the worker has run (idempotent: unchanged
     # scores are not rewritten).
     leads_score(tenant=tenant, cause=ScoreCause.CAPTURE, actor=SCORING_AGENT)
+    demo_costs_and_plan_seed(tenant=tenant)
     return DemoSeedResult(
         tenant=tenant.slug, tenant_name=tenant.name, created=created, form_key=form.key, api_key=raw_key,
         password=DEMO_PASSWORD, login_url=str(settings.LOGIN_URL), users=users,
