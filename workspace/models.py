@@ -1,8 +1,10 @@
 """CSV imports: the job (file, detection, mapping, state, counts, progress), its rows that were refused, the
-leads it created or merged (what an undo needs), and the column mappings each tenant has used."""
+leads it created or merged (what an undo needs), and the column mappings each tenant has used; the feedback-loop
+report's settings."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -112,3 +114,29 @@ class ImportMapping(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant", "header_key"], name="importmapping_unique_headers")]
 
 
+
+
+class FeedbackSettings(TenantOwned):
+    """The tenant's settings of the feedback-loop report (`workspace.feedback_report`): the MQL acceptance rate
+    marketing ops aim for, from which the report recommends the MQL threshold. No row: the defaults."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    mql_acceptance_target = models.PositiveSmallIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Percent of MQLs sales should accept: the report recommends the lowest score threshold whose "
+                  "historical acceptance reaches it.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "feedback report settings"
+        verbose_name_plural = "feedback report settings"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="feedbacksettings_one_per_tenant",
+                                    violation_error_message="This workspace already has feedback report settings."),
+            models.CheckConstraint(condition=models.Q(mql_acceptance_target__gte=1, mql_acceptance_target__lte=100),
+                                   name="feedbacksettings_target_percent",
+                                   violation_error_message="The target is a percentage from 1 to 100."),
+        ]
+
+    def __str__(self) -> str:
+        return f"MQL acceptance target {self.mql_acceptance_target} %"

@@ -32,6 +32,7 @@ PRIVACY_ERASE = "privacy.erase"  # erase a person at their request: the Lead adm
 WEBHOOKS_MANAGE = "webhooks.manage"  # outbound webhook endpoints, their secrets and delivery log (API, admin)
 OPPORTUNITY_CLOSE = "opportunity.close"  # move an opportunity's stage, close it won or lost (API, lead page, admin)
 OUTCOMES_SYNC = "outcomes.sync"  # send outcomes of deals closed in another CRM (`POST /api/v1/outcomes/`): keys only
+REPORT_FEEDBACK = "report.feedback"  # the feedback-loop report: rejections, MQL acceptance, won revenue, threshold
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -59,6 +60,7 @@ MATRIX: dict[str, frozenset[str]] = {
     # Reps on the opportunities of their own leads (or that they own), managers on their team's, admins on all.
     OPPORTUNITY_CLOSE: SALES,
     OUTCOMES_SYNC: frozenset(),  # an integration's job: no member role sends a batch of outcomes
+    REPORT_FEEDBACK: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),  # aggregates of every lead: no reps
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
@@ -74,6 +76,7 @@ KEY_SCOPES: dict[str, str] = {
     LEAD_IMPORT: ApiScope.LEADS_WRITE,
     OPPORTUNITY_CLOSE: ApiScope.LEADS_WRITE,
     OUTCOMES_SYNC: ApiScope.OUTCOMES_WRITE,
+    REPORT_FEEDBACK: ApiScope.LEADS_READ,
 }
 
 # Roles that act only on the leads they own (the rest act on every lead they can see).
