@@ -12,7 +12,7 @@ from leadmgmt.tenancy.context import tenant_scope
 from leads.models import Lead, LeadStage, StageTransition
 from routing.defaults import routing_defaults_create
 from routing.models import Assignment, Trigger
-from scoring.models import ScoreCause, ScoreChange, ScoringRule
+from scoring.models import ModelStatus, ScoreCause, ScoreChange, ScoringModel, ScoringRule
 from scoring.services import scoring_default_model_create
 from tests.support.factories import LeadFactory
 from workspace.services.lifecycle import lead_disqualify, lead_reject
@@ -57,8 +57,10 @@ def _audited_at(lead: Lead, when: dt.datetime) -> None:
 
 def feedback_history(tenant, *, prefix: str = "") -> dict:
     """The history; returns the leads by name and the scoring rules used (A, B negative, C)."""
-    routing_defaults_create(tenant=tenant, actor=SYSTEM)
-    model = scoring_default_model_create(tenant=tenant, actor=SYSTEM)
+    model = ScoringModel.objects.unscoped().filter(tenant=tenant, status=ModelStatus.PUBLISHED).first()
+    if model is None:  # a bare test tenant (a provisioned one has both)
+        routing_defaults_create(tenant=tenant, actor=SYSTEM)
+        model = scoring_default_model_create(tenant=tenant, actor=SYSTEM)
     rules = list(ScoringRule.objects.unscoped().filter(model=model).order_by("position", "id")[:3])
     ra, rb, rc = rules
     leads: dict[str, Lead] = {}
