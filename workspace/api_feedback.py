@@ -112,6 +112,9 @@ class FeedbackReportView(TenantApiView):
         if not LeadViewer.from_request(request).may(REPORT_FEEDBACK):
             raise exceptions.PermissionDenied("The feedback report is for marketing ops, managers and admins.")
         data = {name: request.query_params.get(name) for name in ("from", "to") if name in request.query_params}
+        blank = {name: ["Give a date or leave the parameter out."] for name, value in data.items() if not value}
+        if blank:  # a parameter sent without a value is a mistake, not "the default"
+            raise exceptions.ValidationError(blank)
         form = FeedbackRangeForm(data, today=tenant_today(request.tenant))
         if not form.is_valid():
             raise exceptions.ValidationError({name: list(messages) for name, messages in form.errors.items()})

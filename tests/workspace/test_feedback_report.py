@@ -238,3 +238,9 @@ def test_the_page_of_another_tenants_member_shows_only_their_data(tenant, other_
     other_admin = person(other_tenant, role=Role.ADMIN)
     other = signed_in_client(other_admin, other_tenant).get("/reports/feedback/", RANGE).content.decode()
     assert "globex-only" in other
+
+
+def test_a_blank_api_parameter_is_refused(tenant, people, client_for):
+    response = client_for(people[Role.ADMIN]).get("/api/v1/reports/feedback/?to=")
+    assert response.status_code == 400 and response.json()["errors"]["to"] == [
+        "Give a date or leave the parameter out."]
