@@ -58,6 +58,10 @@ def test_marketing_ops_read_the_feedback_report_on_a_laptop_and_a_phone(page, li
     assert page.locator("[data-testid=recommended]").is_visible()
     page.screenshot(path=str(ARTIFACTS / "feedback-report-phone.png"))
     page.screenshot(path=str(ARTIFACTS / "feedback-report-phone-full.png"), full_page=True)
+    page.locator("[data-testid=rejections-source]").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "feedback-report-phone-rejections.png"))
+    page.locator("[data-testid=won-title]").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "feedback-report-phone-won.png"))
 
     # A bad range: 400 with the message beside the field, the page still readable.
     response = page.goto(f"{live_server.url}/reports/feedback/?from=2026-11-30&to=2026-11-01")
