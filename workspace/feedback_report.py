@@ -226,18 +226,20 @@ GROUP BY l.score
 """
 
 _WON_SQL = f"""
-WITH w AS (
+WITH won AS (
     SELECT COALESCE(NULLIF(l.source, ''), '{NONE_LABEL}') AS source,
            COALESCE(NULLIF(l.industry, ''), '{NONE_LABEL}') AS industry,
            COALESCE(NULLIF(LOWER(BTRIM(l.job_title)), ''), '{NONE_LABEL}') AS title_key, BTRIM(l.job_title) AS title,
            o.amount, o.currency, EXTRACT(EPOCH FROM (o.closed_at - l.created_at)) / 86400.0 AS days
     FROM leads_outcome o JOIN leads_lead l ON l.tenant_id = %(t)s AND l.id = o.lead_id
     WHERE o.tenant_id = %(t)s AND o.result = 'won' AND o.closed_at >= %(since)s AND o.closed_at < %(until)s
+), w AS (  -- one spelling per title, whatever the currency
+    SELECT won.*, MIN(won.title) OVER (PARTITION BY won.title_key) AS title_shown FROM won
 )
 SELECT 'won', CASE WHEN GROUPING(source) = 0 THEN 'source' WHEN GROUPING(industry) = 0 THEN 'industry'
                    WHEN GROUPING(title_key) = 0 THEN 'title' ELSE 'total' END,
        CASE WHEN GROUPING(source) = 0 THEN source WHEN GROUPING(industry) = 0 THEN industry
-            WHEN GROUPING(title_key) = 0 THEN COALESCE(NULLIF(MIN(title), ''), '{NONE_LABEL}') ELSE '' END,
+            WHEN GROUPING(title_key) = 0 THEN COALESCE(NULLIF(MIN(title_shown), ''), '{NONE_LABEL}') ELSE '' END,
        currency, COUNT(*), SUM(amount), NULL::float8, NULL::float8
 FROM w GROUP BY GROUPING SETS ((source, currency), (industry, currency), (title_key, currency), (currency))
 UNION ALL
