@@ -245,3 +245,30 @@ def test_a_blank_api_parameter_is_refused(tenant, people, client_for):
     response = client_for(people[Role.ADMIN]).get("/api/v1/reports/feedback/?to=")
     assert response.status_code == 400 and response.json()["errors"]["to"] == [
         "Give a date or leave the parameter out."]
+
+
+# --- the settings in the admin ---------------------------------------------------------------------------------
+
+
+def _staff(tenant, role):
+    user = person(tenant, role=role)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    return signed_in_client(user, tenant)
+
+
+def test_marketing_ops_set_the_target_in_the_admin_and_never_see_another_tenants(tenant, other_tenant):
+    theirs = FeedbackSettings.objects.unscoped().create(tenant=other_tenant, mql_acceptance_target=90)
+    ops = _staff(tenant, Role.MARKETING_OPS)
+    assert ops.get("/admin/workspace/feedbacksettings/").status_code == 200
+    assert ops.get(f"/admin/workspace/feedbacksettings/{theirs.pk}/change/").status_code == 302  # "does not exist"
+    refused = ops.post("/admin/workspace/feedbacksettings/add/", {"mql_acceptance_target": "150"})
+    assert refused.status_code == 200 and "100" in refused.content.decode()
+    added = ops.post("/admin/workspace/feedbacksettings/add/", {"mql_acceptance_target": "70"})
+    assert added.status_code == 302, added.content.decode()[:2000]
+    mine = FeedbackSettings.objects.unscoped().get(tenant=tenant)
+    assert mine.mql_acceptance_target == 70
+    assert ops.get("/admin/workspace/feedbacksettings/add/").status_code == 403  # one row per tenant
+    assert "90" not in ops.get("/admin/workspace/feedbacksettings/").content.decode().split("<tbody>")[-1]
+    assert _report(tenant).threshold.target == 0.7
+    assert _staff(tenant, Role.SDR).get("/admin/workspace/feedbacksettings/").status_code == 403
