@@ -272,3 +272,8 @@ def test_marketing_ops_set_the_target_in_the_admin_and_never_see_another_tenants
     assert "90" not in ops.get("/admin/workspace/feedbacksettings/").content.decode().split("<tbody>")[-1]
     assert _report(tenant).threshold.target == 0.7
     assert _staff(tenant, Role.SDR).get("/admin/workspace/feedbacksettings/").status_code == 403
+
+
+def test_the_dashboards_link_to_the_report(tenant, people):
+    page = signed_in_client(people[Role.MARKETING_OPS], tenant).get("/dashboard/").content.decode()
+    assert 'href="/reports/feedback/"' in page.split('<main id="content"')[-1]
