@@ -410,7 +410,9 @@ class StageTransition(TenantOwned):
 
     class Meta:
         ordering = ["-at"]
-        indexes = [models.Index(fields=["tenant", "lead", "at"], name="stagetransition_tenant_lead")]
+        indexes = [models.Index(fields=["tenant", "lead", "at"], name="stagetransition_tenant_lead"),
+                   # "The leads that became MQLs in a period" (the feedback report's MQL acceptance).
+                   models.Index(fields=["tenant", "to_stage", "at"], name="stagetransition_tenant_to")]
 
 
 class IdempotencyRecord(TenantOwned):

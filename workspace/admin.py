@@ -1,7 +1,7 @@
 """The Lead admin: a lead with its score breakdown (scoring), captures and assignment history (routing),
 for tenant admins and marketing ops, the export of selected leads to CSV, and the privacy requests on a selected
-lead's person (subject access export, erasure; admins only). Registered by the workspace, the floor that sees every
-app."""
+lead's person (subject access export, erasure; admins only); the feedback report's settings. Registered by the
+workspace, the floor that sees every app."""
 import json
 
 from django.contrib import admin, messages
@@ -10,7 +10,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 
 from leadmgmt.audit.actors import Actor
-from leadmgmt.tenancy.admin_base import TenantScopedAdmin, admin_rows, request_role
+from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.roles import LEAD_EXPORT, PRIVACY_ERASE, PRIVACY_EXPORT, may, principal_may
 from leads.admin import SALES_ROLES, TouchInline
 from leads.erasure import email_hash
@@ -20,6 +20,7 @@ from scoring.admin import score_breakdown_html
 from workspace.services.privacy import person_erase, person_export
 
 from .export import COLUMNS, export_chooser, export_columns_parse, export_filename, leads_export_csv
+from .models import FeedbackSettings
 
 
 class AssignmentInline(admin.TabularInline):
@@ -165,3 +166,19 @@ class LeadAdmin(TenantScopedAdmin):
 
 
 from . import admin_costs, admin_opportunities  # noqa: E402, F401  (the Source costs and Opportunity admins)
+
+
+@admin.register(FeedbackSettings)
+class FeedbackSettingsAdmin(TenantScopedAdmin):
+    """The feedback report's MQL acceptance target (one row per tenant; none: 60 %), set by marketing ops."""
+
+    list_display = ("mql_acceptance_target", "updated_at")
+    fields = ("mql_acceptance_target",)
+    view_roles = CONFIG_ROLES
+    change_roles = CONFIG_ROLES
+
+    def has_add_permission(self, request):
+        if not super().has_add_permission(request):
+            return False
+        tenant = getattr(request, "tenant", None)
+        return tenant is None or not FeedbackSettings.objects.for_tenant(tenant).exists()

@@ -1,12 +1,20 @@
 """API v1 routes of the workspace: leads (list, read, edit, their parts and history), the rep's
-actions on a lead (accept, reject, qualify, convert), opportunities and the outcome sync, the signed-in member's
-notifications, CSV imports, source costs and the funnel plan."""
+actions on a lead (accept, reject, qualify, convert), opportunities and the outcome sync, the feedback report, the
+signed-in member's notifications, CSV imports, source costs and the funnel plan."""
 from django.urls import include, path, re_path
 from rest_framework.routers import SimpleRouter
 
 from leadmgmt.api import UUID_RE
 
-from . import api, api_costs, api_duplicates, api_imports, api_outcomes, notification_api
+from . import (
+    api,
+    api_costs,
+    api_duplicates,
+    api_feedback,
+    api_imports,
+    api_outcomes,
+    notification_api,
+)
 
 LEAD = rf"^leads/(?P<pk>{UUID_RE})"
 
@@ -31,6 +39,7 @@ urlpatterns = [
     path("outcomes/", api_outcomes.OutcomeSyncView.as_view(), name="api-outcomes"),
     path("costs/", api_costs.CostListView.as_view(), name="api-costs"),
     path("funnel-plan/", api_costs.FunnelPlanView.as_view(), name="api-funnel-plan"),
+    path("reports/feedback/", api_feedback.FeedbackReportView.as_view(), name="api-feedback-report"),
     path("notifications/", notification_api.NotificationListView.as_view(), name="api-notifications"),
     path("notifications/read-all/", notification_api.NotificationReadAllView.as_view(),
          name="api-notifications-read-all"),

@@ -1,11 +1,13 @@
 """CSV imports: the job (file, detection, mapping, state, counts, progress), its rows that were refused, the
 leads it created or merged (what an undo needs), and the column mappings each tenant has used; what lead sources
-cost per month (`SourceCost`, for the Source ROI) and the tenant's funnel plan (`FunnelPlan`)."""
+cost per month (`SourceCost`, for the Source ROI), the tenant's funnel plan (`FunnelPlan`) and the feedback-loop
+report's settings (`FeedbackSettings`)."""
 from __future__ import annotations
 
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -190,3 +192,29 @@ class FunnelPlan(TenantOwned):
 
     def __str__(self) -> str:
         return f"Funnel plan: {self.revenue_target} {self.currency} {self.get_target_period_display().lower()}"
+
+
+class FeedbackSettings(TenantOwned):
+    """The tenant's settings of the feedback-loop report (`workspace.feedback_report`): the MQL acceptance rate
+    marketing ops aim for, from which the report recommends the MQL threshold. No row: the defaults."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    mql_acceptance_target = models.PositiveSmallIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Percent of MQLs sales should accept: the report recommends the lowest score threshold whose "
+                  "historical acceptance reaches it.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "feedback report settings"
+        verbose_name_plural = "feedback report settings"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="feedbacksettings_one_per_tenant",
+                                    violation_error_message="This workspace already has feedback report settings."),
+            models.CheckConstraint(condition=models.Q(mql_acceptance_target__gte=1, mql_acceptance_target__lte=100),
+                                   name="feedbacksettings_target_percent",
+                                   violation_error_message="The target is a percentage from 1 to 100."),
+        ]
+
+    def __str__(self) -> str:
+        return f"MQL acceptance target {self.mql_acceptance_target} %"

@@ -1,10 +1,11 @@
-"""UI URLs of the workspace: sign-in, tenant switch, My queue, the lead page (issue 5), CSV imports, the Team page and invitations."""
+"""UI URLs of the workspace: sign-in, tenant switch, My queue, the lead page (issue 5), CSV imports, the feedback report, the Team page and
+invitations."""
 from django.urls import include, path
 
 from leadmgmt.tenancy import views as tenancy_views
 from leadmgmt.tenancy.password_reset import ThrottledPasswordResetView
 
-from . import export_views, import_views, team_views, views
+from . import export_views, feedback_views, import_views, team_views, views
 
 urlpatterns = [
     # Before django.contrib.auth.urls so they replace Django's views (same URLs and names): the throttled reset
@@ -26,6 +27,9 @@ urlpatterns = [
     path("imports/<int:job_id>/progress/", import_views.import_progress_part, name="import-progress"),
     path("imports/<int:job_id>/refused.csv", import_views.import_refused_csv, name="import-refused-csv"),
     path("imports/<int:job_id>/undo/", import_views.import_undo_view, name="import-undo"),
+    # the feedback-loop report (marketing ops, managers, admins)
+    path("reports/feedback/", feedback_views.feedback_page, name="feedback-report"),
+    path("reports/feedback.csv", feedback_views.feedback_csv, name="feedback-report-csv"),
     path("", include("workspace.notification_urls")),  # the notification centre and the top bar's bell
     # the Team page (tenant admins) and the public invitation link
     path("team/", team_views.team, name="team"),

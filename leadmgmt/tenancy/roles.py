@@ -39,6 +39,7 @@ COSTS_VIEW = "costs.view"  # read source and campaign costs (`GET /api/v1/costs/
 COSTS_EDIT = "costs.edit"  # enter costs (`POST /api/v1/costs/`, the admin)
 PLAN_VIEW = "plan.view"  # the funnel plan and its actual against plan (`/dashboard/plan/`, `GET /api/v1/funnel-plan/`)
 PLAN_EDIT = "plan.edit"  # change the funnel plan (the plan page's form, `PUT /api/v1/funnel-plan/`)
+REPORT_FEEDBACK = "report.feedback"  # the feedback-loop report: rejections, MQL acceptance, won revenue, threshold
 
 REPS = frozenset({Role.SDR, Role.AE})
 SALES = frozenset({Role.SDR, Role.AE, Role.MANAGER, Role.ADMIN})
@@ -74,6 +75,7 @@ MATRIX: dict[str, frozenset[str]] = {
     COSTS_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
     PLAN_VIEW: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),
     PLAN_EDIT: frozenset({Role.ADMIN, Role.MARKETING_OPS}),
+    REPORT_FEEDBACK: frozenset({Role.MANAGER, Role.ADMIN, Role.MARKETING_OPS}),  # aggregates of every lead: no reps
 }
 
 # The scope an API key needs per action; an action missing here is for signed-in members only (a person
@@ -96,6 +98,7 @@ KEY_SCOPES: dict[str, str] = {
     COSTS_EDIT: ApiScope.COSTS_WRITE,
     PLAN_VIEW: ApiScope.PLAN_READ,
     PLAN_EDIT: ApiScope.PLAN_WRITE,
+    REPORT_FEEDBACK: ApiScope.LEADS_READ,
 }
 
 # Roles that act only on the leads they own (the rest act on every lead they can see).

@@ -271,3 +271,23 @@ def test_the_matrix_knows_every_action_it_is_asked_about():
     assert not roles.key_may([ApiScope.LEADS_READ, ApiScope.LEADS_WRITE], roles.LEAD_WORK)
     with pytest.raises(KeyError):
         roles.may(Role.ADMIN, "lead.teleport")
+
+
+# --- the feedback-loop report ---------------------------------------------------------------------------------
+
+
+def test_the_feedback_report_answers_as_the_matrix_says(world):
+    """Page, CSV and API of `/reports/feedback/`: marketing ops, managers and admins, keys with leads:read."""
+    cells = 0
+    for who in (*MEMBERS, *KEYS):
+        membership, key, api = _principal(world, who)
+        allowed = roles.principal_may(action=roles.REPORT_FEEDBACK, membership=membership, api_key=key)
+        assert (api.get("/api/v1/reports/feedback/").status_code == 200) == allowed, who
+        cells += 1
+        if membership is not None:
+            client = Client()
+            client.force_login(world.people[who])
+            for url in ("/reports/feedback/", "/reports/feedback.csv"):
+                assert client.get(url).status_code == (200 if allowed else 403), (who, url)
+                cells += 1
+    assert cells == len(MEMBERS) * 3 + len(KEYS) == 20

@@ -98,6 +98,12 @@ CONFIG = {
         "include-name": "GET /api/v1/scoring/models/{id}/backtest/",
         "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404"]}},
     }, {
+        # The feedback report's range is two dates the schema cannot relate: `from` after `to`, more than 366 days,
+        # or one without the other is a 400 with field messages.
+        "include-name": "GET /api/v1/reports/feedback/",
+        "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "429",
+                                                                      "5xx"]}},
+    }, {
         "include-method": WITH_BODY,
         "checks": {"positive_data_acceptance": {"expected-statuses": BODY_POSITIVE_STATUSES}},
     }],

@@ -38,6 +38,7 @@ from nurture.services.sending import nurture_tenant_run
 from nurture.services.tracking import suppression_add
 from routing.models import Assignment, RoutingRule, RoutingRuleMember, SlaClock, Strategy
 from routing.services.sla_enforcement import sla_enforce
+from workspace.models import FeedbackSettings
 from workspace.services.activities import activity_log
 from workspace.services.funnel_plan import funnel_plan_save
 from workspace.services.imports import (
@@ -89,6 +90,7 @@ def _admin_only_rows(tenant: Tenant) -> None:
     rule = RoutingRule.objects.filter(strategy=Strategy.ROUND_ROBIN).order_by("position").first()
     RoutingRuleMember.objects.get_or_create(tenant=tenant, rule=rule, user=_user("sdr1@demo.test"))
     AgentSetting.objects.get_or_create(tenant=tenant, agent=Agent.ROUTING, defaults={"enabled": True})
+    FeedbackSettings.objects.get_or_create(tenant=tenant, defaults={"mql_acceptance_target": 70})
 
 
 def _webhook(tenant: Tenant) -> None:
