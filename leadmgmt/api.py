@@ -152,13 +152,17 @@ class StorableJSONParser(JSONParser):
 
 class _StrictString:
     """DRF's CharField turns a JSON number into text (`5` becomes "5"); a string field of a request body takes
-    only strings, as the schema says (form posts send nothing else)."""
+    only strings, as the schema says (form posts send nothing else). Its `maxLength` holds for the string as sent:
+    DRF checks the length after trimming, so 400 characters of which 200 are trailing spaces were taken."""
 
     default_error_messages = {"not_a_string": "Not a valid string."}
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_a_string")
+        max_length = getattr(self, "max_length", None)
+        if max_length is not None and len(data) > max_length:
+            self.fail("max_length", max_length=max_length)
         return super().to_internal_value(data)
 
 

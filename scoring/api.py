@@ -59,6 +59,11 @@ class ScoringModelBacktestView(TenantApiView):
         if model is None:
             raise Http404("No such scoring model.")
         try:
+            blank = {name: ["Give a date (YYYY-MM-DD), or leave the parameter out for an open end."]
+                     for name in ("from", "to")
+                     if name in request.query_params and not request.query_params[name].strip()}
+            if blank:  # the schema's `format: date`; the admin page's form may leave its fields empty, the API not
+                raise BacktestRangeError(blank)
             span = backtest_range_parse(start=request.query_params.get("from"), end=request.query_params.get("to"))
         except BacktestRangeError as exc:
             raise exceptions.ValidationError(exc.errors) from exc
