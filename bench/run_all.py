@@ -33,6 +33,9 @@ DEFAULTS: dict[str, list[str]] = {
     "chaos": ["--rate", "30", "--seconds", "60"],
     # Issue 15's figures: a 100,000-row CSV (10 % duplicates, 2 % bad rows) against COPY of the same file.
     "import": ["--rows", "100000"],
+    # Issue 16's figures: the learned model trained on 100,000 closed leads, re-scoring with it, and the AUC of the
+    # seed, learned and suggested models on a synthetic funnel with a known propensity.
+    "learning": ["--closed", "100000"],
 }
 
 

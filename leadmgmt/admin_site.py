@@ -9,7 +9,7 @@ admin.site.index_title = "Tenant settings and data"
 # admins and platform operators run. A registered model in no section keeps its app's own section
 # (placed after the tuning sections), so a new app such as nurture shows up without an entry here.
 ADMIN_SECTIONS: list[tuple[str, list[str]]] = [
-    ("Scoring", ["scoring.ScoringModel"]),
+    ("Scoring", ["scoring.ScoringModel", "scoring.PredictiveModel"]),
     ("Routing and SLAs", ["routing.RoutingRule", "routing.Territory", "routing.SlaPolicy", "routing.BusinessHours",
                           "routing.RoutingSettings"]),
     ("Lead capture", ["leads.LeadForm", "leads.SignalType"]),

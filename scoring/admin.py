@@ -17,7 +17,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.context import get_current_tenant, tenant_scope
-from leadmgmt.tenancy.roles import PREDICTIVE_TRAIN, PREDICTIVE_VIEW, roles_for
+from leadmgmt.tenancy.roles import CONFIG_EDIT, PREDICTIVE_TRAIN, PREDICTIVE_VIEW, roles_for
 
 from .admin_backtest import backtest_allowed, backtest_page_context
 from .admin_forms import (
@@ -481,7 +481,9 @@ class PredictiveModelAdmin(TenantScopedAdmin):
     """Each training of the tenant's learned model: status, held-out metrics, training size and the weights.
     Read-only: a model is trained (API, `manage.py scoring_train`, monthly on beat), never edited."""
 
-    view_roles = roles_for(PREDICTIVE_VIEW)
+    # The admin is the configuration editors' tool (managers see an empty admin index): managers read the learned
+    # model through the API and on the lead page.
+    view_roles = roles_for(PREDICTIVE_VIEW) & roles_for(CONFIG_EDIT)
     change_roles: set[str] = set()
     list_display = ("version", "status", "is_current", "trained_at", "closed_count", "won_count", "held_out_auc",
                     "points_auc")

@@ -388,7 +388,7 @@ def test_marketing_ops_admin_index_is_grouped_by_what_they_tune(ops_client):
     page = ops_client.get(reverse("admin:index"))
     sections = {app["name"]: [m["object_name"] for m in app["models"]] for app in page.context["app_list"]}
     assert list(sections)[:4] == ["Scoring", "Routing and SLAs", "Lead capture", "Reasons to reject or disqualify"]
-    assert sections["Scoring"] == ["ScoringModel"]
+    assert sections["Scoring"] == ["ScoringModel", "PredictiveModel"]
     assert sections["Routing and SLAs"] == ["RoutingRule", "Territory", "SlaPolicy", "BusinessHours",
                                             "RoutingSettings"]
     assert sections["Lead capture"] == ["LeadForm", "SignalType"]

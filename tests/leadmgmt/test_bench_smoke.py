@@ -181,3 +181,15 @@ def test_export_bench_streams_both_sizes_and_prints_the_peak_rss():
     assert [_number(r[0]) for r in rows] == [300, 1500], out
     assert all(_number(r[1]) > 0 and _number(r[3]) >= _number(r[2]) for r in rows), out
     assert "peak RSS growth:" in out
+
+
+def test_learning_bench_prints_training_rescore_ratio_and_the_three_aucs():
+    out = _run("bench/learning.py", "--closed", "1500", "--fresh", "600", timeout=300)
+    assert re.search(r"training: 1,500 closed \([\d,]+ won\) in [\d.]+s; held-out", out), out
+    assert re.search(r"re-score with the learned model / without = [\d.]+x", out), out
+    aucs = re.search(r"AUC on 600 fresh leads \([\d,]+ would buy\): seed ([\d.]+), learned ([\d.]+), "
+                     r"suggested draft ([\d.]+) \(truth: ([\d.]+)\)", out)
+    assert aucs, out
+    seed, learned, suggested, truth = map(float, aucs.groups())
+    assert learned > seed and suggested > seed  # the funnel's known propensity is learnable
+    assert learned <= truth + 0.05
