@@ -22,7 +22,7 @@ TITLES = {"Chief Executive Officer": 0.9, "VP Sales": 0.8, "Director of Marketin
           "Software Engineer": -0.4, "Student": -1.4}
 PLANS = {"enterprise": 0.9, "pro": 0.3, "free": -0.7}
 SOURCES = ["web_form", "webinar", "paid_search", "event", "referral"]
-SIGNALS = {"demo_request": 0.9, "pricing_page_view": 0.5, "email_click": 0.15, "webinar_attended": 0.2}
+SIGNALS = {"demo_request": 0.9, "pricing_page_view": 0.5, "email_click": 0.15, "webinar_attendance": 0.2}
 INTERCEPT = -2.6
 FREE_MAIL = -0.9
 SIZE = 0.25  # per unit of ln(1 + employees) above ln(1 + 200)
@@ -84,4 +84,40 @@ def funnel_leads(*, tenant, n: int, seed: int, closed: bool, start: datetime | N
     Lead.objects.unscoped().bulk_create(leads, batch_size=2000)
     Signal.objects.unscoped().bulk_create(signals, batch_size=5000)
     Outcome.objects.unscoped().bulk_create(outcomes, batch_size=2000)
+    return out
+
+
+@dataclass
+class FunnelPerson:
+    """A fresh person of the funnel as a web form and a tracker would send them: the intake body, the signals
+    (type, days ago) and the true odds."""
+    email: str
+    intake: dict
+    signals: list[tuple[str, float]]
+    propensity: float
+    won: bool
+
+
+def funnel_people(*, n: int, seed: int, prefix: str = "web") -> list[FunnelPerson]:
+    """`n` fresh people drawn from the same funnel as `funnel_leads` (same odds), written nowhere: the caller posts
+    them through the intake and their signals through the signals API."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        industry = rng.choice(list(INDUSTRIES))
+        title = rng.choice(list(TITLES))
+        plan = rng.choices(list(PLANS), weights=[1, 2, 3])[0]
+        free_mail = rng.random() < 0.25
+        size = int(math.exp(rng.uniform(math.log(5), math.log(20000))))
+        counts = {t: (rng.choice([0, 0, 0, 1, 2]) if t == "demo_request" else rng.choice([0, 0, 1, 2, 3, 5]))
+                  for t in SIGNALS}
+        p = 1.0 / (1.0 + math.exp(-_logit(industry, title, plan, free_mail, size, counts)))
+        won = rng.random() < p
+        domain = "gmail.com" if free_mail else f"co{i}-{prefix}{seed}.example"
+        email = f"{prefix}{seed}-{i}@{domain}"
+        intake = {"email": email, "first_name": "Pat", "last_name": f"W{i}", "company": f"Company {i}",
+                  "employees": size, "industry": industry, "job_title": title, "plan": plan,
+                  "source": rng.choice(SOURCES)}
+        signals = [(t, 1 + rng.random() * 25) for t, c in counts.items() for _k in range(c)]
+        out.append(FunnelPerson(email=email, intake=intake, signals=signals, propensity=p, won=won))
     return out
