@@ -43,6 +43,22 @@ def _logit(industry, title, plan, free_mail, size, counts) -> float:
     return z
 
 
+def _draw(rng: random.Random) -> dict:
+    """One person of the funnel: their fields, signal counts, true odds, whether they buy and their source (the
+    draws in this order, which `funnel_leads` and `funnel_people` share, so one seed gives the same people)."""
+    industry = rng.choice(list(INDUSTRIES))
+    title = rng.choice(list(TITLES))
+    plan = rng.choices(list(PLANS), weights=[1, 2, 3])[0]
+    free_mail = rng.random() < 0.25
+    size = int(math.exp(rng.uniform(math.log(5), math.log(20000))))
+    counts = {t: (rng.choice([0, 0, 0, 1, 2]) if t == "demo_request" else rng.choice([0, 0, 1, 2, 3, 5]))
+              for t in SIGNALS}
+    p = 1.0 / (1.0 + math.exp(-_logit(industry, title, plan, free_mail, size, counts)))
+    won = rng.random() < p
+    return {"industry": industry, "title": title, "plan": plan, "free_mail": free_mail, "size": size,
+            "counts": counts, "p": p, "won": won, "source": rng.choice(SOURCES)}
+
+
 def funnel_leads(*, tenant, n: int, seed: int, closed: bool, start: datetime | None = None,
                  days: int = 120, prefix: str = "f", with_outcomes: bool = True) -> list[FunnelLead]:
     """`n` leads (and their signals); closed ones get an outcome (won with the true odds) spread over `days`
@@ -53,22 +69,16 @@ def funnel_leads(*, tenant, n: int, seed: int, closed: bool, start: datetime | N
     start = start or now - timedelta(days=days + 1)
     leads, signals, outcomes, out = [], [], [], []
     for i in range(n):
-        industry = rng.choice(list(INDUSTRIES))
-        title = rng.choice(list(TITLES))
-        plan = rng.choices(list(PLANS), weights=[1, 2, 3])[0]
-        free_mail = rng.random() < 0.25
-        size = int(math.exp(rng.uniform(math.log(5), math.log(20000))))
-        counts = {t: (rng.choice([0, 0, 0, 1, 2]) if t == "demo_request" else rng.choice([0, 0, 1, 2, 3, 5]))
-                  for t in SIGNALS}
-        p = 1.0 / (1.0 + math.exp(-_logit(industry, title, plan, free_mail, size, counts)))
-        won = rng.random() < p
+        d = _draw(rng)
+        industry, title, plan, free_mail, size, counts, p, won = (
+            d["industry"], d["title"], d["plan"], d["free_mail"], d["size"], d["counts"], d["p"], d["won"])
         lead_id = uuid.uuid4()
         ref = start + timedelta(days=days * i / max(1, n)) if closed else now
         domain = "gmail.com" if free_mail else f"co{i}-{prefix}{seed}.example"
         leads.append(Lead(
             id=lead_id, tenant=tenant, email=f"{prefix}{seed}-{i}@{domain}", first_name="Pat", last_name=f"L{i}",
             company=f"Company {i}", company_size=size, industry=industry, job_title=title,
-            source=rng.choice(SOURCES), is_personal_email=free_mail, attributes={"plan": plan},
+            source=d["source"], is_personal_email=free_mail, attributes={"plan": plan},
             created_at=ref - timedelta(days=20), last_activity_at=ref - timedelta(days=1),
         ))
         for signal_type, count in counts.items():
@@ -104,20 +114,12 @@ def funnel_people(*, n: int, seed: int, prefix: str = "web") -> list[FunnelPerso
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        industry = rng.choice(list(INDUSTRIES))
-        title = rng.choice(list(TITLES))
-        plan = rng.choices(list(PLANS), weights=[1, 2, 3])[0]
-        free_mail = rng.random() < 0.25
-        size = int(math.exp(rng.uniform(math.log(5), math.log(20000))))
-        counts = {t: (rng.choice([0, 0, 0, 1, 2]) if t == "demo_request" else rng.choice([0, 0, 1, 2, 3, 5]))
-                  for t in SIGNALS}
-        p = 1.0 / (1.0 + math.exp(-_logit(industry, title, plan, free_mail, size, counts)))
-        won = rng.random() < p
-        domain = "gmail.com" if free_mail else f"co{i}-{prefix}{seed}.example"
+        d = _draw(rng)
+        domain = "gmail.com" if d["free_mail"] else f"co{i}-{prefix}{seed}.example"
         email = f"{prefix}{seed}-{i}@{domain}"
         intake = {"email": email, "first_name": "Pat", "last_name": f"W{i}", "company": f"Company {i}",
-                  "employees": size, "industry": industry, "job_title": title, "plan": plan,
-                  "source": rng.choice(SOURCES)}
-        signals = [(t, 1 + rng.random() * 25) for t, c in counts.items() for _k in range(c)]
-        out.append(FunnelPerson(email=email, intake=intake, signals=signals, propensity=p, won=won))
+                  "employees": d["size"], "industry": d["industry"], "job_title": d["title"], "plan": d["plan"],
+                  "source": d["source"]}
+        signals = [(t, 1 + rng.random() * 25) for t, c in d["counts"].items() for _k in range(c)]
+        out.append(FunnelPerson(email=email, intake=intake, signals=signals, propensity=d["p"], won=d["won"]))
     return out
