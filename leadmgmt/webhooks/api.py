@@ -126,7 +126,7 @@ class WebhookDeliveriesView(WebhookApiView):
                    responses={200: WebhookDeliverySerializer(many=True), **COMMON_ERRORS}, tags=["webhooks"])
     def get(self, request, pk: int):
         wanted = request.query_params.get("status", "")
-        if wanted and wanted not in DeliveryStatus.values:
+        if "status" in request.query_params and wanted not in DeliveryStatus.values:  # `?status=` too (the enum)
             raise exceptions.ValidationError({"status": [f"Choose one of: {', '.join(DeliveryStatus.values)}."]})
         rows = webhook_delivery_log(tenant=request.tenant, endpoint=self.endpoint(pk), status=wanted or None)
         return page(self, rows, WebhookDeliverySerializer)

@@ -105,6 +105,7 @@ def test_the_delivery_log_pages_in_a_fixed_number_of_queries_and_filters_by_stat
     failed = admin.get(f"/api/v1/webhooks/{endpoint.pk}/deliveries/?status=failed").json()
     assert failed["count"] == 13
     assert admin.get(f"/api/v1/webhooks/{endpoint.pk}/deliveries/?status=nope").status_code == 400
+    assert admin.get(f"/api/v1/webhooks/{endpoint.pk}/deliveries/?status=").status_code == 400  # not in the enum
 
 
 def test_send_again_queues_a_given_up_delivery_once(tenant, admin, django_capture_on_commit_callbacks):
