@@ -83,6 +83,24 @@ def test_the_probability_in_the_database_is_sklearns_calibrated_predict_proba(te
     got = probabilities(r[0] for r in rows)
     for row, want in zip(rows, expected, strict=True):
         assert abs(got[row[0]][0] - want) < 1e-6
+    # The words: each lead's three largest contributions (logit units, per feature group), largest first, each with
+    # the percentage points of probability it adds or takes, as numpy reckons them from the fitted weights.
+    weights, intercept = trained.estimator.coef_[0], trained.estimator.intercept_[0]
+    starts = np.cumsum([0] + [g.columns() for g in trained.spec.groups])
+    worded = 0
+    for n, row in enumerate(rows):
+        z = intercept + X[n] @ weights
+        parts = [X[n, a:b] @ weights[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        top = sorted((j for j, c in enumerate(parts) if c != 0), key=lambda j: -abs(parts[j]))[:3]
+        p = sigmoid(trained.platt_a * z + trained.platt_b)
+        effects = [(j, round(100 * (p - sigmoid(trained.platt_a * (z - parts[j]) + trained.platt_b)))) for j in top]
+        effects = [(j, e) for j, e in effects if e != 0]
+        stored = got[row[0]][3]
+        assert [r["effect"] for r in stored] == [e for _, e in effects], (stored, effects)
+        for r, (j, _) in zip(stored, effects, strict=True):
+            assert r["label"].startswith(trained.spec.groups[j].label.split(":")[0]), (r, trained.spec.groups[j].label)
+        worded += bool(stored)
+    assert worded >= len(rows) - 2
 
 
 def test_training_refuses_below_the_minimums_saying_how_many_more_are_needed(tenant, model):
