@@ -315,7 +315,7 @@ def scored_rows_sql(compiled: CompiledModel, *, tenant_id: int, now: datetime, l
                 sig_only += f" AND s.lead_id {op} %({name})s::uuid"
     sig_cte = "sig AS (SELECT NULL::uuid AS lead_id WHERE false)"
     learned = compiled.predictive
-    learned_sig = learned.signal_columns() if learned is not None else []
+    learned_sig = learned.signal_columns(compiled.p, now) if learned is not None else []
     if learned_sig:
         # One scan of the signals for both: the learned model also counts signals older than the rules' window,
         # so the window moves from the scan into each rule's count.

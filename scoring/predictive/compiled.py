@@ -2,10 +2,12 @@
 the calibrated probability, the predictive score and the top three contributions, all inside the one statement."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from ..models import FeatureKind, PredictiveModel
-from .features import FeatureSpec, signal_count_columns
+from .features import RECENT_DAYS, FeatureSpec, signal_count_columns
 from .training import spec_from_features
 
 TOP_REASONS = 3
@@ -27,13 +29,17 @@ class CompiledPredictive:
         spec, weights = spec_from_features(features)
         return cls(model=model, spec=spec, weights=weights)
 
-    def signal_columns(self) -> list[str]:
-        return signal_count_columns(self.spec, ref_sql="%(now)s")
+    def signal_columns(self, p, now: datetime) -> list[str]:
+        """The signal counts of the scan at `now` (the recent window's start bound once)."""
+        p("recent_since", now - timedelta(days=RECENT_DAYS))
+        return signal_count_columns(self.spec, ref_sql="%(now)s", since_sql="%(recent_since)s")
 
     def index_columns(self, p) -> list[str]:
         """`pi<j>`: each field group's value position among the learned values (NULL: none), over the lead `l` in c0,
         so the title and department regexes run once per lead."""
-        return [f"array_position({p(f'pv{j}', g.values)}::text[], {g.raw_sql}) AS pi{j}"
+        # A jsonb object of value -> position: a key found by binary search, not a walk through the values.
+        return [f"({p(f'pv{j}', json.dumps({v: i + 1 for i, v in enumerate(g.values)}))}::jsonb ->> {g.raw_sql})::int "
+                f"AS pi{j}"
                 for j, g in enumerate(self.spec.groups) if g.kind == FeatureKind.CATEGORY]
 
     def group_columns(self, p) -> list[str]:

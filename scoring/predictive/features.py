@@ -159,16 +159,15 @@ class FeatureSpec:
         return out
 
 
-def signal_count_columns(spec: FeatureSpec, *, ref_sql: str, alias: str = "s") -> list[str]:
-    """COUNT … FILTER columns `ps_<i>` of the spec's signal groups, relative to the time `ref_sql`."""
+def signal_count_columns(spec: FeatureSpec, *, ref_sql: str, alias: str = "s", since_sql: str | None = None) -> list[str]:
+    """COUNT … FILTER columns `ps_<i>` of the spec's signal groups, relative to the time `ref_sql`: the caller's
+    WHERE keeps only the signals at or before it. `since_sql`, the start of the recent window when the caller has it
+    as one value (a bound parameter is read; `ref - interval` is reckoned again for every signal and column)."""
+    since = since_sql or f"{ref_sql} - interval '{RECENT_DAYS} days'"
     cols = []
     for i, (signal_type, recency) in enumerate(spec.signal_types):
         lit = "'" + signal_type.replace("'", "''") + "'"
-        if recency == "recent":
-            when = (f"{alias}.occurred_at > {ref_sql} - interval '{RECENT_DAYS} days' "
-                    f"AND {alias}.occurred_at <= {ref_sql}")
-        else:
-            when = f"{alias}.occurred_at <= {ref_sql} - interval '{RECENT_DAYS} days'"
+        when = f"{alias}.occurred_at {'>' if recency == 'recent' else '<='} {since}"
         cols.append(f"COUNT(*) FILTER (WHERE {alias}.type = {lit} AND {when}) AS ps_{i}")
     return cols
 

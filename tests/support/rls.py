@@ -29,7 +29,7 @@ from leadmgmt.tenancy.models import Agent, AgentSetting, Invitation, Role, Tenan
 from leadmgmt.webhooks.services.emit import webhook_emit
 from leadmgmt.webhooks.services.endpoints import webhook_endpoint_create
 from leads.lost_reasons import lost_reasons_seed
-from leads.models import ActivityKind, Lead, LeadForm, LeadStatus, OutcomeSource
+from leads.models import OPEN_STATUSES, ActivityKind, Lead, LeadForm, OutcomeSource
 from leads.services.intake import intake_submit
 from leads.services.signals import SignalInput, signals_record
 from nurture.models import Enrollment, EnrollmentStatus, SuppressionReason
@@ -159,7 +159,7 @@ def _sla_escalation(tenant: Tenant) -> None:
 
 def _call_and_convert() -> None:
     """The owner of an open lead logs a call, then converts the lead into an opportunity."""
-    lead = (Lead.objects.filter(owner__isnull=False).exclude(status=LeadStatus.CONVERTED)
+    lead = (Lead.objects.filter(owner__isnull=False, status__in=OPEN_STATUSES)
             .select_related("owner").order_by("created_at", "pk").first())
     owner = Actor.for_user(lead.owner)
     activity_log(lead=lead, kind=ActivityKind.CALL, actor=owner, subject="Intro call")
@@ -184,9 +184,12 @@ def _deals_closed(tenant: Tenant) -> None:
 
 
 def _learned_model(tenant: Tenant) -> None:
-    """A learned model with one weight (two outcomes are too few to train one: its rows are written as stored)."""
+    """The demo's learned model (trained by the seed on its closed history), or one with one weight written as
+    stored when the tenant has none."""
     from scoring.models import FeatureKind, PredictiveFeature, PredictiveModel, PredictiveStatus
 
+    if PredictiveFeature.objects.filter(model__is_current=True).exists():
+        return
     model = PredictiveModel.objects.create(tenant=tenant, version=1, status=PredictiveStatus.READY, is_current=True,
                                            closed_count=2, won_count=1, intercept=-1.0)
     PredictiveFeature.objects.create(tenant=tenant, model=model, kind=FeatureKind.FLAG, key="is_personal_email",

@@ -11,9 +11,10 @@ from django.core.management import call_command
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import ApiKey, Membership, Role, Team, Tenant
 from leadmgmt.tenancy.selectors import api_key_lookup
-from leads.models import Lead, LeadForm, SignalType, Touch
+from leads.models import Lead, LeadForm, Outcome, SignalType, Touch
 from nurture.models import NurtureSettings, Sequence, Step
-from workspace.management.commands.seed_demo import DEMO_LEADS, DEMO_PASSWORD
+from scoring.models import PredictiveModel
+from workspace.management.commands.seed_demo import DEMO_LEADS, DEMO_PASSWORD, HISTORY_SIZE
 
 pytestmark = pytest.mark.django_db
 
@@ -60,14 +61,26 @@ def test_seed_demo_creates_a_usable_demo_tenant(tmp_path):
     assert (tmp_path / "creds.json").stat().st_mode & 0o077 == 0
 
     leads = Lead.objects.unscoped().filter(tenant=tenant)
-    assert leads.count() == len(DEMO_LEADS) == data["leads_total"] == data["leads_added"]
+    assert leads.count() == len(DEMO_LEADS) + HISTORY_SIZE == data["leads_total"] == data["leads_added"]
     assert Touch.objects.unscoped().filter(tenant=tenant).count() >= len(DEMO_LEADS)
+    # A closed history, so the learned model, backtest and feedback report show something on the first run.
+    outcomes = Outcome.objects.unscoped().filter(tenant=tenant)
+    assert outcomes.count() == HISTORY_SIZE and 30 <= outcomes.filter(result="won").count() <= HISTORY_SIZE - 200
+    assert all(o.amount for o in outcomes.filter(result="won"))
+    assert not outcomes.filter(result="lost", lost_reason=None).exists(), "lost for a reason of the taxonomy"
+    learned = PredictiveModel.objects.unscoped().get(tenant=tenant, is_current=True)
+    assert learned.status == "ready" and learned.closed_count == HISTORY_SIZE
+    open_leads = leads.exclude(email__endswith="history.demo.test").exclude(email__endswith="home.history.demo.test")
+    assert open_leads.count() == len(DEMO_LEADS)
+    assert not open_leads.filter(conversion_probability=None).exists(), "every demo lead has its odds"
+    assert not leads.filter(owner=None, email__endswith="history.demo.test").exists()
     audited = AuditEvent.objects.unscoped().filter(tenant=tenant)
     assert audited.filter(action="tenant.created").count() == 1
     nurture = NurtureSettings.objects.unscoped().get(tenant=tenant)
     assert nurture.postal_address.strip(), "the demo tenant can send nurture email under `make run`"
     assert Sequence.objects.unscoped().filter(tenant=tenant, status="active").count() == 5
-    assert audited.filter(object_type="leads.lead").values("object_id").distinct().count() == len(DEMO_LEADS)
+    assert audited.filter(object_type="leads.lead").values("object_id").distinct().count() == len(DEMO_LEADS) \
+        + HISTORY_SIZE, "every sample lead's capture, every closed one's outcome"
 
 
 def test_seed_demo_twice_adds_nothing_and_prints_the_same_working_credentials(tmp_path):
@@ -104,7 +117,7 @@ def test_seed_demo_leaves_other_tenants_alone(tmp_path, tenant):
 
     data = seed(tmp_path / "creds.json")
 
-    assert data["leads_added"] == len(DEMO_LEADS), "the same email in another tenant is another lead"
+    assert data["leads_added"] == len(DEMO_LEADS) + HISTORY_SIZE, "the same email in another tenant is another lead"
     other_lead.refresh_from_db()
     assert other_lead.tenant == tenant
     assert Lead.objects.unscoped().filter(tenant=tenant).count() == 1

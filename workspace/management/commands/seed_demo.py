@@ -43,6 +43,7 @@ from nurture.models import NurtureSettings
 from routing.defaults import routing_defaults_create
 from routing.models import Territory
 from scoring.models import ScoreCause
+from scoring.predictive.services import predictive_train
 from scoring.services import SCORING_AGENT, leads_score, scoring_default_model_create
 from workspace.funnel_plan import funnel_plan_get, month_add, tenant_today
 from workspace.services.funnel_plan import funnel_plan_save
@@ -255,6 +256,82 @@ def demo_costs_and_plan_seed(*, tenant: Tenant) -> None:
             "sal_to_opportunity": Decimal("0.4"), "opportunity_to_won": Decimal("0.25")})
 
 
+# The closed history (issue 16): people who bought or did not over the last half year, so the learned model, the
+# backtest, the feedback report and the Source ROI show something on the first `make run`. Their odds of buying are
+# a logistic function of these (a toy funnel; real tenants learn theirs from their own outcomes).
+HISTORY_SIZE = 400
+HISTORY_DOMAIN = "history.demo.test"
+HISTORY_INDUSTRIES = {"Healthcare": 1.1, "Software": 0.7, "Financial Services": 0.3, "Manufacturing": 0.0,
+                      "Retail": -0.7, "Education": -1.0}
+HISTORY_TITLES = {"Chief Executive Officer": 0.9, "VP Sales": 0.8, "Director of Marketing": 0.5, "IT Manager": 0.1,
+                  "Software Engineer": -0.4, "Student": -1.4}
+HISTORY_SIGNALS = {"demo_request": 0.9, "pricing_page_view": 0.5, "email_click": 0.15, "webinar_attendance": 0.2}
+HISTORY_SOURCES = [("web_form", "google", "demo-request"), ("webinar", "webinar", ""), ("paid_search", "linkedin",
+                   "ops-efficiency"), ("event", "", ""), ("referral", "partner", "")]
+HISTORY_LOST = ["price", "competitor", "no_decision", "timing", "missing_feature", "no_response"]
+
+
+def demo_history_seed(*, tenant: Tenant) -> int:
+    """HISTORY_SIZE closed leads (created 30–210 days ago, with their signals and owners) and their outcomes, recorded
+    through the outcome sync like another CRM would send them; returns how many were added. Once only: a tenant
+    with any outcome already is left alone, so re-running the seed (or a demo user's own outcomes) changes nothing."""
+    import math
+    import random
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from leads.models import Outcome, Signal
+    from workspace.services.outcomes import OutcomeInput, outcomes_sync
+
+    if Outcome.objects.for_tenant(tenant).exists():
+        return 0
+    rng = random.Random(16)
+    now = timezone.now()
+    reps = {role: list(get_user_model().objects.filter(
+        memberships__tenant=tenant, memberships__role=role, memberships__is_active=True).order_by("pk"))
+        for role in (Role.SDR, Role.AE)}
+    leads, signals, items = [], [], []
+    for i in range(HISTORY_SIZE):
+        industry, title = rng.choice(list(HISTORY_INDUSTRIES)), rng.choice(list(HISTORY_TITLES))
+        free_mail = rng.random() < 0.2
+        size = int(math.exp(rng.uniform(math.log(5), math.log(20000))))
+        counts = {t: rng.choice([0, 0, 0, 1, 2] if t == "demo_request" else [0, 0, 1, 2, 3, 5])
+                  for t in HISTORY_SIGNALS}
+        z = (-1.9 + HISTORY_INDUSTRIES[industry] + HISTORY_TITLES[title] - (0.9 if free_mail else 0.0)
+             + 0.25 * (math.log1p(size) - math.log1p(200))
+             + sum(HISTORY_SIGNALS[t] * math.log1p(n) for t, n in counts.items()))
+        won = rng.random() < 1 / (1 + math.exp(-z))
+        source, utm_source, campaign = rng.choice(HISTORY_SOURCES)
+        created = now - timedelta(days=30 + 180 * i / HISTORY_SIZE)
+        closed = created + timedelta(days=5 + rng.random() * 25)
+        lead_id = uuid.uuid4()
+        owners = reps[Role.AE] if won and reps[Role.AE] else reps[Role.SDR]
+        leads.append(Lead(
+            # Free-mail people keep the flag the capture would give them, on an address that reaches nobody.
+            id=lead_id, tenant=tenant, email=f"buyer{i}@{'home.' if free_mail else ''}{HISTORY_DOMAIN}",
+            first_name=rng.choice(["Alex", "Jamie", "Robin", "Kim", "Noa", "Lee", "Sasha", "Taylor"]),
+            last_name=f"Buyer {i}", company="" if free_mail else f"Company {i}", company_size=size,
+            industry=industry, job_title=title, source=source, utm_source=utm_source, utm_campaign=campaign,
+            campaign=campaign, is_personal_email=free_mail, owner=owners[i % len(owners)] if owners else None,
+            created_at=created, last_activity_at=closed, updated_at=closed))
+        for signal_type, count in counts.items():
+            signals += [Signal(tenant=tenant, lead_id=lead_id, type=signal_type, processed_at=closed,
+                               occurred_at=created + timedelta(days=rng.random() * 5, minutes=k))
+                        for k in range(count)]
+        items.append(OutcomeInput(
+            index=i, result="won" if won else "lost", lead_id=lead_id, closed_at=closed,
+            amount=Decimal(rng.randrange(6, 40) * 1000) if won else None, currency="EUR" if won else "",
+            reason="" if won else rng.choice(HISTORY_LOST)))
+    with transaction.atomic():
+        Lead.objects.for_tenant(tenant).bulk_create(leads, batch_size=500)
+        Signal.objects.for_tenant(tenant).bulk_create(signals, batch_size=2000)
+        outcomes_sync(tenant=tenant, items=items, actor=SEED_ACTOR, now=now)
+    return len(leads)
+
+
+
 @transaction.atomic
 def demo_seed(*, credentials_path: Path, base_url: str) -> DemoSeedResult:
     """Create or complete the demo tenant, all or nothing; safe to run any number of times."""
@@ -302,11 +379,16 @@ def _demo_complete(*, tenant: Tenant, created: bool, fresh_raw: str | None,
     # Score now, so the demo shows scores even before the worker has run (idempotent: unchanged
     # scores are not rewritten).
     leads_score(tenant=tenant, cause=ScoreCause.CAPTURE, actor=SCORING_AGENT)
-    demo_costs_and_plan_seed(tenant=tenant)
+    history = demo_history_seed(tenant=tenant)
+    if history:
+        # The history scored like every lead, then the learned model trained on it (and every lead re-scored).
+        leads_score(tenant=tenant, cause=ScoreCause.CAPTURE, actor=SCORING_AGENT)
+        predictive_train(tenant=tenant, actor=SEED_ACTOR)
+    demo_costs_and_plan_seed(tenant=tenant)  # after the history: the costs of every source the leads carry
     return DemoSeedResult(
         tenant=tenant.slug, tenant_name=tenant.name, created=created, form_key=form.key, api_key=raw_key,
         password=DEMO_PASSWORD, login_url=str(settings.LOGIN_URL), users=users,
-        leads_total=Lead.objects.for_tenant(tenant).count(), leads_added=added,
+        leads_total=Lead.objects.for_tenant(tenant).count(), leads_added=added + history,
         credentials_file=str(credentials_path),
     )
 
