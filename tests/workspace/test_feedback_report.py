@@ -205,7 +205,7 @@ def test_the_page_shows_every_section(tenant, history, people):
     assert page.status_code == 200
     text = page.content.decode()
     for needle in ("Recommended MQL threshold", "MQL acceptance by source", "Rejection reasons", "Won revenue",
-                   "Time to convert", "Web round robin", "spring-promo", "10000.00 EUR", "Student project"):
+                   "Time to convert", "Web round robin", "spring-promo", "10,000.00 EUR", "Student project"):
         assert needle in text, needle
     assert "from=2026-11-01&amp;to=2026-11-30" in text  # the CSV link carries the range
 

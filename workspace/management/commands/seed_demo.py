@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Count
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record, diff, snapshot
@@ -239,15 +240,20 @@ def demo_costs_and_plan_seed(*, tenant: Tenant) -> None:
     today, _tz = tenant_today(tenant)
     sources = sorted(set(Lead.objects.for_tenant(tenant).exclude(source="").values_list("source", flat=True))) \
         or ["web_form"]
+    # Each paid campaign's cost on the source that brought most of its leads.
+    campaign_source = {}
+    for campaign in DEMO_CAMPAIGN_COSTS:
+        carried = (Lead.objects.for_tenant(tenant).filter(campaign=campaign).values("source")
+                   .annotate(n=Count("id")).order_by("-n", "source").first())
+        campaign_source[campaign] = carried["source"] if carried else sources[0]
     items = []
     for back in range(3):
         month = month_add(today.replace(day=1), -back)
         for i, source in enumerate(sources):
             items.append(CostInput(month=month, source=source, campaign="", amount=Decimal(1500 + 250 * i),
                                    currency="EUR"))
-            if i == 0:
-                items += [CostInput(month=month, source=source, campaign=campaign, amount=amount, currency="EUR")
-                          for campaign, amount in DEMO_CAMPAIGN_COSTS.items()]
+        items += [CostInput(month=month, source=campaign_source[campaign], campaign=campaign, amount=amount,
+                            currency="EUR") for campaign, amount in DEMO_CAMPAIGN_COSTS.items()]
     source_costs_upsert(tenant=tenant, items=items, actor=SEED_ACTOR)
     if funnel_plan_get(tenant=tenant) is None:
         funnel_plan_save(tenant=tenant, actor=SEED_ACTOR, data={
@@ -272,7 +278,8 @@ HISTORY_LOST = ["price", "competitor", "no_decision", "timing", "missing_feature
 
 
 def demo_history_seed(*, tenant: Tenant) -> int:
-    """HISTORY_SIZE closed leads (created 30–210 days ago, with their signals and owners) and their outcomes, recorded
+    """HISTORY_SIZE closed leads (created 8–188 days ago, with their signals and owners) and their outcomes (won,
+    lost or disqualified), recorded
     through the outcome sync like another CRM would send them; returns how many were added. Once only: a tenant
     with any outcome already is left alone, so re-running the seed (or a demo user's own outcomes) changes nothing."""
     import math
@@ -304,8 +311,8 @@ def demo_history_seed(*, tenant: Tenant) -> int:
              + sum(HISTORY_SIGNALS[t] * math.log1p(n) for t, n in counts.items()))
         won = rng.random() < 1 / (1 + math.exp(-z))
         source, utm_source, campaign = rng.choice(HISTORY_SOURCES)
-        created = now - timedelta(days=30 + 180 * i / HISTORY_SIZE)
-        closed = created + timedelta(days=5 + rng.random() * 25)
+        created = now - timedelta(days=8 + 180 * (HISTORY_SIZE - i) / HISTORY_SIZE)
+        closed = min(created + timedelta(days=5 + rng.random() * 25), now - timedelta(hours=1))
         lead_id = uuid.uuid4()
         owners = reps[Role.AE] if won and reps[Role.AE] else reps[Role.SDR]
         leads.append(Lead(
@@ -320,8 +327,9 @@ def demo_history_seed(*, tenant: Tenant) -> int:
             signals += [Signal(tenant=tenant, lead_id=lead_id, type=signal_type, processed_at=closed,
                                occurred_at=created + timedelta(days=rng.random() * 5, minutes=k))
                         for k in range(count)]
+        result = "won" if won else "disqualified" if rng.random() < 0.3 else "lost"
         items.append(OutcomeInput(
-            index=i, result="won" if won else "lost", lead_id=lead_id, closed_at=closed,
+            index=i, result=result, lead_id=lead_id, closed_at=closed,
             amount=Decimal(rng.randrange(6, 40) * 1000) if won else None, currency="EUR" if won else "",
             reason="" if won else rng.choice(HISTORY_LOST)))
     with transaction.atomic():
