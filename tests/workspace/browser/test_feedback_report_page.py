@@ -41,7 +41,7 @@ def test_marketing_ops_read_the_feedback_report_on_a_laptop_and_a_phone(page, li
     assert "MQL acceptance" in page.locator("[data-testid=kpi-acceptance]").inner_text()
     assert "50%" in page.locator("[data-testid=kpi-acceptance]").inner_text()
     assert "Web round robin" in page.locator("[data-testid=rejections-routing_rule]").inner_text()
-    assert "10000.00 EUR" in page.locator("[data-testid=won-source]").inner_text()
+    assert "10,000.00 EUR" in page.locator("[data-testid=won-source]").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
     page.screenshot(path=str(ARTIFACTS / "feedback-report-laptop.png"))
     page.screenshot(path=str(ARTIFACTS / "feedback-report-laptop-full.png"), full_page=True)
