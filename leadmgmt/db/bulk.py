@@ -10,7 +10,9 @@ connection's cursor inside the caller's transaction, so the transaction's tenant
 - `rows_copy`: COPY into a temporary table of the same columns, then one INSERT … SELECT (thousands of rows:
   PostgreSQL parses and types each literal of a multi-row INSERT one by one). Row-level security refuses COPY
   FROM into a table with a policy, hence the temporary table (no policy, no index, no WAL); the INSERT … SELECT
-  checks the tenant policy, the constraints and the indexes as any INSERT does."""
+  checks the tenant policy, the constraints and the indexes as any INSERT does;
+- `values_copy`: the same COPY for rows given as tuples of plain values, no model instance per row (an import's
+  tens of thousands of touches and audit events: building and preparing an instance costs more than its row)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -111,20 +113,34 @@ def rows_copy(objs: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIAS) ->
     as UUID primary keys are, if the caller needs them)."""
     if not objs:
         return
-    meta = objs[0]._meta
     conn = connections[using]
     fields = _fields(objs)
+    _copy(objs[0]._meta, [f.column for f in fields], _prepared_rows(objs, fields, conn), conn=conn)
+
+
+def values_copy(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence], *,
+                ignore_conflicts: bool = False, using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT `rows` (each a tuple of values for `columns`, as `get_db_prep_save` would give them: str, bool, int,
+    UUID, datetime, None, a dict or list for a JSON column) into `model`'s table through COPY. Columns left out
+    take their database default; `ignore_conflicts` skips a row a unique constraint already holds."""
+    if not rows:
+        return
+    _copy(model._meta, columns, rows, conn=connections[using], ignore_conflicts=ignore_conflicts)
+
+
+def _copy(meta, columns: Sequence[str], rows, *, conn, ignore_conflicts: bool = False) -> None:
     out = io.StringIO()
-    for values in _prepared_rows(objs, fields, conn):
+    for values in rows:
         out.write("\t".join([_copy_text(value) for value in values]))
         out.write("\n")
     out.seek(0)
     qn = conn.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
+    names = ", ".join(qn(column) for column in columns)
     temp = f"bulk_{meta.db_table}_{next(_temp_names)}"
+    conflicts = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     with conn.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {qn(temp)} ON COMMIT DROP AS "  # noqa: S608
-                       f"SELECT {columns} FROM {qn(meta.db_table)} WITH NO DATA")
-        cursor.copy_expert(f"COPY {qn(temp)} ({columns}) FROM STDIN", out)
-        cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({columns}) SELECT {columns} FROM {qn(temp)}")  # noqa: S608
+                       f"SELECT {names} FROM {qn(meta.db_table)} WITH NO DATA")
+        cursor.copy_expert(f"COPY {qn(temp)} ({names}) FROM STDIN", out)
+        cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({names}) SELECT {names} FROM {qn(temp)}{conflicts}")  # noqa: S608
         cursor.execute(f"DROP TABLE {qn(temp)}")
