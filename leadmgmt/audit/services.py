@@ -15,8 +15,12 @@ from leadmgmt.db.bulk import rows_insert, values_copy
 from .actors import Actor
 from .models import AuditEvent
 
+_JSON_PLAIN = frozenset({str, int, bool, float, type(None)})
+
 
 def _jsonable(value: Any) -> Any:
+    if type(value) in _JSON_PLAIN:
+        return value
     if isinstance(value, models.Model):
         return str(value.pk)
     if isinstance(value, (dt.datetime, dt.date)):

@@ -11,6 +11,8 @@ connection's cursor inside the caller's transaction, so the transaction's tenant
   PostgreSQL parses and types each literal of a multi-row INSERT one by one). Row-level security refuses COPY
   FROM into a table with a policy, hence the temporary table (no policy, no index, no WAL); the INSERT … SELECT
   checks the tenant policy, the constraints and the indexes as any INSERT does;
+- `instance_builder`: new unsaved instances, each as `Model(**values)` builds it, for thousands of rows (Django's
+  `__init__` makes every default again, a query expression for each `db_default`, per instance);
 - `values_copy`: the same COPY for rows given as tuples of plain values, no model instance per row (an import's
   tens of thousands of touches and audit events: building and preparing an instance costs more than its row)."""
 from __future__ import annotations
@@ -21,9 +23,10 @@ import io
 import itertools
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models.base import ModelState
 from django.db.models.expressions import DatabaseDefault
 
 _PLAIN_FIELDS = (models.CharField, models.TextField, models.BooleanField, models.IntegerField, models.UUIDField)
@@ -58,6 +61,28 @@ def _prepared_rows(objs: Sequence[models.Model], fields: list[models.Field], con
                 raise ValueError(f"{meta.label}.{f.name}: set on some rows and left to its database default on others.")
             values.append(f.get_db_prep_save(value, connection=conn))
         yield values
+
+
+def instance_builder(model: type[models.Model]) -> Callable[..., models.Model]:
+    """`build(**values)`: a new unsaved instance of `model`, what `model(**values)` builds (a field not given has
+    its default: a callable one, as `uuid4`, `timezone.now`, `dict` or `list`, called for each instance; a constant
+    or a `db_default` shared), copied from one instance built once. For a model with no `pre_init` or `post_init`
+    receiver (nothing would see the copies being made)."""
+    prototype = model().__dict__
+    fresh = [(f.name, f.attname, f.get_default) for f in model._meta.concrete_fields
+             if f.has_default() and callable(f.default)]
+
+    def build(**values) -> models.Model:
+        obj = model.__new__(model)
+        obj.__dict__ = {**prototype, "_state": ModelState()}
+        for name, attname, default in fresh:
+            if name not in values and attname not in values:
+                obj.__dict__[attname] = default()
+        for name, value in values.items():
+            setattr(obj, name, value)
+        return obj
+
+    return build
 
 
 def rows_insert(objs: Sequence[models.Model], *, ignore_conflicts: bool = False,

@@ -21,7 +21,7 @@ from django.utils import dateparse, timezone
 from leadmgmt.api import printable_key
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_events_copy
-from leadmgmt.db.bulk import rows_copy, rows_insert, values_copy
+from leadmgmt.db.bulk import instance_builder, rows_copy, rows_insert, values_copy
 from leadmgmt.tenancy.models import Membership, Tenant
 from leads.capture_input import CaptureInput, capture_inputs_validate
 from leads.erasure import ERASED_MESSAGE, erased_emails
@@ -273,6 +273,7 @@ class _Plan:
     touches: list[tuple] = field(default_factory=list)  # (lead id, kind, source, payload, filled fields)
     events: list[tuple] = field(default_factory=list)  # (action, object type, object id, changes, metadata)
     named: list[tuple[Lead, Any]] = field(default_factory=list)
+    lead_new: Any = field(default_factory=lambda: instance_builder(Lead))  # Lead(**values), cheaper by the thousand
 
 
 def chunk_apply(*, ctx: ImportContext, rows: Sequence[tuple[int, list[str]]]) -> list[RowOutcome]:
@@ -400,7 +401,7 @@ def _create(*, ctx: ImportContext, plan: _Plan, row: _Row, account: Account | No
             ) -> tuple[Lead, RowOutcome]:
     capture, extras = row.capture, row.extras
     phone = capture.values.get("phone", "")
-    lead = Lead(
+    lead = plan.lead_new(
         tenant=ctx.tenant, email=capture.email, account=account, is_personal_email=capture.is_personal_email,
         attributes=capture.attributes, last_activity_at=ctx.now, created_at=extras.get("created_at") or ctx.now,
         pipeline_pending_since=ctx.now, status=extras.get("status") or LeadStatus.NEW,
