@@ -46,14 +46,18 @@ def _fields(objs: Sequence[models.Model]) -> list[models.Field]:
 def _prepared_rows(objs: Sequence[models.Model], fields: list[models.Field], conn) -> Iterator[list]:
     """Each instance's values for `fields`, as save() would send them."""
     meta = objs[0]._meta
-    plan = [(f, f.attname, (isinstance(f, _PLAIN_FIELDS) and not f.choices) or isinstance(f, models.ForeignKey))
-            for f in fields]
+    # A timestamp column that sets nothing itself (no auto_now) takes an aware datetime as it is.
+    plan = [(f, f.attname, (isinstance(f, _PLAIN_FIELDS) and not f.choices) or isinstance(f, models.ForeignKey),
+             isinstance(f, models.DateTimeField) and not (f.auto_now or f.auto_now_add)) for f in fields]
     for obj in objs:
         state = obj.__dict__
         values = []
-        for f, attname, plain in plan:
+        for f, attname, plain, moment in plan:
             value = state.get(attname)
             if plain and type(value) in _PLAIN_VALUES:
+                values.append(value)
+                continue
+            if moment and type(value) is dt.datetime and value.tzinfo is not None:
                 values.append(value)
                 continue
             value = f.pre_save(obj, True)
