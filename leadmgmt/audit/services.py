@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import models
 from django.utils import timezone
 
-from leadmgmt.db.bulk import rows_insert, values_copy
+from leadmgmt.db.bulk import instance_builder, rows_insert, values_copy
 
 from .actors import Actor
 from .models import AuditEvent
@@ -79,6 +80,12 @@ def audit_bulk(*, events: list[AuditEvent]) -> None:
     rows_insert(events)
 
 
+@functools.cache
+def _event_new() -> Callable[..., AuditEvent]:
+    """`AuditEvent(**values)` for the batches that build thousands (the capture pipeline's assignments)."""
+    return instance_builder(AuditEvent)
+
+
 def audit_event_build(
     *,
     tenant,
@@ -95,7 +102,7 @@ def audit_event_build(
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = obj.pk
-    return AuditEvent(
+    return _event_new()(
         tenant=tenant,
         actor_kind=actor.kind,
         actor_name=actor.name[:200],
