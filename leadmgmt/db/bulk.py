@@ -144,7 +144,32 @@ def rows_copy(objs: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIAS) ->
         return
     conn = connections[using]
     fields = _fields(objs)
-    _copy(objs[0]._meta, [f.column for f in fields], _prepared_rows(objs, fields, conn), conn=conn)
+    shared = _shared_fields(objs, fields)
+    varying = [f for f in fields if f not in shared]
+    constants = dict(zip([f.column for f in shared], next(_prepared_rows(objs[:1], shared, conn)), strict=True))
+    _copy(objs[0]._meta, [f.column for f in varying], _prepared_rows(objs, varying, conn), conn=conn,
+          constants=constants)
+
+
+_UNSET = object()
+
+
+def _shared_fields(objs: Sequence[models.Model], fields: list[models.Field]) -> list[models.Field]:
+    """The fields (but the first) every instance holds the very same value object in, written as it is held (no
+    `auto_now`, no JSON, which `save()` prepares per row): one value in the INSERT … SELECT instead of a copied
+    value per row, prepared once (the tenant, a batch's `now`, every default a batch leaves alone)."""
+    if len(objs) < 2:
+        return []
+    shared = []
+    for f in fields[1:]:
+        if isinstance(f, models.JSONField) or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            continue
+        if not isinstance(f, (*_PLAIN_FIELDS, models.DateTimeField, models.ForeignKey)):
+            continue
+        first = objs[0].__dict__.get(f.attname, _UNSET)
+        if first is not _UNSET and all(obj.__dict__.get(f.attname, _UNSET) is first for obj in objs):
+            shared.append(f)
+    return shared
 
 
 def values_copy(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence], *,
@@ -157,7 +182,8 @@ def values_copy(model: type[models.Model], columns: Sequence[str], rows: Sequenc
     _copy(model._meta, columns, rows, conn=connections[using], ignore_conflicts=ignore_conflicts)
 
 
-def _copy(meta, columns: Sequence[str], rows, *, conn, ignore_conflicts: bool = False) -> None:
+def _copy(meta, columns: Sequence[str], rows, *, conn, ignore_conflicts: bool = False,
+          constants: dict[str, object] | None = None) -> None:
     out = io.StringIO()
     for values in rows:
         out.write("\t".join([_copy_text(value) for value in values]))
@@ -165,11 +191,15 @@ def _copy(meta, columns: Sequence[str], rows, *, conn, ignore_conflicts: bool = 
     out.seek(0)
     qn = conn.ops.quote_name
     names = ", ".join(qn(column) for column in columns)
+    constants = constants or {}
+    targets = ", ".join([names, *(qn(column) for column in constants)])
+    selected = ", ".join([names, *(["%s"] * len(constants))])
     temp = f"bulk_{meta.db_table}_{next(_temp_names)}"
     conflicts = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     with conn.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {qn(temp)} ON COMMIT DROP AS "  # noqa: S608
                        f"SELECT {names} FROM {qn(meta.db_table)} WITH NO DATA")
         cursor.copy_expert(f"COPY {qn(temp)} ({names}) FROM STDIN", out)
-        cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({names}) SELECT {names} FROM {qn(temp)}{conflicts}")  # noqa: S608
+        cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({targets}) "  # noqa: S608
+                       f"SELECT {selected} FROM {qn(temp)}{conflicts}", list(constants.values()) or None)
         cursor.execute(f"DROP TABLE {qn(temp)}")
