@@ -132,6 +132,6 @@ def audit_events_copy(*, tenant_id: int, actor: Actor,
     values_copy(AuditEvent, _COPY_COLUMNS, [
         (tenant_id, at, actor.kind, name, user_id, api_key_id, action, object_type,
          str(object_id) if object_id is not None else "",
-         {k: [_jsonable(v) for v in pair] for k, pair in changes.items()},
-         {k: _jsonable(v) for k, v in metadata.items()})
+         {k: [v if type(v) in _JSON_PLAIN else _jsonable(v) for v in pair] for k, pair in changes.items()},
+         {k: v if type(v) in _JSON_PLAIN else _jsonable(v) for k, v in metadata.items()})
         for action, object_type, object_id, changes, metadata in events])
