@@ -6,12 +6,15 @@ import functools
 import json
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from rest_framework import serializers
+from rest_framework.fields import SkipField, get_error_detail
+from rest_framework.serializers import as_serializer_error
 
 from leadmgmt.api import printable_key, text_problem
 from leads.countries import COUNTRY_AS_SENT_ATTRIBUTE, region_code
@@ -280,8 +283,69 @@ def _capture_serializer(known: dict[str, Any]) -> LeadCaptureSerializer:
     return serializer
 
 
+def _known_clean_memoized(known: dict[str, Any], memo: dict) -> tuple[dict[str, Any], dict[str, list]]:
+    """What `LeadCaptureSerializer(data=known).is_valid()` gives — (validated data, errors) — with each field's
+    answer for a text value remembered in `memo` across the submissions of one batch: an import's country, company
+    or job title repeats thousands of times. The same fields, `validate_<field>` methods and `validate()` run, in
+    DRF's order (the phone's answer is remembered per country region, which `validate_phone` reads)."""
+    serializer = _capture_serializer(known)
+    clean: dict[str, Any] = {}
+    errors: dict[str, list] = {}
+    for name, serializer_field in serializer.fields.items():
+        if name not in known:
+            continue  # a field not sent is skipped (none is required)
+        value = known[name]
+        key = None
+        if type(value) is str:
+            country = known.get("country")
+            key = (name, value, country_region(country) if name == "phone" and isinstance(country, str) else None)
+            answer = memo.get(key)
+            if answer is not None:
+                (clean if answer[0] else errors)[name] = answer[1]
+                continue
+        validate_method = getattr(serializer, f"validate_{name}", None)
+        try:
+            validated = serializer_field.run_validation(value)
+            if validate_method is not None:
+                validated = validate_method(validated)
+        except serializers.ValidationError as exc:
+            answer = (False, exc.detail)
+        except ValidationError as exc:
+            answer = (False, get_error_detail(exc))
+        except SkipField:
+            continue
+        else:
+            answer = (True, validated)
+        if key is not None:
+            memo[key] = answer
+        (clean if answer[0] else errors)[name] = answer[1]
+    if errors:
+        return {}, errors
+    try:
+        return serializer.validate(clean), {}
+    except serializers.ValidationError as exc:
+        return {}, as_serializer_error(exc)
+
+
 def capture_input_validate(*, data: dict[str, Any]) -> CaptureInput:
     """Map aliases to Lead fields, validate and normalise; errors are keyed by the submitted name."""
+    return _capture_input(data=data, memo=None)
+
+
+def capture_inputs_validate(*, items: Sequence[dict[str, Any]]) -> list[CaptureInput | ValidationError]:
+    """`capture_input_validate` of each submission of a batch (an import's chunk): its CaptureInput, or the
+    ValidationError it raises. The fields' answers for repeated values are worked out once per batch."""
+    memo: dict = {}
+    out: list[CaptureInput | ValidationError] = []
+    for data in items:
+        try:
+            out.append(_capture_input(data=data, memo=memo))
+        except ValidationError as exc:
+            out.append(exc)
+    return out
+
+
+def _capture_input(*, data: dict[str, Any], memo: dict | None) -> CaptureInput:
     if not isinstance(data, dict):
         raise ValidationError({"detail": ["Send an object of form fields."]})
     errors: dict[str, list[str]] = {}
@@ -306,15 +370,18 @@ def capture_input_validate(*, data: dict[str, Any]) -> CaptureInput:
         elif name not in known or known[name] in ("", None):
             known[name], submitted_as[name] = value, key
 
-    serializer = _capture_serializer(known)
-    if not serializer.is_valid():
-        for name, messages in serializer.errors.items():
-            errors[submitted_as.get(name, name)] = [str(m) for m in messages]
+    if memo is None:
+        serializer = _capture_serializer(known)
+        valid = serializer.is_valid()
+        clean, field_errors = (serializer.validated_data, {}) if valid else ({}, serializer.errors)
+    else:
+        clean, field_errors = _known_clean_memoized(known, memo)
+    for name, messages in field_errors.items():
+        errors[submitted_as.get(name, name)] = [str(m) for m in messages]
     attributes = _attributes_clean(extra, errors)
     if errors:
         raise ValidationError(errors)
 
-    clean = serializer.validated_data
     email = clean.get("email", "")
     domain_of_email = email_domain(email)
     personal = bool(email) and is_free_mail_domain(domain_of_email)

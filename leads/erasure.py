@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 
 from leadmgmt.tenancy.models import Tenant
@@ -49,9 +50,16 @@ def erased_emails(*, tenant: Tenant | int, emails: Iterable[str]) -> set[str]:
             by_hash.setdefault(email_hash(email), []).append(email)
     if not by_hash:
         return set()
-    found = ErasedContact.objects.for_tenant(tenant).filter(email_hash__in=list(by_hash)).values_list(
-        "email_hash", flat=True)
+    # One array parameter (`= ANY`): an import asks about a thousand emails at once, and an IN list of a thousand
+    # values costs Django more to compile, value by value, than PostgreSQL takes to answer.
+    with connection.cursor() as cursor:
+        cursor.execute(_ERASED_SQL, [tenant if isinstance(tenant, int) else tenant.pk, list(by_hash)])
+        found = [digest for (digest,) in cursor.fetchall()]
     return {email for digest in found for email in by_hash[digest]}
+
+
+_ERASED_SQL = (f"SELECT email_hash FROM {ErasedContact._meta.db_table} "  # noqa: S608
+               "WHERE tenant_id = %s AND email_hash = ANY(%s)")
 
 
 def erased_contact_record(*, tenant: Tenant, digest: str) -> tuple[ErasedContact, bool]:

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from leadmgmt.db.bulk import rows_insert
+from leadmgmt.db.bulk import instance_builder, rows_insert
 from leadmgmt.tenancy.cross_tenant import cross_tenant
 from leadmgmt.tenancy.models import Membership, Role, Team
 
@@ -97,11 +97,12 @@ def notify_new_owner(*, assignment: Assignment) -> Notification | None:
 def notify_new_owners(*, assignments: list[Assignment], now: dt.datetime) -> None:
     """`notify_new_owner` for a batch of assignments, in one INSERT (the capture pipeline)."""
     notes = []
+    new_notification = instance_builder(Notification)  # Notification(**values), cheaper by the hundred
     for assignment in assignments:
         if assignment.owner_id is None:
             continue
         message = _new_owner_message(assignment)
-        notes.append(Notification(
+        notes.append(new_notification(
             tenant_id=message["tenant"], user_id=message["user"], kind=message["kind"], lead_id=assignment.lead_id,
             title=message["title"][:200], body=message["body"], created_at=now, email_due=message["email"],
             dedup_key=message["dedup_key"][:120]))

@@ -17,7 +17,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import Tenant
-from leads.locks import leads_lock
+from leads.locks import leads_lock_rows
 
 from . import defaults
 from .account_scores import ACCOUNTS_LOCK_CTE, ACCOUNTS_LOCKED, accounts_score_run
@@ -300,7 +300,7 @@ def _leads_score_one(*, tenant: Tenant, cause: str, actor: Actor, ids: list[str]
                      model: ScoringModel, id_range: tuple[str | None, str | None] | None = None) -> ScoreRun:
     with transaction.atomic(), connection.cursor() as cursor:
         if ids is not None:
-            leads_lock(tenant=tenant, lead_ids=ids)
+            leads_lock_rows(tenant=tenant, lead_ids=ids)
         else:
             cursor.execute("SET LOCAL work_mem = '256MB'")
             # A whole tenant: never nest the lead/signal join, even on stale statistics.

@@ -10,7 +10,11 @@ connection's cursor inside the caller's transaction, so the transaction's tenant
 - `rows_copy`: COPY into a temporary table of the same columns, then one INSERT … SELECT (thousands of rows:
   PostgreSQL parses and types each literal of a multi-row INSERT one by one). Row-level security refuses COPY
   FROM into a table with a policy, hence the temporary table (no policy, no index, no WAL); the INSERT … SELECT
-  checks the tenant policy, the constraints and the indexes as any INSERT does."""
+  checks the tenant policy, the constraints and the indexes as any INSERT does;
+- `instance_builder`: new unsaved instances, each as `Model(**values)` builds it, for thousands of rows (Django's
+  `__init__` makes every default again, a query expression for each `db_default`, per instance);
+- `values_copy`: the same COPY for rows given as tuples of plain values, no model instance per row (an import's
+  tens of thousands of touches and audit events: building and preparing an instance costs more than its row)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -19,9 +23,10 @@ import io
 import itertools
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models.base import ModelState
 from django.db.models.expressions import DatabaseDefault
 
 _PLAIN_FIELDS = (models.CharField, models.TextField, models.BooleanField, models.IntegerField, models.UUIDField)
@@ -41,14 +46,18 @@ def _fields(objs: Sequence[models.Model]) -> list[models.Field]:
 def _prepared_rows(objs: Sequence[models.Model], fields: list[models.Field], conn) -> Iterator[list]:
     """Each instance's values for `fields`, as save() would send them."""
     meta = objs[0]._meta
-    plan = [(f, f.attname, (isinstance(f, _PLAIN_FIELDS) and not f.choices) or isinstance(f, models.ForeignKey))
-            for f in fields]
+    # A timestamp column that sets nothing itself (no auto_now) takes an aware datetime as it is.
+    plan = [(f, f.attname, (isinstance(f, _PLAIN_FIELDS) and not f.choices) or isinstance(f, models.ForeignKey),
+             isinstance(f, models.DateTimeField) and not (f.auto_now or f.auto_now_add)) for f in fields]
     for obj in objs:
         state = obj.__dict__
         values = []
-        for f, attname, plain in plan:
+        for f, attname, plain, moment in plan:
             value = state.get(attname)
             if plain and type(value) in _PLAIN_VALUES:
+                values.append(value)
+                continue
+            if moment and type(value) is dt.datetime and value.tzinfo is not None:
                 values.append(value)
                 continue
             value = f.pre_save(obj, True)
@@ -56,6 +65,28 @@ def _prepared_rows(objs: Sequence[models.Model], fields: list[models.Field], con
                 raise ValueError(f"{meta.label}.{f.name}: set on some rows and left to its database default on others.")
             values.append(f.get_db_prep_save(value, connection=conn))
         yield values
+
+
+def instance_builder(model: type[models.Model]) -> Callable[..., models.Model]:
+    """`build(**values)`: a new unsaved instance of `model`, what `model(**values)` builds (a field not given has
+    its default: a callable one, as `uuid4`, `timezone.now`, `dict` or `list`, called for each instance; a constant
+    or a `db_default` shared), copied from one instance built once. For a model with no `pre_init` or `post_init`
+    receiver (nothing would see the copies being made)."""
+    prototype = model().__dict__
+    fresh = [(f.name, f.attname, f.get_default) for f in model._meta.concrete_fields
+             if f.has_default() and callable(f.default)]
+
+    def build(**values) -> models.Model:
+        obj = model.__new__(model)
+        obj.__dict__ = {**prototype, "_state": ModelState()}
+        for name, attname, default in fresh:
+            if name not in values and attname not in values:
+                obj.__dict__[attname] = default()
+        for name, value in values.items():
+            setattr(obj, name, value)
+        return obj
+
+    return build
 
 
 def rows_insert(objs: Sequence[models.Model], *, ignore_conflicts: bool = False,
@@ -111,20 +142,64 @@ def rows_copy(objs: Sequence[models.Model], *, using: str = DEFAULT_DB_ALIAS) ->
     as UUID primary keys are, if the caller needs them)."""
     if not objs:
         return
-    meta = objs[0]._meta
     conn = connections[using]
     fields = _fields(objs)
+    shared = _shared_fields(objs, fields)
+    varying = [f for f in fields if f not in shared]
+    constants = dict(zip([f.column for f in shared], next(_prepared_rows(objs[:1], shared, conn)), strict=True))
+    _copy(objs[0]._meta, [f.column for f in varying], _prepared_rows(objs, varying, conn), conn=conn,
+          constants=constants)
+
+
+_UNSET = object()
+
+
+def _shared_fields(objs: Sequence[models.Model], fields: list[models.Field]) -> list[models.Field]:
+    """The fields (but the first) every instance holds the very same value object in, written as it is held (no
+    `auto_now`, no JSON, which `save()` prepares per row): one value in the INSERT … SELECT instead of a copied
+    value per row, prepared once (the tenant, a batch's `now`, every default a batch leaves alone)."""
+    if len(objs) < 2:
+        return []
+    shared = []
+    for f in fields[1:]:
+        if isinstance(f, models.JSONField) or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            continue
+        if not isinstance(f, (*_PLAIN_FIELDS, models.DateTimeField, models.ForeignKey)):
+            continue
+        first = objs[0].__dict__.get(f.attname, _UNSET)
+        if first is not _UNSET and all(obj.__dict__.get(f.attname, _UNSET) is first for obj in objs):
+            shared.append(f)
+    return shared
+
+
+def values_copy(model: type[models.Model], columns: Sequence[str], rows: Sequence[Sequence], *,
+                ignore_conflicts: bool = False, using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT `rows` (each a tuple of values for `columns`, as `get_db_prep_save` would give them: str, bool, int,
+    UUID, datetime, None, a dict or list for a JSON column) into `model`'s table through COPY. Columns left out
+    take their database default; `ignore_conflicts` skips a row a unique constraint already holds."""
+    if not rows:
+        return
+    _copy(model._meta, columns, rows, conn=connections[using], ignore_conflicts=ignore_conflicts)
+
+
+def _copy(meta, columns: Sequence[str], rows, *, conn, ignore_conflicts: bool = False,
+          constants: dict[str, object] | None = None) -> None:
     out = io.StringIO()
-    for values in _prepared_rows(objs, fields, conn):
+    for values in rows:
         out.write("\t".join([_copy_text(value) for value in values]))
         out.write("\n")
     out.seek(0)
     qn = conn.ops.quote_name
-    columns = ", ".join(qn(f.column) for f in fields)
+    names = ", ".join(qn(column) for column in columns)
+    constants = constants or {}
+    targets = ", ".join([names, *(qn(column) for column in constants)])
+    selected = ", ".join([names, *(["%s"] * len(constants))])
     temp = f"bulk_{meta.db_table}_{next(_temp_names)}"
+    conflicts = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
     with conn.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE {qn(temp)} ON COMMIT DROP AS "  # noqa: S608
-                       f"SELECT {columns} FROM {qn(meta.db_table)} WITH NO DATA")
-        cursor.copy_expert(f"COPY {qn(temp)} ({columns}) FROM STDIN", out)
-        cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({columns}) SELECT {columns} FROM {qn(temp)}")  # noqa: S608
+                       f"SELECT {names} FROM {qn(meta.db_table)} WITH NO DATA")
+        cursor.copy_expert(f"COPY {qn(temp)} ({names}) FROM STDIN", out)
+        cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({targets}) "  # noqa: S608
+                       f"SELECT {selected} FROM {qn(temp)}{conflicts}", list(constants.values()) or None)
         cursor.execute(f"DROP TABLE {qn(temp)}")

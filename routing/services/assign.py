@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_bulk, audit_event_build, audit_record
-from leadmgmt.db.bulk import rows_insert
+from leadmgmt.db.bulk import instance_builder, rows_insert
 from leadmgmt.tenancy.models import Agent, Membership, Team, Tenant, agent_enabled
 from leadmgmt.webhooks.models import WebhookEventType
 from leadmgmt.webhooks.services.emit import WebhookItem, webhook_emit_bulk, webhook_subscribed
@@ -105,6 +105,7 @@ def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor:
     if not decided:
         return []
     assignments, previous = [], {}
+    new_assignment = instance_builder(Assignment)  # Assignment(**values), cheaper by the hundred
     for lead, decision in decided:
         owner_id = _user_id(decision.owner)
         previous[lead.pk] = (lead.owner_id, lead.team_id)
@@ -114,7 +115,7 @@ def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor:
         lead.assigned_at = now if owner_id is not None else None
         lead.unassigned_reason = "" if owner_id is not None else reason[:300]
         lead.updated_at = now
-        assignments.append(Assignment(
+        assignments.append(new_assignment(
             tenant=tenant, lead=lead, owner=decision.owner, previous_owner_id=previous[lead.pk][0], team=decision.team,
             rule=rule, rule_name=rule.name[:120] if rule is not None else "",
             strategy=decision.strategy or (rule.strategy if rule else ""), trigger=trigger, reason=reason,

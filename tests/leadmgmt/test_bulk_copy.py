@@ -10,7 +10,7 @@ import pytest
 from django.db import transaction
 from django.db.utils import ProgrammingError
 
-from leadmgmt.db.bulk import rows_copy
+from leadmgmt.db.bulk import instance_builder, rows_copy, values_copy
 from leadmgmt.tenancy.context import tenant_scope
 from leads.models import Lead, Touch, TouchKind
 from tests.support.factories import TenantFactory
@@ -58,3 +58,36 @@ def test_rows_copy_is_held_to_the_tenant_of_the_transaction():
         rows_copy([Lead(id=uuid.uuid4(), tenant=other, email="x@example.com", created_at=at, last_activity_at=at)])
     with tenant_scope(other):
         assert not Lead.objects.for_tenant(other).exists()
+
+
+def test_an_instance_builder_builds_what_the_model_builds_with_fresh_defaults_each_time():
+    tenant = TenantFactory()
+    at = dt.datetime(2024, 5, 31, 14, 30, tzinfo=dt.UTC)
+    values = {"tenant": tenant, "email": "a@x.example", "attributes": {"Plan": "pro"}, "created_at": at,
+              "last_activity_at": at, "first_name": "Ann"}
+    build = instance_builder(Lead)
+    first, second, django = build(**values), build(**{**values, "email": "b@x.example"}), Lead(**values)
+    plain = {name: value for name, value in django.__dict__.items() if name not in ("_state", "id")
+             and not type(value).__name__ == "DatabaseDefault"}
+    assert {name: first.__dict__[name] for name in plain} == plain
+    assert first.tenant is tenant and first._state.adding and first.pk and first.pk != second.pk
+    assert first.edited_fields == [] and first.edited_fields is not second.edited_fields
+    with tenant_scope(tenant), transaction.atomic():
+        rows_copy([first, second])
+    assert sorted(Lead.objects.unscoped().filter(tenant=tenant).values_list("email", flat=True)) == [
+        "a@x.example", "b@x.example"]
+
+
+def test_values_copy_writes_plain_rows_as_save_would():
+    tenant = TenantFactory()
+    at = dt.datetime(2024, 5, 31, 14, 30, tzinfo=dt.UTC)
+    lead = Lead(id=uuid.uuid4(), tenant=tenant, email="x@example.com", created_at=at, last_activity_at=at)
+    columns = ("tenant_id", "lead_id", "kind", "form_id", "source", "payload", "filled_fields", "ip_address",
+               "user_agent", "received_at")
+    with tenant_scope(tenant), transaction.atomic():
+        rows_copy([lead])
+        values_copy(Touch, columns, [(tenant.pk, lead.pk, TouchKind.CREATED.value, None, "import",
+                                      {"Note": "tab\there\nline \\ back"}, ["email"], None, "", at)])
+    touch = Touch.objects.unscoped().get(lead_id=lead.pk)
+    assert touch.payload == {"Note": "tab\there\nline \\ back"} and touch.filled_fields == ["email"]
+    assert touch.received_at == at and touch.form_id is None and touch.user_agent == ""

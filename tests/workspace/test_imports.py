@@ -416,6 +416,37 @@ def test_a_chunk_costs_the_same_queries_for_20_rows_as_for_200(tenant, make_memb
     assert small == large and small <= 30
 
 
+def test_a_chunk_writes_its_touches_and_audit_events_without_an_instance_per_row(tenant, make_member, existing):
+    """A chunk's touches, audit events and import records go to COPY as plain rows: building and preparing a model
+    instance for each cost more than PostgreSQL takes to write it. The rows are all there."""
+    from django.db.models.signals import post_init
+
+    member = make_member(tenant, role=Role.SDR)
+    job = ImportJob.objects.create(tenant=tenant, content=b"", file_size=0, file_sha256="", encoding="utf-8",
+                                   delimiter=",")
+    ctx = ImportContext(tenant=tenant, job_id=job.pk, file_name="f.csv", headers=["email", "first_name", "phone"],
+                        mapping=["email", "first_name", "phone"], actor=Actor.for_user(member), now=timezone.now())
+    built: list = []
+
+    def count(sender, **kwargs):
+        built.append(sender)
+
+    for model in (Touch, AuditEvent, ImportLead):
+        post_init.connect(count, sender=model)
+    try:
+        with tenant_scope(tenant):
+            outcomes = chunk_apply(ctx=ctx, rows=[(line, cells[:3]) for line, cells in _rows(200, start=3000)])
+    finally:
+        for model in (Touch, AuditEvent, ImportLead):
+            post_init.disconnect(count, sender=model)
+    assert [o.result for o in outcomes] == ["created"] * 200
+    assert built == []
+    ids = [o.lead_id for o in outcomes]
+    assert Touch.objects.unscoped().filter(lead_id__in=ids, kind="created").count() == 200
+    assert AuditEvent.objects.unscoped().filter(object_id__in=[str(i) for i in ids], action="lead.created").count() == 200
+    assert ImportLead.objects.unscoped().filter(job=job, lead_id__in=ids, created=True).count() == 200
+
+
 # --- tenants and roles ---------------------------------------------------------------------------------------
 
 

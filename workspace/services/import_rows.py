@@ -1,5 +1,5 @@
 """One chunk of an import's rows, set-based: each row validated and normalised by the intake's own rules
-(`capture_input_validate`), matched like a capture (email, then phone; the file's earlier rows too), and the
+(`capture_inputs_validate`), matched like a capture (email, then phone; the file's earlier rows too), and the
 chunk written in a handful of multi-row statements whatever its size: accounts, new leads, the merged leads'
 filled blanks, touches, audit events, the import's record of what it did, named owners' assignments.
 
@@ -20,10 +20,10 @@ from django.utils import dateparse, timezone
 
 from leadmgmt.api import printable_key
 from leadmgmt.audit.actors import Actor
-from leadmgmt.audit.services import audit_event_build
-from leadmgmt.db.bulk import rows_copy
+from leadmgmt.audit.services import audit_events_copy
+from leadmgmt.db.bulk import instance_builder, rows_copy, rows_insert, values_copy
 from leadmgmt.tenancy.models import Membership, Tenant
-from leads.capture_input import CaptureInput, capture_input_validate
+from leads.capture_input import CaptureInput, capture_inputs_validate
 from leads.erasure import ERASED_MESSAGE, erased_emails
 from leads.locks import leads_lock
 from leads.models import Account, Lead, LeadStage, LeadStatus, Signal, Touch, TouchKind
@@ -137,8 +137,20 @@ def _extra_clean(target: str, value: str, now: dt.datetime):
     return clean
 
 
-def row_parse(*, ctx: ImportContext, line: int, cells: list[str]) -> _Row | RowOutcome:
-    """A row as the intake would take it (the mapped columns as a submission), or its refusal."""
+@dataclass
+class _Submission:
+    """A row's mapped columns, before validation: the submission the intake would get, and the import's own
+    columns (owner, dates, status, stage, external id)."""
+
+    line: int
+    cells: list[str]
+    data: dict[str, Any]
+    extras: dict[str, str]
+    columns: dict[str, str]
+    payload: dict[str, str]
+
+
+def _submission(*, ctx: ImportContext, line: int, cells: list[str]) -> _Submission | RowOutcome:
     headers, mapping = ctx.headers, ctx.mapping
     if len(cells) > len(headers) and any(cell.strip() for cell in cells[len(headers):]):
         return _refused(line, cells, {"row": [f"This row has {len(cells)} values; the file has {len(headers)} "
@@ -162,14 +174,20 @@ def row_parse(*, ctx: ImportContext, line: int, cells: list[str]) -> _Row | RowO
             data[target], columns[target] = value, headers[index]
     if attributes:
         data["attributes"] = attributes
+    return _Submission(line=line, cells=cells, data=data, extras=extras, columns=columns, payload=payload)
+
+
+def _row(*, ctx: ImportContext, submission: _Submission, validated: CaptureInput | ValidationError) -> _Row | RowOutcome:
+    """The validated submission with the import's own columns, or the row's refusal (every field's message)."""
+    line, cells, columns = submission.line, submission.cells, submission.columns
     errors: dict[str, list[str]] = {}
     capture = None
-    try:
-        capture = capture_input_validate(data=data)
-    except ValidationError as exc:
-        errors.update(exc.message_dict if hasattr(exc, "error_dict") else {"row": exc.messages})
+    if isinstance(validated, ValidationError):
+        errors.update(validated.message_dict if hasattr(validated, "error_dict") else {"row": validated.messages})
+    else:
+        capture = validated
     clean_extras: dict[str, Any] = {}
-    for target, value in extras.items():
+    for target, value in submission.extras.items():
         try:
             clean_extras[target] = _extra_clean(target, value, ctx.now)
         except ValidationError as exc:
@@ -182,8 +200,20 @@ def row_parse(*, ctx: ImportContext, line: int, cells: list[str]) -> _Row | RowO
         values["consent_at"] = clean_extras.get("consent_at") or ctx.now
         values["consent_source"] = f"Import {ctx.file_name}"[:200]
     capture.values = values
-    capture.payload = payload
-    return _Row(line=line, raw=cells, capture=capture, extras=clean_extras, columns=columns, payload=payload)
+    capture.payload = submission.payload
+    return _Row(line=line, raw=cells, capture=capture, extras=clean_extras, columns=columns,
+                payload=submission.payload)
+
+
+def rows_parse(*, ctx: ImportContext, rows: Sequence[tuple[int, list[str]]]) -> list[_Row | RowOutcome]:
+    """Each row as the intake would take it (the mapped columns as a submission), or its refusal, in order; the
+    submissions validated together by `capture_inputs_validate` (a value repeated down a column is normalised
+    once)."""
+    split = [_submission(ctx=ctx, line=line, cells=cells) for line, cells in rows]
+    submissions = [item for item in split if isinstance(item, _Submission)]
+    validated = iter(capture_inputs_validate(items=[item.data for item in submissions]))
+    return [item if isinstance(item, RowOutcome) else _row(ctx=ctx, submission=item, validated=next(validated))
+            for item in split]
 
 
 # --- One chunk -----------------------------------------------------------------------------------------
@@ -212,12 +242,12 @@ def _accounts(*, ctx: ImportContext, rows: Sequence[_Row], events: list) -> dict
     new = [Account(tenant=tenant, domain=domain, name=name[:200], created_at=ctx.now)
            for domain, name in names.items() if domain not in found]
     if new:
-        Account.objects.bulk_create(new)
+        rows_insert(new)
         for account in new:
             found[account.domain] = account
-            events.append(audit_event_build(tenant=tenant, actor=ctx.actor, action="account.created", obj=account,
-                                            changes={"domain": [None, account.domain], "name": [None, account.name]},
-                                            metadata={"import_id": ctx.job_id}))
+            events.append(("account.created", _ACCOUNT, account.pk,
+                           {"domain": [None, account.domain], "name": [None, account.name]},
+                           {"import_id": ctx.job_id}))
     return found
 
 
@@ -225,16 +255,25 @@ def _jsonable(value):
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
+_ACCOUNT, _LEAD = Account._meta.label_lower, Lead._meta.label_lower
+_TOUCH_COLUMNS = ("tenant_id", "lead_id", "kind", "form_id", "source", "payload", "filled_fields", "ip_address",
+                  "user_agent", "received_at")
+
+
 @dataclass
 class _Plan:
+    """The chunk's writes, gathered row by row and written once: touches and audit events as plain tuples (their
+    COPY rows), not model instances, which cost more to build and prepare than PostgreSQL takes to write them."""
+
     new: list[Lead] = field(default_factory=list)
     merged: dict[UUID, Lead] = field(default_factory=dict)  # existing leads the chunk filled blanks of
     merged_fields: set[str] = field(default_factory=set)
     rescore: set[UUID] = field(default_factory=set)
     before: dict[UUID, dict[str, Any]] = field(default_factory=dict)
-    touches: list[Touch] = field(default_factory=list)
-    events: list = field(default_factory=list)
+    touches: list[tuple] = field(default_factory=list)  # (lead id, kind, source, payload, filled fields)
+    events: list[tuple] = field(default_factory=list)  # (action, object type, object id, changes, metadata)
     named: list[tuple[Lead, Any]] = field(default_factory=list)
+    lead_new: Any = field(default_factory=lambda: instance_builder(Lead))  # Lead(**values), cheaper by the thousand
 
 
 def chunk_apply(*, ctx: ImportContext, rows: Sequence[tuple[int, list[str]]]) -> list[RowOutcome]:
@@ -242,8 +281,7 @@ def chunk_apply(*, ctx: ImportContext, rows: Sequence[tuple[int, list[str]]]) ->
     tenant = ctx.tenant
     outcomes: list[RowOutcome] = []
     parsed: list[_Row] = []
-    for line, cells in rows:
-        row = row_parse(ctx=ctx, line=line, cells=cells)
+    for row in rows_parse(ctx=ctx, rows=rows):
         (outcomes if isinstance(row, RowOutcome) else parsed).append(row)
     owners = _owners_read(tenant=tenant, emails={r.extras["owner_email"] for r in parsed if "owner_email" in r.extras})
     erased = erased_emails(tenant=tenant, emails={r.capture.email for r in parsed if r.capture.email})
@@ -265,16 +303,28 @@ def chunk_apply(*, ctx: ImportContext, rows: Sequence[tuple[int, list[str]]]) ->
     return sorted(outcomes, key=lambda outcome: outcome.line)
 
 
+# The chunk's emails and phones as one array each (`= ANY(%s)`): an IN list of a thousand values costs Django more
+# to compile, value by value, than PostgreSQL takes to answer.
+_BY_EMAIL_SQL = f"SELECT email, id FROM {Lead._meta.db_table} WHERE tenant_id = %s AND email = ANY(%s)"  # noqa: S608
+_BY_PHONE_SQL = (f"SELECT id, phone, email FROM {Lead._meta.db_table} "  # noqa: S608
+                 "WHERE tenant_id = %s AND phone = ANY(%s) ORDER BY created_at, id")
+
+
+def _leads_read(sql: str, *, tenant: Tenant, values: list[str]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tenant.pk, values])
+        return cursor.fetchall()
+
+
 def _rows_plan(*, ctx: ImportContext, rows: list[_Row], owners: dict[str, Any], plan: _Plan) -> list[RowOutcome]:
     """Match each row (the tenant's leads read and locked at once) and decide its lead, in file order."""
     tenant = ctx.tenant
     emails = sorted({r.capture.email for r in rows if r.capture.email})
     phones = sorted({r.capture.values["phone"] for r in rows if r.capture.values.get("phone")})
-    by_email = dict(Lead.objects.for_tenant(tenant).filter(email__in=emails).values_list("email", "id")) if emails else {}
+    by_email = dict(_leads_read(_BY_EMAIL_SQL, tenant=tenant, values=emails)) if emails else {}
     by_phone: dict[str, list[tuple[UUID, str]]] = {}
     if phones:
-        for lead_id, phone, email in (Lead.objects.for_tenant(tenant).filter(phone__in=phones)
-                                      .order_by("created_at", "id").values_list("id", "phone", "email")):
+        for lead_id, phone, email in _leads_read(_BY_PHONE_SQL, tenant=tenant, values=phones):
             by_phone.setdefault(phone, []).append((lead_id, email))
     phone_only = {by_phone[p][0][0] for r in rows if not r.capture.email
                   for p in [r.capture.values.get("phone", "")] if p in by_phone}
@@ -346,13 +396,11 @@ def _merge(*, ctx: ImportContext, plan: _Plan, row: _Row, lead: Lead, existing: 
         plan.merged_fields |= filled
         if SCORING_FIELDS & filled:
             plan.rescore.add(lead.pk)
-    plan.touches.append(Touch(tenant=ctx.tenant, lead=lead, kind=TouchKind.DUPLICATE,
-                              source=row.capture.values["source"], payload=row.payload,
-                              filled_fields=sorted(changes), received_at=ctx.now))
-    plan.events.append(audit_event_build(tenant=ctx.tenant, actor=ctx.actor, action="lead.merged", obj=lead,
-                                         changes=changes, metadata={"source": row.capture.values["source"],
-                                                                    "matched_on": matched_on,
-                                                                    "import_id": ctx.job_id, "line": row.line}))
+    plan.touches.append((lead.pk, TouchKind.DUPLICATE.value, row.capture.values["source"], row.payload,
+                         sorted(changes)))
+    plan.events.append(("lead.merged", _LEAD, lead.pk, changes, {"source": row.capture.values["source"],
+                                                                 "matched_on": matched_on,
+                                                                 "import_id": ctx.job_id, "line": row.line}))
     if target_line is not None:
         detail = f"Same {matched_on} as line {target_line}: merged into its lead."
     else:
@@ -365,7 +413,7 @@ def _create(*, ctx: ImportContext, plan: _Plan, row: _Row, account: Account | No
             ) -> tuple[Lead, RowOutcome]:
     capture, extras = row.capture, row.extras
     phone = capture.values.get("phone", "")
-    lead = Lead(
+    lead = plan.lead_new(
         tenant=ctx.tenant, email=capture.email, account=account, is_personal_email=capture.is_personal_email,
         attributes=capture.attributes, last_activity_at=ctx.now, created_at=extras.get("created_at") or ctx.now,
         pipeline_pending_since=ctx.now, status=extras.get("status") or LeadStatus.NEW,
@@ -383,16 +431,16 @@ def _create(*, ctx: ImportContext, plan: _Plan, row: _Row, account: Account | No
     owner = owners.get(extras.get("owner_email", ""))
     if owner is not None:
         plan.named.append((lead, owner))
-    plan.touches.append(Touch(tenant=ctx.tenant, lead=lead, kind=TouchKind.CREATED, source=capture.values["source"],
-                              payload=row.payload, filled_fields=sorted(capture.values), received_at=ctx.now))
+    plan.touches.append((lead.pk, TouchKind.CREATED.value, capture.values["source"], row.payload,
+                         sorted(capture.values)))
     initial = {"email": capture.email, **capture.values, "account": account.pk if account else None,
                "is_personal_email": capture.is_personal_email, "attributes": capture.attributes or None,
                "status": lead.status, "stage": lead.stage, "external_id": lead.external_id}
-    plan.events.append(audit_event_build(
-        tenant=ctx.tenant, actor=ctx.actor, action="lead.created", obj=lead,
-        changes={k: [None, v] for k, v in initial.items() if v not in (None, "", False, {}, [])},
-        metadata={"source": capture.values["source"], "possible_duplicate_of": lead.possible_duplicate_of_id,
-                  "import_id": ctx.job_id, "line": row.line}))
+    plan.events.append((
+        "lead.created", _LEAD, lead.pk,
+        {k: [None, v] for k, v in initial.items() if v not in (None, "", False, {}, [])},
+        {"source": capture.values["source"], "possible_duplicate_of": lead.possible_duplicate_of_id,
+         "import_id": ctx.job_id, "line": row.line}))
     result = "possible_duplicate" if lead.possible_duplicate_of_id else "created"
     return lead, RowOutcome(line=row.line, result=result, raw=row.raw, lead_id=lead.pk, detail=detail)
 
@@ -429,13 +477,13 @@ def _plan_write(*, ctx: ImportContext, plan: _Plan) -> None:
             lead.updated_at = now
         _leads_update(tenant=tenant, leads=list(plan.merged.values()),
                       names=plan.merged_fields | {"last_activity_at", "updated_at"})
-    rows_copy(plan.touches)
-    rows_copy(plan.events)
-    records = [ImportLead(tenant=tenant, job_id=ctx.job_id, lead_id=lead.pk, created=True) for lead in plan.new]
-    records += [ImportLead(tenant=tenant, job_id=ctx.job_id, lead_id=pk, created=False, before=before)
-                for pk, before in plan.before.items()]
-    if records:  # a lead an earlier chunk created keeps its "created" record
-        ImportLead.objects.bulk_create(records, ignore_conflicts=True)
+    values_copy(Touch, _TOUCH_COLUMNS, [(tenant.pk, lead_id, kind, None, source, payload, filled, None, "", now)
+                                        for lead_id, kind, source, payload, filled in plan.touches])
+    audit_events_copy(tenant_id=tenant.pk, actor=ctx.actor, events=plan.events)
+    records = [(tenant.pk, ctx.job_id, lead.pk, True, {}) for lead in plan.new]
+    records += [(tenant.pk, ctx.job_id, pk, False, before) for pk, before in plan.before.items()]
+    # A lead an earlier chunk created keeps its "created" record.
+    values_copy(ImportLead, ("tenant_id", "job_id", "lead_id", "created", "before"), records, ignore_conflicts=True)
     if ctx.dry_run:
         return  # what follows changes nothing the dry run counts
     if plan.named:

@@ -4,10 +4,10 @@ Capture marks each new lead pending in its own INSERT (`Lead.pipeline_pending_si
 after commit, enqueues one task per tenant and transaction (a batch of 1,000 leads is one task). The
 worker claims up to `CAPTURE_PIPELINE_BATCH` pending leads with `FOR UPDATE SKIP LOCKED` (two workers never
 claim the same lead), scores them with the set-based engine in one statement, routes them with the rule
-set compiled once, records their possible duplicates (same phone, or same name at the same account:
-`leads.services.duplicates`), and clears their pending mark, all in one transaction: a worker killed half-way loses
-nothing (the transaction rolls back, the leads stay pending) and nothing is done twice (the mark is
-cleared with the work it stands for). The sweep hands leads pending for longer than
+set compiled once and records their possible duplicates (same phone, or same name at the same account:
+`leads.services.duplicates`), their pending mark cleared by the claim itself, all in one transaction: a worker
+killed half-way loses nothing (the transaction rolls back, the leads stay pending) and nothing is done twice
+(the mark is cleared with the work it stands for). The sweep hands leads pending for longer than
 `CAPTURE_PIPELINE_SWEEP_AFTER_SECONDS` to a worker again, so a lost task costs one sweep interval.
 """
 from __future__ import annotations
@@ -30,9 +30,15 @@ from routing.services.assign import leads_route_captured
 from scoring.models import ScoreCause
 from scoring.services import SCORING_AGENT, leads_score
 
+# The claim clears the pending mark of the leads it takes (their ids in pending order): in the batch's
+# transaction, so a rollback puts the mark back, and one UPDATE of the leads fewer than clearing it at the end.
 _CLAIM_SQL = (
-    f"SELECT id FROM {Lead._meta.db_table} WHERE tenant_id = %s AND pipeline_pending_since IS NOT NULL "  # noqa: S608
-    "ORDER BY pipeline_pending_since, id LIMIT %s FOR UPDATE SKIP LOCKED"
+    f"WITH claimed AS (SELECT id, pipeline_pending_since AS since FROM {Lead._meta.db_table} "  # noqa: S608
+    "WHERE tenant_id = %(tenant)s AND pipeline_pending_since IS NOT NULL "
+    "ORDER BY pipeline_pending_since, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+    f"cleared AS (UPDATE {Lead._meta.db_table} l SET pipeline_pending_since = NULL FROM claimed c "
+    "WHERE l.tenant_id = %(tenant)s AND l.id = c.id) "
+    "SELECT id FROM claimed ORDER BY since, id"
 )
 
 
@@ -48,7 +54,7 @@ def captured_leads_process(*, tenant: Tenant, limit: int | None = None, now: dat
     limit = limit or settings.CAPTURE_PIPELINE_BATCH
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [tenant.pk, limit])
+            cursor.execute(_CLAIM_SQL, {"tenant": tenant.pk, "limit": limit})
             ids = [row[0] for row in cursor.fetchall()]
         if not ids:
             return PipelineRun()
@@ -57,7 +63,6 @@ def captured_leads_process(*, tenant: Tenant, limit: int | None = None, now: dat
         _webhooks_lead_created(tenant=tenant, lead_ids=ids, now=now)
         assignments = leads_route_captured(tenant=tenant, lead_ids=ids, now=now)
         duplicate_pairs_detect(tenant=tenant, lead_ids=ids, now=now)
-        Lead.objects.for_tenant(tenant).filter(pk__in=ids).update(pipeline_pending_since=None)
     return PipelineRun(claimed=len(ids), routed=len(assignments), batches=1)
 
 
