@@ -22,7 +22,7 @@ from scoring.models import ScoringModel
 from scoring.predictive.training import calibration_error
 from scoring.services import leads_score
 from tests.support.factories import api_key_for
-from tests.support.funnel import funnel_leads, funnel_people
+from tests.support.funnel import funnel_leads, funnel_people, outcomes_sync_post
 from tests.support.intake import ALLOWED_ORIGIN, post_json
 from workspace.services.pipeline import captured_leads_drain
 
@@ -43,13 +43,7 @@ def test_outcomes_in_training_and_fresh_intake_leads_ranked_by_the_learned_model
     closed = funnel_leads(tenant=tenant, n=2000, seed=51, closed=True, prefix="hist", with_outcomes=False)
     leads_score(tenant=tenant, cause="manual", slices=1)
     sync = key_client(tenant, [ApiScope.OUTCOMES_WRITE])
-    for start in (0, 1000):
-        items = [{"lead_id": str(f.id), "outcome": "won" if f.won else "lost", "closed_at": f.closed_at.isoformat()}
-                 | ({"amount": "12000.00", "currency": "EUR"} if f.won else {"reason": "price"})
-                 for f in closed[start:start + 1000]]
-        response = sync.post("/api/v1/outcomes/", items, format="json")
-        assert response.status_code == 202
-        assert {r["status"] for r in response.json()["results"]} == {"recorded"}
+    outcomes_sync_post(sync, closed, amount="12000.00")
 
     ops = key_client(tenant, [ApiScope.PREDICTIVE_TRAIN, ApiScope.PREDICTIVE_READ, ApiScope.LEADS_READ,
                               ApiScope.LEADS_WRITE, ApiScope.SIGNALS_WRITE])

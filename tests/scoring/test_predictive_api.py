@@ -16,7 +16,7 @@ from scoring.models import PredictiveModel, PredictiveStatus
 from scoring.services import leads_score, scoring_default_model_create
 from tests.conftest import member
 from tests.support.factories import api_key_for
-from tests.support.funnel import funnel_leads
+from tests.support.funnel import funnel_leads, outcomes_sync_post
 
 URL, TRAIN = "/api/v1/scoring/predictive/", "/api/v1/scoring/predictive/train/"
 
@@ -205,13 +205,7 @@ def test_outcomes_fed_through_the_sync_api_train_a_model_that_beats_the_seed_mod
     fresh = funnel_leads(tenant=tenant, n=1000, seed=32, closed=False, prefix="t")
     leads_score(tenant=tenant, cause="manual", slices=1)
     sync = key_client(tenant, [ApiScope.OUTCOMES_WRITE])
-    for start in (0, 1000):
-        items = [{"lead_id": str(f.id), "outcome": "won" if f.won else "lost", "closed_at": f.closed_at.isoformat()}
-                 | ({"amount": "1000.00", "currency": "EUR"} if f.won else {"reason": "price"})
-                 for f in closed[start:start + 1000]]
-        response = sync.post("/api/v1/outcomes/", items, format="json")
-        assert response.status_code == 202
-        assert {r["status"] for r in response.json()["results"]} == {"recorded"}, response.json()["results"][:3]
+    outcomes_sync_post(sync, closed, amount="1000.00")
     trainer = key_client(tenant, [ApiScope.PREDICTIVE_TRAIN, ApiScope.PREDICTIVE_READ])
     with django_capture_on_commit_callbacks(execute=True):
         assert trainer.post(TRAIN).status_code == 202

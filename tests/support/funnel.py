@@ -123,3 +123,16 @@ def funnel_people(*, n: int, seed: int, prefix: str = "web") -> list[FunnelPerso
         signals = [(t, 1 + rng.random() * 25) for t, c in d["counts"].items() for _k in range(c)]
         out.append(FunnelPerson(email=email, intake=intake, signals=signals, propensity=d["p"], won=d["won"]))
     return out
+
+
+def outcomes_sync_post(client, closed: list[FunnelLead], *, amount: str = "12000.00") -> None:
+    """The closed leads' outcomes sent as another CRM would, through `POST /api/v1/outcomes/` in batches of 1,000
+    (won with `amount` EUR, lost for "price"); every one must come back `recorded`."""
+    for start in range(0, len(closed), 1000):
+        items = [{"lead_id": str(f.id), "outcome": "won" if f.won else "lost", "closed_at": f.closed_at.isoformat()}
+                 | ({"amount": amount, "currency": "EUR"} if f.won else {"reason": "price"})
+                 for f in closed[start:start + 1000]]
+        response = client.post("/api/v1/outcomes/", items, format="json")
+        assert response.status_code == 202, response.content
+        results = response.json()["results"]
+        assert {r["status"] for r in results} == {"recorded"}, results[:3]

@@ -14,8 +14,12 @@ Fixed passwords are acceptable here only because this tenant is a local demo.
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
+import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Count
+from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.services import audit_record, diff, snapshot
@@ -37,7 +42,7 @@ from leadmgmt.tenancy.services import (
     membership_upsert,
     tenant_create,
 )
-from leads.models import Lead, LeadForm
+from leads.models import Lead, LeadForm, Outcome, Signal
 from leads.services.capture import lead_capture
 from nurture.defaults import nurture_defaults_create
 from nurture.models import NurtureSettings
@@ -48,6 +53,7 @@ from scoring.predictive.services import predictive_train
 from scoring.services import SCORING_AGENT, leads_score, scoring_default_model_create
 from workspace.funnel_plan import funnel_plan_get, month_add, tenant_today
 from workspace.services.funnel_plan import funnel_plan_save
+from workspace.services.outcomes import OutcomeInput, outcomes_sync
 from workspace.services.source_costs import CostInput, source_costs_upsert
 
 DEMO_SLUG = "demo"
@@ -282,16 +288,6 @@ def demo_history_seed(*, tenant: Tenant) -> int:
     lost or disqualified), recorded
     through the outcome sync like another CRM would send them; returns how many were added. Once only: a tenant
     with any outcome already is left alone, so re-running the seed (or a demo user's own outcomes) changes nothing."""
-    import math
-    import random
-    import uuid
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from leads.models import Outcome, Signal
-    from workspace.services.outcomes import OutcomeInput, outcomes_sync
-
     if Outcome.objects.for_tenant(tenant).exists():
         return 0
     rng = random.Random(16)
