@@ -3,9 +3,10 @@ chunked run, against PostgreSQL COPY of the same file into a bare table, measure
 
 Creates a throwaway database on the DATABASE_URL server (dropped afterwards), a tenant through `tenant_create`
 (default scoring model and routing rules) with four SDRs, the existing leads (set-based INSERT … SELECT), and
-the CSV file in memory. Then: COPY of the file into a bare table of text columns (the floor); the same rows put
-into the lead table by one INSERT … SELECT with no Python at all (what the table's indexes, constraints, policy
-and foreign keys cost: the floor no import can go under, printed as its own ratio to COPY); the import's
+the CSV file in memory. Then: COPY of the file into a bare table (an ordinary table of text columns, no index,
+constraint or policy: the floor); the same rows put into the lead table by one INSERT … SELECT with no Python at
+all (what the table's indexes, constraints, policy and foreign keys cost: the floor no import can go under,
+printed as its own ratio to COPY); the import's
 upload (detection), mapping and run (`import_run`, in this process, chunk by chunk as the worker runs it); and
 the capture pipeline drained, until every imported lead is scored and owned, by --drain-workers processes (forked
 from this one; default: the worker concurrency `make run` starts, `CELERY_WORKER_CONCURRENCY` or 2), each
@@ -93,16 +94,21 @@ def csv_file(*, rows: int, duplicates: int, bad: int) -> bytes:
 
 
 def copy_floor(content: bytes) -> tuple[int, float]:
-    """COPY of the same file into a bare table of text columns: (rows, seconds)."""
+    """COPY of the same file into a bare table (an ordinary, logged table of text columns: no index, constraint,
+    policy or trigger), created for it as the tables' owner and dropped after: (rows, seconds)."""
     from django.db import connection, transaction
 
+    from leadmgmt.db.backend.base import owner_mode
+
     columns = ", ".join(f"c{i} text" for i in range(len(COLUMNS)))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE bench_copy ({columns}) ON COMMIT DROP")
+    with owner_mode(connection), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE bench_copy ({columns})")
         with Timer() as t:
             cursor.copy_expert("COPY bench_copy FROM STDIN WITH (FORMAT csv, HEADER true)", io.BytesIO(content))
         cursor.execute("SELECT count(*) FROM bench_copy")
-        return cursor.fetchone()[0], t.seconds
+        rows = cursor.fetchone()[0]
+        cursor.execute("DROP TABLE bench_copy")
+    return rows, t.seconds
 
 
 def lead_insert_floor(content: bytes, *, tenant_id: int) -> tuple[int, float]:

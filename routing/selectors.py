@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from leadmgmt.tenancy.models import Membership, Role, Team, Tenant
@@ -18,6 +19,25 @@ REP_ROLES = (Role.SDR, Role.AE)
 LOST_GRACE = timedelta(seconds=60)
 LOST_WINDOW = timedelta(days=1)
 LOST_BATCH = 500
+
+
+# One probe of the (tenant, lead, at) index per lead. As `lead_id IN (…)` the planner may read every assignment of
+# the tenant instead (its statistics taken when the tenant had a few hundred: 87,000 rows read, 48 ms, for an
+# import's batch of 300 new leads); a LIMIT in a LATERAL subquery keeps it a probe per lead.
+_ASSIGNED_SQL = (
+    f"SELECT x.id FROM unnest(%s::uuid[]) AS x(id) CROSS JOIN LATERAL (SELECT 1 FROM {Assignment._meta.db_table} a "  # noqa: S608
+    "WHERE a.tenant_id = %s AND a.lead_id = x.id LIMIT 1) AS hit"
+)
+
+
+def leads_ever_assigned(*, tenant: Tenant, lead_ids: Iterable) -> set:
+    """The ids among `lead_ids` of the leads that have any assignment (routed once already)."""
+    ids = [str(i) for i in lead_ids]
+    if not ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(_ASSIGNED_SQL, [ids, tenant.pk])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def candidate_memberships(*, tenant: Tenant, team: Team | int | None = None, user_ids: Iterable | None = None,

@@ -88,10 +88,15 @@ def accounts_score_sql(*, only_listed: bool) -> str:
 
 
 # The CTE of the leads' scoring statement that locks the batch's accounts (ascending id, after the leads: the
-# lock order of leads.locks); the statement returns their ids for `accounts_score_run`.
+# lock order of leads.locks); the statement returns their ids for `accounts_score_run`. The accounts are read by
+# primary key, their ids taken from the batch's leads first. The tenant condition is checked on each row read
+# (`+ 0`), not used to find rows: on statistics taken when the tenant had a few dozen accounts the planner reads
+# the tenant's accounts through its tenant index, as cheap as the primary key's by its guess, and throws away all
+# but the batch's (4,000 accounts, 176 ms, for an import's batch of 300 leads).
 ACCOUNTS_LOCK_CTE = (
-    "acct AS (SELECT a.id FROM leads_account a WHERE a.tenant_id = %(tenant)s AND a.id IN (SELECT l.account_id "
-    "FROM leads_lead l WHERE l.tenant_id = %(tenant)s AND l.id = ANY(%(ids)s::uuid[])) ORDER BY a.id FOR UPDATE OF a)"
+    "acct AS (SELECT a.id FROM leads_account a WHERE a.id = ANY(ARRAY(SELECT l.account_id FROM leads_lead l "
+    "WHERE l.tenant_id = %(tenant)s AND l.id = ANY(%(ids)s::uuid[]) AND l.account_id IS NOT NULL)) "
+    "AND a.tenant_id + 0 = %(tenant)s ORDER BY a.id FOR UPDATE OF a)"
 )
 ACCOUNTS_LOCKED = "(SELECT COALESCE(array_agg(acct.id), '{}') FROM acct)"
 

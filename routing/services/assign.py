@@ -22,7 +22,12 @@ from leads.webhooks import lead_webhook_data
 
 from ..models import Assignment, RoutingRule, Strategy, Trigger
 from ..notifications import notify_new_owner, notify_new_owners
-from ..selectors import ineligibility, leads_lost_before_routing, open_lead_counts
+from ..selectors import (
+    ineligibility,
+    leads_ever_assigned,
+    leads_lost_before_routing,
+    open_lead_counts,
+)
 from ..strategies import (
     Decision,
     account_scores_attach,
@@ -413,8 +418,7 @@ def leads_route_captured(*, tenant: Tenant, lead_ids, now: datetime | None = Non
         return []
     with transaction.atomic(savepoint=False):
         leads = leads_lock(tenant=tenant, lead_ids=list(lead_ids))
-        routed = set(Assignment.objects.for_tenant(tenant).filter(lead_id__in=[lead.pk for lead in leads])
-                     .values_list("lead_id", flat=True))
+        routed = leads_ever_assigned(tenant=tenant, lead_ids=[lead.pk for lead in leads])
         decided = []
         # The pools' round-robin slots are locked once and advanced in memory for the whole batch (written
         # back when the block ends): strict rotation, one lock wait per batch instead of one per lead.

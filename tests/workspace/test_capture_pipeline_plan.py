@@ -1,0 +1,111 @@
+"""A capture batch reads its own leads' accounts and assignments by index, whatever the statistics say.
+
+An import puts tens of thousands of leads, accounts and assignments into a tenant faster than the statistics
+follow. Planned on statistics taken when the tenant had a few dozen accounts and assignments, two statements of
+every pipeline batch read the whole tenant: the scoring statement's account lock walked every account of the
+tenant and probed each one's leads (4,000 accounts, 176 ms for a batch of 300 at 100,000 imported leads), and
+routing's "already routed?" check read every assignment of the tenant (87,000 rows, 48 ms). Each batch grew
+slower as the import's leads were routed."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from leadmgmt.audit.actors import SYSTEM
+from leadmgmt.tenancy.context import tenant_scope
+from leads.models import Lead
+from routing.models import Assignment, Trigger
+from routing.services.assign import lead_assign
+from scoring.services import scoring_default_model_create
+from tests.support.factories import AccountFactory, LeadFactory
+from tests.support.routing import rep, rule, team
+from workspace.services.pipeline import captured_leads_process
+
+pytestmark = pytest.mark.django_db
+
+EARLIER = 3_000  # accounts, leads and assignments added after the statistics were taken
+BATCH = 30
+
+
+def _copies(table: str, template_id, overrides: dict[str, str]) -> None:
+    """EARLIER copies of one row of `table`, set-based (`i` numbers them)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                       "ORDER BY ordinal_position", [table])
+        columns = [row[0] for row in cursor.fetchall() if row[0] != "id" or "id" in overrides]
+        select = ", ".join(overrides.get(c, f'"{c}"') for c in columns)
+        cursor.execute(f'INSERT INTO {table} ({", ".join(chr(34) + c + chr(34) for c in columns)}) '
+                       f"SELECT {select} FROM {table}, generate_series(1, %s) AS i WHERE id = %s",
+                       [EARLIER, template_id])
+
+
+def _scans(plan: dict, relation: str):
+    if plan.get("Relation Name") == relation:
+        yield plan
+    for child in plan.get("Plans", []):
+        yield from _scans(child, relation)
+
+
+@pytest.fixture
+def grown_tenant(tenant):
+    """A tenant analysed at a few leads, then grown by EARLIER accounts, each with a lead and its assignment."""
+    scoring_default_model_create(tenant=tenant, actor=SYSTEM)
+    sdrs = team(tenant)
+    owner = rep(tenant, sdrs)
+    rule(tenant, 10, team=sdrs)
+    account = AccountFactory(tenant=tenant, domain="template.example")
+    first = LeadFactory(tenant=tenant, email="first@template.example", account=account)
+    with tenant_scope(tenant):
+        lead_assign(lead=first, owner=owner, actor=SYSTEM, trigger=Trigger.CAPTURE)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE leads_account; ANALYZE leads_lead; ANALYZE routing_assignment")
+    _copies("leads_account", account.pk, {"domain": "'grown' || i || '.example'", "name": "'Grown ' || i"})
+    _copies("leads_lead", first.pk, {
+        "id": "gen_random_uuid()", "email": "'lead' || i || '@grown' || i || '.example'",
+        "account_id": f"(SELECT a.id FROM leads_account a WHERE a.tenant_id = {tenant.pk} "
+                      "AND a.domain = 'grown' || i || '.example')"})
+    assignment = Assignment.objects.unscoped().get(lead=first)
+    _copies("routing_assignment", assignment.pk, {
+        "lead_id": f"(SELECT l.id FROM leads_lead l WHERE l.tenant_id = {tenant.pk} "
+                   "AND l.email = 'lead' || i || '@grown' || i || '.example')"})
+    return tenant
+
+
+def test_a_batch_reads_its_accounts_and_assignments_only(grown_tenant):
+    tenant = grown_tenant
+    accounts = list(Lead.objects.unscoped().filter(tenant=tenant, email__startswith="lead")
+                    .values_list("account_id", flat=True)[:BATCH])
+    batch = [LeadFactory(tenant=tenant, email=f"new{n}@grown.example", account_id=account_id).pk
+             for n, account_id in enumerate(accounts)]
+    Lead.objects.unscoped().filter(pk__in=batch).update(pipeline_pending_since=timezone.now())
+    explained: dict[str, list[dict]] = {"accounts": [], "assignments": []}
+
+    def explain(execute, sql, params, many, context):
+        watched = ("accounts" if "acct AS (" in sql else
+                   "assignments" if sql.startswith("SELECT") and "routing_assignment" in sql else None)
+        if watched and not sql.startswith("EXPLAIN"):
+            with connection.cursor() as cursor:
+                cursor.execute("SAVEPOINT explain_batch")
+                cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+                document = cursor.fetchone()[0]
+                explained[watched].append((json.loads(document) if isinstance(document, str) else document)[0]["Plan"])
+                cursor.execute("ROLLBACK TO SAVEPOINT explain_batch")
+        return execute(sql, params, many, context)
+
+    with tenant_scope(tenant), connection.execute_wrapper(explain):
+        run = captured_leads_process(tenant=tenant)
+    assert run.claimed == BATCH and run.routed == BATCH
+    too_many = []
+    for watched, relation in (("accounts", "leads_account"), ("assignments", "routing_assignment")):
+        scans = [scan for plan in explained[watched] for scan in _scans(plan, relation)]
+        assert scans, watched
+        for scan in scans:
+            # A row read and thrown away by a filter counts as read.
+            read = (scan["Actual Rows"] + scan.get("Rows Removed by Filter", 0)) * scan["Actual Loops"]
+            if read > 2 * BATCH:
+                too_many.append((watched, read, {k: scan.get(k) for k in (
+                    "Node Type", "Index Name", "Actual Rows", "Rows Removed by Filter", "Actual Loops")}))
+    assert not too_many
