@@ -9,7 +9,12 @@ import pytest
 from django.utils import timezone
 
 from leadmgmt.tenancy.context import tenant_scope
-from leadmgmt.webhooks.models import AttemptTrigger, DeliveryStatus, WebhookDelivery, WebhookDeliveryAttempt
+from leadmgmt.webhooks.models import (
+    AttemptTrigger,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+)
 from leadmgmt.webhooks.services.delivery import (
     AttemptResult,
     delivery_record,
