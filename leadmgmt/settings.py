@@ -244,6 +244,7 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "OpportunityStageEnum": "leads.models.OpportunityStage",
     "OutcomeResultEnum": "leads.models.OutcomeResult",
     "OutcomeItemStatusEnum": "workspace.services.outcomes.OutcomeStatus",
+    "WebhookDeliveryStatusEnum": "leadmgmt.webhooks.models.DeliveryStatus",
 }
 # No call to swagger.io's online validator from the docs page (no network beyond the app).
 SPECTACULAR_SETTINGS["SWAGGER_UI_SETTINGS"] = {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None}

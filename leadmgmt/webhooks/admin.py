@@ -1,5 +1,5 @@
 """Admin for webhooks: a tenant admin's endpoints (events as checkboxes, the secret shown once when created or
-rotated) and the read-only delivery log with a "Send again" action. Other roles are refused; another
+rotated) and the read-only delivery log with a "Send again" action and each delivery's attempts. Other roles are refused; another
 tenant's rows are not there; every write is audited."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from django.core.validators import URLValidator
 from django.db import transaction
 
 from leadmgmt.audit.actors import Actor
-from leadmgmt.tenancy.admin_base import TenantScopedAdmin
+from leadmgmt.tenancy.admin_base import TenantScopedAdmin, admin_rows, request_role
 from leadmgmt.tenancy.roles import WEBHOOKS_MANAGE, roles_for
 
-from .models import WebhookDelivery, WebhookEndpoint, WebhookEventType
+from .models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint, WebhookEventType
 from .services.delivery import delivery_redeliver
 from .services.endpoints import webhook_endpoint_secret_rotate
 
@@ -55,9 +55,37 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
             messages.warning(request, f"New signing secret of {endpoint.url} (shown this once): {secret}")
 
 
+class WebhookDeliveryAttemptInline(admin.TabularInline):
+    """A delivery's attempt history, oldest first: read-only (the sender writes it)."""
+
+    model = WebhookDeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ("number", "trigger", "attempted_at", "status_code", "error", "response_time_ms", "response_excerpt")
+    readonly_fields = fields
+    ordering = ("number",)
+    verbose_name_plural = "attempts"
+
+    def get_queryset(self, request):
+        return admin_rows(self.model, request)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser or request_role(request) in WEBHOOK_ROLES
+
+
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(TenantScopedAdmin):
-    """The delivery log: what each attempt got back; "Send again" re-queues deliveries (same event id)."""
+    """The delivery log: what the last attempt got back, every attempt below; "Send again" re-queues deliveries
+    (same event id)."""
 
     view_roles = change_roles = WEBHOOK_ROLES
     list_display = ["id", "event_type", "endpoint", "lead_id", "status", "attempts", "last_status_code",
@@ -68,6 +96,7 @@ class WebhookDeliveryAdmin(TenantScopedAdmin):
                        "next_attempt_at", "last_attempt_at", "last_status_code", "last_error", "response_time_ms",
                        "response_excerpt", "delivered_at", "gave_up_at", "created_at"]
     exclude = ["claimed_until"]
+    inlines = [WebhookDeliveryAttemptInline]
     actions = ["send_again"]
 
     @admin.display(description="event")

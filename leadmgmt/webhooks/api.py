@@ -1,5 +1,5 @@
 """Webhooks API for tenant admins: endpoints (create, list, edit, delete, rotate the secret), the delivery
-log of an endpoint and "send again".
+log of an endpoint, a delivery with every attempt it took, and "send again".
 
 Who: signed-in members whose role may `webhooks.manage` (tenant admins; leadmgmt.tenancy.roles). API keys
 and other roles get a 403. Another tenant's endpoint or delivery is the same 404 as a missing one. The
@@ -23,12 +23,14 @@ from leadmgmt.tenancy.roles import WEBHOOKS_MANAGE, principal_may
 
 from .models import DeliveryStatus
 from .selectors import (
+    webhook_delivery_detail,
     webhook_delivery_get,
     webhook_delivery_log,
     webhook_endpoint_get,
     webhook_endpoint_list,
 )
 from .serializers import (
+    WebhookDeliveryDetailSerializer,
     WebhookDeliverySerializer,
     WebhookEndpointInSerializer,
     WebhookEndpointSerializer,
@@ -130,6 +132,21 @@ class WebhookDeliveriesView(WebhookApiView):
             raise exceptions.ValidationError({"status": [f"Choose one of: {', '.join(DeliveryStatus.values)}."]})
         rows = webhook_delivery_log(tenant=request.tenant, endpoint=self.endpoint(pk), status=wanted or None)
         return page(self, rows, WebhookDeliverySerializer)
+
+
+class WebhookDeliveryDetailView(WebhookApiView):
+    """`GET /api/v1/webhooks/deliveries/{id}/`: one delivery of the log with its attempt history."""
+
+    @extend_schema(operation_id="webhooks_deliveries_retrieve", summary="A delivery and its attempts",
+                   description="`attempt_history`: every attempt made, oldest first, each with its status code "
+                               "(empty when nothing answered: see `error`), time, excerpt of the answer and "
+                               "trigger (`first`, `retry`, `send_again`).",
+                   responses={200: WebhookDeliveryDetailSerializer, **COMMON_ERRORS}, tags=["webhooks"])
+    def get(self, request, pk: int):
+        delivery = webhook_delivery_detail(tenant=request.tenant, delivery_id=pk) if pk <= MAX_ID else None
+        if delivery is None:
+            raise exceptions.NotFound()
+        return Response(WebhookDeliveryDetailSerializer(delivery).data)
 
 
 class WebhookRedeliverView(WebhookApiView):

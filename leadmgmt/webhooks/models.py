@@ -6,7 +6,8 @@ previous one keeps signing alongside for a grace period after a rotation). A Web
 that happened (`lead.created` …), written in the transaction of the step that caused it, only when an
 active endpoint of the tenant subscribes to its type; its id is the `Webhook-Id` receivers deduplicate by.
 A WebhookDelivery is one event to one endpoint: its status, the due time of its next attempt (a column
-the worker and beat scan), and what the last attempt got back (the delivery log).
+the worker and beat scan), and what the last attempt got back (the delivery log). A WebhookDeliveryAttempt is
+one POST of a delivery and what it got back, numbered 1, 2, … across retries and "send again" (its history).
 """
 from __future__ import annotations
 
@@ -134,3 +135,34 @@ class WebhookDelivery(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.event_id} → {self.endpoint_id} ({self.status})"
+
+
+class AttemptTrigger(models.TextChoices):
+    FIRST = "first", "First attempt"
+    RETRY = "retry", "Scheduled retry"
+    SEND_AGAIN = "send_again", "Send again"
+
+
+class WebhookDeliveryAttempt(TenantOwned):
+    """One attempt of a delivery: when, what came back (a status code, or none and the error: a timeout, a refused
+    connection), how long it took, and what caused it. `number` counts every attempt of the delivery (1, 2, …),
+    while the delivery's `attempts` starts again at 0 with "send again"; written with the delivery's outcome."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_history",
+                                 db_index=False)
+    number = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=12, choices=AttemptTrigger.choices)
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty: no answer (see the error).")
+    error = models.CharField(max_length=300, blank=True)
+    response_time_ms = models.PositiveIntegerField()
+    response_excerpt = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "delivery", "number"],
+                                               name="webhookdeliveryattempt_number_once",
+                                               violation_error_message="This attempt of the delivery is recorded.")]
+
+    def __str__(self) -> str:
+        return f"#{self.number} of {self.delivery_id} ({self.status_code or self.error or '-'})"

@@ -1,9 +1,9 @@
-"""Reads of the webhooks app: a tenant's endpoints and an endpoint's delivery log."""
+"""Reads of the webhooks app: a tenant's endpoints, an endpoint's delivery log and a delivery's attempts."""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from .models import WebhookDelivery, WebhookEndpoint
+from .models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 
 
 def webhook_endpoint_list(*, tenant) -> QuerySet[WebhookEndpoint]:
@@ -25,3 +25,10 @@ def webhook_delivery_log(*, tenant, endpoint: WebhookEndpoint, status: str | Non
 
 def webhook_delivery_get(*, tenant, delivery_id: int) -> WebhookDelivery | None:
     return WebhookDelivery.objects.for_tenant(tenant).filter(pk=delivery_id).first()
+
+
+def webhook_delivery_detail(*, tenant, delivery_id: int) -> WebhookDelivery | None:
+    """A delivery with its event's type and its attempt history, oldest first (two queries however many)."""
+    attempts = WebhookDeliveryAttempt.objects.for_tenant(tenant).order_by("number")
+    return (WebhookDelivery.objects.for_tenant(tenant).filter(pk=delivery_id).select_related("event")
+            .prefetch_related(Prefetch("attempt_history", queryset=attempts)).first())

@@ -1,4 +1,5 @@
-"""Serializers of the webhooks API: endpoints (the secret only where it is shown once) and deliveries."""
+"""Serializers of the webhooks API: endpoints (the secret only where it is shown once), deliveries and their
+attempts."""
 from __future__ import annotations
 
 from django.core.validators import URLValidator
@@ -6,7 +7,7 @@ from rest_framework import serializers
 
 from leadmgmt.api import TextField
 
-from .models import WebhookDelivery, WebhookEndpoint, WebhookEventType
+from .models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint, WebhookEventType
 
 _URL = URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// URL.")
 
@@ -55,4 +56,24 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         fields = ["id", "endpoint_id", "event_id", "event_type", "lead_id", "status", "attempts", "next_attempt_at",
                   "last_attempt_at", "last_status_code", "last_error", "response_time_ms", "response_excerpt",
                   "delivered_at", "gave_up_at", "created_at"]
+        read_only_fields = fields
+
+
+class WebhookDeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDeliveryAttempt
+        fields = ["number", "trigger", "attempted_at", "status_code", "error", "response_time_ms", "response_excerpt"]
+        read_only_fields = fields
+        extra_kwargs = {"status_code": {"help_text": "Empty when nothing answered (a timeout, a refused connection: "
+                                                     "see `error`)."}}
+
+
+class WebhookDeliveryDetailSerializer(WebhookDeliverySerializer):
+    """A delivery with every attempt made, oldest first (`attempts` counts those of the current retry window:
+    "send again" starts it at 0; `attempt_history` keeps them all, numbered 1, 2, …)."""
+
+    attempt_history = WebhookDeliveryAttemptSerializer(many=True, read_only=True)
+
+    class Meta(WebhookDeliverySerializer.Meta):
+        fields = [*WebhookDeliverySerializer.Meta.fields, "attempt_history"]
         read_only_fields = fields

@@ -20,6 +20,7 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
 from django.test import Client, TestCase, override_settings
+from django.utils import timezone
 from django.utils.crypto import get_random_string
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -31,7 +32,13 @@ from leadmgmt.celery import app as celery_app
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.events import tenant_provisioned
 from leadmgmt.tenancy.models import Membership, Role, Tenant
-from leadmgmt.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEvent
+from leadmgmt.webhooks.models import (
+    AttemptTrigger,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEvent,
+)
 from leadmgmt.webhooks.services.endpoints import webhook_endpoint_create
 from leads.models import OPEN_STATUSES, ActivityOutcome, Lead, LostReason, Opportunity
 from leads.throttles import IntakeFormRateThrottle, IntakeIpRateThrottle
@@ -210,12 +217,19 @@ def _imports_seed(tenant) -> list[int]:
     import_run(tenant=tenant, job_id=finished.pk)
     return [uploaded.pk, mapped.pk, finished.pk]
 def _webhooks_seed(tenant) -> dict:
-    """An endpoint with a delivery given up (to send again); nothing is ever sent (the transaction never commits)."""
+    """An endpoint with a delivery given up after two attempts (to send again; one answered, one timed out); nothing
+    is ever sent (the transaction never commits)."""
     endpoint = webhook_endpoint_create(tenant=tenant, actor=SEEDER, url="https://hooks.schemathesis.example/in",
                                        events=["lead.created"])
     event = WebhookEvent.objects.create(tenant=tenant, type="lead.created", payload={"data": {}})
     delivery = WebhookDelivery.objects.create(tenant=tenant, endpoint=endpoint, event=event,
                                               status=DeliveryStatus.FAILED)
+    WebhookDeliveryAttempt.objects.bulk_create([
+        WebhookDeliveryAttempt(tenant=tenant, delivery=delivery, number=1, trigger=AttemptTrigger.FIRST,
+                               attempted_at=timezone.now(), status_code=500, response_time_ms=12,
+                               response_excerpt='{"error": "busy"}'),
+        WebhookDeliveryAttempt(tenant=tenant, delivery=delivery, number=2, trigger=AttemptTrigger.RETRY,
+                               attempted_at=timezone.now(), error="TimeoutError: timed out", response_time_ms=10000)])
     return {"webhook_ids": [endpoint.pk], "webhook_delivery_ids": [delivery.pk]}
 
 

@@ -6,9 +6,9 @@ demo leads: assignments, round-robin slots, SLA clocks, notifications), an intak
 Idempotency-Key, a signal, an invitation, the SLA Agent at the first deadline (an escalation), a
 logged call, a conversion (an opportunity) closed lost and a won outcome synced (the lost-deal taxonomy and the
 leads' outcomes), the Nurture Agent (an enrolment and a sent message) and a
-suppressed address, and a CSV import (uploaded, mapped, dry-run, run: its refused rows, its leads,
-the remembered mapping); then another person who posted the form is erased at their request (a hashed erased
-contact). Two rows have no service to write them (the admin site does): a routing rule
+suppressed address, a CSV import (uploaded, mapped, dry-run, run: its refused rows, its leads,
+the remembered mapping), and a webhook delivery sent once (its attempt); then another person who posted the form
+is erased at their request (a hashed erased contact). Two rows have no service to write them (the admin site does): a routing rule
 member and an agent setting, created directly. Everything runs inside `tenant_scope(tenant)`, so
 PostgreSQL holds it to that tenant as it holds the app: it never reads or writes another tenant.
 Calling it again for the same tenant adds rows but fails on nothing.
@@ -26,6 +26,7 @@ from leadmgmt.audit.actors import Actor
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.invitations import invitation_send
 from leadmgmt.tenancy.models import Agent, AgentSetting, Invitation, Role, Tenant
+from leadmgmt.webhooks.services.delivery import webhook_deliveries_send
 from leadmgmt.webhooks.services.emit import webhook_emit
 from leadmgmt.webhooks.services.endpoints import webhook_endpoint_create
 from leads.lost_reasons import lost_reasons_seed
@@ -94,10 +95,12 @@ def _admin_only_rows(tenant: Tenant) -> None:
 
 
 def _webhook(tenant: Tenant) -> None:
-    """An endpoint (the API's service) and an event with its delivery, written by the outbox."""
+    """An endpoint (the API's service) and an event with its delivery, written by the outbox, and its first attempt
+    (the sender's: refused, nothing listens there; recorded in the attempt history)."""
     endpoint = webhook_endpoint_create(tenant=tenant, actor=FILLER, url="http://127.0.0.1:9/rls-fill",
                                        events=["lead.created", "import.finished"])
     assert webhook_emit(tenant=tenant, event_type="import.finished", data={"rows": 0}) == 1, endpoint
+    assert webhook_deliveries_send(tenant=tenant) >= 1
 
 
 def _intake_with_key() -> None:

@@ -27,11 +27,13 @@ class Received:
 
 @dataclass
 class Receiver:
-    """What the server got, and what it answers next: `answers` (status codes, then 200 for ever)."""
+    """What the server got, and what it answers next: `answers` (status codes, then 200 for ever); with `echo`,
+    the body it got as the body of its answer (a receiver quoting the event back)."""
 
     base_url: str = ""
     requests: list[Received] = field(default_factory=list)
     answers: deque = field(default_factory=deque)
+    echo: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str = "/hook") -> str:
@@ -53,7 +55,7 @@ def _handler(receiver: Receiver):
             with receiver.lock:
                 receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 code = receiver.answers.popleft() if receiver.answers else 200
-            reply = json.dumps({"ok": code < 300, "n": len(receiver.requests)}).encode()
+            reply = body if receiver.echo else json.dumps({"ok": code < 300, "n": len(receiver.requests)}).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply)))

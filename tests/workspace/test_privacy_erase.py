@@ -4,14 +4,19 @@ a second erasure is harmless, and another tenant's person with the same email is
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.context import tenant_scope
 from leadmgmt.tenancy.models import ApiScope, Role
+from leadmgmt.webhooks.models import WebhookDeliveryAttempt
+from leadmgmt.webhooks.services.delivery import webhook_deliveries_send
+from leadmgmt.webhooks.services.emit import webhook_emit
 from leads.erasure import ERASED_MESSAGE, email_hash, erased_emails
 from leads.models import ErasedContact, Lead, LeadForm, Touch
 from leads.services.capture_batch import leads_capture_batch
@@ -29,9 +34,10 @@ from routing.models import Notification
 from tests.support.factories import LeadFormFactory, api_key_for
 from tests.support.privacy import new_person, person_build, routed, rows_holding
 from tests.support.sla import smtp_server  # noqa: F401 (fixture)
+from tests.support.webhooks import endpoint_for, webhook_receiver  # noqa: F401 (fixture)
 from tests.support.workspace import person as member
 from workspace.dashboards import DateRange, dashboard_for
-from workspace.services.privacy import person_erase
+from workspace.services.privacy import ERASED, person_erase
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +83,27 @@ def test_after_erasure_no_row_of_any_table_holds_the_email_names_or_phone(tenant
 
     lines = bytes(ImportJob.objects.unscoped().get(tenant=tenant).content).decode("utf-8-sig").split("\r\n")
     assert lines[1] == ";;;;" and lines[2].startswith("someone.else@other-mail.example;Sam;Else")
+
+
+def test_a_webhook_answer_quoting_the_person_is_scrubbed_from_every_attempt(tenant, built, admin_actor, settings,
+                                                                             webhook_receiver):  # noqa: F811
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    webhook_receiver.echo = True  # the receiver quotes the event back: the attempts' excerpts hold the person
+    endpoint_for(tenant, webhook_receiver.url(), ["lead.qualified"])
+    person = {"email": built.email, "name": f"{built.first_name} {built.last_name}", "phone": built.phone}
+    with tenant_scope(tenant):
+        with transaction.atomic():
+            webhook_emit(tenant=tenant, event_type="lead.qualified", data={"lead": person}, lead_id=built.lead.pk)
+        webhook_receiver.answer(500)
+        webhook_deliveries_send(tenant=tenant)  # the 500
+        webhook_deliveries_send(tenant=tenant, now=timezone.now() + timedelta(hours=1))  # the retry, a 200
+    holding = rows_holding(built.needles)
+    assert holding["webhooks_webhookdeliveryattempt"] == {"response_excerpt": 2}, holding
+
+    person_erase(tenant=tenant, email=built.email, actor=admin_actor)
+
+    assert rows_holding(built.needles) == {}
+    assert WebhookDeliveryAttempt.objects.unscoped().filter(response_excerpt__contains=ERASED).count() == 2
 
 
 def test_dashboard_counts_are_the_same_after_erasure(tenant, built, admin_actor):

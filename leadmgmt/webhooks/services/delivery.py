@@ -12,6 +12,10 @@ holds the later ones of its lead back until it is delivered or given up.
 Retries: a non-2xx answer, a timeout or a refused connection schedules the next attempt after
 `WEBHOOK_RETRY_BASE_SECONDS` × 2^(attempts-1) (at most `WEBHOOK_RETRY_MAX_SECONDS`), ±20 % jitter, until
 `WEBHOOK_RETRY_HOURS` after the delivery's window started (creation or "send again"); then it gives up.
+
+History: each attempt recorded is also one WebhookDeliveryAttempt row, inserted in the transaction of the
+status-guarded update and only when that update took (a worker whose lease was taken over, or a re-run, records
+nothing twice), numbered after the delivery's last one by the same statement.
 """
 from __future__ import annotations
 
@@ -32,7 +36,13 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from ..models import (
+    AttemptTrigger,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+)
 from ..signing import signature_header
 
 log = logging.getLogger(__name__)
@@ -50,6 +60,20 @@ WHERE d.tenant_id = %(tenant_id)s AND d.status = 'pending' AND d.next_attempt_at
                   AND p.lead_id = d.lead_id AND p.status = 'pending' AND p.id < d.id)
 ORDER BY d.next_attempt_at, d.id LIMIT %(limit)s
 FOR UPDATE OF d SKIP LOCKED
+"""  # noqa: S608 (table names only)
+
+_A = WebhookDeliveryAttempt._meta.db_table
+# The next number of the delivery's history, and what caused the attempt: a retry when the window had attempts
+# already; else the first attempt, or "send again" when an earlier window left attempts behind. The delivery's
+# row is locked by the guarded update before, so two recorders of one delivery never pick the same number.
+_ATTEMPT_SQL = f"""
+INSERT INTO {_A} (tenant_id, delivery_id, number, trigger, attempted_at, status_code, error, response_time_ms,
+                  response_excerpt)
+SELECT %(tenant_id)s::bigint, %(delivery_id)s::bigint, COALESCE(MAX(a.number), 0) + 1,
+       CASE WHEN %(retry)s THEN %(retry_trigger)s WHEN MAX(a.number) IS NULL THEN %(first)s ELSE %(send_again)s END,
+       %(at)s::timestamptz, %(status_code)s::smallint, %(error)s::text, %(response_time_ms)s::integer,
+       %(excerpt)s::text
+FROM {_A} a WHERE a.tenant_id = %(tenant_id)s AND a.delivery_id = %(delivery_id)s
 """  # noqa: S608 (table names only)
 
 
@@ -163,7 +187,8 @@ def delivery_send(*, delivery: WebhookDelivery, now: dt.datetime | None = None) 
 
 def delivery_record(*, delivery: WebhookDelivery, result: AttemptResult, now: dt.datetime | None = None
                     ) -> WebhookDelivery:
-    """Write what an attempt got back (one transaction), and the endpoint's failing state."""
+    """Write what an attempt got back (one transaction): the delivery's outcome and its row of the attempt
+    history, and the endpoint's failing state."""
     now = now or timezone.now()
     attempts = delivery.attempts + 1
     fields = {"attempts": attempts, "last_attempt_at": now, "last_status_code": result.status_code,
@@ -182,6 +207,8 @@ def delivery_record(*, delivery: WebhookDelivery, result: AttemptResult, now: dt
         # status-guarded: a delivery given up or sent again meanwhile (the admin, a disabled endpoint) stays so
         updated = WebhookDelivery.objects.for_tenant(tenant).filter(
             pk=delivery.pk, status=DeliveryStatus.PENDING, attempts=delivery.attempts).update(**fields)
+        if updated:
+            _attempt_insert(delivery=delivery, result=result, now=now)
         endpoints = WebhookEndpoint.objects.for_tenant(tenant).filter(pk=delivery.endpoint_id)
         if result.ok:
             endpoints.exclude(failing_since=None).update(failing_since=None)
@@ -191,6 +218,15 @@ def delivery_record(*, delivery: WebhookDelivery, result: AttemptResult, now: dt
         for name, value in fields.items():
             setattr(delivery, name, value)
     return delivery
+
+
+def _attempt_insert(*, delivery: WebhookDelivery, result: AttemptResult, now: dt.datetime) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_ATTEMPT_SQL, {
+            "tenant_id": delivery.tenant_id, "delivery_id": delivery.pk, "retry": delivery.attempts > 0,
+            "retry_trigger": AttemptTrigger.RETRY.value, "first": AttemptTrigger.FIRST.value,
+            "send_again": AttemptTrigger.SEND_AGAIN.value, "at": now, "status_code": result.status_code,
+            "error": result.error, "response_time_ms": result.response_time_ms, "excerpt": result.excerpt})
 
 
 def webhook_deliveries_send(*, tenant, now: dt.datetime | None = None, max_rounds: int = 20) -> int:

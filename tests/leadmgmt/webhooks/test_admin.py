@@ -1,9 +1,11 @@
 """Webhooks admin: tenant admins add endpoints (secret shown once, URL checked), rotate secrets, read the
-delivery log and send deliveries again; other roles are refused; another tenant's rows are not there."""
+delivery log with each delivery's attempts and send deliveries again; other roles are refused; another tenant's rows are not there."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from leadmgmt.audit.models import AuditEvent
@@ -13,7 +15,7 @@ from leadmgmt.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEnd
 from tests.support.factories import MembershipFactory, UserFactory
 from tests.support.webhooks import endpoint_for
 
-from .test_api import delivery_for
+from .test_api import attempted, delivery_for
 
 pytestmark = pytest.mark.django_db
 
@@ -82,6 +84,22 @@ def test_the_delivery_log_lists_in_a_fixed_number_of_queries(tenant, django_asse
         delivery_for(endpoint)
     with django_assert_max_num_queries(15):
         assert client.get(url(WebhookDelivery)).status_code == 200
+
+
+def test_a_deliverys_page_shows_its_attempts_read_only_in_a_fixed_number_of_queries(
+        tenant, webhook_receiver, django_assert_max_num_queries):
+    client = staff(tenant, Role.ADMIN)
+    short = attempted(tenant, webhook_receiver, 503, 200)
+    page = client.get(url(WebhookDelivery, "change", short.pk)).content.decode()
+    assert "Scheduled retry" in page and "First attempt" in page and ">503<" in page
+    assert "{&quot;ok&quot;: false, &quot;n&quot;: 1}" in page  # the answer's excerpt
+    assert 'name="attempt_history-0-status_code"' not in page  # nothing to edit
+    with CaptureQueriesContext(connection) as few:
+        client.get(url(WebhookDelivery, "change", short.pk))
+    longer = attempted(tenant, webhook_receiver, *[500] * 8, 200)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = client.get(url(WebhookDelivery, "change", longer.pk)).content.decode()
+    assert page.count("Scheduled retry") == 8
 
 
 def test_another_tenants_endpoints_and_deliveries_are_not_there(tenant, other_tenant):

@@ -1,4 +1,5 @@
-"""The webhooks API: admins only, the secret shown once, field errors for bad input, tenants apart."""
+"""The webhooks API: admins only, the secret shown once, field errors for bad input, a delivery's attempts,
+tenants apart."""
 from __future__ import annotations
 
 import pytest
@@ -108,6 +109,43 @@ def test_the_delivery_log_pages_in_a_fixed_number_of_queries_and_filters_by_stat
     assert admin.get(f"/api/v1/webhooks/{endpoint.pk}/deliveries/?status=").status_code == 400  # not in the enum
 
 
+def attempted(tenant, receiver, *codes: int) -> WebhookDelivery:
+    """A delivery sent to the real receiver once per code, each attempt the retry of the one before (its endpoint
+    switched off after: the next one made gets the next events)."""
+    from .test_delivery import T0, emit, send
+
+    endpoint = endpoint_for(tenant, receiver.url(f"/{len(codes)}"), ["lead.created"])
+    emit(tenant)
+    receiver.answer(*codes)
+    now = T0
+    for _ in codes:
+        send(tenant, now)
+        now = WebhookDelivery.objects.unscoped().get(endpoint=endpoint).next_attempt_at
+    WebhookEndpoint.objects.unscoped().filter(pk=endpoint.pk).update(is_active=False)
+    return WebhookDelivery.objects.unscoped().get(endpoint=endpoint)
+
+
+def test_a_delivery_shows_every_attempt_in_a_fixed_number_of_queries(tenant, admin, webhook_receiver):
+    delivery = attempted(tenant, webhook_receiver, 500, 200)
+    with CaptureQueriesContext(connection) as few:
+        response = admin.get(f"/api/v1/webhooks/deliveries/{delivery.pk}/")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    listed = admin.get(f"/api/v1/webhooks/{delivery.endpoint_id}/deliveries/").json()["results"][0]
+    assert {key: value for key, value in body.items() if key != "attempt_history"} == listed  # the log's fields
+    first, second = body["attempt_history"]
+    assert (first["number"], first["trigger"], first["status_code"], first["error"]) == (1, "first", 500, "")
+    assert (second["number"], second["trigger"], second["status_code"]) == (2, "retry", 200)
+    assert first["response_excerpt"] == '{"ok": false, "n": 1}' and first["response_time_ms"] >= 0
+    assert second["attempted_at"] == body["last_attempt_at"] and body["attempts"] == 2
+
+    longer = attempted(tenant, webhook_receiver, 500, 502, 503, 504, 500, 200)
+    with CaptureQueriesContext(connection) as many:
+        body = admin.get(f"/api/v1/webhooks/deliveries/{longer.pk}/").json()
+    assert [a["status_code"] for a in body["attempt_history"]] == [500, 502, 503, 504, 500, 200]
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
 def test_send_again_queues_a_given_up_delivery_once(tenant, admin, django_capture_on_commit_callbacks):
     endpoint = endpoint_for(tenant, "http://127.0.0.1:9/never", ["lead.created"])
     delivery = delivery_for(endpoint)
@@ -120,7 +158,8 @@ def test_send_again_queues_a_given_up_delivery_once(tenant, admin, django_captur
     assert admin.post(f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver/").status_code == 409
 
 
-def test_another_tenants_endpoints_and_deliveries_are_not_there(tenant, other_tenant, admin):
+def test_another_tenants_endpoints_and_deliveries_are_not_there(tenant, other_tenant, admin, webhook_receiver):
+    their_attempted = attempted(other_tenant, webhook_receiver, 500)
     theirs = endpoint_for(other_tenant, URL, ["lead.created"])
     their_delivery = delivery_for(theirs)
     endpoint_for(tenant, URL + "/ours", ["lead.created"])
@@ -131,6 +170,9 @@ def test_another_tenants_endpoints_and_deliveries_are_not_there(tenant, other_te
                          ("post", f"/api/v1/webhooks/{theirs.pk}/rotate-secret/"),
                          ("get", f"/api/v1/webhooks/{theirs.pk}/deliveries/"),
                          ("post", f"/api/v1/webhooks/deliveries/{their_delivery.pk}/redeliver/"),
+                         ("get", f"/api/v1/webhooks/deliveries/{their_delivery.pk}/"),
+                         ("get", f"/api/v1/webhooks/deliveries/{their_attempted.pk}/"),
+                         ("get", "/api/v1/webhooks/deliveries/99999999999999999999999/"),
                          ("get", "/api/v1/webhooks/99999999999999999999999/")]:
         response = getattr(admin, method)(path, {"is_active": False} if method == "patch" else None, format="json")
         assert response.status_code == 404, (method, path, response.status_code)
@@ -146,12 +188,13 @@ def test_only_the_roles_the_matrix_allows_manage_webhooks(tenant, make_member, c
     delivery = delivery_for(endpoint)
     answers = [client.get("/api/v1/webhooks/").status_code, create(client).status_code,
                client.get(f"/api/v1/webhooks/{endpoint.pk}/deliveries/").status_code,
+               client.get(f"/api/v1/webhooks/deliveries/{delivery.pk}/").status_code,
                client.post(f"/api/v1/webhooks/{endpoint.pk}/rotate-secret/").status_code,
                client.post(f"/api/v1/webhooks/deliveries/{delivery.pk}/redeliver/").status_code]
     if may(role, WEBHOOKS_MANAGE):
-        assert answers == [200, 201, 200, 200, 202]
+        assert answers == [200, 201, 200, 200, 200, 202]
     else:
-        assert answers == [403] * 5
+        assert answers == [403] * 6
         assert WebhookEndpoint.objects.unscoped().count() == 1
 
 
