@@ -1,11 +1,12 @@
 """A capture batch reads its own leads' accounts and assignments by index, whatever the statistics say.
 
 An import puts tens of thousands of leads, accounts and assignments into a tenant faster than the statistics
-follow. Planned on statistics taken when the tenant had a few dozen accounts and assignments, two statements of
+follow. Planned on statistics taken when the tenant had a few dozen accounts and assignments, three statements of
 every pipeline batch read the whole tenant: the scoring statement's account lock walked every account of the
-tenant and probed each one's leads (4,000 accounts, 176 ms for a batch of 300 at 100,000 imported leads), and
-routing's "already routed?" check read every assignment of the tenant (87,000 rows, 48 ms). Each batch grew
-slower as the import's leads were routed."""
+tenant and probed each one's leads (4,000 accounts, 176 ms for a batch of 300 at 100,000 imported leads),
+routing's "already routed?" check read every assignment of the tenant (87,000 rows, 48 ms), and stopping the
+batch's running SLA clocks read every running clock of the tenant (87,000 rows, 32 ms). Each batch grew slower
+as the import's leads were routed."""
 from __future__ import annotations
 
 import json
@@ -17,11 +18,12 @@ from django.utils import timezone
 from leadmgmt.audit.actors import SYSTEM
 from leadmgmt.tenancy.context import tenant_scope
 from leads.models import Lead
-from routing.models import Assignment, Trigger
+from routing.models import Assignment, SlaClock, Trigger
 from routing.services.assign import lead_assign
 from scoring.services import scoring_default_model_create
 from tests.support.factories import AccountFactory, LeadFactory
 from tests.support.routing import rep, rule, team
+from tests.support.sla import sla_policy
 from workspace.services.pipeline import captured_leads_process
 
 pytestmark = pytest.mark.django_db
@@ -51,11 +53,13 @@ def _scans(plan: dict, relation: str):
 
 @pytest.fixture
 def grown_tenant(tenant):
-    """A tenant analysed at a few leads, then grown by EARLIER accounts, each with a lead and its assignment."""
+    """A tenant analysed at one lead, then grown by EARLIER accounts, each with a lead, its assignment and its
+    running SLA clock."""
     scoring_default_model_create(tenant=tenant, actor=SYSTEM)
     sdrs = team(tenant)
     owner = rep(tenant, sdrs)
     rule(tenant, 10, team=sdrs)
+    sla_policy(tenant, minutes=30)
     account = AccountFactory(tenant=tenant, domain="template.example")
     first = LeadFactory(tenant=tenant, email="first@template.example", account=account)
     with tenant_scope(tenant):
@@ -71,6 +75,10 @@ def grown_tenant(tenant):
     _copies("routing_assignment", assignment.pk, {
         "lead_id": f"(SELECT l.id FROM leads_lead l WHERE l.tenant_id = {tenant.pk} "
                    "AND l.email = 'lead' || i || '@grown' || i || '.example')"})
+    clock = SlaClock.objects.unscoped().get(lead=first, stopped_at__isnull=True)
+    _copies("routing_slaclock", clock.pk, {
+        "lead_id": f"(SELECT l.id FROM leads_lead l WHERE l.tenant_id = {tenant.pk} "
+                   "AND l.email = 'lead' || i || '@grown' || i || '.example')"})
     return tenant
 
 
@@ -81,11 +89,12 @@ def test_a_batch_reads_its_accounts_and_assignments_only(grown_tenant):
     batch = [LeadFactory(tenant=tenant, email=f"new{n}@grown.example", account_id=account_id).pk
              for n, account_id in enumerate(accounts)]
     Lead.objects.unscoped().filter(pk__in=batch).update(pipeline_pending_since=timezone.now())
-    explained: dict[str, list[dict]] = {"accounts": [], "assignments": []}
+    explained: dict[str, list[dict]] = {"accounts": [], "assignments": [], "clocks": []}
 
     def explain(execute, sql, params, many, context):
         watched = ("accounts" if "acct AS (" in sql else
-                   "assignments" if sql.startswith("SELECT") and "routing_assignment" in sql else None)
+                   "assignments" if sql.startswith("SELECT") and "routing_assignment" in sql else
+                   "clocks" if "routing_slaclock" in sql and "stopped_at IS NULL" in sql else None)
         if watched and not sql.startswith("EXPLAIN"):
             with connection.cursor() as cursor:
                 cursor.execute("SAVEPOINT explain_batch")
@@ -99,7 +108,8 @@ def test_a_batch_reads_its_accounts_and_assignments_only(grown_tenant):
         run = captured_leads_process(tenant=tenant)
     assert run.claimed == BATCH and run.routed == BATCH
     too_many = []
-    for watched, relation in (("accounts", "leads_account"), ("assignments", "routing_assignment")):
+    for watched, relation in (("accounts", "leads_account"), ("assignments", "routing_assignment"),
+                              ("clocks", "routing_slaclock")):
         scans = [scan for plan in explained[watched] for scan in _scans(plan, relation)]
         assert scans, watched
         for scan in scans:
