@@ -103,10 +103,11 @@ def _assign(*, lead: Lead, owner, actor: Actor, trigger: str, rule: RoutingRule 
 
 
 def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor: Actor, trigger: str,
-                 now: datetime) -> list[Assignment]:
+                 now: datetime, never_assigned: bool = False) -> list[Assignment]:
     """`_assign` for a batch of locked leads, each with its routing decision, set-based: the assignments,
     SLA clocks, audit events and notifications as multi-row INSERTs and the leads in one UPDATE (the
-    capture pipeline). Same rows, same history as `_assign` lead by lead."""
+    capture pipeline). Same rows, same history as `_assign` lead by lead. `never_assigned`: the caller has
+    checked that none of the leads had an assignment (so no SLA clock runs to be stopped)."""
     if not decided:
         return []
     assignments, previous = [], {}
@@ -137,7 +138,8 @@ def _assign_many(*, tenant: Tenant, decided: list[tuple[Lead, Decision]], actor:
             obj=lead, changes={k: v for k, v in changes.items() if v[0] != v[1]},
             metadata={"assignment_id": assignment.pk, "trigger": trigger, "rule": assignment.rule_name,
                       "strategy": assignment.strategy, "reason": assignment.reason}))
-    events += sla_clocks_restart_many(tenant=tenant, assigned=[(a.lead, a) for a in assignments], now=now)
+    events += sla_clocks_restart_many(tenant=tenant, assigned=[(a.lead, a) for a in assignments], now=now,
+                                      never_assigned=never_assigned)
     leads_write_assigned(tenant=tenant, leads=[a.lead for a in assignments])
     audit_bulk(events=events)
     _webhooks_lead_assigned(tenant=tenant, assignments=assignments, now=now)
@@ -432,4 +434,5 @@ def leads_route_captured(*, tenant: Tenant, lead_ids, now: datetime | None = Non
             for lead in todo:
                 lead.tenant = tenant
                 decided.append((lead, route_decide(tenant=tenant, source=lead, at=now)))
-        return _assign_many(tenant=tenant, decided=decided, actor=ROUTING_AGENT, trigger=Trigger.CAPTURE, now=now)
+        return _assign_many(tenant=tenant, decided=decided, actor=ROUTING_AGENT, trigger=Trigger.CAPTURE, now=now,
+                            never_assigned=True)  # `todo` holds only leads with no assignment
