@@ -263,6 +263,8 @@ DEFAULT_PHONE_REGION = env("DEFAULT_PHONE_REGION", "US")
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 50 * 1024 * 1024)
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000)
 IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 1000)
+# Rows between two refreshes of the lead tables' planner statistics during an import (leads.statistics).
+IMPORT_ANALYZE_ROWS = env_int("IMPORT_ANALYZE_ROWS", 20_000)
 # POST …/preview/ answers a file of at most this many rows with its dry run (200); a bigger one's dry run goes to a
 # worker (202, state `previewing`, progress in GET …/imports/{id}/), as the import pages always do.
 IMPORT_PREVIEW_INLINE_ROWS = env_int("IMPORT_PREVIEW_INLINE_ROWS", 5000)

@@ -19,7 +19,7 @@ from leads.models import Account, Activity, ActivityKind, Lead, Touch
 from routing.models import Assignment
 from tests.support.factories import LeadFactory, api_key_for
 from workspace.models import ImportJob, ImportLead, ImportState
-from workspace.services import import_rows
+from workspace.services import import_rows, imports
 from workspace.services.import_rows import ImportContext, chunk_apply
 from workspace.services.imports import import_run
 from workspace.tasks import imports_sweep_task
@@ -226,6 +226,41 @@ def test_rows_with_the_same_email_or_phone_in_one_file_make_one_lead(tenant, adm
     zed = leads_of(tenant).get(email="zed@x.example")
     assert (zed.first_name, zed.last_name) == ("Zed", "Zulu")
     assert leads_of(tenant).count() == 2
+
+
+def _planner_rows(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+        return cursor.fetchone()[0]
+
+
+def test_a_run_refreshes_the_planner_statistics_of_the_lead_tables(tenant, admin, settings, monkeypatch,
+                                                                    django_capture_on_commit_callbacks):
+    """An import adds leads faster than autovacuum analyses: the run ANALYZEs the tables it filled, every
+    IMPORT_ANALYZE_ROWS rows and at the end, so the pipeline's statements are planned on the tenant as it is."""
+    from leads.statistics import lead_statistics_refresh
+
+    LeadFactory(tenant=tenant)
+    lead_statistics_refresh()
+    before = {table: _planner_rows(table) for table in ("leads_lead", "leads_account", "leads_touch")}
+    settings.IMPORT_CHUNK_ROWS = 40
+    settings.IMPORT_ANALYZE_ROWS = 80
+    lines = "".join(f"p{i}@co{i}.example,Pat,Lee{i}\n" for i in range(150))
+    job_id = mapped(admin, "email,first_name,last_name\n" + lines, mapping=["email", "first_name", "last_name"])
+    refreshed = []
+
+    def refresh_seen():  # the real refresh, and how many imported leads it saw
+        refreshed.append(Lead.objects.unscoped().filter(tenant=tenant, source="import").count())
+        lead_statistics_refresh()
+
+    monkeypatch.setattr(imports, "lead_statistics_refresh", refresh_seen)
+    body = run(admin, job_id, django_capture_on_commit_callbacks)
+    assert body["counts"]["created"] == 150
+    assert refreshed == [80, 150]  # after the chunk that passed 80 rows, and at the end
+    after = {table: _planner_rows(table) for table in before}
+    assert after["leads_lead"] >= before["leads_lead"] + 150
+    assert after["leads_account"] >= before["leads_account"] + 150
+    assert after["leads_touch"] >= before["leads_touch"] + 150
 
 
 def test_a_phone_only_row_never_merges_into_a_lead_that_kept_another_number(tenant, admin,

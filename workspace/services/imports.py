@@ -25,6 +25,7 @@ from leadmgmt.tenancy.models import Tenant
 from leadmgmt.webhooks.models import WebhookEventType
 from leadmgmt.webhooks.services.emit import webhook_emit
 from leads.models import Account, Activity, Lead, Signal, StageTransition
+from leads.statistics import lead_statistics_refresh
 from routing.models import Assignment
 
 from ..models import (
@@ -236,13 +237,19 @@ def import_run_start(*, job: ImportJob, actor: Actor) -> ImportJob:
 def import_run(*, tenant: Tenant, job_id: int) -> ImportJob:
     """The run (the task's body): chunk after chunk, each in one transaction with its refused rows and the job's
     counts and progress, so a killed run resumes after the last committed chunk and a finished one does
-    nothing. The job row is locked per chunk: two workers on one import take turns, never the same rows."""
+    nothing. The job row is locked per chunk: two workers on one import take turns, never the same rows.
+    The planner's statistics of the lead tables are refreshed every IMPORT_ANALYZE_ROWS rows and at the end of
+    a run of more than one chunk (leads.statistics)."""
     job = ImportJob.objects.for_tenant(tenant).defer("content").get(pk=job_id)
     if job.state != ImportState.RUNNING:
         return job
     rows = _rows(job)
     retried = False
+    analyzed = job.rows_done
     while True:
+        if job.rows_done - analyzed >= settings.IMPORT_ANALYZE_ROWS:
+            lead_statistics_refresh()  # between chunks: the pipeline plans the imported leads' batches meanwhile
+            analyzed = job.rows_done
         try:
             with transaction.atomic():
                 job = _locked(job)
@@ -250,7 +257,8 @@ def import_run(*, tenant: Tenant, job_id: int) -> ImportJob:
                     return job
                 chunk = rows[job.rows_done:job.rows_done + settings.IMPORT_CHUNK_ROWS]
                 if not chunk:
-                    return _finish(job)
+                    job = _finish(job)
+                    break
                 outcomes = chunk_apply(ctx=_context(job, dry_run=False), rows=chunk)
                 ImportRowError.objects.bulk_create(_refused_rows(job, ImportRowPhase.RUN, outcomes),
                                                    ignore_conflicts=True)
@@ -265,6 +273,9 @@ def import_run(*, tenant: Tenant, job_id: int) -> ImportJob:
             if retried:
                 raise
             retried = True
+    if job.rows_done > settings.IMPORT_CHUNK_ROWS:
+        lead_statistics_refresh()  # more than one chunk's leads: what the tenant looks like now
+    return job
 
 
 def _finish(job: ImportJob) -> ImportJob:
