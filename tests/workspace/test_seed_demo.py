@@ -11,15 +11,15 @@ from django.core.management import call_command
 from leadmgmt.audit.models import AuditEvent
 from leadmgmt.tenancy.models import ApiKey, Membership, Role, Team, Tenant
 from leadmgmt.tenancy.selectors import api_key_lookup
-from leads.models import Lead, LeadForm, Outcome, SignalType, Touch
-from nurture.models import NurtureSettings, Sequence, Step
+from leads.models import DuplicatePair, Lead, LeadForm, Outcome, SignalType, Touch
+from nurture.models import NurtureSettings, Sequence, Step, Suppression
 from scoring.models import PredictiveModel
-from workspace.management.commands.seed_demo import DEMO_LEADS, DEMO_PASSWORD, HISTORY_SIZE
+from workspace.management.commands.seed_demo import DEMO_BOUNCED, DEMO_LEADS, DEMO_PASSWORD, HISTORY_SIZE
 
 pytestmark = pytest.mark.django_db
 
 COUNTED = [Tenant, get_user_model(), Team, LeadForm, Lead, Touch, AuditEvent, NurtureSettings, Sequence, Step,
-           SignalType]
+           SignalType, DuplicatePair, Suppression]
 
 
 def seed(credentials_file, base_url="http://127.0.0.1:8000") -> dict:
@@ -81,6 +81,19 @@ def test_seed_demo_creates_a_usable_demo_tenant(tmp_path):
     assert Sequence.objects.unscoped().filter(tenant=tenant, status="active").count() == 5
     assert audited.filter(object_type="leads.lead").values("object_id").distinct().count() == len(DEMO_LEADS) \
         + HISTORY_SIZE, "every sample lead's capture, every closed one's outcome"
+
+
+def test_seed_demo_gives_managers_a_duplicate_to_review_and_a_bounced_address(tmp_path):
+    seed(tmp_path / "creds.json")
+    tenant = Tenant.objects.get(slug="demo")
+
+    [pair] = DuplicatePair.objects.unscoped().filter(tenant=tenant)
+    assert pair.status == "open"
+    assert {pair.lead.email, pair.other.email} == {"dana.whitfield@northwind-analytics.com",
+                                                   "dana.whitfield.home@gmail.com"}
+    bounced = Lead.objects.unscoped().get(tenant=tenant, email=DEMO_BOUNCED[0])
+    assert bounced.email_bounced_at is not None and "does not exist" in bounced.email_bounce_note
+    assert Suppression.objects.unscoped().filter(tenant=tenant, email=DEMO_BOUNCED[0]).exists()
 
 
 def test_seed_demo_twice_adds_nothing_and_prints_the_same_working_credentials(tmp_path):

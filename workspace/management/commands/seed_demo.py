@@ -27,7 +27,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from leadmgmt.audit.actors import Actor
@@ -44,8 +44,10 @@ from leadmgmt.tenancy.services import (
 )
 from leads.models import Lead, LeadForm, Outcome, Signal
 from leads.services.capture import lead_capture
+from leads.services.duplicates import duplicate_pairs_detect
 from nurture.defaults import nurture_defaults_create
 from nurture.models import NurtureSettings
+from nurture.services.tracking import bounce_record
 from routing.defaults import routing_defaults_create
 from routing.models import Territory
 from scoring.models import ScoreCause
@@ -115,7 +117,12 @@ DEMO_LEADS: list[dict] = [
      "industry": "Financial Services", "country": "Germany", "utm_source": "partner", "utm_medium": "referral"},
     {"phone": "+1 212 555 0187", "first_name": "Chris", "last_name": "Okafor", "company": "Litware",
      "job_title": "Owner", "company_size": 8, "country": "United States", "utm_source": "chat"},
+    # Dana Whitfield again, from home: the same phone, another address (a possible duplicate for the merge review).
+    {"email": "dana.whitfield.home@gmail.com", "first_name": "Dana", "last_name": "Whitfield",
+     "phone": "+1 415 555 0134", "job_title": "VP Marketing", "utm_source": "webinar", "utm_medium": "event"},
 ]
+# The address the email provider reported as a hard bounce (Manager → Bounced addresses, the lead page's banner).
+DEMO_BOUNCED = ("lucas.moreau@tailspin-travel.fr", "550 5.1.1 The email account that you tried to reach does not exist")
 
 
 @dataclass
@@ -234,6 +241,18 @@ def demo_leads_seed(*, tenant: Tenant, form: LeadForm) -> int:
         lead_capture(tenant=tenant, data=dict(data), actor=SEED_ACTOR, form=form)
         added += 1
     return added
+
+
+def demo_review_seed(*, tenant: Tenant) -> None:
+    """What a manager reviews in a real tenant's first week: the sample leads' possible duplicates (found now,
+    not only when the worker's pipeline gets to them) and the bounced address, reported as the provider would.
+    Both are no-ops the second time (a pair is stored once; a repeated bounce report changes nothing)."""
+    samples = Lead.objects.for_tenant(tenant).filter(
+        Q(email__in=[d["email"].lower() for d in DEMO_LEADS if d.get("email")]) | Q(email="", phone__in=[
+            d["phone"].replace(" ", "") for d in DEMO_LEADS if not d.get("email")]))
+    duplicate_pairs_detect(tenant=tenant, lead_ids=list(samples.values_list("pk", flat=True)))
+    email, reason = DEMO_BOUNCED
+    bounce_record(tenant=tenant, email=email, kind="hard", reason=reason, actor=SEED_ACTOR)
 
 
 DEMO_CAMPAIGN_COSTS = {"demo-request": Decimal("1200.00"), "ops-efficiency": Decimal("800.00")}
@@ -380,6 +399,7 @@ def _demo_complete(*, tenant: Tenant, created: bool, fresh_raw: str | None,
     form = demo_form_configure(tenant=tenant, success_url=f"{base_url.rstrip('/')}/?submitted=1")
     raw_key = demo_api_key_ensure(tenant=tenant, credentials_path=credentials_path, fresh_raw=fresh_raw)
     added = demo_leads_seed(tenant=tenant, form=form)
+    demo_review_seed(tenant=tenant)
     # Score now, so the demo shows scores even before the worker has run (idempotent: unchanged
     # scores are not rewritten).
     leads_score(tenant=tenant, cause=ScoreCause.CAPTURE, actor=SCORING_AGENT)
