@@ -678,6 +678,13 @@ class DuplicatePair(TenantOwned):
             models.Index(fields=["tenant", "other"], name="duplicatepair_other"),
         ]
 
+    @property
+    def why(self) -> str:
+        """The reason in words, with the name when it matched too (what makes the tier high)."""
+        if self.reason == DuplicateReason.PHONE and self.tier == DuplicateTier.HIGH:
+            return "Same phone number and name"
+        return self.get_reason_display()
+
     def __str__(self) -> str:
         return f"{self.lead_id} ~ {self.other_id} ({self.get_reason_display()}, {self.tier})"
 class ErasedContact(TenantOwned):

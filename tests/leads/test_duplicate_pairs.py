@@ -91,3 +91,11 @@ def test_the_backfill_command_finds_the_pairs_once(tenant, capsys):
     assert "0 new possible duplicate pair(s); 1 open for review" in capsys.readouterr().out
     with pytest.raises(CommandError, match="No tenant"):
         call_command("duplicates_detect", "no-such-tenant")
+
+
+def test_a_pair_says_why_in_words():
+    from leads.models import DuplicatePair
+
+    assert DuplicatePair(reason="phone", tier="high").why == "Same phone number and name"
+    assert DuplicatePair(reason="phone", tier="medium").why == "Same phone number"
+    assert DuplicatePair(reason="name_account", tier="medium").why == "Same name at the same account"
