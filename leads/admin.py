@@ -9,7 +9,11 @@ from django.urls import reverse
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
+from leadmgmt.tenancy.admin_base import (
+    CONFIG_ROLES,
+    ReadOnlyTenantInline,
+    TenantScopedAdmin,
+)
 
 from .models import (
     Account,
@@ -174,25 +178,15 @@ class AccountAdmin(TenantScopedAdmin):
         return obj.score_explanation or "Not scored yet: none of its leads is scored."
 
 
-class TouchInline(admin.TabularInline):
+class TouchInline(ReadOnlyTenantInline):
     model = Touch
-    extra = 0
-    can_delete = False
+    view_roles = SALES_ROLES
     fields = ("received_at", "kind", "source", "form", "filled_fields", "payload")
     readonly_fields = fields
     ordering = ("-received_at",)
 
     def get_queryset(self, request):
-        return admin_rows(Touch, request).select_related("form")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or request_role(request) in SALES_ROLES
+        return super().get_queryset(request).select_related("form")
 
 
 class ReadOnlyTenantAdmin(TenantScopedAdmin):

@@ -10,7 +10,12 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 
 from leadmgmt.audit.actors import Actor
-from leadmgmt.tenancy.admin_base import CONFIG_ROLES, TenantScopedAdmin, admin_rows, request_role
+from leadmgmt.tenancy.admin_base import (
+    CONFIG_ROLES,
+    ReadOnlyTenantInline,
+    TenantScopedAdmin,
+    request_role,
+)
 from leadmgmt.tenancy.roles import LEAD_EXPORT, PRIVACY_ERASE, PRIVACY_EXPORT, may, principal_may
 from leads.admin import SALES_ROLES, TouchInline
 from leads.erasure import email_hash
@@ -23,11 +28,11 @@ from .export import COLUMNS, export_chooser, export_columns_parse, export_filena
 from .models import FeedbackSettings
 
 
-class AssignmentInline(admin.TabularInline):
+class AssignmentInline(ReadOnlyTenantInline):
     """The lead's assignment history: who got it, by which rule and strategy, and why."""
 
     model = Assignment
-    extra = 0
+    view_roles = SALES_ROLES
     fk_name = "lead"
     fields = ("at", "owner", "previous_owner", "team", "rule_name", "strategy", "trigger", "reason", "actor_name")
     readonly_fields = fields
@@ -35,19 +40,7 @@ class AssignmentInline(admin.TabularInline):
     verbose_name_plural = "assignment history"
 
     def get_queryset(self, request):
-        return admin_rows(self.model, request).select_related("owner", "previous_owner", "team")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or request_role(request) in SALES_ROLES
+        return super().get_queryset(request).select_related("owner", "previous_owner", "team")
 
 
 @admin.register(Lead)

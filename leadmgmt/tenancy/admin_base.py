@@ -75,6 +75,30 @@ def _discarded_default_scope(request):
         yield
 
 
+class ReadOnlyTenantInline(admin.TabularInline):
+    """A history shown under an admin page (touches, assignments, delivery attempts): the active tenant's rows,
+    nothing added, changed or deleted here, seen by `view_roles` and platform superusers."""
+
+    extra = 0
+    can_delete = False
+    view_roles: set[str] = set()
+
+    def get_queryset(self, request):
+        return admin_rows(self.model, request)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser or request_role(request) in self.view_roles
+
+
 class TenantRelatedFieldListFilter(admin.RelatedFieldListFilter):
     """A related-field list filter offering the rows a form would (never another tenant's)."""
 

@@ -9,7 +9,10 @@ from django.core.validators import URLValidator
 from django.db import transaction
 
 from leadmgmt.audit.actors import Actor
-from leadmgmt.tenancy.admin_base import TenantScopedAdmin, admin_rows, request_role
+from leadmgmt.tenancy.admin_base import (
+    ReadOnlyTenantInline,
+    TenantScopedAdmin,
+)
 from leadmgmt.tenancy.roles import WEBHOOKS_MANAGE, roles_for
 
 from .models import WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint, WebhookEventType
@@ -55,31 +58,15 @@ class WebhookEndpointAdmin(TenantScopedAdmin):
             messages.warning(request, f"New signing secret of {endpoint.url} (shown this once): {secret}")
 
 
-class WebhookDeliveryAttemptInline(admin.TabularInline):
+class WebhookDeliveryAttemptInline(ReadOnlyTenantInline):
     """A delivery's attempt history, oldest first: read-only (the sender writes it)."""
 
     model = WebhookDeliveryAttempt
-    extra = 0
-    can_delete = False
+    view_roles = WEBHOOK_ROLES
     fields = ("number", "trigger", "attempted_at", "status_code", "error", "response_time_ms", "response_excerpt")
     readonly_fields = fields
     ordering = ("number",)
     verbose_name_plural = "attempts"
-
-    def get_queryset(self, request):
-        return admin_rows(self.model, request)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_superuser or request_role(request) in WEBHOOK_ROLES
 
 
 @admin.register(WebhookDelivery)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -88,3 +89,11 @@ def endpoint_for(tenant, url: str, events: list[str], **fields) -> WebhookEndpoi
     endpoint = WebhookEndpoint.objects.unscoped().create(tenant=tenant, url=url, events=events, **fields)
     subscriptions_forget(tenant=tenant)
     return endpoint
+
+
+def closed_port_url(path: str = "/hook") -> str:
+    """A URL on 127.0.0.1 where nobody listens (a port bound, then closed again): the connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 
 import pytest
 from django.utils import timezone
@@ -21,7 +20,7 @@ from leadmgmt.webhooks.services.delivery import (
     delivery_redeliver,
     webhook_deliveries_send,
 )
-from tests.support.webhooks import endpoint_for
+from tests.support.webhooks import closed_port_url, endpoint_for
 
 from .test_delivery import T0, deliveries, emit, send
 
@@ -58,10 +57,7 @@ def test_a_500_then_a_200_are_two_attempts_numbered_with_their_codes_times_and_a
 
 
 def test_an_attempt_nothing_answered_has_no_status_code_and_its_error(tenant):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nobody listens there
-    endpoint_for(tenant, f"http://127.0.0.1:{port}/hook", ["lead.created"])
+    endpoint_for(tenant, closed_port_url(), ["lead.created"])
     emit(tenant)
 
     send(tenant, T0)

@@ -18,7 +18,7 @@ from leadmgmt.webhooks.services.delivery import (
 )
 from leadmgmt.webhooks.services.emit import WebhookItem, webhook_emit, webhook_emit_bulk
 from leadmgmt.webhooks.signing import signature, signature_verify
-from tests.support.webhooks import endpoint_for
+from tests.support.webhooks import closed_port_url, endpoint_for
 
 pytestmark = pytest.mark.django_db
 
@@ -133,12 +133,7 @@ def test_a_500_is_retried_with_backoff_and_then_delivered_with_the_same_event_id
 
 
 def test_a_refused_connection_is_a_failed_attempt_with_its_error(tenant):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nobody listens there
-    endpoint_for(tenant, f"http://127.0.0.1:{port}/hook", ["lead.created"])
+    endpoint_for(tenant, closed_port_url(), ["lead.created"])
     emit(tenant)
     send(tenant, T0)
     [delivery] = deliveries(tenant)
