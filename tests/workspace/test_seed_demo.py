@@ -14,7 +14,12 @@ from leadmgmt.tenancy.selectors import api_key_lookup
 from leads.models import DuplicatePair, Lead, LeadForm, Outcome, SignalType, Touch
 from nurture.models import NurtureSettings, Sequence, Step, Suppression
 from scoring.models import PredictiveModel
-from workspace.management.commands.seed_demo import DEMO_BOUNCED, DEMO_LEADS, DEMO_PASSWORD, HISTORY_SIZE
+from workspace.management.commands.seed_demo import (
+    DEMO_BOUNCED,
+    DEMO_LEADS,
+    DEMO_PASSWORD,
+    HISTORY_SIZE,
+)
 
 pytestmark = pytest.mark.django_db
 
