@@ -62,21 +62,32 @@ def account_settings(model: ScoringModel | None) -> dict:
 
 def accounts_score_sql(*, only_listed: bool) -> str:
     """The UPDATE of the accounts' scores (parameters: tenant, now, a_*; `a_ids` when `only_listed`); it
-    writes only the accounts whose score or parts change."""
+    writes only the accounts whose score or parts change.
+
+    Every account of a tenant: one join of the accounts and their scored leads, grouped. Listed accounts (a
+    capture batch's): each one's leads aggregated by a look-up of its own (`lead_tenant_account`). As a join, the
+    planner may read every scored lead of the tenant once per account: on statistics taken when an import's leads
+    were not scored yet (the import's own ANALYZE), a batch of 300 accounts compared 26 million rows (2.6 s)."""
     engaged = "l.engagement_score >= %(a_engaged)s"
-    where = "AND a.id = ANY(%(a_ids)s::bigint[])" if only_listed else ""
+    aggregates = (
+        "count(l.id) AS scored_leads, "
+        f"count(l.id) FILTER (WHERE {engaged}) AS engaged, max(l.fit_score) AS fit_max, "
+        "round(avg(l.fit_score))::int AS fit_avg, max(l.engagement_score) AS eng_max, "
+        f"COALESCE(sum(l.engagement_score) FILTER (WHERE {engaged}), 0) AS eng_sum, "
+        f"max(l.last_activity_at) FILTER (WHERE {engaged}) AS last_engaged_at"
+    )
+    scored = "l.tenant_id = %(tenant)s AND l.account_id = a.id AND l.scored_at IS NOT NULL AND l.erased_at IS NULL"
+    if only_listed:
+        agg = (f"SELECT a.id, x.* FROM leads_account a CROSS JOIN LATERAL (SELECT {aggregates} FROM leads_lead l "
+               f"WHERE {scored}) x WHERE a.tenant_id = %(tenant)s AND a.id = ANY(%(a_ids)s::bigint[])")
+    else:
+        agg = (f"SELECT a.id, {aggregates} FROM leads_account a LEFT JOIN leads_lead l ON {scored} "
+               "WHERE a.tenant_id = %(tenant)s GROUP BY a.id")
     set_parts = ", ".join(f"{column} = {expr}" for column, expr in _PARTS)
     old = ", ".join(f"a.{column}" for column, _ in _PARTS)
     new = ", ".join(expr for _, expr in _PARTS)
     return (
-        "WITH agg AS (SELECT a.id, count(l.id) AS scored_leads, "
-        f"count(l.id) FILTER (WHERE {engaged}) AS engaged, max(l.fit_score) AS fit_max, "
-        "round(avg(l.fit_score))::int AS fit_avg, max(l.engagement_score) AS eng_max, "
-        f"COALESCE(sum(l.engagement_score) FILTER (WHERE {engaged}), 0) AS eng_sum, "
-        f"max(l.last_activity_at) FILTER (WHERE {engaged}) AS last_engaged_at "
-        "FROM leads_account a LEFT JOIN leads_lead l ON l.tenant_id = %(tenant)s AND l.account_id = a.id "
-        "AND l.scored_at IS NOT NULL AND l.erased_at IS NULL "
-        f"WHERE a.tenant_id = %(tenant)s {where} GROUP BY a.id), "
+        f"WITH agg AS ({agg}), "
         "p AS (SELECT agg.*, CASE WHEN agg.engaged > 0 "
         "THEN round((agg.eng_sum - agg.eng_max) * %(a_share)s / 100.0)::int ELSE 0 END AS others, "
         "LEAST(%(a_cap)s, %(a_points)s * GREATEST(agg.engaged - 1, 0)) AS breadth FROM agg), "
