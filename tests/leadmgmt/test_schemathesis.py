@@ -142,9 +142,12 @@ def _seed(credentials_path) -> dict:
         bounce_secret = nurture.bounce_secret_generate()
         nurture.save(update_fields=["bounce_secret", "updated_at"])
         leads = list(Lead.objects.order_by("created_at"))
+        # Every mailable lead enrolled, but one kept free for the enrolment POST to have a lead it can enrol
+        # (most demo leads are its closed history, which nobody enrols).
+        free = [lead for lead in leads if not lead_mailable_problems(lead=lead)][-1:]
         for lead in leads:
             for sequence in Sequence.objects.filter(status=SequenceStatus.ACTIVE).order_by("pk"):
-                if not lead_mailable_problems(lead=lead):
+                if lead not in free and not lead_mailable_problems(lead=lead):
                     with contextlib.suppress(ValidationError):  # already in a sequence of that kind
                         lead_enroll(lead=lead, sequence=sequence, actor=SEEDER)
         rep = Notification.objects.order_by("pk").first().user
@@ -153,6 +156,7 @@ def _seed(credentials_path) -> dict:
             "tenant_slug": tenant.slug, "api_key": raw_key, "form_key": result.form_key,
             "bounce_secret": bounce_secret, "lead_ids": [str(lead.pk) for lead in leads],
             "enrollments": [(str(lead), int(pk)) for lead, pk in Enrollment.objects.values_list("lead_id", "pk")],
+            "enrollable_lead_ids": [str(lead.pk) for lead in free],
             "notification_ids": list(Notification.objects.filter(user=rep).values_list("pk", flat=True)),
             "owners": {str(lead.pk): lead.owner_id for lead in leads},
             "member_ids": sorted(Membership.objects.values_list("user_id", flat=True)),
@@ -384,6 +388,8 @@ def _seed_into(case, choose):
             pair = choose([*SEEDED["enrollments"], None])
             if pair is not None:
                 path["id"], path["enrollment_id"] = pair[0], str(pair[1])
+        elif operation == "/api/v1/leads/{id}/enrollments/" and case.method == "POST":
+            swap(path, "id", SEEDED["enrollable_lead_ids"])
         elif operation.startswith("/api/v1/imports/{id}/"):
             swap(path, "id", SEEDED["import_ids"])
         elif operation.startswith("/api/v1/opportunities/{id}/"):
